@@ -1,0 +1,1 @@
+"""The running bot: settings, wiring, translations and the command line."""

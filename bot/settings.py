@@ -1,0 +1,203 @@
+"""Configuration from the environment or a `.env` file, checked before anything starts."""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+from storage.crypto import decode_master_key
+
+TELEGRAM_API = "https://api.telegram.org/bot"
+_TOKEN_RE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{20,}$")
+_PLACEHOLDERS = {"changeme", "change-me", "your-token", "token", "xxx"}
+
+
+def _parse_pairs(raw: str, setting: str) -> dict[str, int]:
+    """Parse `A=7,B=14` into a dict of positive integers."""
+    pairs: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        name, _, value = part.partition("=")
+        if not value.strip().isdigit() or int(value) <= 0:
+            raise ValueError(f"{setting}: '{part}' is not NAME=positive number")
+        pairs[name.strip()] = int(value)
+    return pairs
+
+
+class Settings(BaseSettings):
+    """Every setting of SPEC section 9, with the names people put in their environment."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=True
+    )
+
+    TELEGRAM_BOT_TOKEN: SecretStr
+    TELEGRAM_BASE_URL: str = TELEGRAM_API
+    BOT_USERNAME: str | None = None
+    DATA_DIR: Path = Path("data")
+    DATABASE_URL: str | None = None
+    ENCRYPTION_KEYS: SecretStr | None = None
+    ADMIN_TELEGRAM_IDS: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    DEFAULT_LANGUAGE: str = "zh"
+    TIMEZONE: str = "Asia/Shanghai"
+    FOLLOWUP_HOUR: int = 9
+    QUIET_HOURS: str = "21-8"
+    REMINDER_POLL_SECONDS: int = 60
+    INVITE_TTL_HOURS: int = 72
+    FOLLOWUP_CYCLES: str = "A=7,B=14,C=30,D=60"
+    COMPLAINT_DUE_HOURS: str = "critical=24,high=72,medium=168,low=336"
+    WEBHOOK_URL: str | None = None
+    WEBHOOK_SECRET: SecretStr | None = None
+    WEBHOOK_LISTEN: str = "0.0.0.0"
+    WEBHOOK_PORT: int = 8443
+
+    @field_validator("TELEGRAM_BOT_TOKEN")
+    @classmethod
+    def _token_looks_real(cls, value: SecretStr) -> SecretStr:
+        token = value.get_secret_value().strip()
+        if token.lower() in _PLACEHOLDERS or not _TOKEN_RE.match(token):
+            raise ValueError("must be the token BotFather gave you, like 123456:ABC-DEF...")
+        return SecretStr(token)
+
+    @field_validator("TELEGRAM_BASE_URL")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if not re.match(r"^https?://", value):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if not value.endswith("/bot") else value
+
+    @field_validator("ADMIN_TELEGRAM_IDS", mode="before")
+    @classmethod
+    def _ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p for p in re.split(r"[,\s]+", value.strip()) if p]
+            if not all(re.fullmatch(r"\d+", p) for p in parts):
+                raise ValueError("must be Telegram user ids separated by commas, e.g. 12345,67890")
+            return [int(p) for p in parts]
+        return value
+
+    @field_validator("DEFAULT_LANGUAGE")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        if value not in ("zh", "en"):
+            raise ValueError("must be zh or en")
+        return value
+
+    @field_validator("TIMEZONE")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("must be an IANA time zone such as Asia/Shanghai") from exc
+        return value
+
+    @field_validator("FOLLOWUP_HOUR")
+    @classmethod
+    def _hour(cls, value: int) -> int:
+        if not 0 <= value <= 23:
+            raise ValueError("must be an hour from 0 to 23")
+        return value
+
+    @field_validator("QUIET_HOURS")
+    @classmethod
+    def _quiet(cls, value: str) -> str:
+        value = value.strip()
+        if value and parse_quiet_hours(value) is None:
+            raise ValueError("must look like 21-8 (from hour-to hour), or be empty")
+        return value
+
+    @field_validator("REMINDER_POLL_SECONDS", "INVITE_TTL_HOURS")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError("must be a positive number")
+        return value
+
+    @field_validator("FOLLOWUP_CYCLES")
+    @classmethod
+    def _cycles(cls, value: str) -> str:
+        pairs = _parse_pairs(value, "FOLLOWUP_CYCLES")
+        if set(pairs) != {"A", "B", "C", "D"}:
+            raise ValueError("must give days for each class A, B, C and D, e.g. A=7,B=14,C=30,D=60")
+        return value
+
+    @field_validator("COMPLAINT_DUE_HOURS")
+    @classmethod
+    def _due(cls, value: str) -> str:
+        pairs = _parse_pairs(value, "COMPLAINT_DUE_HOURS")
+        if set(pairs) != {"critical", "high", "medium", "low"}:
+            raise ValueError("must give hours for critical, high, medium and low")
+        return value
+
+    @field_validator("ENCRYPTION_KEYS")
+    @classmethod
+    def _keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        for part in value.get_secret_value().split(","):
+            decode_master_key(part)
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_complete(self) -> Settings:
+        if self.WEBHOOK_URL:
+            if not self.WEBHOOK_URL.startswith("https://"):
+                raise ValueError("WEBHOOK_URL must start with https://")
+            secret = self.WEBHOOK_SECRET.get_secret_value() if self.WEBHOOK_SECRET else ""
+            if not re.fullmatch(r"[A-Za-z0-9_-]{16,256}", secret):
+                raise ValueError(
+                    "WEBHOOK_SECRET is required with WEBHOOK_URL: 16-256 letters, digits, _ or -"
+                )
+        return self
+
+    @property
+    def database_url(self) -> str:
+        """The configured URL, or a SQLite file under DATA_DIR."""
+        return self.DATABASE_URL or f"sqlite:///{self.DATA_DIR / 'archive.db'}"
+
+    @property
+    def key_file(self) -> Path:
+        return self.DATA_DIR / "encryption.key"
+
+    @cached_property
+    def followup_cycles(self) -> dict[str, int]:
+        return _parse_pairs(self.FOLLOWUP_CYCLES, "FOLLOWUP_CYCLES")
+
+    @cached_property
+    def complaint_due_hours(self) -> dict[str, int]:
+        return _parse_pairs(self.COMPLAINT_DUE_HOURS, "COMPLAINT_DUE_HOURS")
+
+    @property
+    def quiet_hours(self) -> tuple[int, int] | None:
+        return parse_quiet_hours(self.QUIET_HOURS) if self.QUIET_HOURS else None
+
+
+def parse_quiet_hours(value: str) -> tuple[int, int] | None:
+    """Parse `21-8` into (21, 8); None when malformed."""
+    match = re.fullmatch(r"(\d{1,2})-(\d{1,2})", value.strip())
+    if not match:
+        return None
+    start, end = int(match[1]), int(match[2])
+    if not (0 <= start <= 23 and 0 <= end <= 23) or start == end:
+        return None
+    return start, end
+
+
+
+
+def describe_errors(error: ValidationError) -> list[str]:
+    """Turn a validation error into one line per setting, naming it, never echoing secrets."""
+    lines = []
+    for item in error.errors():
+        name = ".".join(str(part) for part in item["loc"]) or "configuration"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "missing":
+            message = "is required but not set"
+        lines.append(f"{name}: {message}")
+    return lines

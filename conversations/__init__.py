@@ -1,0 +1,1 @@
+"""The guided flows, one module each, on the shared step machinery of `conversations.steps`."""

@@ -1,0 +1,1 @@
+"""Records and the rules about them. Never imports telegram."""

@@ -1,0 +1,421 @@
+"""All tables of the customer archive, in one module (SQLModel).
+
+Sensitive values never get a clear-text column: they live in a `sealed` blob encrypted with the
+owning customer's data key (see `storage.crypto`), so erasing that key erases them everywhere,
+history included. Enumerations are stored as short strings so both SQLite and PostgreSQL read them
+the same way and adding a value needs no migration.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, Column, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.types import UTCDateTime, utcnow
+
+
+def _created() -> datetime:
+    return utcnow()
+
+
+class Role(StrEnum):
+    salesperson = "salesperson"
+    manager = "manager"
+    admin = "admin"
+
+
+class CustomerKind(StrEnum):
+    company = "company"
+    individual = "individual"
+
+
+class CustomerClass(StrEnum):
+    A = "A"
+    B = "B"
+    C = "C"
+    D = "D"
+
+
+class Stage(StrEnum):
+    """Pipeline stage in the seeds' words (红/黄/青/烂苹果)."""
+
+    red = "red"
+    yellow = "yellow"
+    green = "green"
+    rotten = "rotten"
+
+
+class DealStatus(StrEnum):
+    none = "none"
+    first = "first"
+    repeat = "repeat"
+    key_account = "key_account"
+
+
+class CustomerSource(StrEnum):
+    visit = "visit"
+    referral = "referral"
+    internet = "internet"
+    exhibition = "exhibition"
+    phone = "phone"
+    other = "other"
+
+
+class CustomerSize(StrEnum):
+    micro = "micro"
+    small = "small"
+    medium = "medium"
+    large = "large"
+
+
+class RecordStatus(StrEnum):
+    draft = "draft"
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+    archived = "archived"
+    destroyed = "destroyed"
+
+
+class KeyPersonRole(StrEnum):
+    decision_maker = "decision_maker"
+    referrer = "referrer"
+    influencer = "influencer"
+    user = "user"
+    finance = "finance"
+
+
+class VisitKind(StrEnum):
+    on_site = "on_site"
+    phone = "phone"
+    online = "online"
+    other = "other"
+
+
+class ComplaintType(StrEnum):
+    quality = "quality"
+    service = "service"
+    delivery = "delivery"
+    billing = "billing"
+    other = "other"
+
+
+class Severity(StrEnum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+
+class ComplaintStatus(StrEnum):
+    open = "open"
+    in_progress = "in_progress"
+    resolved = "resolved"  # resolved, awaiting approval
+    closed = "closed"
+    reopened = "reopened"
+
+
+class ReviewKind(StrEnum):
+    customer_new = "customer_new"
+    customer_change = "customer_change"
+    complaint_resolution = "complaint_resolution"
+    archive = "archive"
+    destroy = "destroy"
+
+
+class ReviewStatus(StrEnum):
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+    withdrawn = "withdrawn"
+
+
+class ReminderStatus(StrEnum):
+    pending = "pending"
+    sent = "sent"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class Timestamped(SQLModel):
+    """Created/updated stamps every table carries."""
+
+    created_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime, nullable=False)
+
+
+class Team(Timestamped, table=True):
+    __tablename__ = "teams"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True)
+    manager_chat_id: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class Staff(Timestamped, table=True):
+    __tablename__ = "staff"
+
+    id: int | None = Field(default=None, primary_key=True)
+    telegram_id: int = Field(sa_type=BigInteger, unique=True, index=True)
+    display_name: str = Field(max_length=200)
+    role: str = Field(max_length=20)  # Role
+    team_id: int | None = Field(default=None, foreign_key="teams.id", index=True)
+    language: str | None = Field(default=None, max_length=5)  # None: follow Telegram's
+    timezone: str | None = Field(default=None, max_length=64)  # None: TIMEZONE setting
+    quiet_hours: str | None = Field(default=None, max_length=10)  # None: QUIET_HOURS setting
+    active: bool = Field(default=True)
+    version: int = Field(default=1)
+
+
+class Invite(Timestamped, table=True):
+    """A one-time join link; only a hash of its token is stored."""
+
+    __tablename__ = "invites"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    role: str = Field(max_length=20)
+    team_id: int | None = Field(default=None, foreign_key="teams.id")
+    created_by: int | None = Field(default=None, foreign_key="staff.id")
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    used_by: int | None = Field(default=None, foreign_key="staff.id")
+
+
+class NumberSequence(SQLModel, table=True):
+    """Counters behind human-readable numbers (KH-2026-000123); values are never reused."""
+
+    __tablename__ = "number_sequences"
+
+    name: str = Field(primary_key=True, max_length=40)
+    value: int = Field(default=0)
+
+
+class DataKey(Timestamped, table=True):
+    """A customer's data key, wrapped by a master key. Erasing `wrapped` crypto-shreds the data."""
+
+    __tablename__ = "data_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customers.id", unique=True, index=True)
+    kek_id: str = Field(max_length=16)
+    wrapped: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    erased_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class BlindIndex(SQLModel, table=True):
+    """Keyed hashes for exact look-up of encrypted values (phones, tax numbers)."""
+
+    __tablename__ = "blind_index"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)
+    digest: str = Field(max_length=64, index=True)
+    kek_id: str = Field(max_length=16)
+    customer_id: int = Field(foreign_key="customers.id", index=True)
+    key_person_id: int | None = Field(default=None, foreign_key="key_persons.id")
+
+
+class Customer(Timestamped, table=True):
+    """客户档案. Clear columns are what lists and filters need; the rest is sealed."""
+
+    __tablename__ = "customers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_no: str = Field(max_length=20, unique=True, index=True)
+    kind: str = Field(max_length=20)
+    name: str = Field(max_length=200, index=True)
+    short_name: str | None = Field(default=None, max_length=100)
+    industry: str | None = Field(default=None, max_length=100)
+    region: str | None = Field(default=None, max_length=100)
+    parent_org: str | None = Field(default=None, max_length=200)
+    size: str | None = Field(default=None, max_length=20)
+    profile: str | None = Field(default=None, sa_type=Text)
+    source: str | None = Field(default=None, max_length=20)
+    website: str | None = Field(default=None, max_length=200)
+    customer_class: str = Field(default=CustomerClass.C, max_length=1, index=True)
+    stage: str | None = Field(default=None, max_length=10)
+    deal_status: str = Field(default=DealStatus.none, max_length=20)
+    credit_status: str | None = Field(default=None, max_length=200)
+    trade_notes: str | None = Field(default=None, sa_type=Text)
+    consent_given: bool = Field(default=False)
+    # phones, email, wechat, address, financial data, consent details:
+    sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    owner_id: int = Field(foreign_key="staff.id", index=True)
+    team_id: int | None = Field(default=None, foreign_key="teams.id", index=True)
+    status: str = Field(default=RecordStatus.draft, max_length=20, index=True)
+    next_followup_on: date | None = Field(default=None, index=True)
+    last_visit_on: date | None = Field(default=None)
+    last_checked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    submitted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    approved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    archived_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    destroyed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    version: int = Field(default=1)
+
+
+class KeyPerson(Timestamped, table=True):
+    """关键联系人 of a customer; phones and birthday are sealed."""
+
+    __tablename__ = "key_persons"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customers.id", index=True)
+    name: str = Field(max_length=100)
+    title: str | None = Field(default=None, max_length=100)
+    role: str | None = Field(default=None, max_length=20)
+    influence: int | None = Field(default=None)  # 90 / 70 / 50 / 30 (%)
+    notes: str | None = Field(default=None, sa_type=Text)
+    sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    version: int = Field(default=1)
+
+
+class Visit(Timestamped, table=True):
+    """拜访记录."""
+
+    __tablename__ = "visits"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customers.id", index=True)
+    salesperson_id: int = Field(foreign_key="staff.id", index=True)
+    visited_at: datetime = Field(sa_type=UTCDateTime)
+    kind: str = Field(max_length=20)
+    latitude: float | None = None
+    longitude: float | None = None
+    accuracy_m: float | None = None
+    purpose: str | None = Field(default=None, sa_type=Text)
+    discussion: str | None = Field(default=None, sa_type=Text)
+    needs_feedback: str | None = Field(default=None, sa_type=Text)
+    outcome: str | None = Field(default=None, sa_type=Text)
+    stage_change: str | None = Field(default=None, max_length=10)
+    next_followup_on: date | None = None
+    version: int = Field(default=1)
+
+
+class Attachment(Timestamped, table=True):
+    """A Telegram photo, document or voice note, kept by file_id."""
+
+    __tablename__ = "attachments"
+
+    id: int | None = Field(default=None, primary_key=True)
+    visit_id: int | None = Field(default=None, foreign_key="visits.id", index=True)
+    complaint_id: int | None = Field(default=None, foreign_key="complaints.id", index=True)
+    kind: str = Field(max_length=20)  # photo / document / voice
+    file_id: str = Field(max_length=255)
+    file_unique_id: str | None = Field(default=None, max_length=100)
+
+
+class Complaint(Timestamped, table=True):
+    """投诉."""
+
+    __tablename__ = "complaints"
+
+    id: int | None = Field(default=None, primary_key=True)
+    complaint_no: str = Field(max_length=20, unique=True, index=True)
+    customer_id: int = Field(foreign_key="customers.id", index=True)
+    received_by: int = Field(foreign_key="staff.id")
+    received_at: datetime = Field(sa_type=UTCDateTime)
+    channel: str | None = Field(default=None, max_length=20)
+    type: str = Field(max_length=20)
+    severity: str = Field(max_length=10)
+    description: str = Field(sa_type=Text)
+    handler_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
+    status: str = Field(default=ComplaintStatus.open, max_length=20, index=True)
+    resolution: str | None = Field(default=None, sa_type=Text)
+    approver_id: int | None = Field(default=None, foreign_key="staff.id")
+    feedback: str | None = Field(default=None, sa_type=Text)
+    feedback_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    due_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    version: int = Field(default=1)
+
+
+class Review(Timestamped, table=True):
+    """审核: one submission awaiting (or having had) a decision."""
+
+    __tablename__ = "reviews"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=30)
+    status: str = Field(default=ReviewStatus.pending, max_length=20, index=True)
+    customer_id: int | None = Field(default=None, foreign_key="customers.id", index=True)
+    complaint_id: int | None = Field(default=None, foreign_key="complaints.id")
+    team_id: int | None = Field(default=None, foreign_key="teams.id", index=True)
+    submitted_by: int = Field(foreign_key="staff.id")
+    submitted_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
+    decided_by: int | None = Field(default=None, foreign_key="staff.id")
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    reason: str | None = Field(default=None, sa_type=Text)
+    # field-by-field difference of a change, sealed with the customer's data key
+    changes_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    version: int = Field(default=1)
+
+
+class ChangeRecord(SQLModel, table=True):
+    """变更记录: one field-by-field difference of a record, sealed with the customer's data key."""
+
+    __tablename__ = "change_records"
+
+    id: int | None = Field(default=None, primary_key=True)
+    entity: str = Field(max_length=20)  # customer / key_person / visit / complaint
+    entity_id: int = Field(index=True)
+    customer_id: int = Field(foreign_key="customers.id", index=True)
+    action: str = Field(max_length=20)  # create / update / submit / approve / reject / ...
+    changed_by: int | None = Field(default=None, foreign_key="staff.id")
+    changed_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
+    review_id: int | None = Field(default=None, foreign_key="reviews.id")
+    diff_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+
+
+class AuditEntry(SQLModel, table=True):
+    """访问日志: append-only, each entry chained to the previous one by hash."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
+    actor_telegram_id: int | None = Field(default=None, sa_type=BigInteger)
+    actor_staff_id: int | None = Field(default=None)
+    action: str = Field(max_length=40, index=True)
+    entity: str | None = Field(default=None, max_length=20)
+    entity_id: int | None = Field(default=None)
+    detail: str | None = Field(default=None, sa_type=Text)  # JSON, never personal data
+    prev_hash: str = Field(max_length=64, unique=True)  # a fork (two successors) is refused
+    hash: str = Field(max_length=64, unique=True)
+
+
+class Reminder(Timestamped, table=True):
+    """Outbox of scheduled notices; the unique key makes planning idempotent."""
+
+    __tablename__ = "reminders"
+    __table_args__ = (UniqueConstraint("dedup_key", name="uq_reminders_dedup_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedup_key: str = Field(max_length=200)  # kind:subject:recipient:period
+    kind: str = Field(max_length=30)
+    subject_type: str | None = Field(default=None, max_length=20)
+    subject_id: int | None = None
+    recipient_id: int = Field(foreign_key="staff.id", index=True)
+    due_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    status: str = Field(default=ReminderStatus.pending, max_length=20, index=True)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error: str | None = Field(default=None, max_length=500)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Draft(Timestamped, table=True):
+    """A half-finished guided flow; answers are sealed under a master-derived key."""
+
+    __tablename__ = "drafts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    staff_id: int = Field(foreign_key="staff.id", unique=True)
+    flow: str = Field(max_length=30)
+    step: str | None = Field(default=None, max_length=40)
+    mode: str = Field(default="ask", max_length=10)  # ask / summary / edit
+    token: int = Field(default=1)  # bumped at each prompt; stale buttons carry an older one
+    sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
