@@ -1,0 +1,105 @@
+"""The application and its one routing table."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from telegram import BotCommand, Update
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+from telegram.request import BaseRequest
+
+from bot import commands
+from bot.context import BotContext, Services
+from bot.errors import on_error
+from bot.gate import recognise
+from bot.i18n import LANGUAGES, translate
+from conversations import runner
+from storage import staff as staff_store
+from storage.db import unit_of_work
+
+log = logging.getLogger(__name__)
+GATE_GROUP = -1
+
+
+def file_url(base_url: str) -> str:
+    """Telegram serves files under /file/bot<token>; a self-hosted server does the same."""
+    return base_url[: -len("/bot")] + "/file/bot" if base_url.endswith("/bot") else base_url
+
+
+def build_application(
+    services: Services,
+    *,
+    request: BaseRequest | None = None,
+    rate_limit: bool = True,
+) -> Application[Any, BotContext, Any, Any, Any, Any]:
+    """Wire every handler; `request` lets tests put a fake Telegram under the bot."""
+    settings = services.settings
+    builder = (
+        ApplicationBuilder()
+        .token(settings.TELEGRAM_BOT_TOKEN.get_secret_value())
+        .base_url(settings.TELEGRAM_BASE_URL)
+        .base_file_url(file_url(settings.TELEGRAM_BASE_URL))
+        .context_types(ContextTypes(context=BotContext))
+        .post_init(_post_init)
+    )
+    if request is not None:
+        builder = builder.request(request).get_updates_request(request)
+    if rate_limit:
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
+    application = builder.build()
+    application.bot_data["services"] = services
+    add_handlers(application)
+    return application
+
+
+def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) -> None:
+    """The routing table. Order matters: the gate first, then commands, buttons, messages."""
+    # -1: recognise the member or refuse the update (stops it)
+    application.add_handler(TypeHandler(Update, recognise), group=GATE_GROUP)
+    # 0: commands
+    application.add_handlers(
+        [
+            CommandHandler("start", commands.start),
+            CommandHandler("help", commands.help_command),
+            CommandHandler("new", commands.new_customer),
+            CommandHandler("invite", commands.invite),
+            CommandHandler("cancel", commands.cancel),
+            CommandHandler("lang", commands.language),
+            # buttons: flow steps, language, then anything left is stale
+            CallbackQueryHandler(runner.on_callback, pattern=rf"^{runner.PREFIX}:"),
+            CallbackQueryHandler(commands.language_chosen, pattern=r"^lang:"),
+            CallbackQueryHandler(commands.stale_button),
+            # messages: unknown commands, answers to the current question, everything else
+            MessageHandler(filters.COMMAND, commands.unknown_command),
+            MessageHandler(filters.TEXT & ~filters.COMMAND, commands.text_message),
+            MessageHandler(filters.ChatType.PRIVATE & ~filters.TEXT, commands.other_message),
+        ]
+    )
+    application.add_error_handler(on_error)  # type: ignore[arg-type]
+
+
+async def _post_init(application: Application[Any, BotContext, Any, Any, Any, Any]) -> None:
+    """Learn our username, make sure configured admins exist, set the command menu."""
+    services: Services = application.bot_data["services"]
+    services.bot_username = application.bot.username
+    async with unit_of_work(services.sessions) as session:
+        await staff_store.ensure_admins(session, services.settings.ADMIN_TELEGRAM_IDS)
+    for language in LANGUAGES:
+        menu = [
+            BotCommand(command, translate(language, f"command.{command}"))
+            for command in commands.MENU_COMMANDS
+        ]
+        if language == services.settings.DEFAULT_LANGUAGE:
+            await application.bot.set_my_commands(menu)
+        await application.bot.set_my_commands(menu, language_code=language)

@@ -1,0 +1,145 @@
+"""Commands and plain messages outside the guided flows: start/join, help, language, cancel."""
+
+from __future__ import annotations
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+
+from bot.context import BotContext
+from bot.i18n import LANGUAGES
+from conversations import runner
+from conversations.invite import FLOW as INVITE_FLOW
+from conversations.new_customer import FLOW as NEW_CUSTOMER_FLOW
+from storage import staff as staff_store
+from storage.db import unit_of_work
+from storage.errors import Refused
+from storage.models import Role
+from storage.permissions import can_create_customer
+
+COMMANDS_BY_ROLE = {
+    Role.salesperson: ("new", "cancel", "lang", "help"),
+    Role.manager: ("new", "invite", "cancel", "lang", "help"),
+    Role.admin: ("new", "invite", "cancel", "lang", "help"),
+}
+MENU_COMMANDS = ("new", "invite", "cancel", "lang", "help")
+
+
+def _chat_id(update: Update) -> int:
+    assert update.effective_chat is not None
+    return update.effective_chat.id
+
+
+async def start(update: Update, context: BotContext) -> None:
+    """Join with an invite token, or greet a member and bring back any unfinished flow."""
+    if context.args and context.staff is None:
+        await join(update, context, context.args[0])
+        return
+    if context.staff is None:  # the gate lets only joins through; be safe anyway
+        return
+    if context.args:
+        await context.bot.send_message(_chat_id(update), context._("join.already_member"))
+    await context.bot.send_message(
+        _chat_id(update), context._("start.welcome", name=context.member.display_name)
+    )
+    if not await runner.resume(update, context):
+        await help_command(update, context)
+
+
+async def join(update: Update, context: BotContext, token: str) -> None:
+    """Register the sender through a one-time invite link."""
+    user = update.effective_user
+    assert user is not None
+    try:
+        async with unit_of_work(context.services.sessions) as session:
+            staff = await staff_store.redeem_invite(
+                session,
+                token=token,
+                telegram_id=user.id,
+                display_name=user.full_name,
+                language=None,
+            )
+    except Refused as refusal:
+        await context.bot.send_message(_chat_id(update), context._(f"join.{refusal.code}"))
+        return
+    context.staff = staff
+    await context.bot.send_message(
+        _chat_id(update),
+        context._("join.welcome", name=staff.display_name, role=context._(f"choice.role.{staff.role}")),
+    )
+    await help_command(update, context)
+
+
+async def help_command(update: Update, context: BotContext) -> None:
+    """List what this member can do."""
+    _ = context._
+    lines = [_("help.title")]
+    for command in COMMANDS_BY_ROLE[Role(context.member.role)]:
+        lines.append(f"/{command} — {_(f'command.{command}')}")
+    await context.bot.send_message(_chat_id(update), "\n".join(lines))
+
+
+async def new_customer(update: Update, context: BotContext) -> None:
+    """Start entering a new customer."""
+    if not can_create_customer(context.member):
+        await context.bot.send_message(_chat_id(update), context._("refused.team_required"))
+        return
+    await runner.start(update, context, NEW_CUSTOMER_FLOW)
+
+
+async def invite(update: Update, context: BotContext) -> None:
+    """Start making an invite link (managers and admins)."""
+    if not staff_store.roles_inviteable_by(context.member):
+        await context.bot.send_message(_chat_id(update), context._("refused.not_allowed"))
+        return
+    await runner.start(update, context, INVITE_FLOW)
+
+
+async def cancel(update: Update, context: BotContext) -> None:
+    """Drop whatever flow is under way."""
+    await runner.cancel(update, context)
+
+
+async def language(update: Update, context: BotContext) -> None:
+    """Offer the languages as buttons."""
+    keyboard = InlineKeyboardMarkup(
+        [[InlineKeyboardButton(context._(f"lang.{code}"), callback_data=f"lang:{code}")
+          for code in LANGUAGES]]
+    )
+    await context.bot.send_message(_chat_id(update), context._("lang.choose"), reply_markup=keyboard)
+
+
+async def language_chosen(update: Update, context: BotContext) -> None:
+    """Store the chosen language and confirm in it."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    code = query.data.removeprefix("lang:")
+    if code not in LANGUAGES:
+        await query.answer(context._("button.expired"), show_alert=True)
+        return
+    async with unit_of_work(context.services.sessions) as session:
+        await staff_store.set_language(session, staff_id=context.member.id or 0, language=code)
+    context.language = code
+    await query.answer()
+    await context.bot.send_message(_chat_id(update), context._("lang.set"))
+
+
+async def text_message(update: Update, context: BotContext) -> None:
+    """Plain text: an answer to the current question, or a pointer to /help."""
+    if not await runner.on_text(update, context):
+        await context.bot.send_message(_chat_id(update), context._("fallback.text"))
+
+
+async def other_message(update: Update, context: BotContext) -> None:
+    """Photos, stickers, locations, files outside what the flow expects."""
+    if not await runner.on_other(update, context):
+        await context.bot.send_message(_chat_id(update), context._("fallback.text"))
+
+
+async def unknown_command(update: Update, context: BotContext) -> None:
+    await context.bot.send_message(_chat_id(update), context._("fallback.command"))
+
+
+async def stale_button(update: Update, context: BotContext) -> None:
+    """Any button nobody else claimed: it belongs to an old message."""
+    query = update.callback_query
+    assert query is not None
+    await query.answer(context._("button.expired"), show_alert=True)

@@ -1,0 +1,66 @@
+"""The typed context every handler gets: services, the staff member and their language."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from telegram.ext import Application, CallbackContext, ExtBot
+
+from bot.i18n import Translator
+from bot.settings import Settings
+from storage.crypto import Keyring
+from storage.db import SessionFactory
+from storage.models import Staff
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+@dataclass
+class Services:
+    """What handlers need from outside Telegram; built once per process."""
+
+    settings: Settings
+    sessions: SessionFactory
+    keyring: Keyring
+    clock: Callable[[], datetime]
+    bot_username: str = ""
+
+    def today(self, timezone: str | None = None) -> date:
+        return self.clock().astimezone(ZoneInfo(timezone or self.settings.TIMEZONE)).date()
+
+    @property
+    def invite_ttl(self) -> timedelta:
+        return timedelta(hours=self.settings.INVITE_TTL_HOURS)
+
+
+class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
+    """CallbackContext with the services and the member the gate recognised for this update."""
+
+    def __init__(
+        self,
+        application: Application[Any, Any, Any, Any, Any, Any],
+        chat_id: int | None = None,
+        user_id: int | None = None,
+    ) -> None:
+        super().__init__(application=application, chat_id=chat_id, user_id=user_id)
+        self.staff: Staff | None = None
+        self.language: str = "zh"
+
+    @property
+    def services(self) -> Services:
+        return self.bot_data["services"]
+
+    @property
+    def _(self) -> Translator:
+        return Translator(self.language)
+
+    @property
+    def member(self) -> Staff:
+        """The registered member; the gate guarantees one for every handler after it."""
+        if self.staff is None:
+            raise RuntimeError("handler reached without a recognised member")
+        return self.staff

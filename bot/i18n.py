@@ -1,0 +1,66 @@
+"""Translations: gettext catalogues (.po, read with Babel), zh and en side by side.
+
+Message ids are stable keys (`new.ask.name`), not English sentences, so the English text can be
+edited like any other translation. The .po files are read at start-up; no compiled .mo files
+are needed or committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+from pathlib import Path
+
+from babel.messages.pofile import read_po
+
+LANGUAGES = ("zh", "en")
+LOCALE_DIR = Path(__file__).parent / "locale"
+log = logging.getLogger(__name__)
+
+
+@cache
+def catalog(language: str) -> dict[str, str]:
+    """All messages of one language, id → text."""
+    path = LOCALE_DIR / language / "LC_MESSAGES" / "messages.po"
+    with path.open("rb") as handle:
+        po = read_po(handle, locale=language)
+    return {str(m.id): str(m.string) for m in po if m.id and m.string}
+
+
+def translate(language: str, key: str, /, **values: object) -> str:
+    """The text of `key` in `language`, formatted with `values`.
+
+    A missing translation falls back to the other language and is logged; the test suite makes
+    sure that never happens.
+    """
+    text = catalog(language).get(key)
+    if text is None:
+        log.error("missing translation %s for %s", key, language)
+        other = next(code for code in LANGUAGES if code != language)
+        text = catalog(other).get(key, key)
+    return text.format(**values) if values else text
+
+
+def has_message(key: str) -> bool:
+    return all(key in catalog(code) for code in LANGUAGES)
+
+
+def pick_language(stored: str | None, telegram_code: str | None, default: str) -> str:
+    """The user's chosen language, else their Telegram app's, else the configured default."""
+    if stored in LANGUAGES:
+        return stored
+    if telegram_code:
+        base = telegram_code.lower().split("-")[0]
+        if base in LANGUAGES:
+            return base
+    return default
+
+
+class Translator:
+    """`_` bound to one language, handed to code that talks to one user."""
+
+    def __init__(self, language: str) -> None:
+        self.language = language
+
+    def __call__(self, key: str, /, **values: object) -> str:
+        return translate(self.language, key, **values)

@@ -1,0 +1,106 @@
+"""新建客户 (/new): every field of a customer record, one question at a time."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from conversations import duplicates
+from conversations import steps as s
+from conversations.runner import register
+from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
+from storage import customers
+from storage.models import (
+    CustomerClass,
+    CustomerKind,
+    CustomerSize,
+    CustomerSource,
+    DealStatus,
+    Stage,
+)
+
+
+def _company(data: dict[str, Any]) -> bool:
+    return data.get("kind") == CustomerKind.company
+
+
+def _finance(data: dict[str, Any]) -> bool:
+    return data.get("finance") == "yes"
+
+
+def _company_finance(data: dict[str, Any]) -> bool:
+    return _company(data) and _finance(data)
+
+
+def _consented(data: dict[str, Any]) -> bool:
+    return data.get("consent_given") == "yes"
+
+
+def followup_default(env: FlowEnv, data: dict[str, Any]) -> date:
+    """Next follow-up when none is given: today plus the class's cycle."""
+    cycle = env.services.settings.followup_cycles.get(data.get("customer_class") or "C", 30)
+    return env.today + timedelta(days=cycle)
+
+
+def _followup_hint(env: FlowEnv, data: dict[str, Any]) -> dict[str, object]:
+    return {"default": followup_default(env, data).isoformat()}
+
+
+STEPS = (
+    Step("kind", Kind.CHOICE, required=True, choices=tuple(CustomerKind)),
+    Step("name", required=True, parse=s.text(100), check=duplicates.by_name),
+    Step("short_name", parse=s.text(30)),
+    Step("industry", parse=s.text(50)),
+    Step("region", parse=s.text(50)),
+    Step("address", parse=s.text(200), sensitive=True),
+    Step("parent_org", parse=s.text(100), when=_company),
+    Step("size", Kind.CHOICE, choices=tuple(CustomerSize), when=_company),
+    Step("profile", parse=s.text(1000)),
+    Step("source", Kind.CHOICE, required=True, choices=tuple(CustomerSource), columns=3),
+    Step("phones", parse=s.phones, check=duplicates.by_phones, sensitive=True,
+         display=s.show_phones),
+    Step("email", parse=s.email, sensitive=True),
+    Step("website", parse=s.website, when=_company),
+    Step("wechat", parse=s.text(50), sensitive=True),
+    Step("customer_class", Kind.CHOICE, required=True, choices=tuple(CustomerClass), columns=1),
+    Step("stage", Kind.CHOICE, required=True, choices=tuple(Stage), columns=1),
+    Step("deal_status", Kind.CHOICE, required=True, choices=tuple(DealStatus)),
+    Step("credit_status", parse=s.text(100)),
+    Step("trade_notes", parse=s.text(1000)),
+    Step("finance", Kind.YES_NO, required=True),
+    Step("invoice_title", parse=s.text(100), when=_company_finance, sensitive=True),
+    Step("tax_no", parse=s.tax_number, when=_company_finance, check=duplicates.by_tax_number,
+         sensitive=True),
+    Step("bank", parse=s.text(100), when=_finance, sensitive=True),
+    Step("account_no", parse=s.bank_account, when=_finance, sensitive=True),
+    Step("billing_address", parse=s.text(200), when=_finance, sensitive=True),
+    Step("billing_phone", parse=s.phone, when=_finance, check=duplicates.by_phones,
+         sensitive=True, display=s.show_phones),
+    Step("consent_given", Kind.YES_NO, required=True),
+    Step("consent_method", Kind.CHOICE, required=True, when=_consented,
+         choices=("verbal", "written", "electronic"), columns=3),
+    Step("consent_on", required=True, parse=s.past_date, when=_consented, example="example.date"),
+    Step("consent_note", parse=s.text(200), when=_consented, sensitive=True),
+    Step("next_followup_on", parse=s.future_date, example="example.date",
+         prompt_values=_followup_hint),
+)
+
+
+async def submit(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> Submitted:
+    """Save the customer as pending review and say its number."""
+    values = {k: v for k, v in data.items() if not k.startswith("_") and k != "finance"}
+    values["consent_given"] = data.get("consent_given") == "yes"
+    values["next_followup_on"] = data.get("next_followup_on") or followup_default(
+        env, data
+    ).isoformat()
+    customer = await customers.create_customer(
+        session, keyring=env.services.keyring, actor=env.staff, values=values
+    )
+    return Submitted(
+        env._("new.saved", number=customer.customer_no, name=customer.name)
+    )
+
+
+FLOW = register(Flow(name="new", steps=STEPS, submit=submit))

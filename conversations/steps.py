@@ -1,0 +1,165 @@
+"""A flow is data: the steps of a guided form, each asked, checked, and skippable or not.
+
+`conversations.runner` runs any `Flow` and gives it Skip / Back / Cancel, validation with a
+reason and an example, the summary card with an Edit button per field, and restart-safety.
+Adding a field to a flow is one `Step` here plus its messages in the catalogues:
+`<flow>.ask.<field>` (the question), `field.<field>` (its label) and, for choices,
+`choice.<field>.<value>`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.context import Services
+from bot.i18n import Translator
+from storage import validation
+from storage.models import Staff
+
+
+class Kind(StrEnum):
+    TEXT = "text"
+    CHOICE = "choice"
+    YES_NO = "yes_no"
+
+
+@dataclass
+class FlowEnv:
+    """What a flow's own functions get: who is answering, in what language, on what day."""
+
+    services: Services
+    staff: Staff
+    _: Translator
+    today: date
+
+
+@dataclass(frozen=True)
+class Option:
+    """A button of a choice step: the stored value and its label (a message key or a name)."""
+
+    value: str
+    label: str
+    translate: bool = True
+
+
+Parser = Callable[[str, FlowEnv], Any]
+OptionsProvider = Callable[[FlowEnv, AsyncSession, dict[str, Any]], Awaitable[list[Option]]]
+Checker = Callable[[FlowEnv, AsyncSession, Any, dict[str, Any]], Awaitable[list[str]]]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One question of a flow."""
+
+    field: str
+    kind: Kind = Kind.TEXT
+    required: bool = False
+    parse: Parser | None = None
+    example: str | None = None  # message key of an example answer
+    choices: Sequence[str] = ()  # static values; labels are `choice.<field>.<value>`
+    options: OptionsProvider | None = None  # dynamic values (teams, customers)
+    when: Callable[[dict[str, Any]], bool] | None = None
+    check: Checker | None = None  # warnings after a valid answer (duplicates)
+    columns: int = 2
+    sensitive: bool = False
+    prompt_values: Callable[[FlowEnv, dict[str, Any]], dict[str, object]] | None = None
+    display: Callable[[Any], Any] | None = None  # how the summary shows the value
+
+    def applies(self, data: dict[str, Any]) -> bool:
+        return self.when is None or self.when(data)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What the user is told after a flow saved its record."""
+
+    text: str
+
+
+Submit = Callable[[FlowEnv, AsyncSession, dict[str, Any]], Awaitable[Submitted]]
+
+
+@dataclass(frozen=True)
+class Flow:
+    name: str
+    steps: tuple[Step, ...]
+    submit: Submit
+    confirm: bool = True  # show the summary card before submitting
+    start_data: Callable[[FlowEnv], dict[str, Any]] = field(default=lambda env: {})
+
+    def step(self, name: str | None) -> Step | None:
+        return next((s for s in self.steps if s.field == name), None)
+
+    def index(self, name: str | None) -> int:
+        return next((i for i, s in enumerate(self.steps) if s.field == name), -1)
+
+    def applicable(self, data: dict[str, Any]) -> list[Step]:
+        return [s for s in self.steps if s.applies(data)]
+
+    def next_step(self, after: str | None, data: dict[str, Any]) -> Step | None:
+        start = self.index(after) + 1 if after else 0
+        return next((s for s in self.steps[start:] if s.applies(data)), None)
+
+    def previous_step(self, before: str | None, data: dict[str, Any]) -> Step | None:
+        end = self.index(before)
+        return next((s for s in reversed(self.steps[:end]) if s.applies(data)), None)
+
+    def first_missing(self, data: dict[str, Any]) -> Step | None:
+        """The first applicable question never answered (a required one must have a value)."""
+        for step in self.applicable(data):
+            if step.field not in data or (step.required and data[step.field] in (None, "", [])):
+                return step
+        return None
+
+
+def show_phones(value: Any) -> Any:
+    if isinstance(value, list):
+        return [validation.format_phone(v) for v in value]
+    return validation.format_phone(value)
+
+
+# Parsers: each wraps a rule of storage.validation for use as a step's `parse`.
+def text(max_len: int) -> Parser:
+    return lambda value, env: validation.text(value, max_len=max_len)
+
+
+def phones(value: str, env: FlowEnv) -> list[str]:
+    return validation.phones(value)
+
+
+def phone(value: str, env: FlowEnv) -> str:
+    return validation.phone(value)
+
+
+def email(value: str, env: FlowEnv) -> str:
+    return validation.email(value)
+
+
+def website(value: str, env: FlowEnv) -> str:
+    return validation.website(value)
+
+
+def tax_number(value: str, env: FlowEnv) -> str:
+    return validation.tax_number(value)
+
+
+def bank_account(value: str, env: FlowEnv) -> str:
+    return validation.bank_account(value)
+
+
+def any_date(value: str, env: FlowEnv) -> str:
+    return validation.day(value, today=env.today).isoformat()
+
+
+def past_date(value: str, env: FlowEnv) -> str:
+    return validation.day(value, today=env.today, future_ok=False).isoformat()
+
+
+def future_date(value: str, env: FlowEnv) -> str:
+    return validation.day(value, today=env.today, past_ok=False).isoformat()

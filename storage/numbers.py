@@ -1,0 +1,32 @@
+"""Human-readable record numbers (KH-2026-000123) that are unique and never reused."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+
+async def next_value(session: AsyncSession, name: str) -> int:
+    """Atomically take the next value of a counter, in the caller's transaction.
+
+    The increment is a single UPDATE ... RETURNING, so concurrent takers queue on the row lock
+    and each gets its own value; a rolled-back taker's value is simply skipped, never reused
+    by a later one that already committed.
+    """
+    await session.exec(
+        text(
+            "INSERT INTO number_sequences (name, value) VALUES (:name, 0) "
+            "ON CONFLICT (name) DO NOTHING"
+        ).bindparams(name=name)
+    )
+    result = await session.exec(
+        text(
+            "UPDATE number_sequences SET value = value + 1 WHERE name = :name RETURNING value"
+        ).bindparams(name=name)
+    )
+    return int(result.scalar_one())
+
+
+async def next_number(session: AsyncSession, prefix: str, year: int) -> str:
+    value = await next_value(session, f"{prefix}:{year}")
+    return f"{prefix}-{year}-{value:06d}"

@@ -1,0 +1,36 @@
+"""Who may see and do what (SPEC section 4), as query clauses and checks on records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import false, true
+from sqlmodel import col
+
+from storage.models import Customer, Role, Staff
+
+
+def customers_visible_to(actor: Staff) -> Any:
+    """A WHERE clause limiting customers to those the actor may see."""
+    if not actor.active:
+        return false()
+    if actor.role == Role.admin:
+        return true()
+    if actor.role == Role.manager:
+        return col(Customer.team_id) == actor.team_id if actor.team_id else false()
+    return col(Customer.owner_id) == actor.id
+
+
+def can_view_customer(actor: Staff, customer: Customer) -> bool:
+    if not actor.active:
+        return False
+    if actor.role == Role.admin:
+        return True
+    if actor.role == Role.manager:
+        return actor.team_id is not None and customer.team_id == actor.team_id
+    return customer.owner_id == actor.id
+
+
+def can_create_customer(actor: Staff) -> bool:
+    """Everyone active may enter customers; non-admins need a team to file them under."""
+    return actor.active and (actor.role == Role.admin or actor.team_id is not None)

@@ -1,0 +1,84 @@
+"""Re-encrypt everything under the newest master key, in small transactions beside the bot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import col, select
+
+from storage import audit, customers, drafts, vault
+from storage.crypto import Keyring
+from storage.db import SessionFactory, unit_of_work
+from storage.models import BlindIndex, Customer, DataKey
+
+
+@dataclass(frozen=True)
+class RotationReport:
+    data_keys: int
+    drafts: int
+    indexed_customers: int
+    left_on_old_keys: int
+
+
+async def rotate_keys(sessions: SessionFactory, keyring: Keyring, *, batch: int = 200) -> RotationReport:
+    """Re-wrap data keys, re-seal drafts and recompute blind indexes under the newest key.
+
+    Each batch is its own short transaction, so the bot keeps answering meanwhile; values
+    written by the bot during the run already use the newest key. Safe to run again.
+    """
+    current = keyring.current.kid
+    rewrapped = 0
+    while True:
+        async with unit_of_work(sessions) as session:
+            rows = (
+                await session.exec(
+                    select(DataKey)
+                    .where(DataKey.kek_id != current, col(DataKey.wrapped).is_not(None))
+                    .limit(batch)
+                    .with_for_update()
+                )
+            ).all()
+            for row in rows:
+                assert row.wrapped is not None
+                key = keyring.unwrap(row.kek_id, row.wrapped, customer_id=row.customer_id)
+                row.kek_id, row.wrapped = keyring.wrap(key, customer_id=row.customer_id)
+                session.add(row)
+            rewrapped += len(rows)
+        if len(rows) < batch:
+            break
+    async with unit_of_work(sessions) as session:
+        resealed = await drafts.reseal_all(session, keyring)
+    reindexed = 0
+    while True:
+        async with unit_of_work(sessions) as session:
+            ids = (
+                await session.exec(
+                    select(BlindIndex.customer_id)
+                    .where(BlindIndex.kek_id != current, col(BlindIndex.key_person_id).is_(None))
+                    .distinct()
+                    .limit(batch)
+                )
+            ).all()
+            for customer_id in ids:
+                customer = await session.get(Customer, customer_id)
+                if customer is None:
+                    continue
+                try:
+                    sealed = await customers.sealed_fields(session, keyring, customer)
+                except vault.DataErased:
+                    sealed = {}
+                await customers.reindex(session, keyring, customer, sealed)
+            reindexed += len(ids)
+        if len(ids) < batch:
+            break
+    async with unit_of_work(sessions) as session:
+        left = len(
+            (await session.exec(select(DataKey.id).where(DataKey.kek_id != current,
+                                                         col(DataKey.wrapped).is_not(None)))).all()
+        )
+        await audit.record(
+            session, action="keys.rotate",
+            detail={"kid": current, "data_keys": rewrapped, "drafts": resealed,
+                    "indexed_customers": reindexed},
+        )
+    return RotationReport(rewrapped, resealed, reindexed, left)

@@ -1,0 +1,212 @@
+"""Staff, teams and one-time invites: the only module that writes them."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage import audit
+from storage.crypto import random_token
+from storage.errors import Refused
+from storage.models import Invite, Role, Staff, Team
+from storage.types import utcnow
+
+MAX_NAME = 100
+
+
+def token_hash(token: str) -> str:
+    """Invites are looked up by a hash, so a leaked database does not leak working links."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def staff_by_telegram_id(session: AsyncSession, telegram_id: int) -> Staff | None:
+    return (await session.exec(select(Staff).where(Staff.telegram_id == telegram_id))).first()
+
+
+async def ensure_admins(session: AsyncSession, telegram_ids: list[int]) -> list[Staff]:
+    """Make sure every configured admin exists, is active and is an admin."""
+    admins = []
+    for telegram_id in telegram_ids:
+        staff = await staff_by_telegram_id(session, telegram_id)
+        if staff is None:
+            staff = Staff(telegram_id=telegram_id, display_name=f"admin {telegram_id}", role="admin")
+            session.add(staff)
+            await session.flush()
+            await audit.record(
+                session, action="staff.admin_configured", actor_telegram_id=telegram_id,
+                entity="staff", entity_id=staff.id,
+            )
+        elif staff.role != Role.admin or not staff.active:
+            staff.role, staff.active, staff.updated_at = Role.admin, True, utcnow()
+            session.add(staff)
+        admins.append(staff)
+    return admins
+
+
+async def teams(session: AsyncSession) -> list[Team]:
+    return list((await session.exec(select(Team).order_by(col(Team.name)))).all())
+
+
+async def team_by_name(session: AsyncSession, name: str) -> Team | None:
+    return (await session.exec(select(Team).where(Team.name == name))).first()
+
+
+async def get_or_create_team(session: AsyncSession, name: str, *, actor: Staff | None) -> Team:
+    name = name.strip()
+    if not name or len(name) > MAX_NAME:
+        raise Refused("team_name")
+    team = await team_by_name(session, name)
+    if team is None:
+        if actor is not None and actor.role != Role.admin:
+            raise Refused("not_allowed")
+        team = Team(name=name)
+        session.add(team)
+        await session.flush()
+        await audit.record(
+            session, action="team.create", actor_staff_id=actor.id if actor else None,
+            entity="team", entity_id=team.id,
+        )
+    return team
+
+
+def roles_inviteable_by(actor: Staff | None) -> list[str]:
+    """Admins (and the command line, actor None) invite anyone; managers their own kind."""
+    if actor is None or actor.role == Role.admin:
+        return [Role.salesperson, Role.manager, Role.admin]
+    if actor.role == Role.manager:
+        return [Role.salesperson, Role.manager]
+    return []
+
+
+@dataclass(frozen=True)
+class NewInvite:
+    invite: Invite
+    token: str
+
+
+async def create_invite(
+    session: AsyncSession,
+    *,
+    actor: Staff | None,
+    role: str,
+    team_id: int | None,
+    ttl: timedelta,
+) -> NewInvite:
+    """A one-time join token for a role and team; checks who may invite whom."""
+    if role not in roles_inviteable_by(actor):
+        raise Refused("not_allowed")
+    if actor is not None and actor.role == Role.manager and team_id != actor.team_id:
+        raise Refused("not_allowed")
+    if role != Role.admin and team_id is None:
+        raise Refused("team_required")
+    token = random_token(18)
+    invite = Invite(
+        token_hash=token_hash(token),
+        role=role,
+        team_id=team_id,
+        created_by=actor.id if actor else None,
+        expires_at=utcnow() + ttl,
+    )
+    session.add(invite)
+    await session.flush()
+    await audit.record(
+        session, action="invite.create", actor_staff_id=actor.id if actor else None,
+        actor_telegram_id=actor.telegram_id if actor else None, entity="invite",
+        entity_id=invite.id, detail={"role": role, "team_id": team_id},
+    )
+    return NewInvite(invite=invite, token=token)
+
+
+async def redeem_invite(
+    session: AsyncSession,
+    *,
+    token: str,
+    telegram_id: int,
+    display_name: str,
+    language: str | None,
+) -> Staff:
+    """Register the Telegram user with the invite's role and team; the token works once."""
+    invite = (
+        await session.exec(
+            select(Invite).where(Invite.token_hash == token_hash(token)).with_for_update()
+        )
+    ).first()
+    existing = await staff_by_telegram_id(session, telegram_id)
+    reason = None
+    if invite is None:
+        reason = "invite_invalid"
+    elif invite.used_at is not None:
+        reason = "invite_used"
+    elif invite.expires_at <= utcnow():
+        reason = "invite_expired"
+    elif existing is not None and existing.active:
+        reason = "already_registered"
+    if reason or invite is None:
+        await audit.record(
+            session, action="invite.refused", actor_telegram_id=telegram_id, entity="invite",
+            entity_id=invite.id if invite else None, detail={"reason": reason},
+        )
+        raise Refused(reason or "invite_invalid")
+    # mark used with a conditional update, so two people racing with one link cannot both join
+    invite.used_at = utcnow()
+    if existing is None:
+        staff = Staff(telegram_id=telegram_id, display_name=display_name[:200] or str(telegram_id),
+                      role=invite.role, team_id=invite.team_id, language=language)
+        session.add(staff)
+    else:  # a deactivated member re-joining through a fresh invite
+        staff = existing
+        staff.role, staff.team_id, staff.active = invite.role, invite.team_id, True
+        staff.display_name, staff.updated_at = display_name[:200], utcnow()
+        session.add(staff)
+    await session.flush()
+    invite.used_by = staff.id
+    session.add(invite)
+    await session.flush()
+    await audit.record(
+        session, action="staff.join", actor_telegram_id=telegram_id, actor_staff_id=staff.id,
+        entity="staff", entity_id=staff.id, detail={"invite_id": invite.id, "role": invite.role},
+    )
+    return staff
+
+
+async def set_language(session: AsyncSession, *, staff_id: int, language: str) -> None:
+    staff = await session.get(Staff, staff_id)
+    if staff is not None:
+        staff.language, staff.updated_at = language, utcnow()
+        session.add(staff)
+
+
+async def refresh_display_name(session: AsyncSession, *, staff_id: int, name: str) -> None:
+    staff = await session.get(Staff, staff_id)
+    if staff is not None and name and staff.display_name != name[:200]:
+        staff.display_name, staff.updated_at = name[:200], utcnow()
+        session.add(staff)
+
+
+async def deactivate(session: AsyncSession, *, actor: Staff | None, staff_id: int) -> Staff:
+    if actor is not None and actor.role != Role.admin:
+        raise Refused("not_allowed")
+    staff = await session.get(Staff, staff_id)
+    if staff is None:
+        raise Refused("not_found")
+    staff.active, staff.updated_at = False, utcnow()
+    session.add(staff)
+    await audit.record(
+        session, action="staff.deactivate", actor_staff_id=actor.id if actor else None,
+        entity="staff", entity_id=staff.id,
+    )
+    return staff
+
+
+async def record_refusal(
+    session: AsyncSession, *, telegram_id: int | None, reason: str, kind: str
+) -> None:
+    """Log an update from someone who may not use the bot (unregistered or deactivated)."""
+    await audit.record(
+        session, action="access.refused", actor_telegram_id=telegram_id,
+        detail={"reason": reason, "update": kind},
+    )

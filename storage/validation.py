@@ -1,0 +1,161 @@
+"""How answers become values: parsing and checking each kind of field.
+
+Every failure carries a reason code; the bot turns it into a sentence with an example in the
+user's language (`invalid.<code>` and `example.<code>` messages).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+
+import phonenumbers
+
+PHONE_REGION = "CN"
+USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+_URL = re.compile(r"^(https?://)?[A-Za-z0-9.-]+\.[A-Za-z]{2,}(/\S*)?$")
+
+
+class Invalid(ValueError):
+    """An answer that cannot be accepted; `code` names the reason, `limit` a bound if any."""
+
+    def __init__(self, code: str, *, limit: int | None = None) -> None:
+        super().__init__(code)
+        self.code = code
+        self.limit = limit
+
+
+def text(value: str, *, max_len: int) -> str:
+    value = value.strip()
+    if not value:
+        raise Invalid("empty")
+    if len(value) > max_len:
+        raise Invalid("too_long", limit=max_len)
+    return value
+
+
+def phone(value: str) -> str:
+    """One phone number in E.164 (`+8613812345678`); mainland numbers need no prefix."""
+    try:
+        parsed = phonenumbers.parse(value.strip(), PHONE_REGION)
+    except phonenumbers.NumberParseException as exc:
+        raise Invalid("phone") from exc
+    if not phonenumbers.is_valid_number(parsed):
+        raise Invalid("phone")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def phones(value: str) -> list[str]:
+    """One or more phone numbers separated by commas, semicolons, slashes or new lines."""
+    parts = [p for p in re.split(r"[,，;；/、\n]+", value) if p.strip()]
+    if not parts:
+        raise Invalid("phone")
+    if len(parts) > 5:
+        raise Invalid("too_many", limit=5)
+    result: list[str] = []
+    for part in parts:
+        number = phone(part)
+        if number not in result:
+            result.append(number)
+    return result
+
+
+def format_phone(value: str) -> str:
+    """How people read a stored number: national format at home, international abroad."""
+    try:
+        parsed = phonenumbers.parse(value, PHONE_REGION)
+    except phonenumbers.NumberParseException:
+        return value
+    if phonenumbers.region_code_for_number(parsed) == PHONE_REGION:
+        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def email(value: str) -> str:
+    value = value.strip()
+    if len(value) > 254 or not _EMAIL.match(value):
+        raise Invalid("email")
+    return value.lower()
+
+
+def website(value: str) -> str:
+    value = value.strip()
+    if len(value) > 200 or not _URL.match(value):
+        raise Invalid("website")
+    return value
+
+
+def bank_account(value: str) -> str:
+    """A bank account number: 8 to 34 digits, spaces and dashes ignored."""
+    digits = re.sub(r"[\s-]+", "", value)
+    if not digits.isdigit() or not 8 <= len(digits) <= 34:
+        raise Invalid("account_no")
+    return digits
+
+
+def uscc_check_char(first17: str) -> str:
+    total = sum(USCC_CHARS.index(c) * w for c, w in zip(first17, USCC_WEIGHTS, strict=True))
+    return USCC_CHARS[(31 - total % 31) % 31]
+
+
+def tax_number(value: str) -> str:
+    """统一社会信用代码: 18 characters from its alphabet, the last one a check character."""
+    code = re.sub(r"\s+", "", value).upper()
+    if len(code) != 18 or any(c not in USCC_CHARS for c in code):
+        raise Invalid("tax_no_format")
+    if uscc_check_char(code[:17]) != code[17]:
+        raise Invalid("tax_no_check")
+    return code
+
+
+def day(value: str, *, today: date, past_ok: bool = True, future_ok: bool = True) -> date:
+    """A calendar date: 2026-12-01, 2026/12/1, 12-01, 12月1日, or +7 (days from today)."""
+    value = value.strip().replace("／", "/")
+    relative = re.fullmatch(r"\+\s*(\d{1,3})", value)
+    if relative:
+        result = today + timedelta(days=int(relative[1]))
+    else:
+        result = _parse_date(value, today)
+    if not past_ok and result < today:
+        raise Invalid("date_past")
+    if not future_ok and result > today:
+        raise Invalid("date_future")
+    return result
+
+
+def _parse_date(value: str, today: date) -> date:
+    match = re.fullmatch(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?", value)
+    try:
+        if match:
+            return date(int(match[1]), int(match[2]), int(match[3]))
+        match = re.fullmatch(r"(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?", value)
+        if match:
+            return date(today.year, int(match[1]), int(match[2]))
+    except ValueError as exc:
+        raise Invalid("date") from exc
+    raise Invalid("date")
+
+
+def parse_iso_date(value: str) -> date:
+    return datetime.strptime(value, "%Y-%m-%d").date()
+
+
+def mask_phone(value: str) -> str:
+    """`+8613812345678` → `138****5678`."""
+    digits = value.removeprefix("+86") if value.startswith("+86") else value
+    if len(digits) <= 7:
+        return "*" * len(digits)
+    return f"{digits[:3]}****{digits[-4:]}"
+
+
+def mask_tail(value: str, keep: int = 4) -> str:
+    """`6222020200112233` → `**** 2233`."""
+    value = value.replace(" ", "")
+    return "****" if len(value) <= keep else f"**** {value[-keep:]}"
+
+
+def mask_text(value: str) -> str:
+    """A name or address: first character, then stars."""
+    return value[:1] + "*" * min(max(len(value) - 1, 1), 6)

@@ -1,0 +1,214 @@
+"""A fake Telegram at the request layer, and a user who talks to the bot through it.
+
+The real `Application` with every handler runs in-process; only HTTP is replaced (STYLE: PTB's
+own test suite). Each Bot API call is recorded and answered the way Telegram would.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from telegram import Update
+from telegram.ext import Application
+from telegram.request import BaseRequest, RequestData
+
+BOT_ID = 4242
+BOT_USERNAME = "archive_test_bot"
+TOKEN = f"{BOT_ID}:TESTTOKENabcdefghijklmnopqrstuvwxyz"
+
+
+class TelegramDown(Exception):
+    """Raised inside the fake to simulate a network failure on the next call(s)."""
+
+
+@dataclass
+class FakeTelegram(BaseRequest):
+    """Records every call and answers like the Bot API; messages are kept with their edits."""
+
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    messages: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+    fail_methods: set[str] = field(default_factory=set)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
+    _clock: int = 1_790_000_000
+
+    @property
+    def read_timeout(self) -> float | None:
+        return 1.0
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = None,
+        write_timeout: Any = None,
+        connect_timeout: Any = None,
+        pool_timeout: Any = None,
+    ) -> tuple[int, bytes]:
+        name = url.rsplit("/", 1)[-1]
+        params = dict(request_data.parameters) if request_data else {}
+        self.calls.append((name, params))
+        if name in self.fail_methods:
+            from telegram.error import NetworkError
+
+            raise NetworkError("fake network failure")
+        result = self._answer(name, params)
+        if isinstance(result, tuple):
+            return result
+        return 200, json.dumps({"ok": True, "result": result}).encode()
+
+    def _answer(self, name: str, params: dict[str, Any]) -> Any:
+        if name == "getMe":
+            return {
+                "id": BOT_ID, "is_bot": True, "first_name": "Archive", "username": BOT_USERNAME,
+                "can_join_groups": True, "can_read_all_group_messages": False,
+                "supports_inline_queries": False,
+            }
+        if name in ("sendMessage", "sendPhoto", "sendDocument", "sendLocation"):
+            chat_id = int(params["chat_id"])
+            message = {
+                "message_id": next(self._ids), "date": self._clock,
+                "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group",
+                         "first_name": "User"},
+                "from": {"id": BOT_ID, "is_bot": True, "first_name": "Archive",
+                         "username": BOT_USERNAME},
+                "text": params.get("text", ""),
+            }
+            if params.get("reply_markup"):
+                message["reply_markup"] = params["reply_markup"]
+            self.messages[(chat_id, message["message_id"])] = message
+            return message
+        if name in ("editMessageText", "editMessageReplyMarkup"):
+            key = (int(params["chat_id"]), int(params["message_id"]))
+            message = self.messages.get(key)
+            if message is None:
+                return 400, json.dumps(
+                    {"ok": False, "error_code": 400,
+                     "description": "Bad Request: message to edit not found"}
+                ).encode()
+            before = json.dumps(message, sort_keys=True)
+            if name == "editMessageText":
+                message["text"] = params["text"]
+            if params.get("reply_markup"):
+                message["reply_markup"] = params["reply_markup"]
+            else:
+                message.pop("reply_markup", None)
+            if json.dumps(message, sort_keys=True) == before:
+                return 400, json.dumps(
+                    {"ok": False, "error_code": 400,
+                     "description": "Bad Request: message is not modified"}
+                ).encode()
+            return message
+        if name == "deleteMessage":
+            self.messages.pop((int(params["chat_id"]), int(params["message_id"])), None)
+            return True
+        return True  # answerCallbackQuery, setMyCommands, sendChatAction, ...
+
+    # -- what the bot did -------------------------------------------------------------------
+    def sent_to(self, chat_id: int) -> list[dict[str, Any]]:
+        """Messages the bot sent to a chat, in order, as they look now (edits applied)."""
+        return [m for (c, _), m in sorted(self.messages.items()) if c == chat_id]
+
+    def answers(self) -> list[dict[str, Any]]:
+        return [p for name, p in self.calls if name == "answerCallbackQuery"]
+
+
+def buttons(message: dict[str, Any]) -> list[tuple[str, str]]:
+    markup = message.get("reply_markup") or {}
+    return [
+        (b["text"], b.get("callback_data", ""))
+        for row in markup.get("inline_keyboard", [])
+        for b in row
+    ]
+
+
+class Person:
+    """A Telegram user in a private chat with the bot, driving it update by update."""
+
+    _update_ids = itertools.count(1)
+
+    def __init__(
+        self,
+        app: Application[Any, Any, Any, Any, Any, Any],
+        telegram: FakeTelegram,
+        user_id: int,
+        first_name: str = "Wang",
+        language_code: str = "zh",
+    ) -> None:
+        self.app, self.telegram = app, telegram
+        self.user = {"id": user_id, "is_bot": False, "first_name": first_name,
+                     "language_code": language_code}
+        self.chat = {"id": user_id, "type": "private", "first_name": first_name}
+        self._message_ids = itertools.count(1)
+
+    @property
+    def id(self) -> int:
+        return int(self.user["id"])
+
+    async def _feed(self, payload: dict[str, Any]) -> list[dict[str, Any]]:
+        before = len(self.telegram.calls)
+        payload["update_id"] = next(self._update_ids)
+        await self.app.process_update(Update.de_json(payload, self.app.bot))
+        return [p for n, p in self.telegram.calls[before:] if n == "sendMessage"]
+
+    def _message(self, **content: Any) -> dict[str, Any]:
+        return {"message": {"message_id": next(self._message_ids), "date": 1_790_000_000,
+                            "chat": self.chat, "from": self.user, **content}}
+
+    async def send(self, text: str) -> list[dict[str, Any]]:
+        """Type a message (commands get their entity); returns the messages the bot sent."""
+        content: dict[str, Any] = {"text": text}
+        if text.startswith("/"):
+            content["entities"] = [
+                {"type": "bot_command", "offset": 0, "length": len(text.split()[0])}
+            ]
+        return await self._feed(self._message(**content))
+
+    async def send_photo(self) -> list[dict[str, Any]]:
+        photo = [{"file_id": f"photo-{i}", "file_unique_id": f"u{i}", "width": 90 * i,
+                  "height": 90 * i} for i in (1, 2)]
+        return await self._feed(self._message(photo=photo))
+
+    async def send_sticker(self) -> list[dict[str, Any]]:
+        sticker = {"file_id": "sticker-1", "file_unique_id": "s1", "width": 512, "height": 512,
+                   "is_animated": False, "is_video": False, "type": "regular"}
+        return await self._feed(self._message(sticker=sticker))
+
+    async def send_location(self, latitude: float, longitude: float) -> list[dict[str, Any]]:
+        location = {"latitude": latitude, "longitude": longitude}
+        return await self._feed(self._message(location=location))
+
+    async def press_data(self, message: dict[str, Any], data: str) -> list[dict[str, Any]]:
+        """Press a button with the given callback data on a message (even a forged one)."""
+        query = {"id": str(next(self._update_ids)), "from": self.user, "chat_instance": "ci",
+                 "data": data, "message": message}
+        return await self._feed({"callback_query": query})
+
+    async def press(self, label: str, message: dict[str, Any] | None = None) -> list[dict]:
+        """Press the button whose text contains `label` on `message` (default: the last one)."""
+        message = message or self.last_message()
+        for text, data in buttons(message):
+            if label in text:
+                return await self.press_data(message, data)
+        raise AssertionError(f"no button {label!r} in {buttons(message)}: {message.get('text')}")
+
+    def last_message(self) -> dict[str, Any]:
+        sent = self.telegram.sent_to(self.id)
+        assert sent, "the bot sent nothing"
+        return sent[-1]
+
+    def last_text(self) -> str:
+        return str(self.last_message().get("text", ""))
+
+    def last_answer(self) -> str | None:
+        answers = [a for a in self.telegram.answers()]
+        return answers[-1].get("text") if answers else None
