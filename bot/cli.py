@@ -36,7 +36,7 @@ def load_settings() -> Settings:
         raise SystemExit(2) from None
 
 
-def _services(settings: Settings):  # noqa: ANN202 - Services, imported lazily
+def _services(settings: Settings):
     from bot.services import build_services
 
     try:
@@ -56,7 +56,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     application = build_application(services)
     if settings.WEBHOOK_URL:
         secret = settings.WEBHOOK_SECRET.get_secret_value() if settings.WEBHOOK_SECRET else None
-        log.info("starting in webhook mode on %s:%s", settings.WEBHOOK_LISTEN, settings.WEBHOOK_PORT)
+        log.info(
+            "starting in webhook mode on %s:%s", settings.WEBHOOK_LISTEN, settings.WEBHOOK_PORT
+        )
         application.run_webhook(
             listen=settings.WEBHOOK_LISTEN,
             port=settings.WEBHOOK_PORT,
@@ -94,7 +96,7 @@ def cmd_invite(args: argparse.Namespace) -> int:
     return asyncio.run(_invite(services, args.role, args.team))
 
 
-async def _bot_username(services) -> str | None:  # noqa: ANN001
+async def _bot_username(services) -> str | None:
     if services.settings.BOT_USERNAME:
         return services.settings.BOT_USERNAME.lstrip("@")
     from telegram import Bot
@@ -111,7 +113,7 @@ async def _bot_username(services) -> str | None:  # noqa: ANN001
         return None
 
 
-async def _invite(services, role: str, team: str | None) -> int:  # noqa: ANN001
+async def _invite(services, role: str, team: str | None) -> int:
     from storage import staff as staff_store
     from storage.db import unit_of_work
     from storage.errors import Refused
@@ -120,8 +122,10 @@ async def _invite(services, role: str, team: str | None) -> int:  # noqa: ANN001
     await upgrade_database(services.settings.database_url)
     username = await _bot_username(services)
     if username is None:
-        print("Cannot reach the Bot API to learn the bot's username; set BOT_USERNAME.",
-              file=sys.stderr)
+        print(
+            "Cannot reach the Bot API to learn the bot's username; set BOT_USERNAME.",
+            file=sys.stderr,
+        )
         return 2
     try:
         async with unit_of_work(services.sessions) as session:
@@ -191,8 +195,10 @@ def cmd_verify_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_not_yet(args: argparse.Namespace) -> int:
-    print(f"'{args.command}' is not available yet: backups arrive with a later release.",
-          file=sys.stderr)
+    print(
+        f"'{args.command}' is not available yet: backups arrive with a later release.",
+        file=sys.stderr,
+    )
     return 2
 
 

@@ -58,12 +58,18 @@ async def join(update: Update, context: BotContext, token: str) -> None:
                 language=None,
             )
     except Refused as refusal:
+        async with unit_of_work(context.services.sessions) as session:
+            await staff_store.record_invite_refusal(
+                session, telegram_id=user.id, reason=refusal.code
+            )
         await context.bot.send_message(_chat_id(update), context._(f"join.{refusal.code}"))
         return
     context.staff = staff
     await context.bot.send_message(
         _chat_id(update),
-        context._("join.welcome", name=staff.display_name, role=context._(f"choice.role.{staff.role}")),
+        context._(
+            "join.welcome", name=staff.display_name, role=context._(f"choice.role.{staff.role}")
+        ),
     )
     await help_command(update, context)
 
@@ -101,10 +107,16 @@ async def cancel(update: Update, context: BotContext) -> None:
 async def language(update: Update, context: BotContext) -> None:
     """Offer the languages as buttons."""
     keyboard = InlineKeyboardMarkup(
-        [[InlineKeyboardButton(context._(f"lang.{code}"), callback_data=f"lang:{code}")
-          for code in LANGUAGES]]
+        [
+            [
+                InlineKeyboardButton(context._(f"lang.{code}"), callback_data=f"lang:{code}")
+                for code in LANGUAGES
+            ]
+        ]
     )
-    await context.bot.send_message(_chat_id(update), context._("lang.choose"), reply_markup=keyboard)
+    await context.bot.send_message(
+        _chat_id(update), context._("lang.choose"), reply_markup=keyboard
+    )
 
 
 async def language_chosen(update: Update, context: BotContext) -> None:

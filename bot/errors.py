@@ -24,7 +24,9 @@ async def on_error(update: object, context: BotContext) -> None:
         log.warning("network error on update %s: %s", update_id, type(error).__name__)
     else:
         log.error(
-            "error handling update %s (user %s)", update_id, user_id,
+            "error handling update %s (user %s)",
+            update_id,
+            user_id,
             exc_info=(type(error), error, error.__traceback__) if error else None,
         )
     if chat_id is None or isinstance(error, Forbidden):

@@ -24,6 +24,10 @@ def is_join_attempt(update: Update) -> bool:
     return len(parts) == 2 and parts[0].split("@")[0] == "/start"
 
 
+def _is_private(update: Update) -> bool:
+    return update.effective_chat is not None and update.effective_chat.type == "private"
+
+
 def _update_kind(update: Update) -> str:
     if update.callback_query:
         return "button"
@@ -58,7 +62,6 @@ async def recognise(update: Update, context: BotContext) -> None:
     text = context._(f"access.{reason}")
     if update.callback_query is not None:
         await update.callback_query.answer(text, show_alert=True)
-    elif update.effective_message is not None and update.effective_chat is not None:
-        if update.effective_chat.type == "private":
-            await update.effective_message.reply_text(text)
+    elif update.effective_message is not None and _is_private(update):
+        await update.effective_message.reply_text(text)
     raise ApplicationHandlerStop

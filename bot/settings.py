@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 from storage.crypto import decode_master_key
 
@@ -187,8 +187,6 @@ def parse_quiet_hours(value: str) -> tuple[int, int] | None:
     if not (0 <= start <= 23 and 0 <= end <= 23) or start == end:
         return None
     return start, end
-
-
 
 
 def describe_errors(error: ValidationError) -> list[str]:

@@ -37,8 +37,12 @@ def _needs_team(data: dict[str, Any]) -> bool:
 STEPS = (
     Step("role", Kind.CHOICE, required=True, options=role_options, columns=3),
     Step("team", Kind.CHOICE, required=True, options=team_options, when=_needs_team),
-    Step("team_name", required=True, parse=s.text(100),
-         when=lambda d: _needs_team(d) and d.get("team") == NEW_TEAM),
+    Step(
+        "team_name",
+        required=True,
+        parse=s.text(100),
+        when=lambda d: _needs_team(d) and d.get("team") == NEW_TEAM,
+    ),
 )
 
 
@@ -52,14 +56,21 @@ async def submit(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> S
         else:
             team_id = int(data["team"])
     created = await staff_store.create_invite(
-        session, actor=env.staff, role=data["role"], team_id=team_id,
+        session,
+        actor=env.staff,
+        role=data["role"],
+        team_id=team_id,
         ttl=env.services.invite_ttl,
     )
     username = env.services.bot_username
     link = f"https://t.me/{username}?start={created.token}"
     return Submitted(
-        env._("invite.created", role=env._(f"choice.role.{data['role']}"), link=link,
-              hours=env.services.settings.INVITE_TTL_HOURS)
+        env._(
+            "invite.created",
+            role=env._(f"choice.role.{data['role']}"),
+            link=link,
+            hours=env.services.settings.INVITE_TTL_HOURS,
+        )
     )
 
 

@@ -59,8 +59,9 @@ STEPS = (
     Step("size", Kind.CHOICE, choices=tuple(CustomerSize), when=_company),
     Step("profile", parse=s.text(1000)),
     Step("source", Kind.CHOICE, required=True, choices=tuple(CustomerSource), columns=3),
-    Step("phones", parse=s.phones, check=duplicates.by_phones, sensitive=True,
-         display=s.show_phones),
+    Step(
+        "phones", parse=s.phones, check=duplicates.by_phones, sensitive=True, display=s.show_phones
+    ),
     Step("email", parse=s.email, sensitive=True),
     Step("website", parse=s.website, when=_company),
     Step("wechat", parse=s.text(50), sensitive=True),
@@ -71,20 +72,41 @@ STEPS = (
     Step("trade_notes", parse=s.text(1000)),
     Step("finance", Kind.YES_NO, required=True),
     Step("invoice_title", parse=s.text(100), when=_company_finance, sensitive=True),
-    Step("tax_no", parse=s.tax_number, when=_company_finance, check=duplicates.by_tax_number,
-         sensitive=True),
+    Step(
+        "tax_no",
+        parse=s.tax_number,
+        when=_company_finance,
+        check=duplicates.by_tax_number,
+        sensitive=True,
+    ),
     Step("bank", parse=s.text(100), when=_finance, sensitive=True),
     Step("account_no", parse=s.bank_account, when=_finance, sensitive=True),
     Step("billing_address", parse=s.text(200), when=_finance, sensitive=True),
-    Step("billing_phone", parse=s.phone, when=_finance, check=duplicates.by_phones,
-         sensitive=True, display=s.show_phones),
+    Step(
+        "billing_phone",
+        parse=s.phone,
+        when=_finance,
+        check=duplicates.by_phones,
+        sensitive=True,
+        display=s.show_phones,
+    ),
     Step("consent_given", Kind.YES_NO, required=True),
-    Step("consent_method", Kind.CHOICE, required=True, when=_consented,
-         choices=("verbal", "written", "electronic"), columns=3),
+    Step(
+        "consent_method",
+        Kind.CHOICE,
+        required=True,
+        when=_consented,
+        choices=("verbal", "written", "electronic"),
+        columns=3,
+    ),
     Step("consent_on", required=True, parse=s.past_date, when=_consented, example="example.date"),
     Step("consent_note", parse=s.text(200), when=_consented, sensitive=True),
-    Step("next_followup_on", parse=s.future_date, example="example.date",
-         prompt_values=_followup_hint),
+    Step(
+        "next_followup_on",
+        parse=s.future_date,
+        example="example.date",
+        prompt_values=_followup_hint,
+    ),
 )
 
 
@@ -92,15 +114,13 @@ async def submit(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> S
     """Save the customer as pending review and say its number."""
     values = {k: v for k, v in data.items() if not k.startswith("_") and k != "finance"}
     values["consent_given"] = data.get("consent_given") == "yes"
-    values["next_followup_on"] = data.get("next_followup_on") or followup_default(
-        env, data
-    ).isoformat()
+    values["next_followup_on"] = (
+        data.get("next_followup_on") or followup_default(env, data).isoformat()
+    )
     customer = await customers.create_customer(
         session, keyring=env.services.keyring, actor=env.staff, values=values
     )
-    return Submitted(
-        env._("new.saved", number=customer.customer_no, name=customer.name)
-    )
+    return Submitted(env._("new.saved", number=customer.customer_no, name=customer.name))
 
 
 FLOW = register(Flow(name="new", steps=STEPS, submit=submit))

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 PREFIX = "w"
 SUMMARY_VALUE_LIMIT = 80
 FLOWS: dict[str, Flow] = {}
+_HARMLESS_EDIT_ERRORS = ("not modified", "can't be edited", "not found")
 
 
 def register(flow: Flow) -> Flow:
@@ -119,7 +120,9 @@ async def _ask(
     lines = []
     if notice:
         lines += [notice, ""]
-    lines.append(_("flow.progress", title=_(f"{flow.name}.title"), n=position, total=len(applicable)))
+    lines.append(
+        _("flow.progress", title=_(f"{flow.name}.title"), n=position, total=len(applicable))
+    )
     values = step.prompt_values(env, state.data) if step.prompt_values else {}
     lines.append(_(f"{flow.name}.ask.{step.field}", **values))
     if not step.required:
@@ -376,8 +379,15 @@ async def on_text(update: Update, context: BotContext) -> bool:
         for option in await options_for(env, step, state.data):
             label = option_label(_, step, option)
             if typed in (label.casefold(), option.value.casefold()):
-                await _accept(context, chat_id, flow, state, step, option.value,
-                              None if option.translate else label)
+                await _accept(
+                    context,
+                    chat_id,
+                    flow,
+                    state,
+                    step,
+                    option.value,
+                    None if option.translate else label,
+                )
                 return True
         await _save(context, state)
         await _ask(context, chat_id, flow, state, notice=_("flow.use_buttons"))
@@ -422,8 +432,8 @@ async def _close_buttons(query: CallbackQuery, suffix: str | None = None) -> Non
             await message.edit_text(f"{message.text}\n\n→ {suffix}")
         else:
             await message.edit_reply_markup(None)
-    except BadRequest as error:  # already edited, or too old to edit: harmless
-        if "not modified" not in str(error).lower() and "can't be edited" not in str(error):
+    except BadRequest as error:  # already edited, too old, or gone: closing is cosmetic
+        if not any(known in str(error).lower() for known in _HARMLESS_EDIT_ERRORS):
             raise
 
 
@@ -510,14 +520,19 @@ async def on_callback(update: Update, context: BotContext) -> None:
         label = option_label(_, step, option)
         await query.answer()
         await _close_buttons(query, label)
-        await _accept(context, chat_id, flow, state, step, option.value,
-                      None if option.translate else label)
+        await _accept(
+            context, chat_id, flow, state, step, option.value, None if option.translate else label
+        )
         return
     await query.answer(_("button.expired"), show_alert=True)
 
 
 async def _back(
-    query: CallbackQuery, context: BotContext, chat_id: int, flow: Flow, state: DraftState,
+    query: CallbackQuery,
+    context: BotContext,
+    chat_id: int,
+    flow: Flow,
+    state: DraftState,
     step: Step,
 ) -> None:
     _ = context._

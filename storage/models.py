@@ -16,6 +16,15 @@ from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime, utcnow
 
+# Named constraints: later migrations alter them the same way on SQLite and PostgreSQL.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
 
 def _created() -> datetime:
     return utcnow()
@@ -391,7 +400,7 @@ class Reminder(Timestamped, table=True):
     """Outbox of scheduled notices; the unique key makes planning idempotent."""
 
     __tablename__ = "reminders"
-    __table_args__ = (UniqueConstraint("dedup_key", name="uq_reminders_dedup_key"),)
+    __table_args__ = (UniqueConstraint("dedup_key"),)
 
     id: int | None = Field(default=None, primary_key=True)
     dedup_key: str = Field(max_length=200)  # kind:subject:recipient:period

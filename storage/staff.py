@@ -33,12 +33,17 @@ async def ensure_admins(session: AsyncSession, telegram_ids: list[int]) -> list[
     for telegram_id in telegram_ids:
         staff = await staff_by_telegram_id(session, telegram_id)
         if staff is None:
-            staff = Staff(telegram_id=telegram_id, display_name=f"admin {telegram_id}", role="admin")
+            staff = Staff(
+                telegram_id=telegram_id, display_name=f"admin {telegram_id}", role="admin"
+            )
             session.add(staff)
             await session.flush()
             await audit.record(
-                session, action="staff.admin_configured", actor_telegram_id=telegram_id,
-                entity="staff", entity_id=staff.id,
+                session,
+                action="staff.admin_configured",
+                actor_telegram_id=telegram_id,
+                entity="staff",
+                entity_id=staff.id,
             )
         elif staff.role != Role.admin or not staff.active:
             staff.role, staff.active, staff.updated_at = Role.admin, True, utcnow()
@@ -67,8 +72,11 @@ async def get_or_create_team(session: AsyncSession, name: str, *, actor: Staff |
         session.add(team)
         await session.flush()
         await audit.record(
-            session, action="team.create", actor_staff_id=actor.id if actor else None,
-            entity="team", entity_id=team.id,
+            session,
+            action="team.create",
+            actor_staff_id=actor.id if actor else None,
+            entity="team",
+            entity_id=team.id,
         )
     return team
 
@@ -114,9 +122,13 @@ async def create_invite(
     session.add(invite)
     await session.flush()
     await audit.record(
-        session, action="invite.create", actor_staff_id=actor.id if actor else None,
-        actor_telegram_id=actor.telegram_id if actor else None, entity="invite",
-        entity_id=invite.id, detail={"role": role, "team_id": team_id},
+        session,
+        action="invite.create",
+        actor_staff_id=actor.id if actor else None,
+        actor_telegram_id=actor.telegram_id if actor else None,
+        entity="invite",
+        entity_id=invite.id,
+        detail={"role": role, "team_id": team_id},
     )
     return NewInvite(invite=invite, token=token)
 
@@ -146,16 +158,18 @@ async def redeem_invite(
     elif existing is not None and existing.active:
         reason = "already_registered"
     if reason or invite is None:
-        await audit.record(
-            session, action="invite.refused", actor_telegram_id=telegram_id, entity="invite",
-            entity_id=invite.id if invite else None, detail={"reason": reason},
-        )
         raise Refused(reason or "invite_invalid")
-    # mark used with a conditional update, so two people racing with one link cannot both join
+    # the row is locked (FOR UPDATE; BEGIN IMMEDIATE on SQLite): two people racing with one link
+    # queue here, and the second sees it used
     invite.used_at = utcnow()
     if existing is None:
-        staff = Staff(telegram_id=telegram_id, display_name=display_name[:200] or str(telegram_id),
-                      role=invite.role, team_id=invite.team_id, language=language)
+        staff = Staff(
+            telegram_id=telegram_id,
+            display_name=display_name[:200] or str(telegram_id),
+            role=invite.role,
+            team_id=invite.team_id,
+            language=language,
+        )
         session.add(staff)
     else:  # a deactivated member re-joining through a fresh invite
         staff = existing
@@ -167,10 +181,25 @@ async def redeem_invite(
     session.add(invite)
     await session.flush()
     await audit.record(
-        session, action="staff.join", actor_telegram_id=telegram_id, actor_staff_id=staff.id,
-        entity="staff", entity_id=staff.id, detail={"invite_id": invite.id, "role": invite.role},
+        session,
+        action="staff.join",
+        actor_telegram_id=telegram_id,
+        actor_staff_id=staff.id,
+        entity="staff",
+        entity_id=staff.id,
+        detail={"invite_id": invite.id, "role": invite.role},
     )
     return staff
+
+
+async def record_invite_refusal(session: AsyncSession, *, telegram_id: int, reason: str) -> None:
+    """Log a refused join; called in its own transaction, since the refused one rolls back."""
+    await audit.record(
+        session,
+        action="invite.refused",
+        actor_telegram_id=telegram_id,
+        detail={"reason": reason},
+    )
 
 
 async def set_language(session: AsyncSession, *, staff_id: int, language: str) -> None:
@@ -196,8 +225,11 @@ async def deactivate(session: AsyncSession, *, actor: Staff | None, staff_id: in
     staff.active, staff.updated_at = False, utcnow()
     session.add(staff)
     await audit.record(
-        session, action="staff.deactivate", actor_staff_id=actor.id if actor else None,
-        entity="staff", entity_id=staff.id,
+        session,
+        action="staff.deactivate",
+        actor_staff_id=actor.id if actor else None,
+        entity="staff",
+        entity_id=staff.id,
     )
     return staff
 
@@ -207,6 +239,8 @@ async def record_refusal(
 ) -> None:
     """Log an update from someone who may not use the bot (unregistered or deactivated)."""
     await audit.record(
-        session, action="access.refused", actor_telegram_id=telegram_id,
+        session,
+        action="access.refused",
+        actor_telegram_id=telegram_id,
         detail={"reason": reason, "update": kind},
     )

@@ -69,18 +69,30 @@ class FakeTelegram(BaseRequest):
     def _answer(self, name: str, params: dict[str, Any]) -> Any:
         if name == "getMe":
             return {
-                "id": BOT_ID, "is_bot": True, "first_name": "Archive", "username": BOT_USERNAME,
-                "can_join_groups": True, "can_read_all_group_messages": False,
+                "id": BOT_ID,
+                "is_bot": True,
+                "first_name": "Archive",
+                "username": BOT_USERNAME,
+                "can_join_groups": True,
+                "can_read_all_group_messages": False,
                 "supports_inline_queries": False,
             }
         if name in ("sendMessage", "sendPhoto", "sendDocument", "sendLocation"):
             chat_id = int(params["chat_id"])
             message = {
-                "message_id": next(self._ids), "date": self._clock,
-                "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group",
-                         "first_name": "User"},
-                "from": {"id": BOT_ID, "is_bot": True, "first_name": "Archive",
-                         "username": BOT_USERNAME},
+                "message_id": next(self._ids),
+                "date": self._clock,
+                "chat": {
+                    "id": chat_id,
+                    "type": "private" if chat_id > 0 else "group",
+                    "first_name": "User",
+                },
+                "from": {
+                    "id": BOT_ID,
+                    "is_bot": True,
+                    "first_name": "Archive",
+                    "username": BOT_USERNAME,
+                },
                 "text": params.get("text", ""),
             }
             if params.get("reply_markup"):
@@ -92,8 +104,11 @@ class FakeTelegram(BaseRequest):
             message = self.messages.get(key)
             if message is None:
                 return 400, json.dumps(
-                    {"ok": False, "error_code": 400,
-                     "description": "Bad Request: message to edit not found"}
+                    {
+                        "ok": False,
+                        "error_code": 400,
+                        "description": "Bad Request: message to edit not found",
+                    }
                 ).encode()
             before = json.dumps(message, sort_keys=True)
             if name == "editMessageText":
@@ -104,8 +119,11 @@ class FakeTelegram(BaseRequest):
                 message.pop("reply_markup", None)
             if json.dumps(message, sort_keys=True) == before:
                 return 400, json.dumps(
-                    {"ok": False, "error_code": 400,
-                     "description": "Bad Request: message is not modified"}
+                    {
+                        "ok": False,
+                        "error_code": 400,
+                        "description": "Bad Request: message is not modified",
+                    }
                 ).encode()
             return message
         if name == "deleteMessage":
@@ -145,8 +163,12 @@ class Person:
         language_code: str = "zh",
     ) -> None:
         self.app, self.telegram = app, telegram
-        self.user = {"id": user_id, "is_bot": False, "first_name": first_name,
-                     "language_code": language_code}
+        self.user = {
+            "id": user_id,
+            "is_bot": False,
+            "first_name": first_name,
+            "language_code": language_code,
+        }
         self.chat = {"id": user_id, "type": "private", "first_name": first_name}
         self._message_ids = itertools.count(1)
 
@@ -161,8 +183,15 @@ class Person:
         return [p for n, p in self.telegram.calls[before:] if n == "sendMessage"]
 
     def _message(self, **content: Any) -> dict[str, Any]:
-        return {"message": {"message_id": next(self._message_ids), "date": 1_790_000_000,
-                            "chat": self.chat, "from": self.user, **content}}
+        return {
+            "message": {
+                "message_id": next(self._message_ids),
+                "date": 1_790_000_000,
+                "chat": self.chat,
+                "from": self.user,
+                **content,
+            }
+        }
 
     async def send(self, text: str) -> list[dict[str, Any]]:
         """Type a message (commands get their entity); returns the messages the bot sent."""
@@ -174,13 +203,22 @@ class Person:
         return await self._feed(self._message(**content))
 
     async def send_photo(self) -> list[dict[str, Any]]:
-        photo = [{"file_id": f"photo-{i}", "file_unique_id": f"u{i}", "width": 90 * i,
-                  "height": 90 * i} for i in (1, 2)]
+        photo = [
+            {"file_id": f"photo-{i}", "file_unique_id": f"u{i}", "width": 90 * i, "height": 90 * i}
+            for i in (1, 2)
+        ]
         return await self._feed(self._message(photo=photo))
 
     async def send_sticker(self) -> list[dict[str, Any]]:
-        sticker = {"file_id": "sticker-1", "file_unique_id": "s1", "width": 512, "height": 512,
-                   "is_animated": False, "is_video": False, "type": "regular"}
+        sticker = {
+            "file_id": "sticker-1",
+            "file_unique_id": "s1",
+            "width": 512,
+            "height": 512,
+            "is_animated": False,
+            "is_video": False,
+            "type": "regular",
+        }
         return await self._feed(self._message(sticker=sticker))
 
     async def send_location(self, latitude: float, longitude: float) -> list[dict[str, Any]]:
@@ -189,8 +227,13 @@ class Person:
 
     async def press_data(self, message: dict[str, Any], data: str) -> list[dict[str, Any]]:
         """Press a button with the given callback data on a message (even a forged one)."""
-        query = {"id": str(next(self._update_ids)), "from": self.user, "chat_instance": "ci",
-                 "data": data, "message": message}
+        query = {
+            "id": str(next(self._update_ids)),
+            "from": self.user,
+            "chat_instance": "ci",
+            "data": data,
+            "message": message,
+        }
         return await self._feed({"callback_query": query})
 
     async def press(self, label: str, message: dict[str, Any] | None = None) -> list[dict]:

@@ -56,7 +56,10 @@ class World:
     _ids: itertools.count[int]
 
     async def member(
-        self, role: str = "salesperson", team: str | None = "East", name: str = "Li",
+        self,
+        role: str = "salesperson",
+        team: str | None = "East",
+        name: str = "Li",
         language: str = "zh",
     ) -> Person:
         """Register a staff member directly in the database and return them as a chat user."""
@@ -65,8 +68,9 @@ class World:
             team_id = None
             if team:
                 team_id = (await staff_store.get_or_create_team(session, team, actor=None)).id
-            session.add(Staff(telegram_id=telegram_id, display_name=name, role=role,
-                              team_id=team_id))
+            session.add(
+                Staff(telegram_id=telegram_id, display_name=name, role=role, team_id=team_id)
+            )
         return self.person(telegram_id, name, language)
 
     def person(self, telegram_id: int, name: str = "Zhang", language: str = "zh") -> Person:
