@@ -143,9 +143,9 @@ def _dumps(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode()
 
 
-def load_or_create_keys(configured: str | None, key_file: os.PathLike[str] | str) -> tuple[
-    list[bytes], bool
-]:
+def load_or_create_keys(
+    configured: str | None, key_file: os.PathLike[str] | str
+) -> tuple[list[bytes], bool]:
     """Master keys from ENCRYPTION_KEYS, else from the key file, creating it once.
 
     Returns the keys and whether a new key file was just written (the caller warns).

@@ -29,14 +29,39 @@ NUMBER_PREFIX = "KH"
 
 # Columns a customer keeps in clear: what lists, filters and the scheduler need.
 CLEAR_FIELDS = (
-    "kind", "name", "short_name", "industry", "region", "parent_org", "size", "profile",
-    "source", "website", "customer_class", "stage", "deal_status", "credit_status",
-    "trade_notes", "consent_given", "next_followup_on",
+    "kind",
+    "name",
+    "short_name",
+    "industry",
+    "region",
+    "parent_org",
+    "size",
+    "profile",
+    "source",
+    "website",
+    "customer_class",
+    "stage",
+    "deal_status",
+    "credit_status",
+    "trade_notes",
+    "consent_given",
+    "next_followup_on",
 )
 # Values sealed with the customer's data key (SPEC section 5).
 SEALED_FIELDS = (
-    "phones", "email", "wechat", "address", "invoice_title", "bank", "account_no", "tax_no",
-    "billing_address", "billing_phone", "consent_method", "consent_on", "consent_note",
+    "phones",
+    "email",
+    "wechat",
+    "address",
+    "invoice_title",
+    "bank",
+    "account_no",
+    "tax_no",
+    "billing_address",
+    "billing_phone",
+    "consent_method",
+    "consent_on",
+    "consent_note",
 )
 DATE_FIELDS = {"next_followup_on"}
 NAME_MATCH_THRESHOLD = 88
@@ -83,7 +108,9 @@ async def reindex(
     for kind, value in entries:
         session.add(
             BlindIndex(
-                kind=kind, digest=keyring.blind_index(kind, value), kek_id=keyring.current.kid,
+                kind=kind,
+                digest=keyring.blind_index(kind, value),
+                kek_id=keyring.current.kid,
                 customer_id=customer.id,
             )
         )
@@ -117,25 +144,40 @@ async def create_customer(
     diff = {f: [None, _jsonable(v)] for f, v in values.items() if v not in (None, "", [])}
     session.add(
         ChangeRecord(
-            entity="customer", entity_id=customer.id, customer_id=customer.id, action="create",
-            changed_by=actor.id, changed_at=now,
+            entity="customer",
+            entity_id=customer.id,
+            customer_id=customer.id,
+            action="create",
+            changed_by=actor.id,
+            changed_at=now,
             diff_sealed=vault.seal(key, diff, table="change_records", row_id=customer.id),
         )
     )
     review = Review(
-        kind=ReviewKind.customer_new, customer_id=customer.id, team_id=customer.team_id,
-        submitted_by=actor.id or 0, submitted_at=now,
+        kind=ReviewKind.customer_new,
+        customer_id=customer.id,
+        team_id=customer.team_id,
+        submitted_by=actor.id or 0,
+        submitted_at=now,
     )
     session.add(review)
     await session.flush()
     await audit.record(
-        session, action="customer.create", actor_staff_id=actor.id,
-        actor_telegram_id=actor.telegram_id, entity="customer", entity_id=customer.id,
+        session,
+        action="customer.create",
+        actor_staff_id=actor.id,
+        actor_telegram_id=actor.telegram_id,
+        entity="customer",
+        entity_id=customer.id,
         detail={"customer_no": customer.customer_no, "fields": sorted(diff)},
     )
     await audit.record(
-        session, action="review.submit", actor_staff_id=actor.id,
-        actor_telegram_id=actor.telegram_id, entity="review", entity_id=review.id,
+        session,
+        action="review.submit",
+        actor_staff_id=actor.id,
+        actor_telegram_id=actor.telegram_id,
+        entity="review",
+        entity_id=review.id,
         detail={"kind": review.kind, "customer_id": customer.id},
     )
     return customer

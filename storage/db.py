@@ -24,7 +24,9 @@ def async_url(url: str) -> str:
     elif backend in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+asyncpg")
     else:
-        raise ValueError(f"DATABASE_URL: unsupported database '{backend}' (use sqlite or postgresql)")
+        raise ValueError(
+            f"DATABASE_URL: unsupported database '{backend}' (use sqlite or postgresql)"
+        )
     return parsed.render_as_string(hide_password=False)
 
 

@@ -20,7 +20,9 @@ class RotationReport:
     left_on_old_keys: int
 
 
-async def rotate_keys(sessions: SessionFactory, keyring: Keyring, *, batch: int = 200) -> RotationReport:
+async def rotate_keys(
+    sessions: SessionFactory, keyring: Keyring, *, batch: int = 200
+) -> RotationReport:
     """Re-wrap data keys, re-seal drafts and recompute blind indexes under the newest key.
 
     Each batch is its own short transaction, so the bot keeps answering meanwhile; values
@@ -73,12 +75,22 @@ async def rotate_keys(sessions: SessionFactory, keyring: Keyring, *, batch: int 
             break
     async with unit_of_work(sessions) as session:
         left = len(
-            (await session.exec(select(DataKey.id).where(DataKey.kek_id != current,
-                                                         col(DataKey.wrapped).is_not(None)))).all()
+            (
+                await session.exec(
+                    select(DataKey.id).where(
+                        DataKey.kek_id != current, col(DataKey.wrapped).is_not(None)
+                    )
+                )
+            ).all()
         )
         await audit.record(
-            session, action="keys.rotate",
-            detail={"kid": current, "data_keys": rewrapped, "drafts": resealed,
-                    "indexed_customers": reindexed},
+            session,
+            action="keys.rotate",
+            detail={
+                "kid": current,
+                "data_keys": rewrapped,
+                "drafts": resealed,
+                "indexed_customers": reindexed,
+            },
         )
     return RotationReport(rewrapped, resealed, reindexed, left)

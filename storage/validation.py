@@ -114,10 +114,7 @@ def day(value: str, *, today: date, past_ok: bool = True, future_ok: bool = True
     """A calendar date: 2026-12-01, 2026/12/1, 12-01, 12月1日, or +7 (days from today)."""
     value = value.strip().replace("／", "/")
     relative = re.fullmatch(r"\+\s*(\d{1,3})", value)
-    if relative:
-        result = today + timedelta(days=int(relative[1]))
-    else:
-        result = _parse_date(value, today)
+    result = today + timedelta(days=int(relative[1])) if relative else _parse_date(value, today)
     if not past_ok and result < today:
         raise Invalid("date_past")
     if not future_ok and result > today:

@@ -1,0 +1,131 @@
+"""Migrations build exactly the schema the models describe, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import StatementError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import SQLModel, select
+
+from storage.db import SessionFactory, async_url, make_engine, unit_of_work
+from storage.migrate import (
+    MIGRATIONS_DIR,
+    alembic_config,
+    migration_options,
+    upgrade_database,
+    upgrade_database_sync,
+)
+from storage.models import Team
+from tests.conftest import IS_POSTGRES
+
+
+def _differences(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(
+        connection, opts=migration_options(connection.dialect.name)
+    )
+    return compare_metadata(context, SQLModel.metadata)
+
+
+def _tables(connection: Connection) -> set[str]:
+    return set(inspect(connection).get_table_names())
+
+
+async def _run(engine: AsyncEngine, fn: Any) -> Any:
+    async with engine.connect() as connection:
+        return await connection.run_sync(fn)
+
+
+def test_one_head_shipped_with_the_package() -> None:
+    script = ScriptDirectory.from_config(alembic_config("sqlite:///unused.db"))
+    assert MIGRATIONS_DIR.is_dir()
+    assert script.get_heads() == [script.get_current_head()]
+    assert script.get_base() == "0001_initial"
+
+
+async def test_upgrade_head_matches_models(engine: AsyncEngine) -> None:
+    assert await _run(engine, _differences) == []
+    tables = await _run(engine, _tables)
+    assert set(SQLModel.metadata.tables) | {"alembic_version"} == tables
+
+
+async def test_downgrade_to_base_and_upgrade_again(database_url: str) -> None:
+    await upgrade_database(database_url)
+    await asyncio.to_thread(command.downgrade, alembic_config(database_url), "base")
+    engine = make_engine(database_url)
+    try:
+        assert await _run(engine, _tables) <= {"alembic_version"}
+        await upgrade_database(database_url)
+        assert await _run(engine, _differences) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrade_is_idempotent_and_sync_call_works_inside_a_loop(database_url: str) -> None:
+    await upgrade_database(database_url)
+    upgrade_database_sync(database_url)  # env.py moves its own event loop to a thread
+    engine = make_engine(database_url)
+    try:
+        version = await _run(
+            engine, lambda c: c.execute(text("SELECT version_num FROM alembic_version")).all()
+        )
+        assert version == [("0001_initial",)]
+    finally:
+        await engine.dispose()
+
+
+async def test_utc_datetime_round_trips_timezone_aware(
+    engine: AsyncEngine, session_factory: SessionFactory
+) -> None:
+    shanghai = timezone(timedelta(hours=8))
+    moment = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=shanghai)
+    async with unit_of_work(session_factory) as session:
+        session.add(Team(name="East", created_at=moment, updated_at=moment))
+
+    async with session_factory() as session:
+        team = (await session.exec(select(Team).where(Team.name == "East"))).one()
+    assert team.created_at == moment
+    assert team.created_at.tzinfo is UTC
+    assert team.created_at.hour == 1
+
+    async with engine.connect() as connection:
+        raw = (await connection.execute(text("SELECT created_at FROM teams"))).scalar_one()
+    if IS_POSTGRES:
+        assert raw == moment and raw.utcoffset() == timedelta(0)  # timestamptz
+    else:
+        assert str(raw).startswith("2026-03-01 01:30:15.123456")  # stored as UTC
+
+
+async def test_naive_datetime_is_refused(session_factory: SessionFactory) -> None:
+    with pytest.raises(StatementError, match="naive datetime"):
+        async with unit_of_work(session_factory) as session:
+            session.add(Team(name="Naive", created_at=datetime(2026, 1, 1)))
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:///x", "sqlite+aiosqlite:///x"),
+        ("sqlite:////abs/path/archive.db", "sqlite+aiosqlite:////abs/path/archive.db"),
+        ("postgresql://u@h/db", "postgresql+asyncpg://u@h/db"),
+        ("postgres://u@h/db", "postgresql+asyncpg://u@h/db"),
+        ("postgresql://u:p%40ss@h:5433/db", "postgresql+asyncpg://u:p%40ss@h:5433/db"),
+    ],
+)
+def test_async_url(url: str, expected: str) -> None:
+    assert async_url(url) == expected
+
+
+@pytest.mark.parametrize("url", ["mysql://u@h/db", "mysql+aiomysql://u@h/db", "oracle://u@h/db"])
+def test_async_url_refuses_other_databases(url: str) -> None:
+    with pytest.raises(ValueError, match="unsupported database"):
+        async_url(url)
