@@ -68,22 +68,23 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
     # -1: recognise the member or refuse the update (stops it)
     application.add_handler(TypeHandler(Update, recognise), group=GATE_GROUP)
     # 0: commands
+    private = filters.ChatType.PRIVATE  # flows are one-to-one; group chats come later
     application.add_handlers(
         [
-            CommandHandler("start", commands.start),
-            CommandHandler("help", commands.help_command),
-            CommandHandler("new", commands.new_customer),
-            CommandHandler("invite", commands.invite),
-            CommandHandler("cancel", commands.cancel),
-            CommandHandler("lang", commands.language),
+            CommandHandler("start", commands.start, filters=private),
+            CommandHandler("help", commands.help_command, filters=private),
+            CommandHandler("new", commands.new_customer, filters=private),
+            CommandHandler("invite", commands.invite, filters=private),
+            CommandHandler("cancel", commands.cancel, filters=private),
+            CommandHandler("lang", commands.language, filters=private),
             # buttons: flow steps, language, then anything left is stale
             CallbackQueryHandler(runner.on_callback, pattern=rf"^{runner.PREFIX}:"),
             CallbackQueryHandler(commands.language_chosen, pattern=r"^lang:"),
             CallbackQueryHandler(commands.stale_button),
             # messages: unknown commands, answers to the current question, everything else
-            MessageHandler(filters.COMMAND, commands.unknown_command),
-            MessageHandler(filters.TEXT & ~filters.COMMAND, commands.text_message),
-            MessageHandler(filters.ChatType.PRIVATE & ~filters.TEXT, commands.other_message),
+            MessageHandler(private & filters.COMMAND, commands.unknown_command),
+            MessageHandler(private & filters.TEXT & ~filters.COMMAND, commands.text_message),
+            MessageHandler(private & ~filters.TEXT, commands.other_message),
         ]
     )
     application.add_error_handler(on_error)  # type: ignore[arg-type]

@@ -44,8 +44,12 @@ def followup_default(env: FlowEnv, data: dict[str, Any]) -> date:
     return env.today + timedelta(days=cycle)
 
 
+def _followup_default_text(env: FlowEnv, data: dict[str, Any]) -> str:
+    return followup_default(env, data).isoformat()
+
+
 def _followup_hint(env: FlowEnv, data: dict[str, Any]) -> dict[str, object]:
-    return {"default": followup_default(env, data).isoformat()}
+    return {"default": _followup_default_text(env, data)}
 
 
 STEPS = (
@@ -106,6 +110,7 @@ STEPS = (
         parse=s.future_date,
         example="example.date",
         prompt_values=_followup_hint,
+        default=_followup_default_text,
     ),
 )
 
@@ -114,9 +119,7 @@ async def submit(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> S
     """Save the customer as pending review and say its number."""
     values = {k: v for k, v in data.items() if not k.startswith("_") and k != "finance"}
     values["consent_given"] = data.get("consent_given") == "yes"
-    values["next_followup_on"] = (
-        data.get("next_followup_on") or followup_default(env, data).isoformat()
-    )
+    values["next_followup_on"] = data.get("next_followup_on") or _followup_default_text(env, data)
     customer = await customers.create_customer(
         session, keyring=env.services.keyring, actor=env.staff, values=values
     )

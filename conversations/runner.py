@@ -162,7 +162,10 @@ async def _summary(
     lines.append(_("flow.summary_title", title=_(f"{flow.name}.title")))
     steps = flow.applicable(state.data)
     for step in steps:
-        lines.append(f"• {_(f'field.{step.field}')}: {display_value(_, step, state.data)}")
+        shown = display_value(_, step, state.data)
+        if step.default is not None and state.data.get(step.field) in (None, ""):
+            shown = _("flow.default_value", value=step.default(env, state.data))
+        lines.append(f"• {_(f'field.{step.field}')}: {shown}")
     warnings = await _all_warnings(env, flow, state.data)
     if warnings:
         lines += ["", *warnings]

@@ -70,6 +70,7 @@ class Step:
     sensitive: bool = False
     prompt_values: Callable[[FlowEnv, dict[str, Any]], dict[str, object]] | None = None
     display: Callable[[Any], Any] | None = None  # how the summary shows the value
+    default: Callable[[FlowEnv, dict[str, Any]], str] | None = None  # what a skip stands for
 
     def applies(self, data: dict[str, Any]) -> bool:
         return self.when is None or self.when(data)

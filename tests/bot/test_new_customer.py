@@ -95,7 +95,7 @@ async def test_skipped_follow_up_defaults_to_the_class_cycle(world: World) -> No
     sales = await world.member()
     await start_new_company(sales)
     await answer_required_rest(sales)
-    assert "下次跟进日期: —" in sales.last_text()
+    assert "下次跟进日期: 2026-11-29(默认)" in sales.last_text()
     await sales.press("提交")
     [customer] = await customers(world.services.sessions)
     assert customer.next_followup_on == date(2026, 11, 29)  # class A: 7 days after 11-22

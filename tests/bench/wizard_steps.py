@@ -1,0 +1,136 @@
+"""Benchmark: wizard steps per second, in-process on SQLite, beside a bare echo handler.
+
+Both bots run on the same fake Telegram request layer (tests/fake_telegram.py), so the figures
+compare our handler work (gate, draft load/save with encryption, validation, rendering) with
+python-telegram-bot's own per-update cost.
+
+    .venv/bin/python -m tests.bench.wizard_steps [--rounds 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from telegram import Update
+from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
+
+from bot.app import _post_init, build_application
+from bot.context import Services
+from bot.settings import Settings
+from storage import staff as staff_store
+from storage.crypto import Keyring
+from storage.db import make_engine, make_session_factory, unit_of_work
+from storage.migrate import upgrade_database
+from storage.models import Staff
+from tests.fake_telegram import TOKEN, FakeTelegram, Person
+
+# One pass through /new: (kind of input, value). 14 updates, each one wizard step.
+PASS: list[tuple[str, str]] = [
+    ("send", "/new"),
+    ("press", "企业"),
+    ("send", "杭州明远机械有限公司"),
+    ("send", "明远"),
+    ("send", "机械制造"),
+    ("press", "跳过其余"),
+    ("press", "拜访"),
+    ("press", "A 战略"),
+    ("press", "红苹果"),
+    ("press", "未成交"),
+    ("press", "否"),
+    ("press", "否"),
+    ("press", "✏️ 客户名称"),
+    ("send", "宁波明远"),
+]
+
+
+async def wizard_rate(rounds: int, workdir: Path) -> tuple[float, int]:
+    url = f"sqlite:///{workdir / 'bench.db'}"
+    await upgrade_database(url)
+    engine = make_engine(url)
+    settings = Settings(_env_file=None, TELEGRAM_BOT_TOKEN=TOKEN, DATA_DIR=workdir)  # type: ignore[call-arg]
+    services = Services(
+        settings=settings,
+        sessions=make_session_factory(engine),
+        keyring=Keyring([os.urandom(32)]),
+        clock=lambda: datetime.now(UTC),
+    )
+    telegram = FakeTelegram()
+    app = build_application(services, request=telegram, rate_limit=False)
+    await app.initialize()
+    await _post_init(app)
+    async with unit_of_work(services.sessions) as session:
+        team = await staff_store.get_or_create_team(session, "Bench", actor=None)
+        session.add(Staff(telegram_id=1, display_name="Bench", role="salesperson", team_id=team.id))
+    person = Person(app, telegram, 1)
+    steps = 0
+    started = time.perf_counter()
+    for _ in range(rounds):
+        for kind, value in PASS:
+            if kind == "send":
+                await person.send(value)
+            else:
+                await person.press(value)
+            steps += 1
+        await person.press("取消")
+        steps += 1
+    elapsed = time.perf_counter() - started
+    await app.shutdown()
+    await engine.dispose()
+    return steps / elapsed, steps
+
+
+async def echo_rate(updates: int) -> float:
+    async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.effective_chat is not None and update.effective_message is not None
+        await context.bot.send_message(
+            update.effective_chat.id, update.effective_message.text or ""
+        )
+
+    telegram = FakeTelegram()
+    app = ApplicationBuilder().token(TOKEN).request(telegram).get_updates_request(telegram).build()
+    app.add_handler(MessageHandler(filters.TEXT, echo))
+    await app.initialize()
+    person = Person(app, telegram, 1)
+    started = time.perf_counter()
+    for index in range(updates):
+        await person.send(f"hello {index}")
+    elapsed = time.perf_counter() - started
+    await app.shutdown()
+    return updates / elapsed
+
+
+async def main(rounds: int, repeats: int) -> None:
+    wizard: list[float] = []
+    echo: list[float] = []
+    steps = 0
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as workdir:
+            rate, steps = await wizard_rate(rounds, Path(workdir))
+        wizard.append(rate)
+        echo.append(await echo_rate(steps))
+    print(f"updates per run: {steps}, runs: {repeats}")
+    print(
+        f"wizard steps/s (/new on SQLite): median {statistics.median(wizard):8.1f}  "
+        f"min {min(wizard):8.1f}  max {max(wizard):8.1f}"
+    )
+    print(
+        f"bare echo handler updates/s:     median {statistics.median(echo):8.1f}  "
+        f"min {min(echo):8.1f}  max {max(echo):8.1f}"
+    )
+    print(f"ratio wizard/echo: {statistics.median(wizard) / statistics.median(echo):.2f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=40, help="passes through /new per run")
+    parser.add_argument("--repeats", type=int, default=3, help="runs to take the median of")
+    arguments: Any = parser.parse_args()
+    asyncio.run(main(arguments.rounds, arguments.repeats))
