@@ -24,7 +24,7 @@ from bot.context import BotContext, Services
 from bot.errors import on_error
 from bot.gate import recognise
 from bot.i18n import LANGUAGES, translate
-from conversations import runner
+from conversations import card, complaint, edit, find, key_persons, review, runner, visit
 from storage import staff as staff_store
 from storage.db import unit_of_work
 
@@ -77,9 +77,22 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CommandHandler("invite", commands.invite, filters=private),
             CommandHandler("cancel", commands.cancel, filters=private),
             CommandHandler("lang", commands.language, filters=private),
-            # buttons: flow steps, language, then anything left is stale
+            CommandHandler("visit", visit.start_command, filters=private),
+            CommandHandler("complaint", complaint.start_command, filters=private),
+            CommandHandler("find", find.find_command, filters=private),
+            CommandHandler("my", find.my_command, filters=private),
+            CommandHandler("review", review.queue_command, filters=private),
+            CommandHandler("setgroup", review.setgroup_command, filters=filters.ChatType.GROUPS),
+            # buttons: flow steps, language, features, then anything left is stale
             CallbackQueryHandler(runner.on_callback, pattern=rf"^{runner.PREFIX}:"),
             CallbackQueryHandler(commands.language_chosen, pattern=r"^lang:"),
+            CallbackQueryHandler(card.on_button, pattern=r"^(cu|cr|ch):"),
+            CallbackQueryHandler(find.on_button, pattern=r"^f[a-z]*:"),
+            CallbackQueryHandler(visit.on_button, pattern=r"^(cv|cvl):"),
+            CallbackQueryHandler(complaint.on_button, pattern=r"^(cc|ccl|cx):"),
+            CallbackQueryHandler(key_persons.on_button, pattern=r"^(ck|kp):"),
+            CallbackQueryHandler(edit.on_button, pattern=r"^ce:"),
+            CallbackQueryHandler(review.on_button, pattern=r"^rv:"),
             CallbackQueryHandler(commands.stale_button),
             # messages: unknown commands, answers to the current question, everything else
             MessageHandler(private & filters.COMMAND, commands.unknown_command),

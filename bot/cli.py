@@ -47,11 +47,11 @@ def _services(settings: Settings):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    services = _services(settings)
     from bot.app import build_application
     from storage.migrate import upgrade_database_sync
 
-    settings = load_settings()
-    services = _services(settings)
     upgrade_database_sync(settings.database_url)
     application = build_application(services)
     if settings.WEBHOOK_URL:
@@ -82,9 +82,9 @@ def _redact(url: str) -> str:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = load_settings()
     from storage.migrate import upgrade_database_sync
 
-    settings = load_settings()
     upgrade_database_sync(settings.database_url)
     print("database is up to date")
     return 0
@@ -93,7 +93,14 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_invite(args: argparse.Namespace) -> int:
     settings = load_settings()
     services = _services(settings)
-    return asyncio.run(_invite(services, args.role, args.team))
+
+    async def invite() -> int:
+        try:
+            return await _invite(services, args.role, args.team)
+        finally:
+            await services.dispose()
+
+    return asyncio.run(invite())
 
 
 async def _bot_username(services) -> str | None:
@@ -159,7 +166,10 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
         from storage.rotation import rotate_keys
 
         await upgrade_database(settings.database_url)
-        report = await rotate_keys(services.sessions, services.keyring)
+        try:
+            report = await rotate_keys(services.sessions, services.keyring)
+        finally:
+            await services.dispose()
         print(
             f"re-wrapped {report.data_keys} data keys, re-sealed {report.drafts} drafts, "
             f"re-indexed {report.indexed_customers} customers; "
@@ -180,8 +190,11 @@ def cmd_verify_audit(args: argparse.Namespace) -> int:
         from storage.audit import verify_chain
         from storage.db import unit_of_work
 
-        async with unit_of_work(services.sessions) as session:
-            report = await verify_chain(session)
+        try:
+            async with unit_of_work(services.sessions) as session:
+                report = await verify_chain(session)
+        finally:
+            await services.dispose()
         if report.ok:
             print(f"audit log intact: {report.checked} entries verified")
             return 0

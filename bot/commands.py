@@ -16,11 +16,44 @@ from storage.models import Role
 from storage.permissions import can_create_customer
 
 COMMANDS_BY_ROLE = {
-    Role.salesperson: ("new", "cancel", "lang", "help"),
-    Role.manager: ("new", "invite", "cancel", "lang", "help"),
-    Role.admin: ("new", "invite", "cancel", "lang", "help"),
+    Role.salesperson: ("new", "visit", "complaint", "find", "my", "cancel", "lang", "help"),
+    Role.manager: (
+        "new",
+        "visit",
+        "complaint",
+        "find",
+        "my",
+        "review",
+        "invite",
+        "cancel",
+        "lang",
+        "help",
+    ),
+    Role.admin: (
+        "new",
+        "visit",
+        "complaint",
+        "find",
+        "my",
+        "review",
+        "invite",
+        "cancel",
+        "lang",
+        "help",
+    ),
 }
-MENU_COMMANDS = ("new", "invite", "cancel", "lang", "help")
+MENU_COMMANDS = (
+    "new",
+    "visit",
+    "complaint",
+    "find",
+    "my",
+    "review",
+    "invite",
+    "cancel",
+    "lang",
+    "help",
+)
 
 
 def _chat_id(update: Update) -> int:

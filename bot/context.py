@@ -29,6 +29,12 @@ class Services:
     clock: Callable[[], datetime]
     bot_username: str = ""
 
+    async def dispose(self) -> None:
+        """Close the database connections (commands that run once, tests)."""
+        engine = self.sessions.kw.get("bind")
+        if engine is not None:
+            await engine.dispose()
+
     def today(self, timezone: str | None = None) -> date:
         return self.clock().astimezone(ZoneInfo(timezone or self.settings.TIMEZONE)).date()
 

@@ -20,11 +20,23 @@ log = logging.getLogger(__name__)
 
 @cache
 def catalog(language: str) -> dict[str, str]:
-    """All messages of one language, id → text."""
-    path = LOCALE_DIR / language / "LC_MESSAGES" / "messages.po"
-    with path.open("rb") as handle:
-        po = read_po(handle, locale=language)
-    return {str(m.id): str(m.string) for m in po if m.id and m.string}
+    """All messages of one language, id → text, from every .po file of that language.
+
+    Each feature keeps its messages in a file of its own (messages.po, visits.po, ...);
+    the same id in two files is an error, so a feature cannot silently override another.
+    """
+    messages: dict[str, str] = {}
+    for path in sorted((LOCALE_DIR / language / "LC_MESSAGES").glob("*.po")):
+        with path.open("rb") as handle:
+            po = read_po(handle, locale=language)
+        for message in po:
+            if not message.id or not message.string:
+                continue
+            key = str(message.id)
+            if key in messages:
+                raise ValueError(f"message {key} is defined twice ({path.name})")
+            messages[key] = str(message.string)
+    return messages
 
 
 def translate(language: str, key: str, /, **values: object) -> str:

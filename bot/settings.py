@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from storage.crypto import decode_master_key
@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     FOLLOWUP_CYCLES: str = "A=7,B=14,C=30,D=60"
     COMPLAINT_DUE_HOURS: str = "critical=24,high=72,medium=168,low=336"
     WEBHOOK_URL: str | None = None
-    WEBHOOK_SECRET: SecretStr | None = None
+    WEBHOOK_SECRET: SecretStr | None = Field(default=None, validate_default=True)
     WEBHOOK_LISTEN: str = "0.0.0.0"
     WEBHOOK_PORT: int = 8443
 
@@ -144,17 +144,22 @@ class Settings(BaseSettings):
             decode_master_key(part)
         return value
 
-    @model_validator(mode="after")
-    def _webhook_complete(self) -> Settings:
-        if self.WEBHOOK_URL:
-            if not self.WEBHOOK_URL.startswith("https://"):
-                raise ValueError("WEBHOOK_URL must start with https://")
-            secret = self.WEBHOOK_SECRET.get_secret_value() if self.WEBHOOK_SECRET else ""
-            if not re.fullmatch(r"[A-Za-z0-9_-]{16,256}", secret):
-                raise ValueError(
-                    "WEBHOOK_SECRET is required with WEBHOOK_URL: 16-256 letters, digits, _ or -"
-                )
-        return self
+    @field_validator("WEBHOOK_URL")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith("https://"):
+            raise ValueError("must start with https://")
+        return value or None
+
+    @field_validator("WEBHOOK_SECRET")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        """Required with WEBHOOK_URL; checked here so it is listed with any other bad setting."""
+        secret = value.get_secret_value() if value else ""
+        wanted = info.data.get("WEBHOOK_URL")
+        if wanted and not re.fullmatch(r"[A-Za-z0-9_-]{16,256}", secret):
+            raise ValueError("is required with WEBHOOK_URL: 16-256 letters, digits, _ or -")
+        return value
 
     @property
     def database_url(self) -> str:

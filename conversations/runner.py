@@ -2,13 +2,14 @@
 
 The draft in the database is the only state: every answer is saved before the next question is
 sent, so a restart loses nothing and the user's next message continues where they stopped.
-Buttons carry the draft's prompt token; a press with an older token is a stale button.
+Buttons carry the draft's prompt token; a press with an older token is a stale button. The
+options a choice question offered are kept in the draft too, so a button names an index into a
+list the server made, never a record id the client could forge.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import date
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -16,7 +17,10 @@ from telegram import (
     CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    KeyboardButton,
     Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
     Update,
 )
 from telegram.error import BadRequest
@@ -33,8 +37,10 @@ from storage.validation import Invalid
 log = logging.getLogger(__name__)
 PREFIX = "w"
 SUMMARY_VALUE_LIMIT = 80
+MAX_ATTACHMENTS = 20
 FLOWS: dict[str, Flow] = {}
 _HARMLESS_EDIT_ERRORS = ("not modified", "can't be edited", "not found")
+_CHOICE_KINDS = (Kind.CHOICE, Kind.YES_NO)
 
 
 def register(flow: Flow) -> Flow:
@@ -56,11 +62,16 @@ def _data(token: int, action: str, arg: object = "") -> str:
     return f"{PREFIX}:{token}:{action}:{arg}"
 
 
+def _chat_id(update: Update) -> int:
+    assert update.effective_chat is not None
+    return update.effective_chat.id
+
+
 # ---------------------------------------------------------------------------------------------
-# rendering
+# options of choice questions
 
 
-def option_label(_: Translator, step: Step, option: Option) -> str:
+def option_label(_: Translator, option: Option) -> str:
     return _(option.label) if option.translate else option.label
 
 
@@ -70,11 +81,42 @@ def static_options(step: Step) -> list[Option]:
     return [Option(v, f"choice.{step.field}.{v}") for v in step.choices]
 
 
-async def options_for(env: FlowEnv, step: Step, data: dict[str, Any]) -> list[Option]:
+def _offered(state: DraftState, step: Step) -> list[Option] | None:
+    offered = state.data.get("_offered")
+    if not offered or offered.get("field") != step.field:
+        return None
+    return [Option(v, label, bool(t)) for v, label, t in offered["options"]]
+
+
+def _offer(state: DraftState, step: Step, options: list[Option], query: str | None = None) -> None:
+    state.data["_offered"] = {
+        "field": step.field,
+        "options": [[o.value, o.label, o.translate] for o in options],
+        "page": 0,
+        "query": query,
+    }
+
+
+async def _prepare(env: FlowEnv, flow: Flow, state: DraftState) -> None:
+    """Work out the options of the current choice question, once, and keep them in the draft."""
+    step = flow.step(state.step)
+    if state.mode == "summary" or step is None:
+        state.data.pop("_offered", None)
+        return
+    if step.kind not in _CHOICE_KINDS:
+        state.data.pop("_offered", None)
+        return
+    if _offered(state, step) is not None:
+        return
     if step.options is None:
-        return static_options(step)
+        _offer(state, step, static_options(step))
+        return
     async with unit_of_work(env.services.sessions) as session:
-        return await step.options(env, session, data)
+        _offer(state, step, await step.options(env, session, state.data))
+
+
+# ---------------------------------------------------------------------------------------------
+# rendering
 
 
 def display_value(_: Translator, step: Step, data: dict[str, Any]) -> str:
@@ -86,25 +128,73 @@ def display_value(_: Translator, step: Step, data: dict[str, Any]) -> str:
     if step.kind == Kind.CHOICE:
         label = data.get("_labels", {}).get(step.field)
         return label if label is not None else _(f"choice.{step.field}.{value}")
+    if step.kind == Kind.LOCATION and isinstance(value, dict):
+        return f"{value['latitude']:.5f}, {value['longitude']:.5f}"
+    if step.kind == Kind.MEDIA and isinstance(value, list):
+        return _("flow.attachments_count", count=len(value))
     if step.display is not None:
-        value = step.display(value)
+        value = step.display(value, _)
     if isinstance(value, list):
         value = ", ".join(str(v) for v in value)
     text = str(value)
     return text if len(text) <= SUMMARY_VALUE_LIMIT else text[: SUMMARY_VALUE_LIMIT - 1] + "…"
 
 
-def _nav_row(_: Translator, step: Step, token: int, *, editing: bool) -> list[InlineKeyboardButton]:
-    back = "button.back_to_summary" if editing else "button.back"
+def _nav_buttons(_: Translator, step: Step, state: DraftState) -> list[list[InlineKeyboardButton]]:
+    token = state.token
+    rows: list[list[InlineKeyboardButton]] = []
+    if step.kind == Kind.MEDIA:
+        rows.append([InlineKeyboardButton(_("button.done"), callback_data=_data(token, "m"))])
+    back = "button.back_to_summary" if state.mode == "edit" else "button.back"
     row = [InlineKeyboardButton(_(back), callback_data=_data(token, "b"))]
     if not step.required:
         row.append(InlineKeyboardButton(_("button.skip"), callback_data=_data(token, "s")))
     row.append(InlineKeyboardButton(_("button.cancel"), callback_data=_data(token, "x")))
-    return row
+    rows.append(row)
+    if state.mode == "ask" and not step.required and step.kind != Kind.MEDIA:
+        rows.append([InlineKeyboardButton(_("button.skip_rest"), callback_data=_data(token, "z"))])
+    return rows
 
 
-def _skip_rest_row(_: Translator, token: int) -> list[InlineKeyboardButton]:
-    return [InlineKeyboardButton(_("button.skip_rest"), callback_data=_data(token, "z"))]
+def _choice_buttons(
+    _: Translator, step: Step, state: DraftState, options: list[Option]
+) -> list[list[InlineKeyboardButton]]:
+    page = int(state.data.get("_offered", {}).get("page", 0))
+    first = page * step.page_size
+    shown = options[first : first + step.page_size]
+    rows: list[list[InlineKeyboardButton]] = []
+    row: list[InlineKeyboardButton] = []
+    for index, option in enumerate(shown, start=first):
+        row.append(
+            InlineKeyboardButton(
+                option_label(_, option), callback_data=_data(state.token, "c", index)
+            )
+        )
+        if len(row) == step.columns:
+            rows.append(row)
+            row = []
+    if row:
+        rows.append(row)
+    pager = []
+    if page > 0:
+        pager.append(InlineKeyboardButton("‹", callback_data=_data(state.token, "p", page - 1)))
+    if first + step.page_size < len(options):
+        pager.append(InlineKeyboardButton("›", callback_data=_data(state.token, "p", page + 1)))
+    if pager:
+        rows.append(pager)
+    return rows
+
+
+def _location_keyboard(_: Translator, step: Step) -> ReplyKeyboardMarkup:
+    nav = [KeyboardButton(_("button.back"))]
+    if not step.required:
+        nav.append(KeyboardButton(_("button.skip")))
+    nav.append(KeyboardButton(_("button.cancel")))
+    return ReplyKeyboardMarkup(
+        [[KeyboardButton(_("button.send_location"), request_location=True)], nav],
+        resize_keyboard=True,
+        one_time_keyboard=True,
+    )
 
 
 async def _ask(
@@ -117,9 +207,7 @@ async def _ask(
     assert step is not None
     applicable = flow.applicable(state.data)
     position = next((i for i, s in enumerate(applicable) if s.field == step.field), 0) + 1
-    lines = []
-    if notice:
-        lines += [notice, ""]
+    lines = [notice, ""] if notice else []
     lines.append(
         _("flow.progress", title=_(f"{flow.name}.title"), n=position, total=len(applicable))
     )
@@ -127,29 +215,23 @@ async def _ask(
     lines.append(_(f"{flow.name}.ask.{step.field}", **values))
     if not step.required:
         lines.append(_("flow.optional"))
+    if step.search is not None:
+        query = state.data.get("_offered", {}).get("query")
+        lines.append(_("flow.search_results", query=query) if query else _("flow.search_hint"))
     if state.mode == "edit" and state.data.get(step.field) not in (None, "", []):
         lines.append(_("flow.current_value", value=display_value(_, step, state.data)))
-    keyboard: list[list[InlineKeyboardButton]] = []
-    if step.kind in (Kind.CHOICE, Kind.YES_NO):
-        options = await options_for(env, step, state.data)
-        row: list[InlineKeyboardButton] = []
-        for index, option in enumerate(options):
-            row.append(
-                InlineKeyboardButton(
-                    option_label(_, step, option), callback_data=_data(state.token, "c", index)
-                )
-            )
-            if len(row) == step.columns:
-                keyboard.append(row)
-                row = []
-        if row:
-            keyboard.append(row)
-    keyboard.append(_nav_row(_, step, state.token, editing=state.mode == "edit"))
-    if state.mode == "ask" and not step.required:
-        keyboard.append(_skip_rest_row(_, state.token))
-    await context.bot.send_message(
-        chat_id, "\n".join(lines), reply_markup=InlineKeyboardMarkup(keyboard)
-    )
+    if step.kind == Kind.MEDIA and state.data.get(step.field):
+        lines.append(_("flow.attachments_count", count=len(state.data[step.field])))
+    markup: InlineKeyboardMarkup | ReplyKeyboardMarkup
+    if step.kind == Kind.LOCATION:
+        markup = _location_keyboard(_, step)
+    else:
+        keyboard = []
+        if step.kind in _CHOICE_KINDS:
+            keyboard += _choice_buttons(_, step, state, _offered(state, step) or [])
+        keyboard += _nav_buttons(_, step, state)
+        markup = InlineKeyboardMarkup(keyboard)
+    await context.bot.send_message(chat_id, "\n".join(lines), reply_markup=markup)
 
 
 async def _summary(
@@ -173,6 +255,8 @@ async def _summary(
     keyboard: list[list[InlineKeyboardButton]] = []
     row: list[InlineKeyboardButton] = []
     for step in steps:
+        if not step.editable:
+            continue
         row.append(
             InlineKeyboardButton(
                 "✏️ " + _(f"field.{step.field}"),
@@ -209,9 +293,14 @@ async def _all_warnings(env: FlowEnv, flow: Flow, data: dict[str, Any]) -> list[
     return warnings
 
 
-async def _present(
+async def _show(
     context: BotContext, chat_id: int, flow: Flow, state: DraftState, notice: str | None = None
 ) -> None:
+    """Save the draft under a new token, then send the question or the summary it is at."""
+    await _prepare(_env(context), flow, state)
+    state.token += 1
+    async with unit_of_work(context.services.sessions) as session:
+        await drafts.save(session, context.services.keyring, context.member.id or 0, state)
     if state.mode == "summary":
         await _summary(context, chat_id, flow, state, notice=notice)
     else:
@@ -219,7 +308,7 @@ async def _present(
 
 
 # ---------------------------------------------------------------------------------------------
-# state changes (each one saved before the next prompt is sent)
+# state changes
 
 
 def _advance(flow: Flow, state: DraftState) -> None:
@@ -240,12 +329,6 @@ def _advance(flow: Flow, state: DraftState) -> None:
         state.step, state.mode = None, "summary"
 
 
-async def _save(context: BotContext, state: DraftState) -> None:
-    state.token += 1
-    async with unit_of_work(context.services.sessions) as session:
-        await drafts.save(session, context.services.keyring, context.member.id or 0, state)
-
-
 async def _load(context: BotContext) -> tuple[Flow, DraftState] | None:
     async with unit_of_work(context.services.sessions) as session:
         state = await drafts.load(session, context.services.keyring, context.member.id or 0)
@@ -260,46 +343,58 @@ async def _load(context: BotContext) -> tuple[Flow, DraftState] | None:
     return flow, state
 
 
-def _chat_id(update: Update) -> int:
-    assert update.effective_chat is not None
-    return update.effective_chat.id
+async def _discard(context: BotContext) -> bool:
+    async with unit_of_work(context.services.sessions) as session:
+        return await drafts.discard(session, context.member.id or 0)
 
 
-async def start(update: Update, context: BotContext, flow: Flow) -> None:
-    """Begin `flow`, or offer to continue/discard a draft the user already has."""
+async def start(
+    update: Update, context: BotContext, flow: Flow, initial: dict[str, Any] | None = None
+) -> None:
+    """Begin `flow` (optionally with answers given, e.g. the customer of a card), or offer to
+    continue or discard a draft the user already has."""
     existing = await _load(context)
-    _ = context._
     chat_id = _chat_id(update)
-    if existing is not None:
-        old_flow, state = existing
-        await _save(context, state)
-        keyboard = InlineKeyboardMarkup(
-            [
-                [
-                    InlineKeyboardButton(_("button.resume"), callback_data=_data(state.token, "r")),
-                    InlineKeyboardButton(
-                        _("button.discard"), callback_data=_data(state.token, "d", flow.name)
-                    ),
-                ]
-            ]
-        )
-        await context.bot.send_message(
-            chat_id,
-            _("flow.unfinished", title=_(f"{old_flow.name}.title")),
-            reply_markup=keyboard,
-        )
+    if existing is None:
+        await _begin(context, chat_id, flow, initial)
         return
-    await _begin(context, chat_id, flow)
+    _ = context._
+    old_flow, state = existing
+    state.data["_then"] = {"flow": flow.name, "initial": initial or {}}
+    await _prepare(_env(context), old_flow, state)
+    state.token += 1
+    async with unit_of_work(context.services.sessions) as session:
+        await drafts.save(session, context.services.keyring, context.member.id or 0, state)
+    keyboard = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(_("button.resume"), callback_data=_data(state.token, "r")),
+                InlineKeyboardButton(_("button.discard"), callback_data=_data(state.token, "d")),
+            ]
+        ]
+    )
+    await context.bot.send_message(
+        chat_id, _("flow.unfinished", title=_(f"{old_flow.name}.title")), reply_markup=keyboard
+    )
 
 
-async def _begin(context: BotContext, chat_id: int, flow: Flow) -> None:
+async def _begin(
+    context: BotContext, chat_id: int, flow: Flow, initial: dict[str, Any] | None
+) -> None:
     env = _env(context)
     data = flow.start_data(env)
-    first = flow.next_step(None, data)
-    assert first is not None
-    state = DraftState(flow=flow.name, step=first.field, data=data)
-    await _save(context, state)
-    await _ask(context, chat_id, flow, state)
+    if flow.prepare is not None:
+        async with unit_of_work(env.services.sessions) as session:
+            prepared = await flow.prepare(env, session, dict(initial or {}))
+        if prepared is None:
+            await context.bot.send_message(chat_id, env._("refused.not_found"))
+            return
+        data.update(prepared)
+    first = next((s for s in flow.steps if s.applies(data) and s.field not in data), None)
+    state = DraftState(flow=flow.name, step=first.field if first else None, data=data)
+    if first is None:
+        state.mode = "summary"
+    await _show(context, chat_id, flow, state)
 
 
 async def resume(update: Update, context: BotContext) -> bool:
@@ -308,17 +403,19 @@ async def resume(update: Update, context: BotContext) -> bool:
     if loaded is None:
         return False
     flow, state = loaded
-    await _save(context, state)
-    await _present(context, _chat_id(update), flow, state, notice=context._("flow.resumed"))
+    await _show(context, _chat_id(update), flow, state, notice=context._("flow.resumed"))
     return True
 
 
 async def cancel(update: Update, context: BotContext) -> None:
     """Drop the draft, leaving nothing behind."""
-    async with unit_of_work(context.services.sessions) as session:
-        had = await drafts.discard(session, context.member.id or 0)
+    had = await _discard(context)
     key = "flow.cancelled" if had else "flow.nothing_to_cancel"
-    await context.bot.send_message(_chat_id(update), context._(key))
+    await context.bot.send_message(_chat_id(update), context._(key), reply_markup=_no_keyboard())
+
+
+def _no_keyboard() -> ReplyKeyboardRemove:
+    return ReplyKeyboardRemove()
 
 
 async def _accept(
@@ -338,6 +435,7 @@ async def _accept(
         labels[step.field] = label
     else:
         labels.pop(step.field, None)
+    state.data.pop("_offered", None)
     # answers of questions that no longer apply are dropped, so they are never saved
     for other in flow.steps:
         if not other.applies(state.data):
@@ -347,11 +445,10 @@ async def _accept(
         async with unit_of_work(env.services.sessions) as session:
             warnings = await step.check(env, session, value, state.data)
     _advance(flow, state)
-    await _save(context, state)
     if state.mode == "summary" and not flow.confirm:
         await _submit(context, chat_id, flow, state)
         return
-    await _present(context, chat_id, flow, state, notice="\n".join(warnings) or None)
+    await _show(context, chat_id, flow, state, notice="\n".join(warnings) or None)
 
 
 def _invalid_text(_: Translator, step: Step, error: Invalid) -> str:
@@ -373,56 +470,145 @@ async def on_text(update: Update, context: BotContext) -> bool:
     chat_id = _chat_id(update)
     step = flow.step(state.step)
     if state.mode == "summary" or step is None:
-        await _save(context, state)
-        await _present(context, chat_id, flow, state, notice=_("flow.use_summary_buttons"))
+        await _show(context, chat_id, flow, state, notice=_("flow.use_summary_buttons"))
         return True
     env = _env(context)
-    if step.kind in (Kind.CHOICE, Kind.YES_NO):
-        typed = message.text.strip().casefold()
-        for option in await options_for(env, step, state.data):
-            label = option_label(_, step, option)
-            if typed in (label.casefold(), option.value.casefold()):
-                await _accept(
-                    context,
-                    chat_id,
-                    flow,
-                    state,
-                    step,
-                    option.value,
-                    None if option.translate else label,
-                )
-                return True
-        await _save(context, state)
-        await _ask(context, chat_id, flow, state, notice=_("flow.use_buttons"))
+    text = message.text.strip()
+    if step.kind == Kind.LOCATION:
+        await _location_text(context, chat_id, flow, state, step, text)
         return True
-    parse = step.parse
+    if step.kind == Kind.MEDIA:
+        await _show(context, chat_id, flow, state, notice=_("flow.expected_media"))
+        return True
+    if step.kind in _CHOICE_KINDS:
+        await _choice_text(context, env, chat_id, flow, state, step, text)
+        return True
     try:
-        value = parse(message.text, env) if parse else message.text.strip()
+        value = step.parse(message.text, env) if step.parse else text
     except Invalid as error:
-        await _save(context, state)
-        await _ask(context, chat_id, flow, state, notice=_invalid_text(_, step, error))
+        await _show(context, chat_id, flow, state, notice=_invalid_text(_, step, error))
         return True
     await _accept(context, chat_id, flow, state, step, value)
     return True
 
 
+async def _choice_text(
+    context: BotContext,
+    env: FlowEnv,
+    chat_id: int,
+    flow: Flow,
+    state: DraftState,
+    step: Step,
+    text: str,
+) -> None:
+    """A typed answer to a choice: a button's label, or a search when the question has one."""
+    _ = env._
+    await _prepare(env, flow, state)
+    typed = text.casefold()
+    for option in _offered(state, step) or []:
+        label = option_label(_, option)
+        if typed in (label.casefold(), option.value.casefold()):
+            await _accept(
+                context,
+                chat_id,
+                flow,
+                state,
+                step,
+                option.value,
+                None if option.translate else label,
+            )
+            return
+    if step.search is None:
+        await _show(context, chat_id, flow, state, notice=_("flow.use_buttons"))
+        return
+    if len(text) > 100:
+        await _show(context, chat_id, flow, state, notice=_("invalid.too_long", limit=100))
+        return
+    async with unit_of_work(env.services.sessions) as session:
+        found = await step.search(env, session, text, state.data)
+    if not found:
+        await _show(context, chat_id, flow, state, notice=_("flow.search_none", query=text))
+        return
+    _offer(state, step, found, query=text)
+    await _show(context, chat_id, flow, state)
+
+
+async def _location_text(
+    context: BotContext, chat_id: int, flow: Flow, state: DraftState, step: Step, text: str
+) -> None:
+    """On a location question the reply keyboard's Back, Skip and Cancel arrive as text."""
+    _ = context._
+    if text == _("button.cancel"):
+        await _discard(context)
+        await context.bot.send_message(chat_id, _("flow.cancelled"), reply_markup=_no_keyboard())
+        return
+    if text == _("button.back"):
+        await context.bot.send_message(chat_id, "↩️", reply_markup=_no_keyboard())
+        await _go_back(context, chat_id, flow, state, step)
+        return
+    if text == _("button.skip") and not step.required:
+        await context.bot.send_message(chat_id, _("flow.skipped"), reply_markup=_no_keyboard())
+        await _accept(context, chat_id, flow, state, step, None)
+        return
+    await _show(context, chat_id, flow, state, notice=_("flow.expected_location"))
+
+
 async def on_other(update: Update, context: BotContext) -> bool:
-    """A photo, sticker, location or file where an answer was expected: say what is needed."""
+    """A photo, file, voice note, location or sticker: an answer if the question wants one."""
+    message = update.effective_message
     loaded = await _load(context)
-    if loaded is None:
+    if loaded is None or message is None:
         return False
     flow, state = loaded
     _ = context._
+    chat_id = _chat_id(update)
     step = flow.step(state.step)
     if state.mode == "summary" or step is None:
         notice = _("flow.use_summary_buttons")
-    elif step.kind in (Kind.CHOICE, Kind.YES_NO):
+    elif step.kind == Kind.LOCATION and message.location is not None:
+        location = message.location
+        value = {
+            "latitude": location.latitude,
+            "longitude": location.longitude,
+            "accuracy": location.horizontal_accuracy,
+        }
+        await context.bot.send_message(
+            chat_id, _("flow.location_received"), reply_markup=_no_keyboard()
+        )
+        await _accept(context, chat_id, flow, state, step, value)
+        return True
+    elif step.kind == Kind.MEDIA and (attachment := _attachment(message)) is not None:
+        collected = list(state.data.get(step.field) or [])
+        if len(collected) >= MAX_ATTACHMENTS:
+            notice = _("invalid.too_many", limit=MAX_ATTACHMENTS)
+        else:
+            collected.append(attachment)
+            state.data[step.field] = collected
+            notice = _("flow.attachment_received", count=len(collected))
+    elif step.kind == Kind.LOCATION:
+        notice = _("flow.expected_location")
+    elif step.kind == Kind.MEDIA:
+        notice = _("flow.expected_media")
+    elif step.kind in _CHOICE_KINDS:
         notice = _("flow.use_buttons")
     else:
         notice = _("flow.expected_text")
-    await _save(context, state)
-    await _present(context, _chat_id(update), flow, state, notice=notice)
+    await _show(context, chat_id, flow, state, notice=notice)
     return True
+
+
+def _attachment(message: Message) -> dict[str, str] | None:
+    """A photo (largest size), document or voice note, kept by Telegram file id."""
+    if message.photo:
+        largest = message.photo[-1]
+        return {"kind": "photo", "file_id": largest.file_id, "unique": largest.file_unique_id}
+    if message.document is not None:
+        document = message.document
+        return {"kind": "document", "file_id": document.file_id, "unique": document.file_unique_id}
+    if message.voice is not None:
+        voice = message.voice
+        return {"kind": "voice", "file_id": voice.file_id, "unique": voice.file_unique_id}
+    return None
 
 
 async def _close_buttons(query: CallbackQuery, suffix: str | None = None) -> None:
@@ -457,107 +643,197 @@ async def on_callback(update: Update, context: BotContext) -> None:
         return
     flow, state = loaded
     chat_id = _chat_id(update)
-    step = flow.step(state.step)
-    if action == "x":
-        await query.answer()
-        await _close_buttons(query, _("flow.cancelled"))
-        async with unit_of_work(context.services.sessions) as session:
-            await drafts.discard(session, context.member.id or 0)
-        await context.bot.send_message(chat_id, _("flow.cancelled"))
-        return
-    if action == "r":
-        await query.answer()
-        await _close_buttons(query)
-        await _save(context, state)
-        await _present(context, chat_id, flow, state)
-        return
-    if action == "d":
-        await query.answer()
-        await _close_buttons(query, _("flow.discarded"))
-        async with unit_of_work(context.services.sessions) as session:
-            await drafts.discard(session, context.member.id or 0)
-        next_flow = FLOWS.get(arg)
-        if next_flow is not None:
-            await _begin(context, chat_id, next_flow)
-        return
-    if action == "e" and state.mode == "summary" and arg.isdigit() and int(arg) < len(flow.steps):
-        await query.answer()
-        await _close_buttons(query)
-        state.mode, state.step = "edit", flow.steps[int(arg)].field
-        await _save(context, state)
-        await _ask(context, chat_id, flow, state)
-        return
-    if action == "ok" and state.mode == "summary":
-        await query.answer()
-        await _submit(context, chat_id, flow, state, query)
-        return
-    if step is None or state.mode == "summary":
+    handler = _ACTIONS.get(action)
+    if handler is None:
         await query.answer(_("button.expired"), show_alert=True)
         return
-    if action == "b":
-        await query.answer()
-        await _back(query, context, chat_id, flow, state, step)
-        return
-    if action == "s":
-        if step.required:
-            await query.answer(_("flow.required"), show_alert=True)
-            return
-        await query.answer()
-        await _close_buttons(query, _("flow.skipped"))
-        await _accept(context, chat_id, flow, state, step, None)
-        return
-    if action == "z" and not step.required:
-        await query.answer()
-        await _close_buttons(query, _("flow.skipped_rest"))
-        for later in flow.steps[flow.index(step.field) + 1 :]:
-            if not later.required and later.applies(state.data) and later.field not in state.data:
-                state.data[later.field] = None
-        await _accept(context, chat_id, flow, state, step, None)
-        return
-    if action == "c" and arg.isdigit():
-        options = await options_for(_env(context), step, state.data)
-        if int(arg) >= len(options):
-            await query.answer(_("button.expired"), show_alert=True)
-            return
-        option = options[int(arg)]
-        label = option_label(_, step, option)
-        await query.answer()
-        await _close_buttons(query, label)
-        await _accept(
-            context, chat_id, flow, state, step, option.value, None if option.translate else label
-        )
-        return
-    await query.answer(_("button.expired"), show_alert=True)
+    await handler(query, context, chat_id, flow, state, arg)
 
 
-async def _back(
-    query: CallbackQuery,
-    context: BotContext,
-    chat_id: int,
-    flow: Flow,
-    state: DraftState,
-    step: Step,
+async def _on_cancel(
+    query: CallbackQuery, context: BotContext, chat_id: int, flow: Flow, state: DraftState, arg: str
 ) -> None:
-    _ = context._
+    await query.answer()
+    await _close_buttons(query, context._("flow.cancelled"))
+    await _discard(context)
+    await context.bot.send_message(chat_id, context._("flow.cancelled"))
+
+
+async def _on_resume(
+    query: CallbackQuery, context: BotContext, chat_id: int, flow: Flow, state: DraftState, arg: str
+) -> None:
+    await query.answer()
+    await _close_buttons(query)
+    state.data.pop("_then", None)
+    await _show(context, chat_id, flow, state)
+
+
+async def _on_discard(
+    query: CallbackQuery, context: BotContext, chat_id: int, flow: Flow, state: DraftState, arg: str
+) -> None:
+    """Drop the unfinished draft and start what the user asked for instead."""
+    await query.answer()
+    await _close_buttons(query, context._("flow.discarded"))
+    then = state.data.get("_then") or {}
+    await _discard(context)
+    next_flow = FLOWS.get(then.get("flow", ""))
+    if next_flow is not None:
+        await _begin(context, chat_id, next_flow, then.get("initial"))
+
+
+async def _on_edit(
+    query: CallbackQuery, context: BotContext, chat_id: int, flow: Flow, state: DraftState, arg: str
+) -> None:
+    if state.mode != "summary" or not arg.isdigit() or int(arg) >= len(flow.steps):
+        await query.answer(context._("button.expired"), show_alert=True)
+        return
+    step = flow.steps[int(arg)]
+    if not step.editable or not step.applies(state.data):
+        await query.answer(context._("button.expired"), show_alert=True)
+        return
+    await query.answer()
+    await _close_buttons(query)
+    state.mode, state.step = "edit", step.field
+    await _show(context, chat_id, flow, state)
+
+
+async def _on_submit(
+    query: CallbackQuery, context: BotContext, chat_id: int, flow: Flow, state: DraftState, arg: str
+) -> None:
+    if state.mode != "summary":
+        await query.answer(context._("button.expired"), show_alert=True)
+        return
+    await query.answer()
+    await _submit(context, chat_id, flow, state, query)
+
+
+def _current(flow: Flow, state: DraftState) -> Step | None:
+    return None if state.mode == "summary" else flow.step(state.step)
+
+
+async def _on_back(
+    query: CallbackQuery, context: BotContext, chat_id: int, flow: Flow, state: DraftState, arg: str
+) -> None:
+    step = _current(flow, state)
+    if step is None:
+        await query.answer(context._("button.expired"), show_alert=True)
+        return
+    await query.answer()
+    await _close_buttons(query)
+    await _go_back(context, chat_id, flow, state, step)
+
+
+async def _go_back(
+    context: BotContext, chat_id: int, flow: Flow, state: DraftState, step: Step
+) -> None:
     if state.mode == "edit":
-        await _close_buttons(query)
         missing = flow.first_missing(state.data)
         if missing is not None and missing.field != step.field:
             state.step = missing.field
         elif missing is None:
             state.mode, state.step = "summary", None
-        await _save(context, state)
-        await _present(context, chat_id, flow, state)
+        await _show(context, chat_id, flow, state)
         return
     previous = flow.previous_step(step.field, state.data)
     if previous is None:
-        await _save(context, state)
-        await _ask(context, chat_id, flow, state, notice=_("flow.first_question"))
+        await _show(context, chat_id, flow, state, notice=context._("flow.first_question"))
         return
-    await _close_buttons(query)
     state.step = previous.field
-    await _save(context, state)
-    await _ask(context, chat_id, flow, state)
+    state.data.pop("_offered", None)
+    await _show(context, chat_id, flow, state)
+
+
+async def _on_skip(
+    query: CallbackQuery, context: BotContext, chat_id: int, flow: Flow, state: DraftState, arg: str
+) -> None:
+    step = _current(flow, state)
+    if step is None:
+        await query.answer(context._("button.expired"), show_alert=True)
+        return
+    if step.required:
+        await query.answer(context._("flow.required"), show_alert=True)
+        return
+    await query.answer()
+    await _close_buttons(query, context._("flow.skipped"))
+    await _accept(context, chat_id, flow, state, step, None)
+
+
+async def _on_skip_rest(
+    query: CallbackQuery, context: BotContext, chat_id: int, flow: Flow, state: DraftState, arg: str
+) -> None:
+    step = _current(flow, state)
+    if step is None or step.required:
+        await query.answer(context._("button.expired"), show_alert=True)
+        return
+    await query.answer()
+    await _close_buttons(query, context._("flow.skipped_rest"))
+    for later in flow.steps[flow.index(step.field) + 1 :]:
+        if not later.required and later.applies(state.data) and later.field not in state.data:
+            state.data[later.field] = None
+    await _accept(context, chat_id, flow, state, step, None)
+
+
+async def _on_choose(
+    query: CallbackQuery, context: BotContext, chat_id: int, flow: Flow, state: DraftState, arg: str
+) -> None:
+    step = _current(flow, state)
+    options = _offered(state, step) if step is not None else None
+    if step is None or options is None or not arg.isdigit() or int(arg) >= len(options):
+        await query.answer(context._("button.expired"), show_alert=True)
+        return
+    option = options[int(arg)]
+    label = option_label(context._, option)
+    await query.answer()
+    await _close_buttons(query, label)
+    await _accept(
+        context, chat_id, flow, state, step, option.value, None if option.translate else label
+    )
+
+
+async def _on_page(
+    query: CallbackQuery, context: BotContext, chat_id: int, flow: Flow, state: DraftState, arg: str
+) -> None:
+    step = _current(flow, state)
+    options = _offered(state, step) if step is not None else None
+    if step is None or options is None or not arg.isdigit():
+        await query.answer(context._("button.expired"), show_alert=True)
+        return
+    page = min(int(arg), max(0, (len(options) - 1) // step.page_size))
+    await query.answer()
+    await _close_buttons(query)
+    state.data["_offered"]["page"] = page
+    await _show(context, chat_id, flow, state)
+
+
+async def _on_media_done(
+    query: CallbackQuery, context: BotContext, chat_id: int, flow: Flow, state: DraftState, arg: str
+) -> None:
+    step = _current(flow, state)
+    if step is None or step.kind != Kind.MEDIA:
+        await query.answer(context._("button.expired"), show_alert=True)
+        return
+    collected = state.data.get(step.field) or []
+    if step.required and not collected:
+        await query.answer(context._("flow.required"), show_alert=True)
+        return
+    await query.answer()
+    await _close_buttons(query, context._("flow.attachments_count", count=len(collected)))
+    await _accept(context, chat_id, flow, state, step, collected or None)
+
+
+_ACTIONS = {
+    "x": _on_cancel,
+    "r": _on_resume,
+    "d": _on_discard,
+    "e": _on_edit,
+    "ok": _on_submit,
+    "b": _on_back,
+    "s": _on_skip,
+    "z": _on_skip_rest,
+    "c": _on_choose,
+    "p": _on_page,
+    "m": _on_media_done,
+}
 
 
 async def _submit(
@@ -573,8 +849,7 @@ async def _submit(
     missing = flow.first_missing(state.data)
     if missing is not None:
         state.mode, state.step = "edit", missing.field
-        await _save(context, state)
-        await _ask(context, chat_id, flow, state, notice=_("flow.required"))
+        await _show(context, chat_id, flow, state, notice=_("flow.required"))
         return
     try:
         async with unit_of_work(context.services.sessions) as session:
@@ -583,7 +858,8 @@ async def _submit(
             )
             if current is None or current.token != state.token:
                 raise _Stale
-            done = await flow.submit(env, session, state.data)
+            answers = {k: v for k, v in state.data.items() if not k.startswith("_")}
+            done = await flow.submit(env, session, answers)
             await drafts.discard(session, context.member.id or 0)
     except _Stale:
         await context.bot.send_message(chat_id, _("button.expired"))
@@ -597,12 +873,10 @@ async def _submit(
         return
     if query is not None:
         await _close_buttons(query, _("flow.submitted"))
-    await context.bot.send_message(chat_id, done.text)
+    await context.bot.send_message(chat_id, done.text, reply_markup=done.markup)
+    if done.after is not None:
+        await done.after(context, chat_id)
 
 
 class _Stale(Exception):
     """The draft changed under a submit (double tap)."""
-
-
-def today_of(context: BotContext) -> date:
-    return _env(context).today

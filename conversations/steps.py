@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
+from telegram import InlineKeyboardMarkup
 
 from bot.context import Services
 from bot.i18n import Translator
@@ -25,8 +26,10 @@ from storage.models import Staff
 
 class Kind(StrEnum):
     TEXT = "text"
-    CHOICE = "choice"
+    CHOICE = "choice"  # buttons; with `search`, typing searches for more options
     YES_NO = "yes_no"
+    LOCATION = "location"  # Telegram's location button
+    MEDIA = "media"  # photos, documents and voice notes until Done
 
 
 @dataclass
@@ -51,6 +54,7 @@ class Option:
 Parser = Callable[[str, FlowEnv], Any]
 OptionsProvider = Callable[[FlowEnv, AsyncSession, dict[str, Any]], Awaitable[list[Option]]]
 Checker = Callable[[FlowEnv, AsyncSession, Any, dict[str, Any]], Awaitable[list[str]]]
+Searcher = Callable[[FlowEnv, AsyncSession, str, dict[str, Any]], Awaitable[list[Option]]]
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,10 @@ class Step:
     columns: int = 2
     sensitive: bool = False
     prompt_values: Callable[[FlowEnv, dict[str, Any]], dict[str, object]] | None = None
-    display: Callable[[Any], Any] | None = None  # how the summary shows the value
+    display: Callable[[Any, Translator], Any] | None = None  # how the summary shows the value
+    search: Searcher | None = None  # typed text on a choice question looks for options
+    page_size: int = 8
+    editable: bool = True  # offered as an Edit button on the summary
     default: Callable[[FlowEnv, dict[str, Any]], str] | None = None  # what a skip stands for
 
     def applies(self, data: dict[str, Any]) -> bool:
@@ -78,9 +85,11 @@ class Step:
 
 @dataclass(frozen=True)
 class Submitted:
-    """What the user is told after a flow saved its record."""
+    """What the user is told after a flow saved its record, and what may follow."""
 
     text: str
+    markup: InlineKeyboardMarkup | None = None
+    after: Callable[[Any, int], Awaitable[None]] | None = None  # (context, chat_id)
 
 
 Submit = Callable[[FlowEnv, AsyncSession, dict[str, Any]], Awaitable[Submitted]]
@@ -93,6 +102,10 @@ class Flow:
     submit: Submit
     confirm: bool = True  # show the summary card before submitting
     start_data: Callable[[FlowEnv], dict[str, Any]] = field(default=lambda env: {})
+    # checks answers given at the start (e.g. the customer of a card); None refuses the start
+    prepare: Callable[[FlowEnv, AsyncSession, dict[str, Any]], Awaitable[dict[str, Any] | None]] | (
+        None
+    ) = None
 
     def step(self, name: str | None) -> Step | None:
         return next((s for s in self.steps if s.field == name), None)
@@ -119,7 +132,7 @@ class Flow:
         return None
 
 
-def show_phones(value: Any) -> Any:
+def show_phones(value: Any, _: Translator) -> Any:
     if isinstance(value, list):
         return [validation.format_phone(v) for v in value]
     return validation.format_phone(value)

@@ -156,7 +156,10 @@ def load_or_create_keys(
     if os.path.exists(path):
         with open(path, encoding="ascii") as handle:
             lines = [line.strip() for line in handle if line.strip()]
-        return [decode_master_key(line) for line in lines], False
+        try:
+            return [decode_master_key(line) for line in lines], False
+        except ValueError as error:
+            raise ValueError(f"key file {path}: {error}") from error
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     key = new_master_key()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -171,11 +174,10 @@ def decode_master_key(text: str) -> bytes:
     try:
         raw = base64.urlsafe_b64decode(text.encode() + b"=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as exc:
-        raise ValueError("ENCRYPTION_KEYS: each key must be url-safe base64") from exc
+        raise ValueError("each key must be url-safe base64") from exc
     if len(raw) != 32:
         raise ValueError(
-            "ENCRYPTION_KEYS: each key must be 32 bytes in url-safe base64 "
-            "(make one with: python -m bot new-key)"
+            "each key must be 32 bytes in url-safe base64 (make one with: python -m bot new-key)"
         )
     return raw
 

@@ -22,7 +22,7 @@ from storage.models import (
     ReviewKind,
     Staff,
 )
-from storage.permissions import can_create_customer
+from storage.permissions import can_create_customer, can_view_customer
 from storage.types import utcnow
 
 NUMBER_PREFIX = "KH"
@@ -239,3 +239,26 @@ async def duplicates(
         Duplicate(c.id or 0, c.customer_no, c.name, owner, found[c.id or 0])
         for c, owner in rows.all()
     ]
+
+
+async def visible_customer(
+    session: AsyncSession, *, actor: Staff, customer_id: int, purpose: str
+) -> Customer | None:
+    """The customer if the actor may see it; otherwise None, and the attempt is audited.
+
+    Button data is a claim: every handler that receives a customer id goes through here.
+    """
+    customer = await session.get(Customer, customer_id)
+    visible = customer is not None and can_view_customer(actor, customer)
+    if visible and customer is not None and customer.status != RecordStatus.destroyed:
+        return customer
+    await audit.record(
+        session,
+        action="access.denied",
+        actor_staff_id=actor.id,
+        actor_telegram_id=actor.telegram_id,
+        entity="customer",
+        entity_id=customer_id,
+        detail={"purpose": purpose, "exists": customer is not None},
+    )
+    return None

@@ -10,8 +10,8 @@ async def next_value(session: AsyncSession, name: str) -> int:
     """Atomically take the next value of a counter, in the caller's transaction.
 
     The increment is a single UPDATE ... RETURNING, so concurrent takers queue on the row lock
-    and each gets its own value; a rolled-back taker's value is simply skipped, never reused
-    by a later one that already committed.
+    and each gets its own value. A rolled-back taker's increment rolls back too, so its value
+    goes to the next taker: it never reached the database, so nothing was ever known by it.
     """
     await session.exec(
         text(

@@ -30,6 +30,7 @@ class FakeTelegram(BaseRequest):
 
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     messages: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+    reply_keyboards: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
     fail_methods: set[str] = field(default_factory=set)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
     _clock: int = 1_790_000_000
@@ -95,8 +96,11 @@ class FakeTelegram(BaseRequest):
                 },
                 "text": params.get("text", ""),
             }
-            if params.get("reply_markup"):
-                message["reply_markup"] = params["reply_markup"]
+            markup = params.get("reply_markup")
+            if markup and "inline_keyboard" in markup:
+                message["reply_markup"] = markup
+            elif markup:  # reply keyboards are not echoed back by Telegram; keep them aside
+                self.reply_keyboards[(chat_id, message["message_id"])] = markup
             self.messages[(chat_id, message["message_id"])] = message
             return message
         if name in ("editMessageText", "editMessageReplyMarkup"):
@@ -135,6 +139,11 @@ class FakeTelegram(BaseRequest):
     def sent_to(self, chat_id: int) -> list[dict[str, Any]]:
         """Messages the bot sent to a chat, in order, as they look now (edits applied)."""
         return [m for (c, _), m in sorted(self.messages.items()) if c == chat_id]
+
+    def reply_keyboard(self, chat_id: int) -> dict[str, Any] | None:
+        """The reply keyboard (location button, ...) of the newest message that had one."""
+        mine = [(m, k) for (c, m), k in self.reply_keyboards.items() if c == chat_id]
+        return max(mine, key=lambda item: item[0])[1] if mine else None
 
     def answers(self) -> list[dict[str, Any]]:
         return [p for name, p in self.calls if name == "answerCallbackQuery"]
