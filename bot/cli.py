@@ -7,10 +7,15 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 from pydantic import ValidationError
 
 from bot.settings import Settings, describe_errors
+
+if TYPE_CHECKING:
+    from bot.context import Services
 
 log = logging.getLogger("bot")
 
@@ -36,7 +41,7 @@ def load_settings() -> Settings:
         raise SystemExit(2) from None
 
 
-def _services(settings: Settings):
+def _services(settings: Settings) -> Services:
     from bot.services import build_services
 
     try:
@@ -62,7 +67,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         application.run_webhook(
             listen=settings.WEBHOOK_LISTEN,
             port=settings.WEBHOOK_PORT,
-            url_path=secret or "",
+            url_path=urlparse(settings.WEBHOOK_URL).path.lstrip("/"),
             webhook_url=settings.WEBHOOK_URL,
             secret_token=secret,
             allowed_updates=["message", "callback_query", "edited_message"],
@@ -103,7 +108,7 @@ def cmd_invite(args: argparse.Namespace) -> int:
     return asyncio.run(invite())
 
 
-async def _bot_username(services) -> str | None:
+async def _bot_username(services: Services) -> str | None:
     if services.settings.BOT_USERNAME:
         return services.settings.BOT_USERNAME.lstrip("@")
     from telegram import Bot
@@ -120,7 +125,7 @@ async def _bot_username(services) -> str | None:
         return None
 
 
-async def _invite(services, role: str, team: str | None) -> int:
+async def _invite(services: Services, role: str, team: str | None) -> int:
     from storage import staff as staff_store
     from storage.db import unit_of_work
     from storage.errors import Refused
