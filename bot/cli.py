@@ -23,7 +23,14 @@ log = logging.getLogger("bot")
 def configure_logging(level: int = logging.INFO) -> None:
     """Plain logs; httpx logs request URLs, which contain the bot token, so it stays quiet."""
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=level)
-    for noisy in ("httpx", "httpcore", "apscheduler", "aiosqlite", "asyncio"):
+    for noisy in (
+        "httpx",
+        "httpcore",
+        "apscheduler",
+        "aiosqlite",
+        "asyncio",
+        "alembic.runtime.plugins",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
