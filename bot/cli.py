@@ -184,7 +184,8 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
             await services.dispose()
         print(
             f"re-wrapped {report.data_keys} data keys, re-sealed {report.drafts} drafts, "
-            f"re-indexed {report.indexed_customers} customers; "
+            f"re-indexed {report.indexed_customers} customers and "
+            f"{report.indexed_key_persons} key persons; "
             f"{report.left_on_old_keys} data keys still on old master keys"
         )
         if report.left_on_old_keys == 0:

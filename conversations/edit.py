@@ -1,12 +1,383 @@
-"""Editing a customer: pick a field, give the new value; approved records get a pending change."""
+"""Editing a customer (修改客户档案): pick a field, give the new value, confirm.
+
+The value questions are the Steps of /new (`new_customer.STEPS`), so every answer is checked
+exactly as when the customer was entered. The flow's first question chooses the field; only that
+field's question (and, for consent, its follow-ups) then applies. On a draft or rejected record
+the change is written at once; on an approved one it becomes a pending change that a manager
+decides on (storage.changes), and the approved values stand until then.
+"""
 
 from __future__ import annotations
 
-from telegram import Update
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot.context import BotContext
+from bot.i18n import Translator
+from conversations import new_customer, runner
+from conversations import review as review_notices
+from conversations.steps import Checker, Flow, FlowEnv, Kind, Option, Step, Submitted
+from storage import changes, customers
+from storage.db import unit_of_work
+from storage.errors import Refused
+from storage.models import Customer
+from storage.validation import mask_phone, mask_tail, mask_text
+
+FIELD = "edit_field"
+NOT_FIELDS = frozenset({"finance"})  # /new's "fill in financial data now?" gate, not a field
+SOURCE_STEPS = tuple(s for s in new_customer.STEPS if s.field not in NOT_FIELDS)
+BY_FIELD = {s.field: s for s in SOURCE_STEPS}
+# changing one of these asks its follow-up questions again, as /new does
+FOLLOW_UPS = {"consent_given": ("consent_method", "consent_on", "consent_note")}
+# financial fields may be edited whenever they apply to the kind of customer
+ASSUMED = {"finance": "yes"}
+# duplicate checks of /new, redone here without the customer being edited
+DUPLICATE_QUERIES = {
+    "name": "name",
+    "phones": "phones",
+    "billing_phone": "phones",
+    "tax_no": "tax_no",
+}
+# answers that decide whether other fields apply (company-only fields, consent details)
+DECIDING = frozenset({"kind", "consent_given"})
+SHOWN_LIMIT = 80
+
+
+# ---------------------------------------------------------------------------------------------
+# the record as /new's conditions read it
+
+
+def _record(data: dict[str, Any]) -> dict[str, Any]:
+    """The customer's deciding values at the start, overridden by this edit's answers."""
+    answers = {k: v for k, v in data.items() if k in BY_FIELD}
+    return {**ASSUMED, **data.get("context", {}), **answers}
+
+
+def _cleared(data: dict[str, Any]) -> list[str]:
+    """Filled fields that no longer apply after this edit (company-only, consent details)."""
+    after = _record(data)
+    filled = set(data.get("filled", []))
+    return [s.field for s in SOURCE_STEPS if s.field in filled and not s.applies(after)]
+
+
+def _masked(field: str, value: Any) -> Any:
+    """A stored value as lists show it: sensitive values masked (SPEC section 4)."""
+    if value is None or field not in customers.SEALED_FIELDS or field == "consent_method":
+        return value
+    if field == "phones":
+        return [mask_phone(p) for p in value]
+    if field == "billing_phone":
+        return mask_phone(value)
+    if field in ("account_no", "tax_no"):
+        return mask_tail(value)
+    return mask_text(str(value))
+
+
+def shown(_: Translator, field: str, value: Any) -> str:
+    """How a value of `field` reads in a message (already masked if sensitive)."""
+    step = BY_FIELD.get(field)
+    if value is None or value == "" or value == []:
+        return _("common.empty")
+    if step is not None and step.kind == Kind.YES_NO:
+        return _("common.yes" if value in (True, "yes") else "common.no")
+    if step is not None and step.kind == Kind.CHOICE and step.choices:
+        return _(f"choice.{field}.{value}")
+    if step is not None and step.display is not None and field not in customers.SEALED_FIELDS:
+        value = step.display(value, _)
+    if isinstance(value, list):
+        value = ", ".join(str(v) for v in value)
+    text = str(value)
+    return text if len(text) <= SHOWN_LIMIT else text[: SHOWN_LIMIT - 1] + "…"
+
+
+# ---------------------------------------------------------------------------------------------
+# the steps: which field, then /new's question for it
+
+
+async def field_options(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> list[Option]:
+    """Every field of the record that applies to it and has no change awaiting a decision."""
+    record = {**ASSUMED, **data.get("context", {})}
+    pending = set(data.get("pending_fields", []))
+    return [
+        Option(s.field, env._(f"field.{s.field}"), translate=False)
+        for s in SOURCE_STEPS
+        if s.applies(record) and s.field not in pending
+    ]
+
+
+def _field_prompt(env: FlowEnv, data: dict[str, Any]) -> dict[str, object]:
+    _ = env._
+    pending = data.get("pending_fields") or []
+    waiting = ""
+    if pending:
+        waiting = _("edit.pending_fields", fields=", ".join(_(f"field.{f}") for f in pending))
+    note = (
+        "edit.note_review"
+        if data.get("edit_mode") == changes.EditMode.propose
+        else "edit.note_apply"
+    )
+    return {"customer": data.get("customer_label", ""), "note": _(note), "pending": waiting}
+
+
+def _chosen(step: Step) -> Callable[[dict[str, Any]], bool]:
+    """Asked only when its field (or the field it follows up) was chosen, and it applies."""
+
+    def when(data: dict[str, Any]) -> bool:
+        chosen = data.get(FIELD)
+        if chosen != step.field and step.field not in FOLLOW_UPS.get(chosen or "", ()):
+            return False
+        return step.applies(_record(data))
+
+    return when
+
+
+def _prompt(step: Step) -> Callable[[FlowEnv, dict[str, Any]], dict[str, object]]:
+    """/new's prompt values, plus what the record holds now (masked if sensitive)."""
+
+    def values(env: FlowEnv, data: dict[str, Any]) -> dict[str, object]:
+        extra = step.prompt_values(env, _record(data)) if step.prompt_values else {}
+        stored = shown(env._, step.field, data.get("current", {}).get(step.field))
+        key = "edit.on_record" if step.required or step.default else "edit.on_record_optional"
+        return {**extra, "current": env._(key, value=stored)}
+
+    return values
+
+
+def _default(step: Step) -> Callable[[FlowEnv, dict[str, Any]], str] | None:
+    """/new's default for a skipped answer, worked out from the record being edited."""
+    if step.default is None:
+        return None
+    original = step.default
+    return lambda env, data: original(env, _record(data))
+
+
+def _check(step: Step) -> Checker | None:
+    """/new's duplicate warning (leaving out the customer itself), and what an answer clears."""
+    query = DUPLICATE_QUERIES.get(step.field)
+    if query is None and step.field not in DECIDING:
+        return None
+
+    async def check(env: FlowEnv, session: AsyncSession, value: Any, data: dict) -> list[str]:
+        _ = env._
+        warnings: list[str] = []
+        if query is not None:
+            asked = {query: value if query != "phones" or isinstance(value, list) else [value]}
+            found = await customers.duplicates(
+                session, keyring=env.services.keyring, actor=env.staff, **asked
+            )
+            warnings += [
+                _(f"duplicate.{d.reason}", number=d.customer_no, name=d.name, owner=d.owner_name)
+                for d in found
+                if str(d.customer_id) != str(data.get("customer_id"))
+            ]
+        cleared = _cleared(data)
+        if cleared:
+            labels = ", ".join(_(f"field.{f}") for f in cleared)
+            warnings.append(_("edit.will_clear", fields=labels))
+        return warnings
+
+    return check
+
+
+def _value_step(step: Step) -> Step:
+    return replace(
+        step,
+        when=_chosen(step),
+        prompt_values=_prompt(step),
+        default=_default(step),
+        check=_check(step),
+    )
+
+
+STEPS = (
+    Step(
+        FIELD,
+        Kind.CHOICE,
+        required=True,
+        options=field_options,
+        prompt_values=_field_prompt,
+        columns=3,
+        page_size=40,
+    ),
+    *(_value_step(s) for s in SOURCE_STEPS),
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# start, submit
+
+
+async def prepare(
+    env: FlowEnv, session: AsyncSession, initial: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Check the customer named by the button and note what the questions need to know."""
+    try:
+        customer_id = int(initial["customer_id"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    customer = await customers.visible_customer(
+        session, actor=env.staff, customer_id=customer_id, purpose="edit"
+    )
+    if customer is None:
+        return None
+    try:
+        mode = changes.edit_mode(customer)
+    except Refused:
+        return None
+    values = await changes.current_values(session, keyring=env.services.keyring, customer=customer)
+    pending: set[str] = set()
+    if mode == changes.EditMode.propose:
+        pending = await changes.pending_change_fields(
+            session, keyring=env.services.keyring, customer=customer
+        )
+    return {
+        "customer_id": str(customer_id),
+        "version": customer.version,
+        "edit_mode": mode.value,
+        "customer_label": _label(customer),
+        "context": {
+            "kind": values["kind"],
+            "consent_given": "yes" if values["consent_given"] else "no",
+            "customer_class": values["customer_class"],
+        },
+        "current": {f: _masked(f, v) for f, v in values.items()},
+        "filled": sorted(f for f, v in values.items() if v is not None),
+        "pending_fields": sorted(pending),
+    }
+
+
+def _label(customer: Customer) -> str:
+    return f"{customer.name} · {customer.customer_no}"
+
+
+def _new_values(env: FlowEnv, data: dict[str, Any]) -> dict[str, Any]:
+    """The chosen field (and its follow-ups) in stored form, plus the fields it clears."""
+    values: dict[str, Any] = {}
+    for step in FLOW.applicable(data):
+        if step.field == FIELD:
+            continue
+        value = data.get(step.field)
+        if step.field == "consent_given":
+            value = value == "yes"
+        elif value in (None, "") and step.default is not None:
+            value = step.default(env, data)
+        values[step.field] = value
+    for name in _cleared(data):
+        values.setdefault(name, None)
+    return values
+
+
+def _again(_: Translator, customer_id: int | str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(_("edit.button_again"), callback_data=f"ce:{customer_id}")]]
+    )
+
+
+def refusal_text(_: Translator, refusal: Refused) -> str:
+    """A refusal of storage.changes in the user's words."""
+    if refusal.code == "change_pending":
+        fields = refusal.details.get("fields")
+        names = ", ".join(_(f"field.{f}") for f in fields) if isinstance(fields, list) else ""
+        return _("edit.change_pending", fields=names)
+    if refusal.code in ("under_review", "read_only", "changed_meanwhile"):
+        return _(f"edit.{refusal.code}")
+    if refusal.code in ("not_allowed", "incomplete"):
+        return _(f"refused.{refusal.code}")
+    return _("refused.not_found")
+
+
+def _change_lines(_: Translator, diff: dict[str, list[Any]]) -> str:
+    return "\n".join(
+        _(
+            "edit.change_line",
+            field=_(f"field.{name}"),
+            old=shown(_, name, _masked(name, old)),
+            new=shown(_, name, _masked(name, new)),
+        )
+        for name, (old, new) in diff.items()
+    )
+
+
+async def submit(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> Submitted:
+    """Write the change (draft, rejected) or file it for approval (approved)."""
+    _ = env._
+    customer_id = int(data["customer_id"])
+    customer = await customers.visible_customer(
+        session, actor=env.staff, customer_id=customer_id, purpose="edit"
+    )
+    if customer is None:  # moved to someone else meanwhile; the refusal is audited
+        return Submitted(_("refused.not_found"))
+    try:
+        result = await changes.edit_customer(
+            session,
+            keyring=env.services.keyring,
+            actor=env.staff,
+            customer=customer,
+            version=int(data["version"]),
+            values=_new_values(env, data),
+        )
+    except Refused as refusal:  # raised before anything was written
+        again = refusal.code == "changed_meanwhile"
+        return Submitted(refusal_text(_, refusal), _again(_, customer_id) if again else None)
+    label = _label(customer)
+    if not result.changes:
+        return Submitted(_("edit.unchanged"), _again(_, customer_id))
+    lines = _change_lines(_, result.changes)
+    if result.mode == changes.EditMode.apply:
+        return Submitted(_("edit.applied", customer=label, changes=lines), _again(_, customer_id))
+    review_id = result.review_id or 0
+
+    async def announce(context: Any, chat_id: int) -> None:
+        await review_notices.announce(context, review_id)
+
+    return Submitted(
+        _("edit.proposed", customer=label, changes=lines), _again(_, customer_id), announce
+    )
+
+
+FLOW = runner.register(Flow(name="edit", steps=STEPS, submit=submit, prepare=prepare))
+
+
+# ---------------------------------------------------------------------------------------------
+# the Edit button of the customer card
+
+
+def _customer_id(data: str) -> int | None:
+    prefix, _sep, rest = data.partition(":")
+    return int(rest) if prefix == "ce" and rest.isdigit() else None
 
 
 async def on_button(update: Update, context: BotContext) -> None:
-    """Handles `ce:` buttons."""
-    raise NotImplementedError
+    """Handles `ce:<customer id>`: checks the customer and its state, then asks which field."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    _ = context._
+    customer_id = _customer_id(query.data)
+    if customer_id is None:
+        await query.answer(_("button.expired"), show_alert=True)
+        return
+    if update.effective_chat is None or update.effective_chat.type != "private":
+        await query.answer(_("edit.private_only"), show_alert=True)
+        return
+    async with unit_of_work(context.services.sessions) as session:
+        customer = await customers.visible_customer(
+            session, actor=context.member, customer_id=customer_id, purpose="edit"
+        )
+        refusal: Refused | None = None
+        if customer is not None:
+            try:
+                changes.edit_mode(customer)
+            except Refused as refused:
+                refusal = refused
+    if customer is None:
+        await query.answer(_("refused.not_found"), show_alert=True)
+        return
+    if refusal is not None:
+        await query.answer(refusal_text(_, refusal), show_alert=True)
+        return
+    await query.answer()
+    await runner.start(update, context, FLOW, initial={"customer_id": customer_id})

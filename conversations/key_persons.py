@@ -1,12 +1,412 @@
-"""关键联系人: add, edit and remove the key persons of a customer."""
+"""关键联系人: a customer's key persons, listed with masked phones; add, edit and remove them.
+
+Buttons (every press re-checks the customer through `visible_customer`, and the person):
+  ck:<customer>                    list them (the card's Key persons button)
+  kp:add:<customer>                add one (also offered at the end of /new)
+  kp:edit:<customer>:<person>      edit one: the flow opens at its summary with current values
+  kp:del:<customer>:<person>       ask before removing
+  kp:rm:<customer>:<person>:<ver>  remove, if it is still as it was when asked
+  kp:keep:<customer>               keep it after all
+"""
 
 from __future__ import annotations
 
-from telegram import Update
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.error import BadRequest
 
 from bot.context import BotContext
+from bot.i18n import Translator
+from conversations import runner
+from conversations import steps as s
+from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
+from storage import customers, key_persons
+from storage.db import unit_of_work
+from storage.errors import Refused
+from storage.key_persons import FIELDS, INFLUENCE_LEVELS, KeyPersonRecord
+from storage.models import Customer, KeyPersonRole
+from storage.validation import mask_phone
+
+NOTES_SHOWN = 60
+_HARMLESS_EDIT_ERRORS = ("not modified", "can't be edited", "not found")
+# how many ids each action's button carries
+_ARITY = {"list": 1, "add": 1, "edit": 2, "del": 2, "rm": 3, "keep": 1}
+
+
+def _label(customer: Customer) -> str:
+    return f"{customer.name} · {customer.customer_no}"
+
+
+# ---------------------------------------------------------------------------------------------
+# the flow: add, or edit starting from the current values
+
+
+def _customer_hint(env: FlowEnv, data: dict[str, Any]) -> dict[str, object]:
+    return {"customer": data.get("customer_label", "")}
+
+
+STEPS = (
+    Step("kp_name", required=True, parse=s.text(100), prompt_values=_customer_hint),
+    Step("kp_title", parse=s.text(100)),
+    Step("kp_role", Kind.CHOICE, choices=tuple(KeyPersonRole), columns=2),
+    Step("kp_influence", Kind.CHOICE, choices=tuple(str(v) for v in INFLUENCE_LEVELS), columns=2),
+    Step(
+        "kp_phones",
+        parse=s.phones,
+        sensitive=True,
+        display=s.show_phones,
+        example="example.phones",
+    ),
+    Step("kp_birthday", parse=s.past_date, sensitive=True, example="example.kp_birthday"),
+    Step("kp_notes", parse=s.text(1000)),
+)
+
+
+async def prepare(
+    env: FlowEnv, session: AsyncSession, initial: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Check the customer (and person) named by the button; an edit starts from its values."""
+    try:
+        customer_id = int(initial["customer_id"])
+        person_id = int(initial["key_person_id"]) if "key_person_id" in initial else None
+    except (KeyError, TypeError, ValueError):
+        return None
+    customer = await customers.visible_customer(
+        session, actor=env.staff, customer_id=customer_id, purpose="key_person"
+    )
+    if customer is None or not key_persons.may_change(env.staff, customer):
+        return None
+    data: dict[str, Any] = {"customer_id": str(customer_id), "customer_label": _label(customer)}
+    if person_id is None:
+        return data
+    person = await key_persons.find_key_person(
+        session,
+        keyring=env.services.keyring,
+        actor=env.staff,
+        customer=customer,
+        key_person_id=person_id,
+        purpose="edit",
+    )
+    if person is None:
+        return None
+    # the summary shows its phones and birthday in clear: that is a view, and audited
+    await key_persons.record_sensitive_view(session, actor=env.staff, person=person, purpose="edit")
+    data.update(key_person_id=str(person.id), version=person.version)
+    for name in FIELDS:
+        value = person.values[name]
+        data[name] = str(value) if name == "kp_influence" and value is not None else value
+    return data
+
+
+def _after_markup(_: Translator, customer_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    _("kp.button_add_another"), callback_data=f"kp:add:{customer_id}"
+                )
+            ],
+            [InlineKeyboardButton(_("kp.button_list"), callback_data=f"ck:{customer_id}")],
+        ]
+    )
+
+
+def refusal_text(_: Translator, refusal: Refused) -> str:
+    """A refusal of storage.key_persons in the user's words."""
+    if refusal.code in ("changed_meanwhile", "read_only"):
+        return _(f"kp.{refusal.code}")
+    if refusal.code == "not_found":
+        return _("kp.gone")
+    if refusal.code in ("not_allowed", "incomplete"):
+        return _(f"refused.{refusal.code}")
+    return _("refused.not_found")
+
+
+async def submit(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> Submitted:
+    """Add the key person, or save the changes to the one being edited."""
+    _ = env._
+    customer_id = int(data["customer_id"])
+    customer = await customers.visible_customer(
+        session, actor=env.staff, customer_id=customer_id, purpose="key_person"
+    )
+    if customer is None:  # moved to someone else meanwhile; the refusal is audited
+        return Submitted(_("refused.not_found"))
+    values = {name: data.get(name) for name in FIELDS}
+    markup = _after_markup(_, customer_id)
+    keyring = env.services.keyring
+    try:  # storage refuses before writing anything
+        if data.get("key_person_id"):
+            diff = await key_persons.update_key_person(
+                session,
+                keyring=keyring,
+                actor=env.staff,
+                customer=customer,
+                key_person_id=int(data["key_person_id"]),
+                version=int(data["version"]),
+                values=values,
+            )
+            key = "kp.updated" if diff else "kp.unchanged"
+        else:
+            await key_persons.add_key_person(
+                session, keyring=keyring, actor=env.staff, customer=customer, values=values
+            )
+            key = "kp.added"
+    except Refused as refusal:
+        return Submitted(refusal_text(_, refusal), markup)
+    return Submitted(_(key, name=values["kp_name"], customer=_label(customer)), markup)
+
+
+FLOW = runner.register(Flow(name="keyperson", steps=STEPS, submit=submit, prepare=prepare))
+
+
+# ---------------------------------------------------------------------------------------------
+# the list and its buttons
+
+
+def _person_lines(_: Translator, number: int, person: KeyPersonRecord) -> list[str]:
+    values = person.values
+    head = [f"{number}. {person.name}"]
+    if values["kp_title"]:
+        head.append(str(values["kp_title"]))
+    if values["kp_role"]:
+        head.append(_(f"choice.kp_role.{values['kp_role']}"))
+    if values["kp_influence"] is not None:
+        head.append(_(f"choice.kp_influence.{values['kp_influence']}"))
+    lines = [" · ".join(head)]
+    if values["kp_phones"]:
+        masked = ", ".join(mask_phone(p) for p in values["kp_phones"])
+        lines.append(_("kp.line_phones", phones=masked))
+    if values["kp_birthday"]:
+        lines.append(_("kp.line_birthday"))  # the date itself is sensitive: only that it is known
+    if values["kp_notes"]:
+        notes = str(values["kp_notes"])
+        if len(notes) > NOTES_SHOWN:
+            notes = notes[: NOTES_SHOWN - 1] + "…"
+        lines.append(_("kp.line_notes", notes=notes))
+    return lines
+
+
+def render_list(
+    _: Translator, customer: Customer, people: list[KeyPersonRecord], changeable: bool
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The customer's key persons (phones masked) with Add / Edit / Remove buttons."""
+    lines = [_("kp.list_title", customer=_label(customer))]
+    if not people:
+        lines.append(_("kp.none"))
+    for number, person in enumerate(people, start=1):
+        lines += _person_lines(_, number, person)
+    if not changeable:
+        lines += ["", _("kp.read_only_note")]
+        return "\n".join(lines), None
+    cid = customer.id
+    rows = [[InlineKeyboardButton(_("kp.button_add"), callback_data=f"kp:add:{cid}")]]
+    for person in people:
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    _("kp.button_edit", name=person.name),
+                    callback_data=f"kp:edit:{cid}:{person.id}",
+                ),
+                InlineKeyboardButton(
+                    _("kp.button_remove", name=person.name),
+                    callback_data=f"kp:del:{cid}:{person.id}",
+                ),
+            ]
+        )
+    return "\n".join(lines), InlineKeyboardMarkup(rows)
+
+
+def _parse(data: str) -> tuple[str, list[int]] | None:
+    """`ck:7` → ("list", [7]); `kp:rm:7:3:2` → ("rm", [7, 3, 2]); None if malformed."""
+    parts = data.split(":")
+    if parts[0] == "ck":
+        action, ids = "list", parts[1:]
+    elif parts[0] == "kp" and len(parts) > 1:
+        action, ids = parts[1], parts[2:]
+    else:
+        return None
+    if _ARITY.get(action) != len(ids) or not all(i.isdigit() for i in ids):
+        return None
+    return action, [int(i) for i in ids]
+
+
+async def _close_buttons(query: CallbackQuery, suffix: str | None = None) -> None:
+    """Take the buttons off an answered message (cosmetic: an old or gone message is fine)."""
+    message = query.message
+    if not isinstance(message, Message):
+        return
+    try:
+        if suffix and message.text:
+            await message.edit_text(f"{message.text}\n\n→ {suffix}")
+        else:
+            await message.edit_reply_markup(None)
+    except BadRequest as error:
+        if not any(known in str(error).lower() for known in _HARMLESS_EDIT_ERRORS):
+            raise
+
+
+async def _checked(
+    context: BotContext, customer_id: int, person_id: int | None, purpose: str
+) -> tuple[Customer | None, KeyPersonRecord | None, bool]:
+    """The customer (None if not visible), the person (None if gone or not the customer's),
+    and whether key persons may change; refusals are audited and committed here."""
+    async with unit_of_work(context.services.sessions) as session:
+        customer = await customers.visible_customer(
+            session, actor=context.member, customer_id=customer_id, purpose=purpose
+        )
+        if customer is None:
+            return None, None, False
+        person = None
+        if person_id is not None:
+            person = await key_persons.find_key_person(
+                session,
+                keyring=context.services.keyring,
+                actor=context.member,
+                customer=customer,
+                key_person_id=person_id,
+                purpose=purpose,
+            )
+        return customer, person, key_persons.may_change(context.member, customer)
 
 
 async def on_button(update: Update, context: BotContext) -> None:
     """Handles `ck:` (a customer's key persons) and `kp:` (one key person's actions)."""
-    raise NotImplementedError
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    _ = context._
+    parsed = _parse(query.data)
+    if parsed is None:
+        await query.answer(_("button.expired"), show_alert=True)
+        return
+    if update.effective_chat is None or update.effective_chat.type != "private":
+        await query.answer(_("kp.private_only"), show_alert=True)
+        return
+    action, ids = parsed
+    customer_id = ids[0]
+    person_id = ids[1] if len(ids) > 1 else None
+    if action == "keep":
+        await query.answer(_("kp.kept"))
+        await _close_buttons(query, _("kp.kept"))
+        return
+    if action == "list":
+        await _send_list(update, context, query, customer_id)
+        return
+    customer, person, changeable = await _checked(context, customer_id, person_id, f"kp_{action}")
+    if customer is None:
+        await query.answer(_("refused.not_found"), show_alert=True)
+        return
+    if not changeable:
+        await query.answer(_("kp.read_only"), show_alert=True)
+        return
+    if person_id is not None and person is None:
+        await query.answer(_("kp.gone"), show_alert=True)
+        return
+    if action == "add":
+        await query.answer()
+        await runner.start(update, context, FLOW, initial={"customer_id": customer_id})
+    elif action == "edit":
+        await query.answer()
+        await runner.start(
+            update, context, FLOW, initial={"customer_id": customer_id, "key_person_id": person_id}
+        )
+    elif action == "del":
+        assert person is not None
+        await _ask_removal(update, context, query, customer, person)
+    else:
+        await _remove(update, context, query, customer_id, person_id or 0, ids[2])
+
+
+async def _send_list(
+    update: Update, context: BotContext, query: CallbackQuery, customer_id: int
+) -> None:
+    """Send the customer's key persons with their buttons."""
+    _ = context._
+    people: list[KeyPersonRecord] = []
+    changeable = False
+    async with unit_of_work(context.services.sessions) as session:
+        customer = await customers.visible_customer(
+            session, actor=context.member, customer_id=customer_id, purpose="key_persons"
+        )
+        if customer is not None:
+            people = await key_persons.key_persons_of(
+                session, keyring=context.services.keyring, actor=context.member, customer=customer
+            )
+            changeable = key_persons.may_change(context.member, customer)
+    if customer is None:
+        await query.answer(_("refused.not_found"), show_alert=True)
+        return
+    await query.answer()
+    text, markup = render_list(_, customer, people, changeable)
+    assert update.effective_chat is not None
+    await context.bot.send_message(update.effective_chat.id, text, reply_markup=markup)
+
+
+async def _ask_removal(
+    update: Update,
+    context: BotContext,
+    query: CallbackQuery,
+    customer: Customer,
+    person: KeyPersonRecord,
+) -> None:
+    """Ask before removing; the confirmation names the version it was asked about."""
+    _ = context._
+    await query.answer()
+    markup = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    _("kp.button_remove_confirm"),
+                    callback_data=f"kp:rm:{customer.id}:{person.id}:{person.version}",
+                ),
+                InlineKeyboardButton(_("kp.button_keep"), callback_data=f"kp:keep:{customer.id}"),
+            ]
+        ]
+    )
+    assert update.effective_chat is not None
+    await context.bot.send_message(
+        update.effective_chat.id,
+        _("kp.confirm_remove", name=person.name, customer=_label(customer)),
+        reply_markup=markup,
+    )
+
+
+async def _remove(
+    update: Update,
+    context: BotContext,
+    query: CallbackQuery,
+    customer_id: int,
+    person_id: int,
+    version: int,
+) -> None:
+    """Remove the key person, then show the list as it is now."""
+    _ = context._
+    try:
+        async with unit_of_work(context.services.sessions) as session:
+            customer = await customers.visible_customer(
+                session, actor=context.member, customer_id=customer_id, purpose="kp_rm"
+            )
+            if customer is None:
+                raise Refused("not_allowed")
+            removed = await key_persons.remove_key_person(
+                session,
+                keyring=context.services.keyring,
+                actor=context.member,
+                customer=customer,
+                key_person_id=person_id,
+                version=version,
+            )
+            people = await key_persons.key_persons_of(
+                session, keyring=context.services.keyring, actor=context.member, customer=customer
+            )
+    except Refused as refusal:  # raced with another change since the check above
+        text = _("button.expired") if refusal.code == "not_found" else refusal_text(_, refusal)
+        await query.answer(text, show_alert=True)
+        await _close_buttons(query)
+        return
+    await query.answer()
+    await _close_buttons(query, _("kp.removed", name=removed.name))
+    text, markup = render_list(_, customer, people, True)
+    assert update.effective_chat is not None
+    await context.bot.send_message(update.effective_chat.id, text, reply_markup=markup)

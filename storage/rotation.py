@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from sqlmodel import col, select
 
-from storage import audit, customers, drafts, vault
+from storage import audit, customers, drafts, key_persons, vault
 from storage.crypto import Keyring
 from storage.db import SessionFactory, unit_of_work
-from storage.models import BlindIndex, Customer, DataKey
+from storage.models import BlindIndex, Customer, DataKey, KeyPerson
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,7 @@ class RotationReport:
     drafts: int
     indexed_customers: int
     left_on_old_keys: int
+    indexed_key_persons: int = 0
 
 
 async def rotate_keys(
@@ -73,6 +74,7 @@ async def rotate_keys(
             reindexed += len(ids)
         if len(ids) < batch:
             break
+    reindexed_people = await _reindex_key_persons(sessions, keyring, batch=batch)
     async with unit_of_work(sessions) as session:
         left = len(
             (
@@ -91,6 +93,43 @@ async def rotate_keys(
                 "data_keys": rewrapped,
                 "drafts": resealed,
                 "indexed_customers": reindexed,
+                "indexed_key_persons": reindexed_people,
             },
         )
-    return RotationReport(rewrapped, resealed, reindexed, left)
+    return RotationReport(rewrapped, resealed, reindexed, left, reindexed_people)
+
+
+async def _reindex_key_persons(sessions: SessionFactory, keyring: Keyring, *, batch: int) -> int:
+    """Recompute key persons' phone indexes still under an older key; erased ones are dropped."""
+    current = keyring.current.kid
+    reindexed = 0
+    while True:
+        async with unit_of_work(sessions) as session:
+            ids = (
+                await session.exec(
+                    select(BlindIndex.key_person_id)
+                    .where(BlindIndex.kek_id != current, col(BlindIndex.key_person_id).is_not(None))
+                    .distinct()
+                    .limit(batch)
+                )
+            ).all()
+            for key_person_id in ids:
+                assert key_person_id is not None
+                person = await session.get(KeyPerson, key_person_id)
+                if person is None:
+                    continue
+                try:
+                    sealed = await key_persons.sealed_values(session, keyring, person)
+                except vault.DataErased:
+                    sealed = {}
+                await key_persons.reindex(
+                    session,
+                    keyring,
+                    key_person_id=key_person_id,
+                    customer_id=person.customer_id,
+                    phones=sealed.get("phones") or [],
+                )
+            reindexed += len(ids)
+        if len(ids) < batch:
+            break
+    return reindexed

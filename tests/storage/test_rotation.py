@@ -243,3 +243,40 @@ async def test_rotation_skips_erased_data_keys_and_drops_their_indexes(
     assert erased[0].wrapped is None and erased[0].erased_at is not None
     assert [i for i in await _rows(session_factory, BlindIndex) if i.customer_id == alpha.id] == []
     assert await _dupes(session_factory, Keyring([K2]), sellers[1], phones=["+8613812345678"]) == []
+
+
+async def test_rotation_recomputes_key_persons_phone_indexes(
+    session_factory: SessionFactory,
+) -> None:
+    """Key persons' phones are indexed too (naming the key person); they move to the new key."""
+    from storage import key_persons
+
+    sellers, made = await _setup(session_factory)
+    alpha = made["Alpha Trading"]
+    old = Keyring([K1])
+    async with unit_of_work(session_factory) as session:
+        customer = await session.get(Customer, alpha.id)
+        assert customer is not None
+        person = await key_persons.add_key_person(
+            session,
+            keyring=old,
+            actor=sellers[0],
+            customer=customer,
+            values={"kp_name": "Wang", "kp_phones": ["+8613511112222", "+8613533334444"]},
+        )
+    people_rows = [i for i in await _rows(session_factory, BlindIndex) if i.key_person_id]
+    assert len(people_rows) == 2 and {i.kek_id for i in people_rows} == {KID1}
+
+    report = await rotate_keys(session_factory, Keyring([K2, K1]))
+    assert report.indexed_key_persons == 1
+    assert report.indexed_customers == 3  # the customers' own rows, as before
+    people_rows = [i for i in await _rows(session_factory, BlindIndex) if i.key_person_id]
+    assert len(people_rows) == 2
+    assert {(i.kek_id, i.key_person_id, i.customer_id) for i in people_rows} == {
+        (KID2, person.id, alpha.id)
+    }
+    assert await _dupes(session_factory, Keyring([K2]), sellers[1], phones=["+8613533334444"]) == [
+        (alpha.id, "phone")
+    ]
+    again = await rotate_keys(session_factory, Keyring([K2, K1]))
+    assert again.indexed_key_persons == 0
