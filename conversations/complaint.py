@@ -1,16 +1,634 @@
-"""投诉登记 (/complaint): log a complaint; the handler moves it on and records the resolution."""
+"""投诉登记 (/complaint): log a complaint; the handler moves it on and records the resolution.
+
+Buttons: `cc:<customer_id>` logs a complaint for a customer (from its card), `ccl:<customer_id>`
+lists its complaints, `cx:<complaint_id>:<action>` acts on one: `v` shows it, `take` starts
+handling it, `resolve` asks for the resolution and the feedback given to the customer (which
+then awaits a manager's approval), `assign` offers the team to hand it to, `to<staff_id>` hands
+it over. Every press is checked again in `storage.complaints`; the button only names a wish.
+"""
 
 from __future__ import annotations
 
-from telegram import Update
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from bot.context import BotContext
+from sqlmodel.ext.asyncio.session import AsyncSession
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.error import BadRequest, Forbidden
+
+from bot.context import BotContext, Services
+from bot.i18n import Translator, pick_language
+from conversations import pick_customer, review, runner
+from conversations import steps as s
+from conversations.steps import Flow, FlowEnv, Kind, Option, Step, Submitted
+from conversations.visit import env_zone, local_text, moment, now_default, show_moment, zone
+from storage import complaints
+from storage.complaints import ComplaintView
+from storage.db import unit_of_work
+from storage.errors import NotFound, Refused
+from storage.models import ComplaintType, Role, Severity, Staff
+
+log = logging.getLogger(__name__)
+PAGE_SIZE = 6
+NOTE_LIMIT = 500
+_HARMLESS_EDIT_ERRORS = ("not modified", "can't be edited", "not found")
+_ACTION_BUTTONS = {
+    "take": "complaint.button.take",
+    "resolve": "complaint.button.resolve",
+    "assign": "complaint.button.assign",
+}
+
+
+def _chat_id(update: Update) -> int:
+    assert update.effective_chat is not None
+    return update.effective_chat.id
+
+
+def _number(text: str) -> int | None:
+    return int(text) if text.isdigit() and len(text) < 19 else None
+
+
+def refusal_text(_: Translator, refusal: Refused) -> str:
+    """A refusal from storage in the user's words."""
+    if isinstance(refusal, NotFound):
+        return _("refused.not_found")
+    if refusal.code == "complaint_state":
+        status = str(refusal.details.get("status", ""))
+        return _("complaint.state_changed", status=_(f"complaint.status.{status}"))
+    if refusal.code == "archived":
+        return _("complaint.customer_archived")
+    if refusal.code in ("not_allowed", "complaint_handler"):
+        return _(f"refused.{refusal.code}")
+    return _("refused.incomplete")
+
+
+# ---------------------------------------------------------------------------------------------
+# how a complaint is shown
+
+
+def _clip(text: str | None) -> str:
+    if not text:
+        return ""
+    return text if len(text) <= NOTE_LIMIT else text[: NOTE_LIMIT - 1] + "…"
+
+
+def card_text(_: Translator, view: ComplaintView, tz: Any, now: datetime) -> str:
+    """The complaint as its handler and managers read it."""
+    complaint, customer = view.complaint, view.customer
+    channel = _(f"choice.channel.{complaint.channel}") if complaint.channel else _("common.empty")
+    lines = [
+        _("complaint.card.title", number=complaint.complaint_no),
+        _("complaint.card.customer", customer=f"{customer.name} · {customer.customer_no}"),
+        _("complaint.card.status", status=_(f"complaint.status.{complaint.status}")),
+        _(
+            "complaint.card.kind",
+            type=_(f"choice.complaint_type.{complaint.type}"),
+            severity=_(f"choice.severity.{complaint.severity}"),
+            channel=channel,
+        ),
+        _(
+            "complaint.card.received",
+            when=local_text(complaint.received_at, tz),
+            by=view.received_by.display_name if view.received_by else _("common.empty"),
+        ),
+        _(
+            "complaint.card.handler",
+            handler=view.handler.display_name if view.handler else _("common.empty"),
+        ),
+        _("complaint.card.due", due=local_text(complaint.due_at, tz)),
+    ]
+    if complaint.status in complaints.WORKABLE and complaint.due_at < now:
+        lines.append(_("complaint.card.overdue"))
+    lines.append(_("complaint.card.description", text=_clip(complaint.description)))
+    if complaint.resolution:
+        lines.append(_("complaint.card.resolution", text=_clip(complaint.resolution)))
+    if complaint.feedback:
+        when = local_text(complaint.feedback_at, tz) if complaint.feedback_at else ""
+        lines.append(_("complaint.card.feedback", text=_clip(complaint.feedback), when=when))
+    return "\n".join(lines)
+
+
+def action_markup(
+    _: Translator, complaint_id: int, actions: list[str] | tuple[str, ...]
+) -> InlineKeyboardMarkup | None:
+    buttons = [
+        InlineKeyboardButton(_(_ACTION_BUTTONS[a]), callback_data=f"cx:{complaint_id}:{a}")
+        for a in actions
+        if a in _ACTION_BUTTONS
+    ]
+    return InlineKeyboardMarkup([buttons]) if buttons else None
+
+
+# ---------------------------------------------------------------------------------------------
+# telling a handler
+
+
+@dataclass(frozen=True)
+class HandlerNotice:
+    """A message for a handler, written in their language while the records were at hand."""
+
+    telegram_id: int
+    name: str
+    text: str
+    markup: InlineKeyboardMarkup | None
+
+
+def handler_notice(services: Services, view: ComplaintView, actor: Staff) -> HandlerNotice | None:
+    """The notice for the complaint's handler, or None when the handler is the actor."""
+    handler = view.handler
+    if handler is None or handler.id == actor.id:
+        return None
+    settings = services.settings
+    _ = Translator(pick_language(handler.language, None, settings.DEFAULT_LANGUAGE))
+    tz = zone(handler, settings.TIMEZONE)
+    complaint = view.complaint
+    text = "\n\n".join(
+        [
+            _("complaint.assigned", by=actor.display_name),
+            card_text(_, view, tz, services.clock()),
+        ]
+    )
+    actions = complaints.allowed_actions(handler, complaint, view.customer)
+    return HandlerNotice(
+        telegram_id=handler.telegram_id,
+        name=handler.display_name,
+        text=text,
+        markup=action_markup(_, complaint.id or 0, actions),
+    )
+
+
+async def send_notice(context: BotContext, notice: HandlerNotice) -> bool:
+    """Send a handler their notice; False when Telegram refuses (they never opened the bot)."""
+    try:
+        await context.bot.send_message(notice.telegram_id, notice.text, reply_markup=notice.markup)
+    except (Forbidden, BadRequest) as error:
+        log.warning("could not notify handler %s: %s", notice.telegram_id, type(error).__name__)
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# the flow: logging a complaint
+
+
+def _start_data(env: FlowEnv) -> dict[str, Any]:
+    return {"_may_assign": env.staff.role in (Role.manager, Role.admin)}
+
+
+def _may_assign(data: dict[str, Any]) -> bool:
+    return bool(data.get("_may_assign"))
+
+
+def _due_hint(env: FlowEnv, data: dict[str, Any]) -> dict[str, object]:
+    hours = env.services.settings.complaint_due_hours
+    return {str(severity): hours[severity] for severity in Severity}
+
+
+async def handler_options(
+    env: FlowEnv, session: AsyncSession, data: dict[str, Any]
+) -> list[Option]:
+    """The customer's owner first (the default handler), then the team's other members."""
+    customer_id = _number(str(data.get("customer_id", "")))
+    if customer_id is None:
+        return []
+    try:
+        candidates = await complaints.handler_candidates(
+            session, actor=env.staff, customer_id=customer_id
+        )
+    except Refused:
+        return []
+    options = []
+    for n, staff in enumerate(candidates):
+        label = env._("complaint.handler_owner", name=staff.display_name) if n == 0 else None
+        options.append(Option(str(staff.id), label or staff.display_name, translate=False))
+    return options
+
+
+STEPS = (
+    pick_customer.customer_step(),
+    Step("channel", Kind.CHOICE, choices=complaints.CHANNELS, columns=3),
+    Step("complaint_type", Kind.CHOICE, required=True, choices=tuple(ComplaintType), columns=3),
+    Step(
+        "severity",
+        Kind.CHOICE,
+        required=True,
+        choices=tuple(Severity),
+        prompt_values=_due_hint,
+    ),
+    Step("description", required=True, parse=s.text(complaints.MAX_DESCRIPTION)),
+    Step(
+        "handler", Kind.CHOICE, required=True, options=handler_options, when=_may_assign, columns=1
+    ),
+)
+
+
+async def submit(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> Submitted:
+    """Register the complaint, say its number and due time, and tell its handler."""
+    now = env.services.clock()
+    values = {
+        "channel": data.get("channel"),
+        "complaint_type": data.get("complaint_type"),
+        "severity": data.get("severity"),
+        "description": data.get("description"),
+        # answered only when the question applied (managers); otherwise the owner handles it
+        "handler_id": data.get("handler"),
+    }
+    try:
+        complaint = await complaints.log_complaint(
+            session,
+            keyring=env.services.keyring,
+            actor=env.staff,
+            customer_id=int(data["customer_id"]),
+            values=values,
+            now=now,
+            due_hours=env.services.settings.complaint_due_hours,
+        )
+    except Refused as refusal:
+        if isinstance(refusal, NotFound) or refusal.code == "archived":
+            return Submitted(refusal_text(env._, refusal))  # final: the draft goes
+        raise  # e.g. a handler no longer in the team: the draft stays, to be edited
+    view = await complaints.visible_complaint(
+        session, actor=env.staff, complaint_id=complaint.id or 0, purpose="complaint.created"
+    )
+    assert view is not None
+    _ = env._
+    text = _(
+        "complaint.saved",
+        number=complaint.complaint_no,
+        severity=_(f"choice.severity.{complaint.severity}"),
+        due=local_text(complaint.due_at, env_zone(env)),
+        handler=view.handler.display_name if view.handler else _("common.empty"),
+    )
+    actions = complaints.allowed_actions(env.staff, complaint, view.customer)
+    markup = action_markup(_, complaint.id or 0, actions)
+    notice = handler_notice(env.services, view, env.staff)
+    if notice is None:
+        return Submitted(text, markup=markup)
+
+    async def tell_handler(context: BotContext, chat_id: int) -> None:
+        if not await send_notice(context, notice):
+            await context.bot.send_message(
+                chat_id, context._("complaint.notify_failed", name=notice.name)
+            )
+
+    return Submitted(text, markup=markup, after=tell_handler)
+
+
+FLOW = runner.register(
+    Flow(
+        name="complaint",
+        steps=STEPS,
+        submit=submit,
+        start_data=_start_data,
+        prepare=pick_customer.prepare_customer,
+    )
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# the flow: entering the resolution
+
+
+async def prepare_resolution(
+    env: FlowEnv, session: AsyncSession, initial: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Only someone who may resolve this complaint now gets the questions (refusals audited)."""
+    complaint_id = _number(str(initial.get("complaint_id", "")))
+    if complaint_id is None:
+        return None
+    try:
+        found = await complaints.complaint_for_action(
+            session, actor=env.staff, complaint_id=complaint_id, action="resolve"
+        )
+    except Refused:
+        return None
+    return {"complaint_id": complaint_id, "_number": found.complaint.complaint_no}
+
+
+def _complaint_number(env: FlowEnv, data: dict[str, Any]) -> dict[str, object]:
+    return {"number": data.get("_number", "")}
+
+
+RESOLUTION_STEPS = (
+    Step(
+        "resolution",
+        required=True,
+        parse=s.text(complaints.MAX_RESOLUTION),
+        prompt_values=_complaint_number,
+    ),
+    Step("feedback", required=True, parse=s.text(complaints.MAX_FEEDBACK)),
+    Step(
+        "feedback_at",
+        parse=moment,
+        example="example.feedback_at",
+        display=show_moment,
+        default=now_default,
+    ),
+)
+
+
+async def submit_resolution(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> Submitted:
+    """Record the resolution; the complaint now waits for a manager's approval."""
+    now = env.services.clock()
+    given = data.get("feedback_at")
+    try:
+        result = await complaints.resolve(
+            session,
+            keyring=env.services.keyring,
+            actor=env.staff,
+            complaint_id=int(data["complaint_id"]),
+            resolution=data.get("resolution") or "",
+            feedback=data.get("feedback") or "",
+            feedback_at=datetime.fromisoformat(given) if given else now,
+            now=now,
+        )
+    except Refused as refusal:  # someone else resolved it meanwhile, or rights changed
+        return Submitted(refusal_text(env._, refusal))
+    review_id = result.review.id or 0
+
+    async def announce(context: BotContext, chat_id: int) -> None:
+        await review.announce(context, review_id)
+
+    return Submitted(
+        env._("complaint.resolved", number=result.complaint.complaint_no), after=announce
+    )
+
+
+RESOLUTION_FLOW = runner.register(
+    Flow(
+        name="complaint_resolve",
+        steps=RESOLUTION_STEPS,
+        submit=submit_resolution,
+        prepare=prepare_resolution,
+    )
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# handlers
 
 
 async def start_command(update: Update, context: BotContext) -> None:
-    raise NotImplementedError
+    """Start logging a complaint; the first question is which customer."""
+    await runner.start(update, context, FLOW)
 
 
 async def on_button(update: Update, context: BotContext) -> None:
     """Handles `cc:` (log for a customer), `ccl:` (list) and `cx:` (complaint actions)."""
-    raise NotImplementedError
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    prefix, _sep, rest = query.data.partition(":")
+    parts = rest.split(":")
+    record_id = _number(parts[0])
+    if record_id is None or len(parts) > 2:
+        await query.answer(context._("button.expired"), show_alert=True)
+        return
+    arg = parts[1] if len(parts) == 2 else ""
+    if prefix == "cc" and not arg:
+        await query.answer()
+        await runner.start(update, context, FLOW, initial={"customer_id": record_id})
+    elif prefix == "ccl" and (not arg or (arg[:1] == "p" and _number(arg[1:]) is not None)):
+        await _list(update, context, record_id, _number(arg[1:]) or 0, edit=bool(arg))
+    elif prefix == "cx" and arg == "v":
+        await _show(update, context, record_id)
+    elif prefix == "cx" and arg == "take":
+        await _take(update, context, record_id)
+    elif prefix == "cx" and arg == "resolve":
+        await _resolve(update, context, record_id)
+    elif prefix == "cx" and arg == "assign":
+        await _offer_handlers(update, context, record_id)
+    elif prefix == "cx" and arg[:2] == "to" and _number(arg[2:]) is not None:
+        await _assign(update, context, record_id, int(arg[2:]))
+    else:
+        await query.answer(context._("button.expired"), show_alert=True)
+
+
+async def _close(message: Any) -> None:
+    """Take the buttons off the message whose button was used."""
+    if not isinstance(message, Message):
+        return
+    try:
+        await message.edit_reply_markup(None)
+    except BadRequest as error:
+        if not any(known in str(error).lower() for known in _HARMLESS_EDIT_ERRORS):
+            raise
+
+
+async def _send_card(
+    update: Update, context: BotContext, view: ComplaintView, notice: str | None = None
+) -> None:
+    """Send the complaint's card with the buttons this member may use now."""
+    _ = context._
+    tz = zone(context.member, context.services.settings.TIMEZONE)
+    text = card_text(_, view, tz, context.services.clock())
+    if notice:
+        text = f"{notice}\n\n{text}"
+    actions = complaints.allowed_actions(context.member, view.complaint, view.customer)
+    await context.bot.send_message(
+        _chat_id(update), text, reply_markup=action_markup(_, view.complaint.id or 0, actions)
+    )
+
+
+async def _show(update: Update, context: BotContext, complaint_id: int) -> None:
+    """Show a complaint to someone who may see it."""
+    query = update.callback_query
+    assert query is not None
+    async with unit_of_work(context.services.sessions) as session:
+        view = await complaints.visible_complaint(
+            session, actor=context.member, complaint_id=complaint_id, purpose="complaint.view"
+        )
+    if view is None:
+        await query.answer(context._("refused.not_found"), show_alert=True)
+        return
+    await query.answer()
+    await _send_card(update, context, view)
+
+
+async def _take(update: Update, context: BotContext, complaint_id: int) -> None:
+    """Start handling: open → in progress."""
+    query = update.callback_query
+    assert query is not None
+    refusal: Refused | None = None
+    view: ComplaintView | None = None
+    async with unit_of_work(context.services.sessions) as session:
+        try:  # refusals are audited in this transaction, which therefore commits
+            await complaints.start_progress(
+                session,
+                keyring=context.services.keyring,
+                actor=context.member,
+                complaint_id=complaint_id,
+                now=context.services.clock(),
+            )
+            view = await complaints.visible_complaint(
+                session, actor=context.member, complaint_id=complaint_id, purpose="complaint.view"
+            )
+        except Refused as error:
+            refusal = error
+    if refusal is not None or view is None:
+        await query.answer(refusal_text(context._, refusal or NotFound()), show_alert=True)
+        return
+    await query.answer()
+    await _close(query.message)
+    await _send_card(update, context, view, notice=context._("complaint.taken"))
+
+
+async def _resolve(update: Update, context: BotContext, complaint_id: int) -> None:
+    """Check the press now, then ask for the resolution (the flow checks again at the end)."""
+    query = update.callback_query
+    assert query is not None
+    refusal: Refused | None = None
+    async with unit_of_work(context.services.sessions) as session:
+        try:
+            await complaints.complaint_for_action(
+                session, actor=context.member, complaint_id=complaint_id, action="resolve"
+            )
+        except Refused as error:
+            refusal = error
+    if refusal is not None:
+        await query.answer(refusal_text(context._, refusal), show_alert=True)
+        return
+    await query.answer()
+    await runner.start(update, context, RESOLUTION_FLOW, initial={"complaint_id": complaint_id})
+
+
+async def _offer_handlers(update: Update, context: BotContext, complaint_id: int) -> None:
+    """A manager picks who handles the complaint from the team, as buttons."""
+    query = update.callback_query
+    assert query is not None
+    refusal: Refused | None = None
+    candidates: list[Staff] = []
+    current: int | None = None
+    async with unit_of_work(context.services.sessions) as session:
+        try:
+            found = await complaints.complaint_for_action(
+                session, actor=context.member, complaint_id=complaint_id, action="assign"
+            )
+            current = found.complaint.handler_id
+            candidates = await complaints.handler_candidates(
+                session, actor=context.member, customer_id=found.customer.id or 0
+            )
+        except Refused as error:
+            refusal = error
+    if refusal is not None:
+        await query.answer(refusal_text(context._, refusal), show_alert=True)
+        return
+    await query.answer()
+    _ = context._
+    rows = [
+        [
+            InlineKeyboardButton(
+                ("✓ " if staff.id == current else "") + staff.display_name,
+                callback_data=f"cx:{complaint_id}:to{staff.id}",
+            )
+        ]
+        for staff in candidates
+    ]
+    await context.bot.send_message(
+        _chat_id(update), _("complaint.choose_handler"), reply_markup=InlineKeyboardMarkup(rows)
+    )
+
+
+async def _assign(update: Update, context: BotContext, complaint_id: int, handler_id: int) -> None:
+    """Hand the complaint to another member of the team and tell them."""
+    query = update.callback_query
+    assert query is not None
+    refusal: Refused | None = None
+    view: ComplaintView | None = None
+    async with unit_of_work(context.services.sessions) as session:
+        try:
+            await complaints.reassign(
+                session,
+                keyring=context.services.keyring,
+                actor=context.member,
+                complaint_id=complaint_id,
+                handler_id=handler_id,
+                now=context.services.clock(),
+            )
+            view = await complaints.visible_complaint(
+                session, actor=context.member, complaint_id=complaint_id, purpose="complaint.view"
+            )
+        except Refused as error:
+            refusal = error
+    if refusal is not None or view is None:
+        await query.answer(refusal_text(context._, refusal or NotFound()), show_alert=True)
+        return
+    await query.answer()
+    await _close(query.message)
+    name = view.handler.display_name if view.handler else ""
+    await _send_card(update, context, view, notice=context._("complaint.assigned_to", name=name))
+    notice = handler_notice(context.services, view, context.member)
+    if notice is not None and not await send_notice(context, notice):
+        await context.bot.send_message(
+            _chat_id(update), context._("complaint.notify_failed", name=notice.name)
+        )
+
+
+async def _list(
+    update: Update, context: BotContext, customer_id: int, page: int, *, edit: bool
+) -> None:
+    """One page of a customer's complaints, a button for each."""
+    query = update.callback_query
+    assert query is not None
+    _ = context._
+    async with unit_of_work(context.services.sessions) as session:
+        found = await complaints.complaints_of(
+            session, actor=context.member, customer_id=customer_id, page=page, page_size=PAGE_SIZE
+        )
+    if found is None:
+        await query.answer(_("refused.not_found"), show_alert=True)
+        return
+    await query.answer()
+    tz = zone(context.member, context.services.settings.TIMEZONE)
+    now = context.services.clock()
+    customer = found.customer
+    lines = [_("complaint.list.title", customer=customer.name, number=customer.customer_no)]
+    if not found.complaints:
+        lines.append(_("complaint.list.empty"))
+    keyboard: list[list[InlineKeyboardButton]] = []
+    row: list[InlineKeyboardButton] = []
+    for complaint in found.complaints:
+        overdue = complaint.status in complaints.WORKABLE and complaint.due_at < now
+        lines.append(
+            _(
+                "complaint.list.entry",
+                number=complaint.complaint_no,
+                status=_(f"complaint.status.{complaint.status}"),
+                severity=_(f"choice.severity.{complaint.severity}"),
+                due=local_text(complaint.due_at, tz),
+            )
+            + (" " + _("complaint.card.overdue") if overdue else "")
+        )
+        row.append(
+            InlineKeyboardButton(complaint.complaint_no, callback_data=f"cx:{complaint.id}:v")
+        )
+        if len(row) == 2:
+            keyboard.append(row)
+            row = []
+    if row:
+        keyboard.append(row)
+    first = found.page * found.page_size
+    pager = []
+    page_data = f"ccl:{customer_id}:p"
+    if found.page > 0:
+        pager.append(InlineKeyboardButton("‹", callback_data=f"{page_data}{found.page - 1}"))
+    if first + found.page_size < found.total:
+        pager.append(InlineKeyboardButton("›", callback_data=f"{page_data}{found.page + 1}"))
+    if pager:
+        keyboard.append(pager)
+    keyboard.append(
+        [InlineKeyboardButton(_("complaint.button.log"), callback_data=f"cc:{customer_id}")]
+    )
+    text, markup = "\n".join(lines), InlineKeyboardMarkup(keyboard)
+    message = query.message
+    if edit and isinstance(message, Message) and message.text:
+        try:
+            await message.edit_text(text, reply_markup=markup)
+            return
+        except BadRequest as error:
+            if "not modified" in str(error).lower():
+                return
+            if not any(known in str(error).lower() for known in _HARMLESS_EDIT_ERRORS):
+                raise
+    await context.bot.send_message(_chat_id(update), text, reply_markup=markup)

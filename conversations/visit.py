@@ -1,16 +1,402 @@
-"""拜访记录 (/visit): log a visit with location, notes, next step and attachments."""
+"""拜访记录 (/visit): log a visit with location, notes, next step and attachments.
+
+Started by /visit (the customer is asked) or by the customer card's `cv:<customer_id>` button;
+`cvl:<customer_id>` lists the customer's visits, newest first, a page at a time, and each visit's
+location and attachments can be sent again by their Telegram file ids.
+"""
 
 from __future__ import annotations
 
-from telegram import Update
+import dataclasses
+import logging
+from datetime import datetime
+from functools import cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.error import BadRequest
 
 from bot.context import BotContext
+from bot.i18n import LANGUAGES, Translator, translate
+from conversations import pick_customer, runner
+from conversations import steps as s
+from conversations.steps import Flow, FlowEnv, Kind, Option, Step, Submitted
+from storage import visits
+from storage.db import unit_of_work
+from storage.errors import NotFound, Refused
+from storage.models import RecordStatus, Staff, Stage, Visit, VisitKind
+
+log = logging.getLogger(__name__)
+NO_CHANGE = "none"
+PAGE_SIZE = 5
+NOTE_LIMIT = 300  # characters of each note shown in the list
+_HARMLESS_EDIT_ERRORS = ("not modified", "can't be edited", "not found")
+
+
+# ---------------------------------------------------------------------------------------------
+# time: the user's zone, typed moments, how they are shown
+
+
+def zone(staff: Staff, env_timezone: str) -> ZoneInfo:
+    return ZoneInfo(staff.timezone or env_timezone)
+
+
+def env_zone(env: FlowEnv) -> ZoneInfo:
+    return zone(env.staff, env.services.settings.TIMEZONE)
+
+
+def local_text(moment: datetime, tz: ZoneInfo) -> str:
+    """How a moment is shown to people: their local date and time to the minute."""
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+@cache
+def _now_words() -> frozenset[str]:
+    """Words meaning "now" in any language: a Chinese speaker may type `now` too."""
+    words: set[str] = set()
+    for language in LANGUAGES:
+        words |= {w.strip().casefold() for w in translate(language, "visit.now_words").split(",")}
+    return frozenset(words - {""})
+
+
+def moment(value: str, env: FlowEnv) -> str | None:
+    """Parse a typed time (None for "now"), kept as local ISO text so the draft can hold it."""
+    if value.strip().casefold() in _now_words():
+        return None
+    now = env.services.clock().astimezone(env_zone(env))
+    return visits.parse_moment(value, now=now).isoformat(timespec="minutes")
+
+
+def show_moment(value: Any, _: Translator) -> Any:
+    return str(value)[:16].replace("T", " ")
+
+
+def now_default(env: FlowEnv, data: dict[str, Any]) -> str:
+    return env._("visit.now")
+
+
+# ---------------------------------------------------------------------------------------------
+# the customer's class and stage, kept in the draft for the defaults
+
+
+async def remember_customer(
+    env: FlowEnv, session: AsyncSession, value: Any, data: dict[str, Any]
+) -> list[str]:
+    """Keep the chosen customer's class and stage beside the answers; warn if archived."""
+    found = await visits.visit_customer(session, actor=env.staff, customer_id=int(value))
+    if found is None:
+        data.pop("_customer", None)
+        return []
+    data["_customer"] = {"class": found.customer_class, "stage": found.stage}
+    if found.status == RecordStatus.archived:
+        return [env._("visit.customer_archived")]
+    return []
+
+
+async def prepare(
+    env: FlowEnv, session: AsyncSession, initial: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Check a customer given by a card button, as the picker would."""
+    prepared = await pick_customer.prepare_customer(env, session, initial)
+    if prepared and "customer_id" in prepared:
+        await remember_customer(env, session, prepared["customer_id"], prepared)
+    return prepared
+
+
+def _followup_default(env: FlowEnv, data: dict[str, Any]) -> str:
+    customer_class = (data.get("_customer") or {}).get("class")
+    cycles = env.services.settings.followup_cycles
+    return visits.followup_default(customer_class, env.today, cycles).isoformat()
+
+
+def _followup_hint(env: FlowEnv, data: dict[str, Any]) -> dict[str, object]:
+    return {"default": _followup_default(env, data)}
+
+
+async def stage_options(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> list[Option]:
+    """ "No change" (naming the current stage) first, then every other stage."""
+    current = (data.get("_customer") or {}).get("stage")
+    if current:
+        keep = env._("visit.stage_keep", stage=env._(f"choice.stage.{current}"))
+    else:
+        keep = env._("choice.stage_change.none")
+    options = [Option(NO_CHANGE, keep, translate=False)]
+    options += [
+        Option(stage, f"choice.stage_change.{stage}") for stage in Stage if stage != current
+    ]
+    return options
+
+
+def _no_change(env: FlowEnv, data: dict[str, Any]) -> str:
+    return env._("choice.stage_change.none")
+
+
+STEPS = (
+    dataclasses.replace(pick_customer.customer_step(), check=remember_customer),
+    Step("visit_kind", Kind.CHOICE, required=True, choices=tuple(VisitKind)),
+    Step(
+        "visited_at",
+        parse=moment,
+        example="example.visited_at",
+        display=show_moment,
+        default=now_default,
+    ),
+    Step("location", Kind.LOCATION),
+    Step("purpose", parse=s.text(visits.TEXT_LIMITS["purpose"])),
+    Step("discussion", parse=s.text(visits.TEXT_LIMITS["discussion"])),
+    Step("needs_feedback", parse=s.text(visits.TEXT_LIMITS["needs_feedback"])),
+    Step("outcome", parse=s.text(visits.TEXT_LIMITS["outcome"])),
+    Step("stage_change", Kind.CHOICE, options=stage_options, columns=1, default=_no_change),
+    Step(
+        "next_followup_on",
+        parse=s.future_date,
+        example="example.date",
+        prompt_values=_followup_hint,
+        default=_followup_default,
+    ),
+    Step("attachments", Kind.MEDIA),
+)
+
+
+async def submit(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> Submitted:
+    """Save the visit; the customer's dates (and stage) follow in the same transaction."""
+    customer_id = int(data["customer_id"])
+    stage = data.get("stage_change")
+    values = {
+        "kind": data.get("visit_kind"),
+        "visited_at": data.get("visited_at"),
+        "location": data.get("location"),
+        "purpose": data.get("purpose"),
+        "discussion": data.get("discussion"),
+        "needs_feedback": data.get("needs_feedback"),
+        "outcome": data.get("outcome"),
+        "stage_change": None if stage in (None, NO_CHANGE) else stage,
+        "next_followup_on": data.get("next_followup_on"),
+        "attachments": data.get("attachments") or [],
+    }
+    try:
+        visit = await visits.log_visit(
+            session,
+            keyring=env.services.keyring,
+            actor=env.staff,
+            customer_id=customer_id,
+            values=values,
+            now=env.services.clock(),
+            timezone=env_zone(env).key,
+            followup_cycles=env.services.settings.followup_cycles,
+        )
+    except NotFound:  # no longer the user's customer (handed over meanwhile): audited
+        return Submitted(env._("refused.not_found"))
+    except Refused as refusal:
+        if refusal.code == "archived":
+            return Submitted(env._("visit.customer_archived"))
+        raise
+    _ = env._
+    customer = await visits.visit_customer(session, actor=env.staff, customer_id=customer_id)
+    lines = [
+        _(
+            "visit.saved",
+            customer=f"{customer.name} · {customer.customer_no}" if customer else "",
+            when=local_text(visit.visited_at, env_zone(env)),
+        )
+    ]
+    if visit.stage_change:
+        lines.append(_("visit.saved_stage", stage=_(f"choice.stage.{visit.stage_change}")))
+    if visit.next_followup_on:
+        lines.append(_("visit.saved_followup", date=visit.next_followup_on.isoformat()))
+    markup = InlineKeyboardMarkup(
+        [[InlineKeyboardButton(_("visit.button.list"), callback_data=f"cvl:{customer_id}")]]
+    )
+    return Submitted("\n".join(lines), markup=markup)
+
+
+FLOW = runner.register(Flow(name="visit", steps=STEPS, submit=submit, prepare=prepare))
+
+
+# ---------------------------------------------------------------------------------------------
+# handlers
+
+
+def _chat_id(update: Update) -> int:
+    assert update.effective_chat is not None
+    return update.effective_chat.id
 
 
 async def start_command(update: Update, context: BotContext) -> None:
-    raise NotImplementedError
+    """Start logging a visit; the first question is which customer."""
+    await runner.start(update, context, FLOW)
+
+
+def _number(text: str) -> int | None:
+    return int(text) if text.isdigit() and len(text) < 19 else None
 
 
 async def on_button(update: Update, context: BotContext) -> None:
     """Handles `cv:` (log a visit for a customer) and `cvl:` (list its visits)."""
-    raise NotImplementedError
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    prefix, _sep, rest = query.data.partition(":")
+    parts = rest.split(":")
+    customer_id = _number(parts[0])
+    if customer_id is None or len(parts) > 2 or (prefix == "cv" and len(parts) != 1):
+        await query.answer(context._("button.expired"), show_alert=True)
+        return
+    if prefix == "cv":
+        await query.answer()
+        await runner.start(update, context, FLOW, initial={"customer_id": customer_id})
+        return
+    arg = parts[1] if len(parts) == 2 else "p0"
+    number = _number(arg[1:])
+    if arg[:1] not in ("p", "a") or number is None:
+        await query.answer(context._("button.expired"), show_alert=True)
+        return
+    if arg[0] == "a":
+        await _resend(update, context, number)
+    else:
+        await _list(update, context, customer_id, number, edit=len(parts) == 2)
+
+
+def _clip(text: str | None) -> str | None:
+    if not text:
+        return None
+    return text if len(text) <= NOTE_LIMIT else text[: NOTE_LIMIT - 1] + "…"
+
+
+def _visit_lines(_: Translator, n: int, visit: Visit, name: str, files: int, tz: ZoneInfo) -> str:
+    lines = [
+        _(
+            "visit.list.entry",
+            n=n,
+            when=local_text(visit.visited_at, tz),
+            kind=_(f"choice.visit_kind.{visit.kind}"),
+            by=name,
+        )
+    ]
+    for field in ("purpose", "discussion", "needs_feedback", "outcome"):
+        text = _clip(getattr(visit, field))
+        if text:
+            lines.append(f"   {_(f'field.{field}')}: {text}")
+    if visit.stage_change:
+        lines.append(f"   {_('field.stage_change')}: {_(f'choice.stage.{visit.stage_change}')}")
+    if visit.next_followup_on:
+        lines.append(f"   {_('field.next_followup_on')}: {visit.next_followup_on.isoformat()}")
+    extras = []
+    if visit.latitude is not None and visit.longitude is not None:
+        extras.append(f"📍 {visit.latitude:.5f}, {visit.longitude:.5f}")
+    if files:
+        extras.append(_("visit.list.files", count=files))
+    if extras:
+        lines.append("   " + "  ".join(extras))
+    return "\n".join(lines)
+
+
+async def _list(
+    update: Update, context: BotContext, customer_id: int, page: int, *, edit: bool
+) -> None:
+    """Show one page of a customer's visits, with a button per visit that has files."""
+    query = update.callback_query
+    assert query is not None
+    _ = context._
+    async with unit_of_work(context.services.sessions) as session:
+        found = await visits.visits_of(
+            session, actor=context.member, customer_id=customer_id, page=page, page_size=PAGE_SIZE
+        )
+    if found is None:
+        await query.answer(_("refused.not_found"), show_alert=True)
+        return
+    await query.answer()
+    tz = zone(context.member, context.services.settings.TIMEZONE)
+    customer = found.customer
+    lines = [_("visit.list.title", customer=customer.name, number=customer.customer_no)]
+    if not found.entries:
+        lines.append(_("visit.list.empty"))
+    first = found.page * found.page_size
+    keyboard: list[list[InlineKeyboardButton]] = []
+    row: list[InlineKeyboardButton] = []
+    for n, entry in enumerate(found.entries, start=first + 1):
+        visit = entry.visit
+        lines += ["", _visit_lines(_, n, visit, entry.salesperson_name, entry.attachments, tz)]
+        if entry.attachments or visit.latitude is not None:
+            row.append(
+                InlineKeyboardButton(
+                    _("visit.button.files", n=n), callback_data=f"cvl:{customer_id}:a{visit.id}"
+                )
+            )
+            if len(row) == 3:
+                keyboard.append(row)
+                row = []
+    if row:
+        keyboard.append(row)
+    pager = []
+    if found.page > 0:
+        pager.append(
+            InlineKeyboardButton("‹", callback_data=f"cvl:{customer_id}:p{found.page - 1}")
+        )
+    if first + found.page_size < found.total:
+        pager.append(
+            InlineKeyboardButton("›", callback_data=f"cvl:{customer_id}:p{found.page + 1}")
+        )
+    if pager:
+        keyboard.append(pager)
+    keyboard.append(
+        [InlineKeyboardButton(_("visit.button.log"), callback_data=f"cv:{customer_id}")]
+    )
+    if found.total:
+        lines.append("")
+        lines.append(_("visit.list.page", page=found.page + 1, pages=-(-found.total // PAGE_SIZE)))
+    text, markup = "\n".join(lines), InlineKeyboardMarkup(keyboard)
+    message = query.message
+    if edit and isinstance(message, Message) and message.text:
+        try:
+            await message.edit_text(text, reply_markup=markup)
+            return
+        except BadRequest as error:  # too old or gone: send the page anew instead
+            if not any(known in str(error).lower() for known in _HARMLESS_EDIT_ERRORS):
+                raise
+            if "not modified" in str(error).lower():
+                return
+    await context.bot.send_message(_chat_id(update), text, reply_markup=markup)
+
+
+async def _resend(update: Update, context: BotContext, visit_id: int) -> None:
+    """Send a visit's location and attachments again, by Telegram file id."""
+    query = update.callback_query
+    assert query is not None
+    _ = context._
+    async with unit_of_work(context.services.sessions) as session:
+        found = await visits.visit_attachments(session, actor=context.member, visit_id=visit_id)
+    if found is None:
+        await query.answer(_("refused.not_found"), show_alert=True)
+        return
+    await query.answer()
+    visit, attachments = found
+    chat_id = _chat_id(update)
+    tz = zone(context.member, context.services.settings.TIMEZONE)
+    when = local_text(visit.visited_at, tz)
+    if visit.latitude is not None and visit.longitude is not None:
+        await context.bot.send_location(
+            chat_id,
+            latitude=visit.latitude,
+            longitude=visit.longitude,
+            horizontal_accuracy=visit.accuracy_m,
+        )
+    failed = 0
+    senders = {
+        "photo": context.bot.send_photo,
+        "document": context.bot.send_document,
+        "voice": context.bot.send_voice,
+    }
+    for n, attachment in enumerate(attachments, start=1):
+        caption = _("visit.attachment_caption", when=when, n=n, total=len(attachments))
+        send = senders.get(attachment.kind)
+        try:
+            if send is None:
+                raise BadRequest(f"unknown attachment kind {attachment.kind}")
+            await send(chat_id, attachment.file_id, caption=caption)
+        except BadRequest:  # a file Telegram no longer has (or a kind we cannot send)
+            log.warning("attachment %s of visit %s could not be resent", attachment.id, visit.id)
+            failed += 1
+    if failed:
+        await context.bot.send_message(chat_id, _("visit.attachments_failed", count=failed))

@@ -1,0 +1,394 @@
+"""Visits (拜访记录) and their attachments: the only module that writes them, and who may.
+
+A visit is logged for a customer the actor may log visits for (SPEC section 4: a salesperson
+their own customers, a manager the team's, an admin all), checked here on every save, never only
+by the picker. Saving one visit touches the customer too (last visit, next follow-up, and the
+stage when it changed), with history and audit entries, all in the caller's transaction.
+
+Refusals: a customer the actor may not see is audited (`access.denied`) before `NotFound` is
+raised, and nothing else has been written by then, so a caller that catches the refusal inside
+its unit of work keeps the audit entry.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage import audit, customers, validation, vault
+from storage.crypto import Keyring
+from storage.errors import NotFound, Refused
+from storage.models import (
+    Attachment,
+    ChangeRecord,
+    Customer,
+    CustomerClass,
+    RecordStatus,
+    Staff,
+    Stage,
+    Visit,
+    VisitKind,
+)
+
+ATTACHMENT_KINDS = ("photo", "document", "voice")
+MAX_ATTACHMENTS = 20
+TEXT_LIMITS = {"purpose": 500, "discussion": 2000, "needs_feedback": 2000, "outcome": 1000}
+# a phone's clock may run a little ahead of ours; further ahead is a typing mistake
+FUTURE_TOLERANCE = timedelta(minutes=10)
+DEFAULT_CYCLE_DAYS = 30
+
+
+@dataclass(frozen=True)
+class VisitCustomer:
+    """What a visit flow needs to know about its customer (class for the follow-up default)."""
+
+    id: int
+    name: str
+    customer_no: str
+    customer_class: str
+    stage: str | None
+    status: str
+
+
+@dataclass(frozen=True)
+class VisitEntry:
+    visit: Visit
+    salesperson_name: str
+    attachments: int
+
+
+@dataclass(frozen=True)
+class VisitPage:
+    customer: Customer
+    entries: list[VisitEntry]
+    total: int
+    page: int
+    page_size: int
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date | datetime) else value
+
+
+def followup_default(customer_class: str | None, today: date, cycles: dict[str, int]) -> date:
+    """Next follow-up when none is given: today plus the customer's class cycle."""
+    return today + timedelta(days=cycles.get(customer_class or CustomerClass.C, DEFAULT_CYCLE_DAYS))
+
+
+async def loggable_customer(
+    session: AsyncSession, *, actor: Staff, customer_id: int, purpose: str
+) -> Customer:
+    """The customer if the actor may log a visit or complaint for it; refusals are audited.
+
+    Logging follows the viewing rule (SPEC section 4); an archived customer is read-only.
+    """
+    customer = await customers.visible_customer(
+        session, actor=actor, customer_id=customer_id, purpose=purpose
+    )
+    if customer is None:
+        raise NotFound()
+    if customer.status == RecordStatus.archived:
+        raise Refused("archived")
+    return customer
+
+
+async def visit_customer(
+    session: AsyncSession, *, actor: Staff, customer_id: int
+) -> VisitCustomer | None:
+    """Facts about a customer for the visit flow; None (audited) if the actor may not see it."""
+    customer = await customers.visible_customer(
+        session, actor=actor, customer_id=customer_id, purpose="visit.start"
+    )
+    if customer is None or customer.id is None:
+        return None
+    return VisitCustomer(
+        id=customer.id,
+        name=customer.name,
+        customer_no=customer.customer_no,
+        customer_class=customer.customer_class,
+        stage=customer.stage,
+        status=customer.status,
+    )
+
+
+def _checked_values(values: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The visit's own fields, checked again here: the flow is not the only possible caller."""
+    kind = values.get("kind")
+    if kind not in tuple(VisitKind):
+        raise Refused("incomplete")
+    visited_at = values.get("visited_at") or now
+    if isinstance(visited_at, str):
+        visited_at = datetime.fromisoformat(visited_at)
+    if visited_at.tzinfo is None:
+        raise ValueError("visited_at must be timezone-aware")
+    if visited_at > now + FUTURE_TOLERANCE:
+        raise Refused("visit_time")
+    stage_change = values.get("stage_change") or None
+    if stage_change is not None and stage_change not in tuple(Stage):
+        raise Refused("incomplete")
+    checked: dict[str, Any] = {"kind": kind, "visited_at": visited_at, "stage_change": stage_change}
+    for field, limit in TEXT_LIMITS.items():
+        text = (values.get(field) or "").strip() or None
+        if text is not None and len(text) > limit:
+            raise Refused("too_long")
+        checked[field] = text
+    location = values.get("location") or None
+    if location is not None:
+        latitude, longitude = float(location["latitude"]), float(location["longitude"])
+        if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+            raise Refused("incomplete")
+        accuracy = location.get("accuracy")
+        checked["location"] = (latitude, longitude, float(accuracy) if accuracy else None)
+    else:
+        checked["location"] = None
+    attachments = list(values.get("attachments") or [])
+    if len(attachments) > MAX_ATTACHMENTS:
+        raise Refused("too_many")
+    for attachment in attachments:
+        if attachment.get("kind") not in ATTACHMENT_KINDS or not attachment.get("file_id"):
+            raise Refused("incomplete")
+    checked["attachments"] = attachments
+    followup = values.get("next_followup_on")
+    if isinstance(followup, str):
+        followup = date.fromisoformat(followup)
+    checked["next_followup_on"] = followup
+    return checked
+
+
+async def log_visit(
+    session: AsyncSession,
+    *,
+    keyring: Keyring,
+    actor: Staff,
+    customer_id: int,
+    values: dict[str, Any],
+    now: datetime,
+    timezone: str,
+    followup_cycles: dict[str, int],
+) -> Visit:
+    """Save a visit with its attachments and bring the customer's dates (and stage) up to date.
+
+    `values`: kind, visited_at (aware datetime or ISO text; None = now), location
+    ({latitude, longitude, accuracy} or None), purpose, discussion, needs_feedback, outcome,
+    stage_change (a Stage or None), next_followup_on (date, ISO text or None = the class cycle),
+    attachments ([{kind, file_id, unique}]).
+    """
+    customer = await loggable_customer(
+        session, actor=actor, customer_id=customer_id, purpose="visit.log"
+    )
+    checked = _checked_values(values, now)
+    # take the customer's row for the update: a concurrent edit waits instead of being lost
+    await session.refresh(customer, with_for_update=True)
+    assert customer.id is not None
+    tz = ZoneInfo(timezone)
+    today = now.astimezone(tz).date()
+    visit_day = checked["visited_at"].astimezone(tz).date()
+    location = checked["location"]
+    visit = Visit(
+        customer_id=customer.id,
+        salesperson_id=actor.id or 0,
+        visited_at=checked["visited_at"],
+        kind=checked["kind"],
+        latitude=location[0] if location else None,
+        longitude=location[1] if location else None,
+        accuracy_m=location[2] if location else None,
+        purpose=checked["purpose"],
+        discussion=checked["discussion"],
+        needs_feedback=checked["needs_feedback"],
+        outcome=checked["outcome"],
+        stage_change=(
+            checked["stage_change"] if checked["stage_change"] != customer.stage else None
+        ),
+        next_followup_on=checked["next_followup_on"]
+        or followup_default(customer.customer_class, today, followup_cycles),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(visit)
+    await session.flush()
+    assert visit.id is not None
+    for attachment in checked["attachments"]:
+        session.add(
+            Attachment(
+                visit_id=visit.id,
+                kind=attachment["kind"],
+                file_id=str(attachment["file_id"])[:255],
+                file_unique_id=(str(attachment.get("unique") or "")[:100] or None),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+    changes: dict[str, list[Any]] = {}
+    if customer.last_visit_on is None or visit_day > customer.last_visit_on:
+        changes["last_visit_on"] = [customer.last_visit_on, visit_day]
+        customer.last_visit_on = visit_day
+    if customer.next_followup_on != visit.next_followup_on:
+        changes["next_followup_on"] = [customer.next_followup_on, visit.next_followup_on]
+        customer.next_followup_on = visit.next_followup_on
+    if visit.stage_change is not None:
+        changes["stage"] = [customer.stage, visit.stage_change]
+        customer.stage = visit.stage_change
+    customer.version += 1
+    customer.updated_at = now  # also makes it one of the actor's recent customers
+    session.add(customer)
+
+    key = await vault.data_key(session, keyring, customer.id)
+    visit_diff = {
+        "kind": [None, visit.kind],
+        "visited_at": [None, _jsonable(visit.visited_at)],
+        "location": [None, [visit.latitude, visit.longitude] if location else None],
+        **{f: [None, checked[f]] for f in TEXT_LIMITS if checked[f] is not None},
+        "stage_change": [None, visit.stage_change],
+        "next_followup_on": [None, _jsonable(visit.next_followup_on)],
+        "attachments": [None, len(checked["attachments"])],
+    }
+    history = [("visit", visit.id, "create", visit_diff)]
+    if changes:
+        diff = {f: [_jsonable(old), _jsonable(new)] for f, (old, new) in changes.items()}
+        history.append(("customer", customer.id, "visit", diff))
+    for entity, entity_id, action, diff in history:
+        session.add(
+            ChangeRecord(
+                entity=entity,
+                entity_id=entity_id,
+                customer_id=customer.id,
+                action=action,
+                changed_by=actor.id,
+                changed_at=now,
+                diff_sealed=vault.seal(key, diff, table="change_records", row_id=customer.id),
+            )
+        )
+    await session.flush()
+    await audit.record(
+        session,
+        action="visit.create",
+        actor_staff_id=actor.id,
+        actor_telegram_id=actor.telegram_id,
+        entity="visit",
+        entity_id=visit.id,
+        detail={
+            "customer_id": customer.id,
+            "kind": visit.kind,
+            "attachments": len(checked["attachments"]),
+            "location": location is not None,
+        },
+    )
+    if changes:
+        await audit.record(
+            session,
+            action="customer.update",
+            actor_staff_id=actor.id,
+            actor_telegram_id=actor.telegram_id,
+            entity="customer",
+            entity_id=customer.id,
+            detail={"fields": sorted(changes), "via": "visit", "visit_id": visit.id},
+        )
+    return visit
+
+
+async def visits_of(
+    session: AsyncSession, *, actor: Staff, customer_id: int, page: int, page_size: int = 5
+) -> VisitPage | None:
+    """One page of a customer's visits, newest first; None (audited) if the actor may not see it."""
+    customer = await customers.visible_customer(
+        session, actor=actor, customer_id=customer_id, purpose="visit.list"
+    )
+    if customer is None:
+        return None
+    total = (
+        await session.exec(
+            select(func.count()).select_from(Visit).where(Visit.customer_id == customer_id)
+        )
+    ).one()
+    last_page = max(0, (total - 1) // page_size)
+    page = min(max(page, 0), last_page)
+    rows = (
+        await session.exec(
+            select(Visit, Staff.display_name)
+            .join(Staff, col(Staff.id) == Visit.salesperson_id)
+            .where(Visit.customer_id == customer_id)
+            .order_by(col(Visit.visited_at).desc(), col(Visit.id).desc())
+            .offset(page * page_size)
+            .limit(page_size)
+        )
+    ).all()
+    ids = [visit.id for visit, _ in rows]
+    counts: dict[int, int] = {}
+    if ids:
+        counted = await session.exec(
+            select(Attachment.visit_id, func.count())
+            .where(col(Attachment.visit_id).in_(ids))
+            .group_by(col(Attachment.visit_id))
+        )
+        counts = {visit_id: count for visit_id, count in counted.all() if visit_id is not None}
+    entries = [VisitEntry(visit, name, counts.get(visit.id or 0, 0)) for visit, name in rows]
+    return VisitPage(customer, entries, total, page, page_size)
+
+
+async def visit_attachments(
+    session: AsyncSession, *, actor: Staff, visit_id: int
+) -> tuple[Visit, list[Attachment]] | None:
+    """A visit and its attachments, for resending by file id; None (audited) if not visible."""
+    visit = await session.get(Visit, visit_id)
+    if visit is None:
+        await audit.record(
+            session,
+            action="access.denied",
+            actor_staff_id=actor.id,
+            actor_telegram_id=actor.telegram_id,
+            entity="visit",
+            entity_id=visit_id,
+            detail={"purpose": "visit.attachments", "exists": False},
+        )
+        return None
+    customer = await customers.visible_customer(
+        session, actor=actor, customer_id=visit.customer_id, purpose="visit.attachments"
+    )
+    if customer is None:
+        return None
+    rows = await session.exec(
+        select(Attachment).where(Attachment.visit_id == visit_id).order_by(col(Attachment.id))
+    )
+    return visit, list(rows.all())
+
+
+_CLOCK = re.compile(
+    r"^(?:(?P<day>.*?[^\d\s])\s*|(?P<numeric_day>.*?\d)\s+)?"
+    r"(?P<hour>\d{1,2})\s*[:：]\s*(?P<minute>\d{2})$"
+)
+
+
+def parse_moment(value: str, *, now: datetime) -> datetime:
+    """A typed point in time, in `now`'s time zone: `15:30` (today), `11-21`, `11-21 15:30`,
+    `2026-11-21 15:30`, `11月21日 15:30`. A day alone means that day at the current time of day.
+
+    Raises `Invalid` with `moment` (unreadable) or `moment_future` (later than now).
+    """
+    today = now.date()
+    text = value.strip()
+    match = _CLOCK.match(text)
+    try:
+        if match:
+            day_text = match["day"] or match["numeric_day"]
+            day = validation.day(day_text, today=today) if day_text else today
+            hour, minute = int(match["hour"]), int(match["minute"])
+            if hour > 23 or minute > 59:
+                raise validation.Invalid("moment")
+            when = datetime.combine(day, time(hour, minute), tzinfo=now.tzinfo)
+        else:
+            day = validation.day(text, today=today)
+            when = datetime.combine(day, now.time().replace(second=0, microsecond=0))
+            when = when.replace(tzinfo=now.tzinfo)
+    except validation.Invalid as error:
+        raise validation.Invalid("moment") from error
+    if when > now + FUTURE_TOLERANCE:
+        raise validation.Invalid("moment_future")
+    return when

@@ -1,0 +1,152 @@
+"""Benchmark: /visit wizard steps per second, in-process on SQLite, beside a bare echo handler.
+
+The same approach as tests/bench/wizard_steps.py (and its echo bot, run in the same process
+right after): both bots run on the fake Telegram request layer, so the figures compare our
+handler work for a visit (gate, draft load/save with encryption, the customer picker's query,
+location and photo answers, the summary, and saving the visit with its attachment, the
+customer's dates, history and audit entries) with python-telegram-bot's own per-update cost.
+
+    .venv/bin/python -m tests.bench.visit_steps [--rounds 30] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import func, select
+
+from bot.app import _post_init, build_application
+from bot.context import Services
+from bot.settings import Settings
+from storage import customers
+from storage import staff as staff_store
+from storage.crypto import Keyring
+from storage.db import make_engine, make_session_factory, unit_of_work
+from storage.migrate import upgrade_database
+from storage.models import Staff, Visit
+from tests.bench.wizard_steps import echo_rate
+from tests.fake_telegram import TOKEN, FakeTelegram, Person
+
+# One visit, logged from start to finish: 16 updates, each one wizard step.
+PASS: list[tuple[str, str]] = [
+    ("send", "/visit"),
+    ("press", "明远"),  # the customer, from the recent ones
+    ("press", "上门拜访"),
+    ("send", "2025-11-21 09:30"),  # time of the visit (always in the past)
+    ("location", ""),
+    ("send", "介绍新款数控机床"),  # purpose
+    ("send", "报价和交货期"),  # discussion
+    ("press", "跳过"),  # needs and feedback
+    ("send", "下周发正式报价"),  # outcome
+    ("press", "红苹果"),  # stage change
+    ("press", "跳过"),  # next follow-up: the class default
+    ("photo", ""),
+    ("photo", ""),
+    ("press", "完成"),
+    ("press", "✏️ 拜访目的"),  # one edit from the summary
+    ("send", "年度回访"),
+]
+SUBMIT = ("press", "提交")
+
+
+async def _step(person: Person, kind: str, value: str) -> None:
+    if kind == "send":
+        await person.send(value)
+    elif kind == "press":
+        await person.press(value)
+    elif kind == "location":
+        await person.send_location(30.27, 120.15)
+    else:
+        await person.send_photo()
+
+
+async def visit_rate(rounds: int, workdir: Path) -> tuple[float, int, int]:
+    """Steps per second over `rounds` visits; also the steps taken and the visits saved."""
+    url = f"sqlite:///{workdir / 'bench.db'}"
+    await upgrade_database(url)
+    engine = make_engine(url)
+    settings = Settings(_env_file=None, TELEGRAM_BOT_TOKEN=TOKEN, DATA_DIR=workdir)  # type: ignore[call-arg]
+    services = Services(
+        settings=settings,
+        sessions=make_session_factory(engine),
+        keyring=Keyring([os.urandom(32)]),
+        clock=lambda: datetime.now(UTC),
+    )
+    telegram = FakeTelegram()
+    app = build_application(services, request=telegram, rate_limit=False)
+    await app.initialize()
+    await _post_init(app)
+    async with unit_of_work(services.sessions) as session:
+        team = await staff_store.get_or_create_team(session, "Bench", actor=None)
+        seller = Staff(telegram_id=1, display_name="Bench", role="salesperson", team_id=team.id)
+        session.add(seller)
+        await session.flush()
+        for n in range(30):  # a salesperson's book: the picker shows the recent ones
+            await customers.create_customer(
+                session,
+                keyring=services.keyring,
+                actor=seller,
+                values={"kind": "company", "name": f"客户 {n:02d}", "customer_class": "B"},
+            )
+        await customers.create_customer(
+            session,
+            keyring=services.keyring,
+            actor=seller,
+            values={
+                "kind": "company",
+                "name": "明远机械",
+                "customer_class": "B",
+                "stage": "yellow",
+            },
+        )
+    person = Person(app, telegram, 1)
+    steps = 0
+    started = time.perf_counter()
+    for _ in range(rounds):
+        for kind, value in (*PASS, SUBMIT):
+            await _step(person, kind, value)
+            steps += 1
+    elapsed = time.perf_counter() - started
+    async with unit_of_work(services.sessions) as session:
+        saved = (await session.exec(select(func.count()).select_from(Visit))).one()
+    await app.shutdown()
+    await engine.dispose()
+    return steps / elapsed, steps, saved
+
+
+async def main(rounds: int, repeats: int) -> None:
+    wizard: list[float] = []
+    echo: list[float] = []
+    steps = saved = 0
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as workdir:
+            rate, steps, saved = await visit_rate(rounds, Path(workdir))
+        assert saved == rounds, f"{saved} visits saved, {rounds} expected"
+        wizard.append(rate)
+        echo.append(await echo_rate(steps))
+    print(f"updates per run: {steps} ({rounds} visits saved), runs: {repeats}")
+    print(
+        f"/visit wizard steps/s (SQLite):  median {statistics.median(wizard):8.1f}  "
+        f"min {min(wizard):8.1f}  max {max(wizard):8.1f}"
+    )
+    print(
+        f"bare echo handler updates/s:     median {statistics.median(echo):8.1f}  "
+        f"min {min(echo):8.1f}  max {max(echo):8.1f}"
+    )
+    print(f"ratio wizard/echo: {statistics.median(wizard) / statistics.median(echo):.2f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=30, help="visits logged per run")
+    parser.add_argument("--repeats", type=int, default=3, help="runs to take the median of")
+    arguments: Any = parser.parse_args()
+    asyncio.run(main(arguments.rounds, arguments.repeats))
