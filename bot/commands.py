@@ -88,7 +88,7 @@ async def join(update: Update, context: BotContext, token: str) -> None:
                 token=token,
                 telegram_id=user.id,
                 display_name=user.full_name,
-                language=None,
+                language=context.language,  # notices arrive unasked: keep their language
             )
     except Refused as refusal:
         async with unit_of_work(context.services.sessions) as session:

@@ -50,6 +50,12 @@ async def recognise(update: Update, context: BotContext) -> None:
         staff.language if staff else None, user.language_code, services.settings.DEFAULT_LANGUAGE
     )
     if staff is not None and staff.active:
+        if staff.language is None:  # e.g. a configured admin's first message: remember it
+            async with unit_of_work(services.sessions) as session:
+                await staff_store.set_language(
+                    session, staff_id=staff.id or 0, language=context.language
+                )
+            staff.language = context.language
         context.staff = staff
         return
     if is_join_attempt(update):

@@ -6,12 +6,13 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from conversations import duplicates
+from conversations import duplicates, review
 from conversations import steps as s
 from conversations.runner import register
 from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
-from storage import customers
+from storage import customers, reviews
 from storage.models import (
     CustomerClass,
     CustomerKind,
@@ -115,6 +116,12 @@ STEPS = (
 )
 
 
+def _add_key_person(env: FlowEnv, customer_id: int) -> InlineKeyboardMarkup:
+    """Offer to add the new customer's key persons right away (conversations.key_persons)."""
+    button = InlineKeyboardButton(env._("kp.button_add"), callback_data=f"kp:add:{customer_id}")
+    return InlineKeyboardMarkup([[button]])
+
+
 async def submit(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> Submitted:
     """Save the customer as pending review and say its number."""
     values = {k: v for k, v in data.items() if not k.startswith("_") and k != "finance"}
@@ -123,7 +130,12 @@ async def submit(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> S
     customer = await customers.create_customer(
         session, keyring=env.services.keyring, actor=env.staff, values=values
     )
-    return Submitted(env._("new.saved", number=customer.customer_no, name=customer.name))
+    pending = await reviews.pending_review_of(session, customer_id=customer.id or 0)
+    return Submitted(
+        env._("new.saved", number=customer.customer_no, name=customer.name),
+        _add_key_person(env, customer.id or 0),
+        after=review.announcer(pending.id) if pending and pending.id else None,
+    )
 
 
 FLOW = register(Flow(name="new", steps=STEPS, submit=submit))

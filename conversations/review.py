@@ -1,25 +1,715 @@
-"""审核: notices to managers, Approve / Reject in chat, and the /review queue."""
+"""审核: notices to managers, Approve / Reject in chat, the reason for a rejection, and /review.
+
+Buttons (`rv:<action>:<id>`) are claims: `storage.reviews` re-checks who pressed and the
+review's state for every press, and takes each decision exactly once.
+"""
 
 from __future__ import annotations
 
-from telegram import Update
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+from telegram import (
+    CallbackQuery,
+    Chat,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
+from telegram.error import BadRequest, TelegramError
 
 from bot.context import BotContext
+from bot.i18n import Translator, has_message, pick_language
+from conversations import runner
+from conversations import steps as s
+from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
+from storage import drafts
+from storage import reviews as review_store
+from storage.db import unit_of_work
+from storage.errors import Refused
+from storage.models import ReviewKind, ReviewStatus, Role
+from storage.reviews import AlreadyDecided, Decision, Line, QueuePage, ReviewView
+
+log = logging.getLogger(__name__)
+PREFIX = "rv"
+VALUE_LIMIT = 80
+# fields whose stored value is a choice with a label `choice.<field>.<value>` (messages.po)
+CHOICE_FIELDS = frozenset(
+    {"kind", "size", "source", "customer_class", "stage", "deal_status", "consent_method"}
+)
+COMPLAINT_CHOICES = frozenset({"type", "severity"})
+_HARMLESS_EDIT_ERRORS = ("not modified", "can't be edited", "not found")
+
+
+def _data(action: str, arg: object) -> str:
+    return f"{PREFIX}:{action}:{arg}"
+
+
+def _zone(timezone: str | None, context: BotContext) -> str:
+    return timezone or context.services.settings.TIMEZONE
+
+
+def _when(moment: datetime | None, timezone: str) -> str:
+    if moment is None:
+        return ""
+    return moment.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M")
+
+
+def _translator(context: BotContext, language: str | None) -> Translator:
+    return Translator(pick_language(language, None, context.services.settings.DEFAULT_LANGUAGE))
+
+
+# ---------------------------------------------------------------------------------------------
+# the card
+
+
+def subject(_: Translator, view: ReviewView) -> str:
+    """What the review is about, in a few words: `KH-2026-000001 · 杭州明远机械`."""
+    number = view.complaint_no or view.customer_no
+    parts = [p for p in (number, view.customer_name) if p]
+    return " · ".join(parts) if parts else _("review.subject_gone")
+
+
+def _value(_: Translator, view: ReviewView, field: str, value: Any) -> str:
+    if value is None:
+        return _("common.empty")
+    if isinstance(value, bool):
+        return _("common.yes" if value else "common.no")
+    if view.kind == ReviewKind.complaint_resolution and field in COMPLAINT_CHOICES:
+        text = _(f"review.complaint.{field}.{value}")
+    elif field in CHOICE_FIELDS:
+        text = _(f"choice.{field}.{value}")
+    elif isinstance(value, list):
+        text = ", ".join(str(v) for v in value)
+    else:
+        text = str(value)
+    return text if len(text) <= VALUE_LIMIT else text[: VALUE_LIMIT - 1] + "…"
+
+
+def _label(_: Translator, view: ReviewView, field: str) -> str:
+    if view.kind == ReviewKind.complaint_resolution:
+        return _(f"review.field.{field}")
+    return _(f"field.{field}")
+
+
+def _line(_: Translator, view: ReviewView, line: Line) -> str:
+    label = _label(_, view, line.field)
+    if view.kind == ReviewKind.customer_change:
+        before = _value(_, view, line.field, line.before)
+        after = _value(_, view, line.field, line.after)
+        return f"• {label}: {before} → {after}"
+    return f"• {label}: {_value(_, view, line.field, line.after)}"
+
+
+def state_line(_: Translator, view: ReviewView, timezone: str) -> str:
+    when = _when(view.decided_at, timezone)
+    if view.status == ReviewStatus.approved:
+        return _("review.state.approved", name=view.decider_name or "", when=when)
+    if view.status == ReviewStatus.rejected:
+        return _(
+            "review.state.rejected", name=view.decider_name or "", when=when, reason=view.reason
+        )
+    if view.status == ReviewStatus.withdrawn:
+        return _("review.state.withdrawn")
+    return _("review.state.pending")
+
+
+def card_text(_: Translator, view: ReviewView, timezone: str) -> str:
+    """The card: what, who submitted, the fields (masked), the before/after, the decision."""
+    lines = [
+        _(f"review.title.{view.kind}"),
+        subject(_, view),
+        _(
+            "review.submitted",
+            name=view.submitter_name,
+            when=_when(view.submitted_at, timezone),
+            team=view.team_name or _("common.empty"),
+        ),
+    ]
+    if view.lines:
+        lines.append("")
+        if view.kind == ReviewKind.customer_change:
+            lines.append(_("review.changes_heading"))
+        lines += [_line(_, view, line) for line in view.lines]
+    lines += ["", state_line(_, view, timezone)]
+    if view.pending and view.viewer_is_submitter:
+        lines.append(_("review.own_note"))
+    return "\n".join(lines)
+
+
+def card_markup(
+    _: Translator, view: ReviewView, *, for_deciders: bool, full: bool
+) -> InlineKeyboardMarkup | None:
+    """Approve / Reject while pending; a notice adds Open, the full card the customer's card."""
+    rows = []
+    if view.pending and for_deciders:
+        rows.append(
+            [
+                InlineKeyboardButton(_("review.button.approve"), callback_data=_data("a", view.id)),
+                InlineKeyboardButton(_("review.button.reject"), callback_data=_data("r", view.id)),
+            ]
+        )
+        if not full:
+            rows.append(
+                [InlineKeyboardButton(_("review.button.open"), callback_data=_data("o", view.id))]
+            )
+    if full and view.customer_name is not None:  # the card module shows it, with its history
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    _("review.button.customer"), callback_data=f"cu:{view.customer_id}"
+                )
+            ]
+        )
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+async def _edit(
+    context: BotContext,
+    chat_id: int,
+    message_id: int,
+    text: str,
+    markup: InlineKeyboardMarkup | None = None,
+) -> None:
+    """Edit a card in place; a card already showing this, deleted or too old is left alone.
+
+    Cards are edited after the decision was committed: a chat that cannot be edited (the bot
+    was blocked or removed, Telegram is unreachable) must not make the decision look failed.
+    """
+    try:
+        await context.bot.edit_message_text(
+            text, chat_id=chat_id, message_id=message_id, reply_markup=markup
+        )
+    except BadRequest as error:
+        if not any(known in str(error).lower() for known in _HARMLESS_EDIT_ERRORS):
+            log.warning("could not edit card in chat %s: %s", chat_id, error)
+    except TelegramError as error:
+        log.warning("could not edit card in chat %s: %s", chat_id, type(error).__name__)
+
+
+# ---------------------------------------------------------------------------------------------
+# notices
+
+
+def announcer(review_id: int) -> Callable[[Any, int], Awaitable[None]]:
+    """A `Submitted.after` that sends the notice of a review once the submitter has their reply."""
+
+    async def after(context: Any, chat_id: int) -> None:
+        await announce(context, review_id)
+
+    return after
+
+
+async def _send(
+    context: BotContext, chat_id: int, text: str, markup: InlineKeyboardMarkup | None = None
+) -> Message | None:
+    """Send, or log why not (blocked the bot, left the group); a notice must not fail a flow."""
+    try:
+        return await context.bot.send_message(chat_id, text, reply_markup=markup)
+    except TelegramError as error:
+        log.warning("could not send to chat %s: %s", chat_id, type(error).__name__)
+        return None
 
 
 async def announce(context: BotContext, review_id: int) -> None:
     """Send the notice of a new submission to the team's managers (or their group chat)."""
+    services = context.services
+    settings = services.settings
+    async with unit_of_work(services.sessions) as session:
+        view = await review_store.notice_view(
+            session, keyring=services.keyring, review_id=review_id
+        )
+        where = await review_store.route(session, review_id=review_id)
+    if view is None or not view.pending:
+        return
+    sent: list[Message] = []
+    if where.group_chat_id is not None:
+        _ = _translator(context, None)
+        markup = card_markup(_, view, for_deciders=True, full=False)
+        message = await _send(
+            context, where.group_chat_id, card_text(_, view, settings.TIMEZONE), markup
+        )
+        if message is not None:
+            sent.append(message)
+        else:  # the group cannot be reached: the managers are told one by one instead
+            async with unit_of_work(services.sessions) as session:
+                where = await review_store.route(session, review_id=review_id, use_group=False)
+    if not sent:
+        for person in where.people:
+            _ = _translator(context, person.language)
+            text = card_text(_, view, _zone(person.timezone, context))
+            markup = card_markup(_, view, for_deciders=True, full=False)
+            message = await _send(context, person.telegram_id, text, markup)
+            if message is not None:
+                sent.append(message)
+    if not sent:
+        log.warning("review %s: nobody could be sent its notice", review_id)
+        return
+    async with unit_of_work(services.sessions) as session:
+        for message in sent:
+            await review_store.record_notice(
+                session,
+                review_id=review_id,
+                chat_id=message.chat_id,
+                message_id=message.message_id,
+            )
+
+
+def _outcome_text(_: Translator, view: ReviewView, approved: bool) -> str:
+    key = f"review.told.{view.kind}.{'approved' if approved else 'rejected'}"
+    if not has_message(key):
+        key = f"review.told.other.{'approved' if approved else 'rejected'}"
+    return _(key, subject=subject(_, view), name=view.decider_name or "", reason=view.reason or "")
+
+
+def _outcome_markup(_: Translator, view: ReviewView, approved: bool) -> InlineKeyboardMarkup | None:
+    """After a rejection: correct the record (the edit flow), and send a new customer back."""
+    if approved or view.customer_id is None:
+        return None
+    if view.kind == ReviewKind.customer_new:
+        return InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(
+                        _("review.button.correct"), callback_data=f"ce:{view.customer_id}"
+                    ),
+                    InlineKeyboardButton(
+                        _("review.button.resubmit"), callback_data=_data("rs", view.customer_id)
+                    ),
+                ]
+            ]
+        )
+    if view.kind == ReviewKind.customer_change:
+        return InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(
+                        _("review.button.edit_again"), callback_data=f"ce:{view.customer_id}"
+                    )
+                ]
+            ]
+        )
     return None
 
 
-async def queue_command(update: Update, context: BotContext) -> None:
-    raise NotImplementedError
+async def show_decision(
+    context: BotContext,
+    review_id: int,
+    pressed: tuple[int, int] | None = None,
+    *,
+    every_copy: bool = True,
+) -> ReviewView | None:
+    """Edit the cards of a review to show its state: every notice sent (in its reader's
+    language), and the pressed card, which when it is no notice is a full card (Open, /review).
+    """
+    services = context.services
+    async with unit_of_work(services.sessions) as session:
+        keyring = services.keyring
+        view = await review_store.notice_view(session, keyring=keyring, review_id=review_id)
+        copies = await review_store.notice_copies(session, review_id=review_id)
+        full = await review_store.notice_view(
+            session, keyring=keyring, review_id=review_id, full=True
+        )
+    if view is None or full is None:
+        return None
+    sent = {(copy.chat_id, copy.message_id): copy for copy in copies}
+    for key, copy in sent.items():
+        if every_copy or key == pressed:
+            _ = _translator(context, copy.language)
+            markup = card_markup(_, view, for_deciders=True, full=False)
+            text = card_text(_, view, _zone(copy.timezone, context))
+            await _edit(context, copy.chat_id, copy.message_id, text, markup)
+    if pressed is not None and pressed not in sent:
+        member = context.member
+        markup = card_markup(context._, full, for_deciders=False, full=True)
+        text = card_text(context._, full, _zone(member.timezone, context))
+        await _edit(context, pressed[0], pressed[1], text, markup)
+    return view
 
 
-async def setgroup_command(update: Update, context: BotContext) -> None:
-    raise NotImplementedError
+async def after_decision(
+    context: BotContext, decision: Decision, card: tuple[int, int] | None = None
+) -> None:
+    """Show the decision on every copy of the card, and tell the submitter (and handler)."""
+    view = await show_decision(context, decision.review_id, card)
+    if view is None:
+        return
+    for person in decision.tell:
+        _ = _translator(context, person.language)
+        await _send(
+            context,
+            person.telegram_id,
+            _outcome_text(_, view, decision.approved),
+            _outcome_markup(_, view, decision.approved),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# refusals
+
+
+def refusal_text(_: Translator, refusal: Refused, timezone: str) -> str:
+    """A refusal in the user's words; for a decided review, who decided and when."""
+    if isinstance(refusal, AlreadyDecided):
+        key = (
+            "review.already_approved"
+            if refusal.status == ReviewStatus.approved
+            else "review.already_rejected"
+            if refusal.status == ReviewStatus.rejected
+            else "review.already_closed"
+        )
+        return _(key, name=refusal.decider_name, when=_when(refusal.decided_at, timezone))
+    for key in (f"review.refused.{refusal.code}", f"refused.{refusal.code}"):
+        if has_message(key):
+            return _(key, limit=review_store.REASON_MAX)
+    return _("review.refused.other")
+
+
+async def _audit_refusal(
+    context: BotContext, refusal: Refused, review_id: int | None, purpose: str
+) -> None:
+    """A refused press is audited in its own transaction (the refused one rolled back)."""
+    if refusal.code not in review_store.AUDITED_REFUSALS:
+        return
+    async with unit_of_work(context.services.sessions) as session:
+        await review_store.record_refusal(
+            session, actor=context.member, code=refusal.code, purpose=purpose, entity_id=review_id
+        )
+
+
+async def _refuse(
+    query: CallbackQuery, context: BotContext, refusal: Refused, review_id: int, purpose: str
+) -> None:
+    """Tell the presser why not; a card that is out of date is brought up to date."""
+    await _audit_refusal(context, refusal, review_id, purpose)
+    member = context.member
+    await query.answer(
+        refusal_text(context._, refusal, _zone(member.timezone, context)), show_alert=True
+    )
+    if isinstance(refusal, AlreadyDecided):
+        await show_decision(context, review_id, _card_of(query), every_copy=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# buttons
+
+
+def _card_of(query: CallbackQuery) -> tuple[int, int] | None:
+    message = query.message
+    return (message.chat_id, message.message_id) if isinstance(message, Message) else None
+
+
+async def _approve(update: Update, context: BotContext, query: CallbackQuery, arg: int) -> None:
+    """Approve the review, once; the others who press learn who decided."""
+    try:
+        async with unit_of_work(context.services.sessions) as session:
+            decision = await review_store.decide(
+                session,
+                keyring=context.services.keyring,
+                actor=context.member,
+                review_id=arg,
+                approve=True,
+            )
+    except Refused as refusal:
+        await _refuse(query, context, refusal, arg, "approve")
+        return
+    try:
+        await query.answer(context._("review.approved_toast"))
+    except BadRequest as error:  # the press waited too long for an answer: the decision stands
+        log.warning("could not answer an approval: %s", error)
+    await after_decision(context, decision, _card_of(query))
+
+
+def _private_update(update: Update, user_id: int) -> Update:
+    """The same press seen from the presser's private chat: guided flows are one-to-one."""
+    chat = Chat(id=user_id, type=Chat.PRIVATE)
+    return Update(update.update_id, message=Message(0, datetime.now(UTC), chat))
+
+
+async def _reject(update: Update, context: BotContext, query: CallbackQuery, arg: int) -> None:
+    """Ask for the reason (required) in the presser's private chat; the rejection follows it."""
+    member = context.member
+    services = context.services
+    try:
+        async with unit_of_work(services.sessions) as session:
+            await review_store.check_decidable(session, actor=member, review_id=arg)
+            current = await drafts.load(session, services.keyring, member.id or 0)
+    except Refused as refusal:
+        await _refuse(query, context, refusal, arg, "reject")
+        return
+    if (
+        current is not None
+        and current.flow == REJECT_FLOW.name
+        and current.data.get("review_id") == str(arg)
+    ):  # a second tap while the question is open
+        await query.answer(context._("review.reason_pending"), show_alert=True)
+        return
+    in_group = update.effective_chat is not None and update.effective_chat.type != Chat.PRIVATE
+    await query.answer(context._("review.reason_asked_privately") if in_group else None)
+    card = _card_of(query)
+    initial = {"review_id": str(arg), "card": f"{card[0]}:{card[1]}" if card else ""}
+    where = _private_update(update, member.telegram_id) if in_group else update
+    await runner.start(where, context, REJECT_FLOW, initial=initial)
+
+
+async def _open(update: Update, context: BotContext, query: CallbackQuery, arg: int) -> None:
+    """Send the full card (every field, sensitive ones masked) to the presser privately."""
+    member = context.member
+    async with unit_of_work(context.services.sessions) as session:
+        view = await review_store.view(
+            session, keyring=context.services.keyring, actor=member, review_id=arg
+        )
+    if view is None:
+        await query.answer(context._("review.refused.not_found"), show_alert=True)
+        return
+    in_group = update.effective_chat is not None and update.effective_chat.type != Chat.PRIVATE
+    await query.answer(context._("review.sent_privately") if in_group else None)
+    _ = context._
+    text = card_text(_, view, _zone(member.timezone, context))
+    markup = card_markup(_, view, for_deciders=view.viewer_may_decide, full=True)
+    await _send(context, member.telegram_id, text, markup)
+
+
+async def _resubmit(update: Update, context: BotContext, query: CallbackQuery, arg: int) -> None:
+    """Send a rejected (and corrected) new customer back for review."""
+    member = context.member
+    services = context.services
+    try:
+        async with unit_of_work(services.sessions) as session:
+            review = await review_store.resubmit(
+                session, keyring=services.keyring, actor=member, customer_id=arg
+            )
+            view = (
+                await review_store.notice_view(
+                    session, keyring=services.keyring, review_id=review.id
+                )
+                if review is not None and review.id is not None
+                else None
+            )
+    except Refused as refusal:
+        await query.answer(
+            refusal_text(context._, refusal, services.settings.TIMEZONE), show_alert=True
+        )
+        return
+    if view is None:  # not a customer the presser may see (audited)
+        await query.answer(context._("refused.not_found"), show_alert=True)
+        return
+    await query.answer()
+    message = query.message
+    if isinstance(message, Message) and message.text:  # its buttons are spent
+        done = f"{message.text}\n\n→ {context._('review.resubmitted_mark')}"
+        await _edit(context, message.chat_id, message.message_id, done)
+    text = context._("review.resubmitted", subject=subject(context._, view))
+    await _send(context, member.telegram_id, text)
+    await announce(context, view.id)
+
+
+async def _page(update: Update, context: BotContext, query: CallbackQuery, arg: int) -> None:
+    """Turn a page of the /review queue, in place."""
+    member = context.member
+    try:
+        async with unit_of_work(context.services.sessions) as session:
+            page = await review_store.pending_queue(session, actor=member, page=arg)
+    except Refused as refusal:
+        await query.answer(
+            refusal_text(context._, refusal, _zone(member.timezone, context)), show_alert=True
+        )
+        return
+    await query.answer()
+    text, markup = queue_message(context._, page, _zone(member.timezone, context))
+    if isinstance(query.message, Message):
+        await _edit(context, query.message.chat_id, query.message.message_id, text, markup)
+
+
+_BUTTONS = {"a": _approve, "r": _reject, "o": _open, "rs": _resubmit, "q": _page}
 
 
 async def on_button(update: Update, context: BotContext) -> None:
-    """Handles `rv:` buttons."""
-    raise NotImplementedError
+    """Handles `rv:` buttons: a (approve), r (reject), o (open), rs (resubmit), q (queue page)."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    parts = query.data.split(":")
+    handler = _BUTTONS.get(parts[1]) if len(parts) == 3 else None
+    if handler is None or not parts[2].isdigit():
+        await query.answer(context._("button.expired"), show_alert=True)
+        return
+    await handler(update, context, query, int(parts[2]))
+
+
+# ---------------------------------------------------------------------------------------------
+# the reason for a rejection: a one-question flow
+
+
+async def _prepare_rejection(
+    env: FlowEnv, session: AsyncSession, initial: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The review must exist and still be the user's to decide."""
+    try:
+        review_id = int(initial.get("review_id", ""))
+        view = await review_store.check_decidable(session, actor=env.staff, review_id=review_id)
+    except (ValueError, Refused):
+        return None
+    return {
+        "review_id": str(review_id),
+        "card": str(initial.get("card") or ""),
+        "_subject": f"{env._(f'review.kind.{view.kind}')} {subject(env._, view)}",
+    }
+
+
+def _reason_prompt(env: FlowEnv, data: dict[str, Any]) -> dict[str, object]:
+    return {"subject": data.get("_subject", "")}
+
+
+def _card_ref(value: str) -> tuple[int, int] | None:
+    chat, _, message = value.partition(":")
+    try:
+        return int(chat), int(message)
+    except ValueError:
+        return None
+
+
+async def _submit_rejection(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> Submitted:
+    """Reject with the reason given; if someone decided meanwhile, say who."""
+    review_id = int(data["review_id"])
+    try:
+        decision = await review_store.decide(
+            session,
+            keyring=env.services.keyring,
+            actor=env.staff,
+            review_id=review_id,
+            approve=False,
+            reason=data.get("reject_reason"),
+        )
+    except Refused as refusal:  # raised before any write: the audit entry below is kept
+        if refusal.code in review_store.AUDITED_REFUSALS:
+            await review_store.record_refusal(
+                session, actor=env.staff, code=refusal.code, purpose="reject", entity_id=review_id
+            )
+        timezone = env.staff.timezone or env.services.settings.TIMEZONE
+        return Submitted(refusal_text(env._, refusal, timezone))
+    card = _card_ref(str(data.get("card") or ""))
+
+    async def after(context: Any, chat_id: int) -> None:
+        await after_decision(context, decision, card)
+
+    return Submitted(env._("review.rejected_done"), after=after)
+
+
+REJECT_FLOW = runner.register(
+    Flow(
+        name="review_reject",
+        steps=(
+            Step(
+                "reject_reason",
+                Kind.TEXT,
+                required=True,
+                parse=s.text(review_store.REASON_MAX),
+                prompt_values=_reason_prompt,
+                editable=False,
+            ),
+        ),
+        submit=_submit_rejection,
+        confirm=False,
+        prepare=_prepare_rejection,
+    )
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# /review and /setgroup
+
+
+def queue_message(
+    _: Translator, page: QueuePage, timezone: str
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """One page of the queue: a line per review, a button to open each, and the pager."""
+    if page.total == 0:
+        return _("review.queue_empty"), None
+    lines = [_("review.queue_title", total=page.total, page=page.page + 1, pages=page.pages)]
+    rows = []
+    first = page.page * review_store.QUEUE_PAGE_SIZE
+    for n, item in enumerate(page.items, start=first + 1):
+        what = " · ".join(p for p in (item.subject_no, item.subject_name) if p)
+        line = _(
+            "review.queue_line",
+            n=n,
+            kind=_(f"review.kind.{item.kind}"),
+            subject=what,
+            name=item.submitter_name,
+            when=_when(item.submitted_at, timezone),
+        )
+        if item.own:
+            line += " " + _("review.queue_own")
+        lines.append(line)
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    _("review.queue_open", n=n, subject=what or _(f"review.kind.{item.kind}")),
+                    callback_data=_data("o", item.review_id),
+                )
+            ]
+        )
+    pager = []
+    if page.page > 0:
+        pager.append(InlineKeyboardButton("‹", callback_data=_data("q", page.page - 1)))
+    if page.page + 1 < page.pages:
+        pager.append(InlineKeyboardButton("›", callback_data=_data("q", page.page + 1)))
+    if pager:
+        rows.append(pager)
+    return "\n".join(lines), InlineKeyboardMarkup(rows)
+
+
+async def queue_command(update: Update, context: BotContext) -> None:
+    """/review: everything pending for the manager's team (admins: all), oldest first."""
+    assert update.effective_chat is not None
+    member = context.member
+    chat_id = update.effective_chat.id
+    if member.role not in (Role.manager, Role.admin):
+        await context.bot.send_message(chat_id, context._("review.queue_not_allowed"))
+        return
+    try:
+        async with unit_of_work(context.services.sessions) as session:
+            page = await review_store.pending_queue(session, actor=member, page=0)
+    except Refused as refusal:
+        await context.bot.send_message(
+            chat_id, refusal_text(context._, refusal, _zone(member.timezone, context))
+        )
+        return
+    text, markup = queue_message(context._, page, _zone(member.timezone, context))
+    await context.bot.send_message(chat_id, text, reply_markup=markup)
+
+
+async def setgroup_command(update: Update, context: BotContext) -> None:
+    """/setgroup in a group: its team's review cards go there (`/setgroup off` stops it)."""
+    assert update.effective_chat is not None
+    chat_id = update.effective_chat.id
+    member = context.member
+    enabled = not (context.args and context.args[0].lower() in ("off", "stop", "0"))
+    try:
+        async with unit_of_work(context.services.sessions) as session:
+            team = await review_store.set_manager_chat(
+                session, actor=member, chat_id=chat_id, enabled=enabled
+            )
+    except Refused as refusal:
+        if refusal.code in review_store.AUDITED_REFUSALS:
+            async with unit_of_work(context.services.sessions) as session:
+                await review_store.record_refusal(
+                    session,
+                    actor=member,
+                    code=refusal.code,
+                    purpose="setgroup",
+                    entity="team",
+                    entity_id=member.team_id,
+                )
+        key = f"review.setgroup.{refusal.code}"
+        if not has_message(key):
+            key = "review.setgroup.not_allowed"
+        await context.bot.send_message(chat_id, context._(key))
+        return
+    key = "review.group_set" if enabled else "review.group_unset"
+    await context.bot.send_message(chat_id, context._(key, team=team.name))

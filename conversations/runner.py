@@ -28,7 +28,7 @@ from telegram.error import BadRequest
 from bot.context import BotContext
 from bot.i18n import Translator
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step
-from storage import drafts
+from storage import audit, drafts
 from storage.db import unit_of_work
 from storage.drafts import DraftState
 from storage.errors import Refused
@@ -865,6 +865,15 @@ async def _submit(
         await context.bot.send_message(chat_id, _("button.expired"))
         return
     except Refused as refusal:
+        # the refused transaction rolled back; its trace is kept in one of its own
+        async with unit_of_work(context.services.sessions) as session:
+            await audit.record(
+                session,
+                action="flow.refused",
+                actor_staff_id=context.member.id,
+                actor_telegram_id=context.member.telegram_id,
+                detail={"flow": flow.name, "reason": refusal.code},
+            )
         await context.bot.send_message(chat_id, _(f"refused.{refusal.code}"))
         return
     except SQLAlchemyError:

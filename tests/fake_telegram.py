@@ -78,7 +78,7 @@ class FakeTelegram(BaseRequest):
                 "can_read_all_group_messages": False,
                 "supports_inline_queries": False,
             }
-        if name in ("sendMessage", "sendPhoto", "sendDocument", "sendLocation"):
+        if name in ("sendMessage", "sendPhoto", "sendDocument", "sendLocation", "sendVoice"):
             chat_id = int(params["chat_id"])
             message = {
                 "message_id": next(self._ids),
@@ -229,6 +229,24 @@ class Person:
             "type": "regular",
         }
         return await self._feed(self._message(sticker=sticker))
+
+    async def send_document(self, name: str = "report.pdf") -> list[dict[str, Any]]:
+        document = {
+            "file_id": f"doc-{name}",
+            "file_unique_id": f"d-{name}",
+            "file_name": name,
+            "mime_type": "application/pdf",
+        }
+        return await self._feed(self._message(document=document))
+
+    async def send_voice(self, seconds: int = 3) -> list[dict[str, Any]]:
+        voice = {
+            "file_id": f"voice-{seconds}",
+            "file_unique_id": f"v{seconds}",
+            "duration": seconds,
+            "mime_type": "audio/ogg",
+        }
+        return await self._feed(self._message(voice=voice))
 
     async def send_location(self, latitude: float, longitude: float) -> list[dict[str, Any]]:
         location = {"latitude": latitude, "longitude": longitude}
