@@ -19,12 +19,13 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot import commands
+from bot import commands, scheduler
 from bot.context import BotContext, Services
 from bot.errors import on_error
 from bot.gate import recognise
 from bot.i18n import LANGUAGES, translate
-from conversations import card, complaint, edit, find, key_persons, review, runner, visit
+from conversations import card, complaint, edit, find, key_persons, reminders, review, runner, visit
+from storage import search
 from storage import staff as staff_store
 from storage.db import unit_of_work
 
@@ -82,6 +83,7 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CommandHandler("find", find.find_command, filters=private),
             CommandHandler("my", find.my_command, filters=private),
             CommandHandler("review", review.queue_command, filters=private),
+            CommandHandler("testreminder", reminders.testreminder_command, filters=private),
             CommandHandler("setgroup", review.setgroup_command, filters=filters.ChatType.GROUPS),
             # buttons: flow steps, language, features, then anything left is stale
             CallbackQueryHandler(runner.on_callback, pattern=rf"^{runner.PREFIX}:"),
@@ -93,6 +95,7 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CallbackQueryHandler(key_persons.on_button, pattern=r"^(ck|kp):"),
             CallbackQueryHandler(edit.on_button, pattern=r"^ce:"),
             CallbackQueryHandler(review.on_button, pattern=r"^rv:"),
+            CallbackQueryHandler(reminders.on_button, pattern=r"^rm:"),
             CallbackQueryHandler(commands.stale_button),
             # messages: unknown commands, answers to the current question, everything else
             MessageHandler(private & filters.COMMAND, commands.unknown_command),
@@ -109,6 +112,8 @@ async def _post_init(application: Application[Any, BotContext, Any, Any, Any, An
     services.bot_username = application.bot.username
     async with unit_of_work(services.sessions) as session:
         await staff_store.ensure_admins(session, services.settings.ADMIN_TELEGRAM_IDS)
+    async with unit_of_work(services.sessions) as session:
+        await search.warm_up(session)  # the name index, built now rather than on a first search
     for language in LANGUAGES:
         menu = [
             BotCommand(command, translate(language, f"command.{command}"))
@@ -117,3 +122,4 @@ async def _post_init(application: Application[Any, BotContext, Any, Any, Any, An
         if language == services.settings.DEFAULT_LANGUAGE:
             await application.bot.set_my_commands(menu)
         await application.bot.set_my_commands(menu, language_code=language)
+    scheduler.install(application)

@@ -1,12 +1,432 @@
-"""The customer card: the record with sensitive values masked, and buttons for what to do."""
+"""The customer card: the record with sensitive values masked, and buttons for what to do.
+
+`cu:<id>` opens a card, `cr:<id>` offers the sensitive fields that are set and `cr:<id>:<field>`
+sends one in clear (protected from forwarding, deleted after REVEAL_SECONDS, audited),
+`ch:<id>` shows the history and `ch:<id>:<page>` turns its pages. Every press re-checks that the
+presser may see the customer (storage.cards, through customers.visible_customer). Cards, clear
+values and histories always go to the presser's private chat, never to a group.
+"""
 
 from __future__ import annotations
 
-from telegram import Update
+import logging
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.error import BadRequest, Forbidden
 
 from bot.context import BotContext
+from bot.i18n import Translator, has_message
+from storage import cards
+from storage.cards import CustomerCard, FieldChange, HistoryEntry, HistoryPage, Revealed
+from storage.db import unit_of_work
+from storage.errors import NotFound
+from storage.models import RecordStatus
+from storage.validation import format_phone
+
+log = logging.getLogger(__name__)
+REVEAL_SECONDS = 60
+HISTORY_PAGE_SIZE = 5
+VALUE_LIMIT = 60
+CHANGES_SHOWN = 12  # fields listed per history entry (a creation lists every field)
+STATUS_MARKS = {
+    RecordStatus.draft: "📝",
+    RecordStatus.pending: "⏳",
+    RecordStatus.approved: "✅",
+    RecordStatus.rejected: "↩️",
+    RecordStatus.archived: "🗄",
+}
+_HARMLESS_EDIT_ERRORS = ("not modified", "can't be edited", "not found")
+_HARMLESS_DELETE_ERRORS = ("not found", "can't be deleted")
+
+
+# ---------------------------------------------------------------------------------------------
+# how things are shown
+
+
+def label(_: Translator, field: str) -> str:
+    """A field's name: the shared `field.<field>` message, else the field's own name."""
+    key = f"field.{field}"
+    return _(key) if has_message(key) else field
+
+
+def shown_value(_: Translator, field: str, value: Any) -> str:
+    """A clear (non-sensitive) value as people read it: choices translated, long text cut."""
+    if value in (None, "", []):
+        return _("common.empty")
+    if isinstance(value, bool):
+        return _("common.yes" if value else "common.no")
+    if isinstance(value, list):
+        return ", ".join(shown_value(_, field, v) for v in value)
+    key = f"choice.{field}.{value}"
+    if has_message(key):
+        return _(key)
+    text = str(value)
+    return text if len(text) <= VALUE_LIMIT else text[: VALUE_LIMIT - 1] + "…"
+
+
+def _due(_: Translator, day: date | None, today: date) -> str:
+    if day is None:
+        return _("common.empty")
+    if day < today:
+        return f"{day.isoformat()} {_('card.due.overdue', days=(today - day).days)}"
+    if day == today:
+        return f"{day.isoformat()} {_('card.due.today')}"
+    return day.isoformat()
+
+
+def card_text(_: Translator, card: CustomerCard, today: date) -> str:
+    """The card: main fields in clear, sensitive ones masked."""
+    title = card.name if not card.short_name else f"{card.name}({card.short_name})"
+    lines = [f"{STATUS_MARKS.get(card.status, '')} {title}".strip()]
+    status = _(f"card.status.{card.status}")
+    if card.pending_change:
+        status = f"{status} · {_('card.pending_change')}"
+    rows: list[tuple[str, str]] = [
+        (_("card.label.number"), card.customer_no),
+        (label(_, "kind"), shown_value(_, "kind", card.kind)),
+        (_("card.label.status"), status),
+    ]
+    if card.rejection_reason:
+        rows.append((_("card.label.rejection_reason"), card.rejection_reason))
+    rows += [
+        (label(_, "customer_class"), shown_value(_, "customer_class", card.customer_class)),
+        (label(_, "stage"), shown_value(_, "stage", card.stage)),
+        (label(_, "deal_status"), shown_value(_, "deal_status", card.deal_status)),
+        (_("card.label.owner"), card.owner_name),
+        (label(_, "next_followup_on"), _due(_, card.next_followup_on, today)),
+        (
+            _("card.label.last_visit"),
+            card.last_visit_on.isoformat() if card.last_visit_on else _("common.empty"),
+        ),
+        (label(_, "region"), shown_value(_, "region", card.region)),
+        (label(_, "industry"), shown_value(_, "industry", card.industry)),
+    ]
+    for field, masked in card.masked.items():
+        rows.append((label(_, field), ", ".join(masked) if isinstance(masked, list) else masked))
+    rows.append((label(_, "consent_given"), shown_value(_, "consent_given", card.consent_given)))
+    lines += [f"{name}: {value}" for name, value in rows]
+    if card.masked:
+        lines += ["", _("card.masked_hint")]
+    if card.read_only:
+        lines += ["", _("card.read_only")]
+    return "\n".join(lines)
+
+
+def _button(_: Translator, key: str, data: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton(_(key), callback_data=data)
+
+
+def card_markup(_: Translator, card: CustomerCard) -> InlineKeyboardMarkup:
+    """What can be done from the card; archived records are read-only, pending ones wait."""
+    cid = card.id
+    rows: list[list[InlineKeyboardButton]] = []
+    if not card.read_only:
+        rows.append(
+            [
+                _button(_, "card.button.visit", f"cv:{cid}"),
+                _button(_, "card.button.complaint", f"cc:{cid}"),
+            ]
+        )
+    people = [_button(_, "card.button.key_persons", f"ck:{cid}")]
+    if card.status not in (RecordStatus.archived, RecordStatus.pending):
+        people.append(_button(_, "card.button.edit", f"ce:{cid}"))
+    rows.append(people)
+    rows.append(
+        [
+            _button(_, "card.button.visits", f"cvl:{cid}"),
+            _button(_, "card.button.complaints", f"ccl:{cid}"),
+        ]
+    )
+    last = [_button(_, "card.button.history", f"ch:{cid}")]
+    if card.revealable:
+        last.insert(0, _button(_, "card.button.reveal", f"cr:{cid}"))
+    rows.append(last)
+    return InlineKeyboardMarkup(rows)
+
+
+def clear_value(field: str, value: Any) -> str:
+    """A revealed value as people read it (phones in their usual format)."""
+    if isinstance(value, list):
+        return ", ".join(clear_value(field, v) for v in value)
+    if field in ("phones", "billing_phone"):
+        return format_phone(str(value))
+    return str(value)
+
+
+def _change_line(_: Translator, change: FieldChange) -> str:
+    name = label(_, change.field)
+    if change.sensitive:
+        return f"  • {name}: {_(f'card.history.sensitive.{change.how}')}"
+    if change.old in (None, "", []):
+        return f"  • {name}: {shown_value(_, change.field, change.new)}"
+    old, new = shown_value(_, change.field, change.old), shown_value(_, change.field, change.new)
+    return f"  • {name}: {old} → {new}"
+
+
+def _named(_: Translator, prefix: str, value: str) -> str:
+    key = f"{prefix}.{value}"
+    return _(key) if has_message(key) else value
+
+
+def _entry_lines(_: Translator, entry: HistoryEntry, zone: ZoneInfo) -> list[str]:
+    when = entry.at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    what = (
+        f"{_named(_, 'card.history.entity', entry.entity)} · "
+        f"{_named(_, 'card.history.action', entry.action)}"
+    )
+    who = entry.by or _("card.history.someone")
+    lines = [_("card.history.entry", when=when, who=who, what=what)]
+    review_key = f"card.history.review.{entry.review_status}"
+    if entry.review_status == "pending":
+        lines.append("  " + _(review_key))
+    elif entry.decided_by and has_message(review_key):
+        lines.append("  " + _(review_key, name=entry.decided_by))
+    lines += [_change_line(_, c) for c in entry.changes[:CHANGES_SHOWN]]
+    if len(entry.changes) > CHANGES_SHOWN:
+        lines.append("  " + _("card.history.more", count=len(entry.changes) - CHANGES_SHOWN))
+    return lines
+
+
+def history_text(_: Translator, page: HistoryPage, zone: ZoneInfo) -> str:
+    lines = [
+        _(
+            "card.history.title",
+            name=page.name,
+            number=page.customer_no,
+            page=page.page + 1,
+            pages=page.pages,
+        )
+    ]
+    if not page.entries:
+        lines.append(_("card.history.empty"))
+    for entry in page.entries:
+        lines += ["", *_entry_lines(_, entry, zone)]
+    return "\n".join(lines)
+
+
+def history_markup(page: HistoryPage) -> InlineKeyboardMarkup | None:
+    if page.pages <= 1:
+        return None
+    cid, row = page.customer_id, []
+    if page.page > 0:
+        row.append(InlineKeyboardButton("‹", callback_data=f"ch:{cid}:{page.page - 1}"))
+    row.append(
+        InlineKeyboardButton(f"{page.page + 1}/{page.pages}", callback_data=f"ch:{cid}:{page.page}")
+    )
+    if page.page + 1 < page.pages:
+        row.append(InlineKeyboardButton("›", callback_data=f"ch:{cid}:{page.page + 1}"))
+    return InlineKeyboardMarkup([row])
+
+
+# ---------------------------------------------------------------------------------------------
+# sending
+
+
+def _zone(context: BotContext) -> ZoneInfo:
+    return ZoneInfo(context.member.timezone or context.services.settings.TIMEZONE)
+
+
+async def _card(context: BotContext, customer_id: int) -> CustomerCard | None:
+    async with unit_of_work(context.services.sessions) as session:
+        return await cards.customer_card(
+            session,
+            keyring=context.services.keyring,
+            actor=context.member,
+            customer_id=customer_id,
+        )
+
+
+async def _send_view(context: BotContext, chat_id: int, card: CustomerCard) -> None:
+    _ = context._
+    today = context.services.today(context.member.timezone)
+    await context.bot.send_message(
+        chat_id, card_text(_, card, today), reply_markup=card_markup(_, card)
+    )
+
+
+async def send_card(context: BotContext, chat_id: int, customer_id: int) -> None:
+    """Send the customer's card to `chat_id`, or a refusal if the member may not see it."""
+    card = await _card(context, customer_id)
+    if card is None:
+        await context.bot.send_message(chat_id, context._("refused.not_found"))
+        return
+    await _send_view(context, chat_id, card)
+
+
+async def _delete_revealed(context: BotContext) -> None:
+    """Delete a message that showed a value in clear (a job of the job queue)."""
+    job = context.job
+    assert job is not None
+    chat_id, message_id = job.data  # type: ignore[misc]
+    try:
+        await context.bot.delete_message(chat_id, message_id)
+    except BadRequest as error:  # deleted by the user already, or too old to delete
+        if not any(known in str(error).lower() for known in _HARMLESS_DELETE_ERRORS):
+            raise
+
+
+async def _send_revealed(context: BotContext, chat_id: int, shown: Revealed) -> None:
+    _ = context._
+    name = label(_, shown.field)
+    if shown.value is None:
+        await context.bot.send_message(chat_id, _("card.reveal.empty", field=name))
+        return
+    message = await context.bot.send_message(
+        chat_id,
+        _(
+            "card.reveal.shown",
+            field=name,
+            number=shown.customer_no,
+            value=clear_value(shown.field, shown.value),
+            seconds=REVEAL_SECONDS,
+        ),
+        protect_content=True,
+    )
+    if context.job_queue is None:  # pragma: no cover - the job-queue extra is a dependency
+        log.error("no job queue: a revealed value will not be deleted")
+        return
+    context.job_queue.run_once(
+        _delete_revealed,
+        REVEAL_SECONDS,
+        data=(chat_id, message.message_id),
+        name=f"reveal-delete:{chat_id}:{message.message_id}",
+    )
+
+
+def _reveal_menu(_: Translator, card: CustomerCard) -> InlineKeyboardMarkup:
+    buttons = [
+        InlineKeyboardButton(label(_, f), callback_data=f"cr:{card.id}:{f}")
+        for f in card.revealable
+    ]
+    return InlineKeyboardMarkup([buttons[i : i + 2] for i in range(0, len(buttons), 2)])
+
+
+# ---------------------------------------------------------------------------------------------
+# buttons
+
+
+def _parse(data: str) -> tuple[str, int, str | None] | None:
+    """`cu:12`, `cr:12:phones`, `ch:12:3` → (prefix, customer id, argument)."""
+    parts = data.split(":")
+    if len(parts) not in (2, 3) or not parts[1].isdigit() or len(parts[1]) > 12:
+        return None
+    return parts[0], int(parts[1]), parts[2] if len(parts) == 3 else None
 
 
 async def on_button(update: Update, context: BotContext) -> None:
     """Handles `cu:` (open), `cr:` (reveal) and `ch:` (history) buttons."""
-    raise NotImplementedError
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    parsed = _parse(query.data)
+    if parsed is None:
+        await query.answer(context._("button.expired"), show_alert=True)
+        return
+    prefix, customer_id, argument = parsed
+    handler = {"cu": _open, "cr": _reveal, "ch": _history}.get(prefix)
+    if handler is None:
+        await query.answer(context._("button.expired"), show_alert=True)
+        return
+    try:
+        await handler(query, context, customer_id, argument)
+    except Forbidden:  # pressed in a group by someone who never opened a chat with the bot
+        await query.answer(context._("card.open_private"), show_alert=True)
+
+
+def _private(query: CallbackQuery) -> bool:
+    message = query.message
+    return isinstance(message, Message) and message.chat.type == "private"
+
+
+async def _answer(query: CallbackQuery, context: BotContext) -> None:
+    """Acknowledge a press; from a group, say that the answer went to the private chat."""
+    await query.answer(None if _private(query) else context._("card.sent_privately"))
+
+
+async def _refuse(query: CallbackQuery, context: BotContext) -> None:
+    await query.answer(context._("refused.not_found"), show_alert=True)
+
+
+async def _open(
+    query: CallbackQuery, context: BotContext, customer_id: int, argument: str | None
+) -> None:
+    card = await _card(context, customer_id)
+    if card is None:
+        await _refuse(query, context)
+        return
+    await _send_view(context, query.from_user.id, card)
+    await _answer(query, context)
+
+
+async def _reveal(
+    query: CallbackQuery, context: BotContext, customer_id: int, field: str | None
+) -> None:
+    _ = context._
+    chat_id = query.from_user.id
+    if field is None:
+        card = await _card(context, customer_id)
+        if card is None:
+            await _refuse(query, context)
+            return
+        if not card.revealable:
+            await query.answer(_("card.reveal.nothing"), show_alert=True)
+            return
+        await context.bot.send_message(
+            chat_id,
+            _("card.reveal.choose", name=card.name, seconds=REVEAL_SECONDS),
+            reply_markup=_reveal_menu(_, card),
+        )
+        await _answer(query, context)
+        return
+    try:
+        async with unit_of_work(context.services.sessions) as session:
+            shown = await cards.reveal(
+                session,
+                keyring=context.services.keyring,
+                actor=context.member,
+                customer_id=customer_id,
+                field=field,
+            )
+    except NotFound:
+        await query.answer(_("button.expired"), show_alert=True)
+        return
+    if shown is None:
+        await _refuse(query, context)
+        return
+    await _send_revealed(context, chat_id, shown)
+    await _answer(query, context)
+
+
+async def _history(
+    query: CallbackQuery, context: BotContext, customer_id: int, argument: str | None
+) -> None:
+    if argument is not None and not argument.isdigit():
+        await query.answer(context._("button.expired"), show_alert=True)
+        return
+    async with unit_of_work(context.services.sessions) as session:
+        page = await cards.history(
+            session,
+            keyring=context.services.keyring,
+            actor=context.member,
+            customer_id=customer_id,
+            page=int(argument or 0),
+            page_size=HISTORY_PAGE_SIZE,
+        )
+    if page is None:
+        await _refuse(query, context)
+        return
+    text = history_text(context._, page, _zone(context))
+    markup = history_markup(page)
+    message = query.message
+    if argument is not None and _private(query) and isinstance(message, Message):
+        try:
+            await message.edit_text(text, reply_markup=markup)
+        except BadRequest as error:  # the same page again: nothing to change
+            if not any(known in str(error).lower() for known in _HARMLESS_EDIT_ERRORS):
+                raise
+        await query.answer()
+        return
+    await context.bot.send_message(query.from_user.id, text, reply_markup=markup)
+    await _answer(query, context)

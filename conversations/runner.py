@@ -10,6 +10,7 @@ list the server made, never a record id the client could forge.
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -355,6 +356,9 @@ async def start(
     continue or discard a draft the user already has."""
     existing = await _load(context)
     chat_id = _chat_id(update)
+    if existing is not None and existing[0].disposable:
+        await _discard(context)
+        existing = None
     if existing is None:
         await _begin(context, chat_id, flow, initial)
         return
@@ -391,7 +395,13 @@ async def _begin(
             return
         data.update(prepared)
     first = next((s for s in flow.steps if s.applies(data) and s.field not in data), None)
-    state = DraftState(flow=flow.name, step=first.field if first else None, data=data)
+    # a random first token: buttons of an earlier, cancelled draft can never match this one
+    state = DraftState(
+        flow=flow.name,
+        step=first.field if first else None,
+        data=data,
+        token=secrets.randbelow(1 << 30) + 2,
+    )
     if first is None:
         state.mode = "summary"
     await _show(context, chat_id, flow, state)

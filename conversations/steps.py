@@ -101,6 +101,7 @@ class Flow:
     steps: tuple[Step, ...]
     submit: Submit
     confirm: bool = True  # show the summary card before submitting
+    disposable: bool = False  # another flow may replace its draft without asking
     start_data: Callable[[FlowEnv], dict[str, Any]] = field(default=lambda env: {})
     # checks answers given at the start (e.g. the customer of a card); None refuses the start
     prepare: Callable[[FlowEnv, AsyncSession, dict[str, Any]], Awaitable[dict[str, Any] | None]] | (

@@ -1,0 +1,477 @@
+"""The read side of a customer: its card, one sensitive value in clear, its history, and lists.
+
+Every function here starts from what the actor may see (storage.permissions): a card, a reveal
+or a history for a customer id goes through `customers.visible_customer`, which audits a
+refusal; lists are limited in SQL. Cards and histories never carry a sensitive value in clear:
+the card holds masks, the history only says that a sensitive field changed. The one way to a
+clear value is `reveal`, which audits which field was shown to whom.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage import audit, customers, key_persons, vault
+from storage.crypto import Keyring
+from storage.errors import NotFound
+from storage.models import (
+    ChangeRecord,
+    Customer,
+    RecordStatus,
+    Review,
+    ReviewKind,
+    ReviewStatus,
+    Staff,
+)
+from storage.permissions import customers_visible_to
+from storage.search import Filters
+from storage.validation import mask_phone, mask_tail, mask_text
+
+REVEALABLE = customers.SEALED_FIELDS
+# fields whose values a history never shows: the customer's sealed ones and key persons'
+SENSITIVE_FIELDS = frozenset(customers.SEALED_FIELDS) | frozenset(key_persons.SEALED)
+_PHONE_FIELDS = {"phones", "billing_phone"}
+_TAIL_FIELDS = {"account_no", "tax_no"}
+_HIDDEN_FIELDS = {"consent_method", "consent_on"}  # short values a first letter would give away
+HIDDEN = "••••"
+LISTED_STATUSES = (
+    RecordStatus.draft,
+    RecordStatus.pending,
+    RecordStatus.approved,
+    RecordStatus.rejected,
+)
+
+
+def mask(field: str, value: Any) -> str | list[str] | None:
+    """A sensitive value as a card shows it: `138****5678`, `**** 1234`, `杭******`."""
+    if value in (None, "", []):
+        return None
+    if isinstance(value, list):
+        return [str(mask(field, v)) for v in value]
+    if field in _PHONE_FIELDS:
+        return mask_phone(str(value))
+    if field in _TAIL_FIELDS:
+        return mask_tail(str(value))
+    if field in _HIDDEN_FIELDS:
+        return HIDDEN
+    return mask_text(str(value))
+
+
+# ---------------------------------------------------------------------------------------------
+# the card
+
+
+@dataclass(frozen=True)
+class CustomerCard:
+    """A customer as its card shows it; `masked` holds every sensitive value that is set."""
+
+    id: int
+    customer_no: str
+    name: str
+    short_name: str | None
+    kind: str
+    customer_class: str
+    stage: str | None
+    deal_status: str
+    status: str
+    owner_name: str
+    next_followup_on: date | None
+    last_visit_on: date | None
+    region: str | None
+    industry: str | None
+    consent_given: bool
+    masked: dict[str, str | list[str]]
+    pending_change: bool
+    rejection_reason: str | None
+
+    @property
+    def read_only(self) -> bool:
+        """Archived records are kept as they are: no visits, complaints or edits."""
+        return self.status == RecordStatus.archived
+
+    @property
+    def revealable(self) -> tuple[str, ...]:
+        return tuple(f for f in REVEALABLE if f in self.masked)
+
+
+async def customer_card(
+    session: AsyncSession, *, keyring: Keyring, actor: Staff, customer_id: int
+) -> CustomerCard | None:
+    """The card of a customer the actor may see; None (and an audit entry) otherwise."""
+    customer = await customers.visible_customer(
+        session, actor=actor, customer_id=customer_id, purpose="card"
+    )
+    if customer is None or customer.id is None:
+        return None
+    sealed = await customers.sealed_fields(session, keyring, customer)
+    masked = {f: m for f in REVEALABLE if (m := mask(f, sealed.get(f))) is not None}
+    owner = await session.get(Staff, customer.owner_id)
+    pending = await session.exec(
+        select(Review.id)
+        .where(
+            Review.customer_id == customer.id,
+            Review.kind == ReviewKind.customer_change,
+            Review.status == ReviewStatus.pending,
+        )
+        .limit(1)
+    )
+    reason = None
+    if customer.status == RecordStatus.rejected:
+        rejected = await session.exec(
+            select(Review.reason)
+            .where(Review.customer_id == customer.id, Review.status == ReviewStatus.rejected)
+            .order_by(col(Review.decided_at).desc(), col(Review.id).desc())
+            .limit(1)
+        )
+        reason = rejected.first()
+    return CustomerCard(
+        id=customer.id,
+        customer_no=customer.customer_no,
+        name=customer.name,
+        short_name=customer.short_name,
+        kind=customer.kind,
+        customer_class=customer.customer_class,
+        stage=customer.stage,
+        deal_status=customer.deal_status,
+        status=customer.status,
+        owner_name=owner.display_name if owner is not None else "",
+        next_followup_on=customer.next_followup_on,
+        last_visit_on=customer.last_visit_on,
+        region=customer.region,
+        industry=customer.industry,
+        consent_given=customer.consent_given,
+        masked=masked,
+        pending_change=pending.first() is not None,
+        rejection_reason=reason,
+    )
+
+
+@dataclass(frozen=True)
+class Revealed:
+    """One sensitive value in clear (None when it is not set), for one viewer, once."""
+
+    customer_id: int
+    customer_no: str
+    field: str
+    value: Any
+
+
+async def reveal(
+    session: AsyncSession, *, keyring: Keyring, actor: Staff, customer_id: int, field: str
+) -> Revealed | None:
+    """Open one sensitive field of a customer the actor may see, auditing `customer.reveal`.
+
+    None (and an `access.denied` entry) if the actor may not see the customer; NotFound for
+    a field that is not a sensitive field of customers (a hand-made button).
+    """
+    if field not in REVEALABLE:
+        raise NotFound()
+    customer = await customers.visible_customer(
+        session, actor=actor, customer_id=customer_id, purpose="reveal"
+    )
+    if customer is None or customer.id is None:
+        return None
+    value = (await customers.sealed_fields(session, keyring, customer)).get(field)
+    if value in (None, "", []):
+        return Revealed(customer.id, customer.customer_no, field, None)
+    await audit.record(
+        session,
+        action="customer.reveal",
+        actor_staff_id=actor.id,
+        actor_telegram_id=actor.telegram_id,
+        entity="customer",
+        entity_id=customer.id,
+        detail={"field": field},
+    )
+    return Revealed(customer.id, customer.customer_no, field, value)
+
+
+# ---------------------------------------------------------------------------------------------
+# history
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field of a change. Sensitive fields carry no values, only that they changed."""
+
+    field: str
+    old: Any
+    new: Any
+    sensitive: bool
+
+    @property
+    def how(self) -> str:
+        """set / changed / cleared: what a sensitive field's change can say."""
+        if self.old in (None, "", []):
+            return "set"
+        if self.new in (None, "", []):
+            return "cleared"
+        return "changed"
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One 变更记录: what changed on which record, by whom, when, and its review if any."""
+
+    at: datetime
+    entity: str
+    entity_id: int
+    action: str
+    by: str | None
+    changes: tuple[FieldChange, ...]
+    review_status: str | None
+    decided_by: str | None
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    customer_id: int
+    customer_no: str
+    name: str
+    entries: tuple[HistoryEntry, ...]
+    page: int
+    pages: int
+    total: int
+
+
+def _field_changes(diff: dict[str, Any] | None) -> tuple[FieldChange, ...]:
+    changes = []
+    for field, pair in (diff or {}).items():
+        old, new = pair if isinstance(pair, list | tuple) and len(pair) == 2 else (None, pair)
+        if field in SENSITIVE_FIELDS:
+            changes.append(FieldChange(field, _presence(old), _presence(new), True))
+        else:
+            changes.append(FieldChange(field, old, new, False))
+    return tuple(changes)
+
+
+def _presence(value: Any) -> bool | None:
+    """What a history keeps of a sensitive value: whether there was one."""
+    return None if value in (None, "", []) else True
+
+
+async def _names(session: AsyncSession, staff_ids: set[int]) -> dict[int, str]:
+    if not staff_ids:
+        return {}
+    rows = await session.exec(
+        select(Staff.id, Staff.display_name).where(col(Staff.id).in_(staff_ids))
+    )
+    return {sid: name for sid, name in rows.all() if sid is not None}
+
+
+async def history(
+    session: AsyncSession,
+    *,
+    keyring: Keyring,
+    actor: Staff,
+    customer_id: int,
+    page: int,
+    page_size: int = 5,
+) -> HistoryPage | None:
+    """One page of a customer's field-by-field history, newest first, with who and when.
+
+    None (and an audit entry) if the actor may not see the customer. Changes of its key
+    persons, visits and complaints are part of the customer's history.
+    """
+    customer = await customers.visible_customer(
+        session, actor=actor, customer_id=customer_id, purpose="history"
+    )
+    if customer is None or customer.id is None:
+        return None
+    total = (
+        await session.exec(
+            select(func.count())
+            .select_from(ChangeRecord)
+            .where(ChangeRecord.customer_id == customer.id)
+        )
+    ).one()
+    pages = max(1, math.ceil(total / page_size))
+    page = min(max(page, 0), pages - 1)
+    records = (
+        await session.exec(
+            select(ChangeRecord)
+            .where(ChangeRecord.customer_id == customer.id)
+            .order_by(col(ChangeRecord.changed_at).desc(), col(ChangeRecord.id).desc())
+            .offset(page * page_size)
+            .limit(page_size)
+        )
+    ).all()
+    review_ids = {r.review_id for r in records if r.review_id is not None}
+    reviews = {
+        r.id: r
+        for r in (await session.exec(select(Review).where(col(Review.id).in_(review_ids)))).all()
+    }
+    names = await _names(
+        session,
+        {r.changed_by for r in records if r.changed_by is not None}
+        | {r.decided_by for r in reviews.values() if r.decided_by is not None},
+    )
+    key = await vault.data_key(session, keyring, customer.id) if records else b""
+    entries = []
+    for record in records:
+        diff = vault.unseal(key, record.diff_sealed, table="change_records", row_id=customer.id)
+        review = reviews.get(record.review_id) if record.review_id is not None else None
+        entries.append(
+            HistoryEntry(
+                at=record.changed_at,
+                entity=record.entity,
+                entity_id=record.entity_id,
+                action=record.action,
+                by=names.get(record.changed_by) if record.changed_by is not None else None,
+                changes=_field_changes(diff if isinstance(diff, dict) else None),
+                review_status=review.status if review is not None else None,
+                decided_by=(
+                    names.get(review.decided_by)
+                    if review is not None and review.decided_by is not None
+                    else None
+                ),
+            )
+        )
+    return HistoryPage(
+        customer.id, customer.customer_no, customer.name, tuple(entries), page, pages, total
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# lists: /my and /find's filters
+
+
+@dataclass(frozen=True)
+class ListEntry:
+    """A customer as a list shows it, with how its follow-up stands today."""
+
+    id: int
+    customer_no: str
+    name: str
+    short_name: str | None
+    customer_class: str
+    status: str
+    next_followup_on: date | None
+    due: str | None  # overdue / today / None
+    overdue_days: int
+
+
+@dataclass(frozen=True)
+class CustomerList:
+    entries: tuple[ListEntry, ...]
+    total: int
+    page: int
+    pages: int
+    overdue: int = 0
+    due_today: int = 0
+
+
+def list_entry(customer: Customer, today: date) -> ListEntry:
+    due, days = None, 0
+    if customer.next_followup_on is not None and customer.status != RecordStatus.archived:
+        if customer.next_followup_on < today:
+            due, days = "overdue", (today - customer.next_followup_on).days
+        elif customer.next_followup_on == today:
+            due = "today"
+    return ListEntry(
+        id=customer.id or 0,
+        customer_no=customer.customer_no,
+        name=customer.name,
+        short_name=customer.short_name,
+        customer_class=customer.customer_class,
+        status=customer.status,
+        next_followup_on=customer.next_followup_on,
+        due=due,
+        overdue_days=days,
+    )
+
+
+def _followup_order() -> tuple[Any, ...]:
+    """Overdue first (oldest first), then due today, then later ones; none last."""
+    return (
+        col(Customer.next_followup_on).is_(None),
+        col(Customer.next_followup_on),
+        col(Customer.name),
+        col(Customer.id),
+    )
+
+
+async def _page(
+    session: AsyncSession, where: list[Any], today: date, page: int, page_size: int
+) -> tuple[tuple[ListEntry, ...], int, int, int]:
+    total = (await session.exec(select(func.count()).select_from(Customer).where(*where))).one()
+    pages = max(1, math.ceil(total / page_size))
+    page = min(max(page, 0), pages - 1)
+    rows = await session.exec(
+        select(Customer)
+        .where(*where)
+        .order_by(*_followup_order())
+        .offset(page * page_size)
+        .limit(page_size)
+    )
+    return tuple(list_entry(c, today) for c in rows.all()), total, page, pages
+
+
+async def my_customers(
+    session: AsyncSession, *, actor: Staff, today: date, page: int, page_size: int = 8
+) -> CustomerList:
+    """/my: the actor's customers (a manager's: the team's), follow-ups due first, a page."""
+    where = [customers_visible_to(actor), col(Customer.status).in_(LISTED_STATUSES)]
+    entries, total, page, pages = await _page(session, where, today, page, page_size)
+    due = col(Customer.next_followup_on)
+    overdue = (
+        await session.exec(select(func.count()).select_from(Customer).where(*where, due < today))
+    ).one()
+    due_today = (
+        await session.exec(select(func.count()).select_from(Customer).where(*where, due == today))
+    ).one()
+    return CustomerList(entries, total, page, pages, overdue, due_today)
+
+
+async def filtered_customers(
+    session: AsyncSession,
+    *,
+    actor: Staff,
+    filters: Filters,
+    today: date,
+    page: int,
+    page_size: int = 8,
+) -> CustomerList:
+    """/find's filters without a search text: the customers they admit, follow-ups due first.
+
+    Archived records are left out unless the status filter asks for them.
+    """
+    statuses = [filters.status] if filters.status else list(LISTED_STATUSES)
+    where = [
+        customers_visible_to(actor),
+        col(Customer.status).in_([s for s in statuses if s != RecordStatus.destroyed]),
+        *filters.clauses(),
+    ]
+    entries, total, page, pages = await _page(session, where, today, page, page_size)
+    return CustomerList(entries, total, page, pages)
+
+
+FREE_TEXT_FILTERS = ("industry", "region")
+
+
+async def filter_values(
+    session: AsyncSession, *, actor: Staff, kind: str, limit: int = 20
+) -> list[str]:
+    """The industries or regions of the customers the actor may see, the commonest first."""
+    if kind not in FREE_TEXT_FILTERS:
+        raise ValueError(kind)
+    column = col(getattr(Customer, kind))
+    rows = await session.exec(
+        select(column, func.count())
+        .where(
+            customers_visible_to(actor),
+            col(Customer.status) != RecordStatus.destroyed,
+            column.is_not(None),
+            column != "",
+        )
+        .group_by(column)
+        .order_by(func.count().desc(), column)
+        .limit(limit)
+    )
+    return [value for value, _count in rows.all()]
