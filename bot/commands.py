@@ -15,32 +15,12 @@ from storage.errors import Refused
 from storage.models import Role
 from storage.permissions import can_create_customer
 
+_STAFF_COMMANDS = ("new", "visit", "complaint", "find", "my")
+_OWN_COMMANDS = ("cancel", "lang", "help")
 COMMANDS_BY_ROLE = {
-    Role.salesperson: ("new", "visit", "complaint", "find", "my", "cancel", "lang", "help"),
-    Role.manager: (
-        "new",
-        "visit",
-        "complaint",
-        "find",
-        "my",
-        "review",
-        "invite",
-        "cancel",
-        "lang",
-        "help",
-    ),
-    Role.admin: (
-        "new",
-        "visit",
-        "complaint",
-        "find",
-        "my",
-        "review",
-        "invite",
-        "cancel",
-        "lang",
-        "help",
-    ),
+    Role.salesperson: (*_STAFF_COMMANDS, *_OWN_COMMANDS),
+    Role.manager: (*_STAFF_COMMANDS, "review", "invite", *_OWN_COMMANDS),
+    Role.admin: (*_STAFF_COMMANDS, "review", "invite", "testreminder", *_OWN_COMMANDS),
 }
 MENU_COMMANDS = (
     "new",

@@ -51,6 +51,17 @@ class Settings(BaseSettings):
     INVITE_TTL_HOURS: int = 72
     FOLLOWUP_CYCLES: str = "A=7,B=14,C=30,D=60"
     COMPLAINT_DUE_HOURS: str = "critical=24,high=72,medium=168,low=336"
+    # reminders (SPEC section 7): when each kind of notice is due
+    DIGEST_HOUR: int = 9
+    OVERDUE_ESCALATION_DAYS: int = 3
+    REVIEW_REMINDER_HOURS: int = 24
+    REJECTED_REMINDER_DAYS: int = 3
+    COMPLAINT_WARNING_HOURS: int = 24
+    BIRTHDAY_NOTICE_DAYS: int = 3
+    STALE_RECORD_DAYS: int = 180
+    SURVEY_INTERVAL_DAYS: int = 365
+    WEEKLY_SUMMARY_WEEKDAY: int = 1
+    REMINDER_CATCHUP_DAYS: int = 7
     WEBHOOK_URL: str | None = None
     WEBHOOK_SECRET: SecretStr | None = Field(default=None, validate_default=True)
     WEBHOOK_LISTEN: str = "0.0.0.0"
@@ -102,6 +113,38 @@ class Settings(BaseSettings):
     def _hour(cls, value: int) -> int:
         if not 0 <= value <= 23:
             raise ValueError("must be an hour from 0 to 23")
+        return value
+
+    @field_validator("DIGEST_HOUR")
+    @classmethod
+    def _digest_hour(cls, value: int) -> int:
+        if not 0 <= value <= 23:
+            raise ValueError("must be an hour from 0 to 23")
+        return value
+
+    @field_validator(
+        "OVERDUE_ESCALATION_DAYS",
+        "REVIEW_REMINDER_HOURS",
+        "REJECTED_REMINDER_DAYS",
+        "COMPLAINT_WARNING_HOURS",
+        "BIRTHDAY_NOTICE_DAYS",
+        "STALE_RECORD_DAYS",
+        "SURVEY_INTERVAL_DAYS",
+        "REMINDER_CATCHUP_DAYS",
+    )
+    @classmethod
+    def _reminder_period(cls, value: int, info: ValidationInfo) -> int:
+        """Positive and at most three years: a typo like 1800 days would silence a reminder."""
+        limit = 3 * 365 * (24 if info.field_name and info.field_name.endswith("HOURS") else 1)
+        if not 1 <= value <= limit:
+            raise ValueError(f"must be a number from 1 to {limit}")
+        return value
+
+    @field_validator("WEEKLY_SUMMARY_WEEKDAY")
+    @classmethod
+    def _weekday(cls, value: int) -> int:
+        if not 1 <= value <= 7:
+            raise ValueError("must be a weekday from 1 (Monday) to 7 (Sunday)")
         return value
 
     @field_validator("QUIET_HOURS")

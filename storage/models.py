@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime, utcnow
@@ -144,6 +144,7 @@ class ReviewStatus(StrEnum):
 
 class ReminderStatus(StrEnum):
     pending = "pending"
+    sending = "sending"  # claimed by a sender until `next_attempt_at` (its lease)
     sent = "sent"
     failed = "failed"
     cancelled = "cancelled"
@@ -232,6 +233,8 @@ class Customer(Timestamped, table=True):
     """客户档案. Clear columns are what lists and filters need; the rest is sealed."""
 
     __tablename__ = "customers"
+    # recent customers, and the search index's "what changed since" (storage.search)
+    __table_args__ = (Index("ix_customers_updated_at", "updated_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     customer_no: str = Field(max_length=20, unique=True, index=True)
@@ -257,7 +260,7 @@ class Customer(Timestamped, table=True):
     team_id: int | None = Field(default=None, foreign_key="teams.id", index=True)
     status: str = Field(default=RecordStatus.draft, max_length=20, index=True)
     next_followup_on: date | None = Field(default=None, index=True)
-    last_visit_on: date | None = Field(default=None)
+    last_visit_on: date | None = Field(default=None, index=True)
     last_checked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     submitted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     approved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -400,7 +403,13 @@ class Reminder(Timestamped, table=True):
     """Outbox of scheduled notices; the unique key makes planning idempotent."""
 
     __tablename__ = "reminders"
-    __table_args__ = (UniqueConstraint("dedup_key"),)
+    __table_args__ = (
+        UniqueConstraint("dedup_key"),
+        # planning: "is there already a reminder of this kind about this record for that day?"
+        Index("ix_reminders_subject", "subject_id", "kind", "period_on"),
+        # delivery: "what is pending (or whose lease ran out) and due by now?"
+        Index("ix_reminders_delivery", "status", "next_attempt_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     dedup_key: str = Field(max_length=200)  # kind:subject:recipient:period
@@ -414,6 +423,13 @@ class Reminder(Timestamped, table=True):
     next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error: str | None = Field(default=None, max_length=500)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    period_on: date | None = None  # the day it is about (a follow-up date), for planning
+    payload: str | None = Field(default=None, sa_type=Text)  # JSON, never personal data
+    chat_id: int | None = Field(default=None, sa_type=BigInteger)  # where it was sent
+    message_id: int | None = Field(default=None, sa_type=BigInteger)
+    snoozed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    acted: str | None = Field(default=None, max_length=20)  # done / snoozed / rescheduled / ...
+    acted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Draft(Timestamped, table=True):
@@ -428,3 +444,25 @@ class Draft(Timestamped, table=True):
     mode: str = Field(default="ask", max_length=10)  # ask / summary / edit
     token: int = Field(default=1)  # bumped at each prompt; stale buttons carry an older one
     sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+
+
+class ReviewNotice(SQLModel, table=True):
+    """Where a review's card was sent, so a decision can edit every copy of it in place."""
+
+    __tablename__ = "review_notices"
+
+    id: int | None = Field(default=None, primary_key=True)
+    review_id: int = Field(foreign_key="reviews.id", index=True)
+    chat_id: int = Field(sa_type=BigInteger)
+    message_id: int = Field(sa_type=BigInteger)
+    sent_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
+
+
+class ReminderPlanRun(SQLModel, table=True):
+    """When each reminder planner last ran: a restart catches up from here, and the heavy
+    planners (birthdays need decryption) run a few times a day rather than every poll."""
+
+    __tablename__ = "reminder_plan_runs"
+
+    name: str = Field(primary_key=True, max_length=30)
+    ran_at: datetime = Field(sa_type=UTCDateTime)

@@ -1,0 +1,105 @@
+"""The scheduler: wakes up every REMINDER_POLL_SECONDS and asks the database what is due.
+
+APScheduler runs inside python-telegram-bot's JobQueue, in the bot's own event loop. It holds
+no reminders: each tick plans (storage.reminders.plan turns records into outbox rows) and then
+delivers (bot.sender), so a restart loses nothing and repeats nothing. All time comes from
+`services.clock`, so tests move time forward by changing the clock and calling `run_once`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+from telegram.ext import Application
+
+from bot.context import BotContext, Services
+from bot.sender import Report, Sender
+from storage import reminders
+
+log = logging.getLogger(__name__)
+JOB_NAME = "reminders"
+SENDER_KEY = "reminder_sender"
+FIRST_RUN_SECONDS = 5  # soon after start: whatever fell due while the bot was down goes out
+
+AnyApplication = Application[Any, Any, Any, Any, Any, Any]
+
+
+@dataclass
+class Tick:
+    """What one wake-up did."""
+
+    planned: dict[str, int] = field(default_factory=dict)
+    delivered: Report = field(default_factory=Report)
+
+
+def sender_of(application: AnyApplication) -> Sender:
+    """The process's sender (its pacing is shared by the scheduler and /testreminder)."""
+    sender = application.bot_data.get(SENDER_KEY)
+    if not isinstance(sender, Sender):
+        sender = application.bot_data[SENDER_KEY] = Sender()
+    return sender
+
+
+def install(application: AnyApplication) -> None:
+    """Schedule the repeating tick; one at a time, a missed one is simply the next one."""
+    queue = application.job_queue
+    if queue is None:
+        log.warning("no job queue (python-telegram-bot[job-queue] missing): no reminders")
+        return
+    if queue.get_jobs_by_name(JOB_NAME):
+        return
+    services: Services = application.bot_data["services"]
+    queue.run_repeating(
+        tick,
+        interval=services.settings.REMINDER_POLL_SECONDS,
+        first=FIRST_RUN_SECONDS,
+        name=JOB_NAME,
+        job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+    )
+
+
+async def tick(context: BotContext) -> None:
+    """The job: plan, then deliver."""
+    result = await run_once(context.application)
+    if result.delivered.messages or any(result.planned.values()):
+        log.info(
+            "reminders: planned %s, sent %d in %d messages, %d deferred, %d failed",
+            {k: v for k, v in result.planned.items() if v},
+            result.delivered.sent,
+            result.delivered.messages,
+            result.delivered.deferred,
+            result.delivered.failed,
+        )
+
+
+async def run_once(application: AnyApplication) -> Tick:
+    """One wake-up. A planning failure (say the database is briefly unreachable) is logged
+    and delivery still runs; what was not planned now is planned at the next tick."""
+    services: Services = application.bot_data["services"]
+    result = Tick()
+    try:
+        result.planned = await reminders.plan(
+            services.sessions,
+            keyring=services.keyring,
+            rules=reminders.Rules.from_settings(services.settings),
+            now=services.clock(),
+        )
+    except SQLAlchemyError:
+        log.exception("planning reminders failed; retrying at the next tick")
+    result.delivered = await deliver_now(application)
+    return result
+
+
+async def deliver_now(application: AnyApplication, *, recipient_id: int | None = None) -> Report:
+    """Send what is due now (only one person's, for /testreminder)."""
+    services: Services = application.bot_data["services"]
+    try:
+        return await sender_of(application).deliver(
+            services, application.bot, recipient_id=recipient_id
+        )
+    except SQLAlchemyError:
+        log.exception("delivering reminders failed; retrying at the next tick")
+        return Report(errors=["database"])
