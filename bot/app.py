@@ -69,7 +69,7 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
     # -1: recognise the member or refuse the update (stops it)
     application.add_handler(TypeHandler(Update, recognise), group=GATE_GROUP)
     # 0: commands
-    private = filters.ChatType.PRIVATE  # flows are one-to-one; group chats come later
+    private = filters.ChatType.PRIVATE  # flows are one-to-one; groups only get review cards
     application.add_handlers(
         [
             CommandHandler("start", commands.start, filters=private),

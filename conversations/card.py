@@ -19,6 +19,7 @@ from telegram.error import BadRequest, Forbidden
 
 from bot.context import BotContext
 from bot.i18n import Translator, has_message
+from conversations.messages import edit_quietly
 from storage import cards
 from storage.cards import CustomerCard, FieldChange, HistoryEntry, HistoryPage, Revealed
 from storage.db import unit_of_work
@@ -38,7 +39,6 @@ STATUS_MARKS = {
     RecordStatus.rejected: "↩️",
     RecordStatus.archived: "🗄",
 }
-_HARMLESS_EDIT_ERRORS = ("not modified", "can't be edited", "not found")
 _HARMLESS_DELETE_ERRORS = ("not found", "can't be deleted")
 
 
@@ -421,11 +421,7 @@ async def _history(
     markup = history_markup(page)
     message = query.message
     if argument is not None and _private(query) and isinstance(message, Message):
-        try:
-            await message.edit_text(text, reply_markup=markup)
-        except BadRequest as error:  # the same page again: nothing to change
-            if not any(known in str(error).lower() for known in _HARMLESS_EDIT_ERRORS):
-                raise
+        await edit_quietly(message, text, markup)  # the same page again: nothing to change
         await query.answer()
         return
     await context.bot.send_message(query.from_user.id, text, reply_markup=markup)

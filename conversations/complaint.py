@@ -15,13 +15,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Forbidden
 
 from bot.context import BotContext, Services
 from bot.i18n import Translator, pick_language
 from conversations import pick_customer, review, runner
 from conversations import steps as s
+from conversations.messages import close_buttons, replace_page
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step, Submitted
 from conversations.visit import env_zone, local_text, moment, now_default, show_moment, zone
 from storage import complaints
@@ -33,7 +34,6 @@ from storage.models import ComplaintType, Role, Severity, Staff
 log = logging.getLogger(__name__)
 PAGE_SIZE = 6
 NOTE_LIMIT = 500
-_HARMLESS_EDIT_ERRORS = ("not modified", "can't be edited", "not found")
 _ACTION_BUTTONS = {
     "take": "complaint.button.take",
     "resolve": "complaint.button.resolve",
@@ -405,17 +405,6 @@ async def on_button(update: Update, context: BotContext) -> None:
         await query.answer(context._("button.expired"), show_alert=True)
 
 
-async def _close(message: Any) -> None:
-    """Take the buttons off the message whose button was used."""
-    if not isinstance(message, Message):
-        return
-    try:
-        await message.edit_reply_markup(None)
-    except BadRequest as error:
-        if not any(known in str(error).lower() for known in _HARMLESS_EDIT_ERRORS):
-            raise
-
-
 async def _send_card(
     update: Update, context: BotContext, view: ComplaintView, notice: str | None = None
 ) -> None:
@@ -470,7 +459,7 @@ async def _take(update: Update, context: BotContext, complaint_id: int) -> None:
         await query.answer(refusal_text(context._, refusal or NotFound()), show_alert=True)
         return
     await query.answer()
-    await _close(query.message)
+    await close_buttons(query.message)
     await _send_card(update, context, view, notice=context._("complaint.taken"))
 
 
@@ -555,7 +544,7 @@ async def _assign(update: Update, context: BotContext, complaint_id: int, handle
         await query.answer(refusal_text(context._, refusal or NotFound()), show_alert=True)
         return
     await query.answer()
-    await _close(query.message)
+    await close_buttons(query.message)
     name = view.handler.display_name if view.handler else ""
     await _send_card(update, context, view, notice=context._("complaint.assigned_to", name=name))
     notice = handler_notice(context.services, view, context.member)
@@ -621,14 +610,6 @@ async def _list(
         [InlineKeyboardButton(_("complaint.button.log"), callback_data=f"cc:{customer_id}")]
     )
     text, markup = "\n".join(lines), InlineKeyboardMarkup(keyboard)
-    message = query.message
-    if edit and isinstance(message, Message) and message.text:
-        try:
-            await message.edit_text(text, reply_markup=markup)
-            return
-        except BadRequest as error:
-            if "not modified" in str(error).lower():
-                return
-            if not any(known in str(error).lower() for known in _HARMLESS_EDIT_ERRORS):
-                raise
+    if edit and await replace_page(query.message, text, markup):
+        return
     await context.bot.send_message(_chat_id(update), text, reply_markup=markup)

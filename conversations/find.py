@@ -21,13 +21,13 @@ from datetime import date
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
-from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
-from telegram.error import BadRequest
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot.context import BotContext, Services
 from bot.i18n import Translator
 from conversations import runner
 from conversations.card import STATUS_MARKS
+from conversations.messages import close_buttons, edit_quietly
 from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
 from storage import cards, drafts, search, validation
 from storage.cards import CustomerList, ListEntry
@@ -53,7 +53,6 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "status": (*cards.LISTED_STATUSES, RecordStatus.archived),
 }
 ANY = "-"
-_HARMLESS_EDIT_ERRORS = ("not modified", "can't be edited", "not found")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,18 +383,6 @@ async def find_command(update: Update, context: BotContext) -> None:
     await context.bot.send_message(_chat_id(update), message, reply_markup=markup)
 
 
-async def _edit(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
-    """Show the next view in the same message: one thumb, one place."""
-    message = query.message
-    if not isinstance(message, Message):
-        return
-    try:
-        await message.edit_text(text, reply_markup=markup)
-    except BadRequest as error:
-        if not any(known in str(error).lower() for known in _HARMLESS_EDIT_ERRORS):
-            raise
-
-
 async def on_button(update: Update, context: BotContext) -> None:
     """Handles `f…:` buttons (filters, pages, results)."""
     query = update.callback_query
@@ -411,19 +398,9 @@ async def on_button(update: Update, context: BotContext) -> None:
     state, _other = await _load(context)
     if state is None or state.sid != int(parts[1]):
         await query.answer(context._("find.expired"), show_alert=True)
-        await _close(query)
+        await close_buttons(query.message)
         return
     await handler(query, context, state, parts[2:])
-
-
-async def _close(query: CallbackQuery) -> None:
-    message = query.message
-    if isinstance(message, Message):
-        try:
-            await message.edit_reply_markup(None)
-        except BadRequest as error:
-            if not any(known in str(error).lower() for known in _HARMLESS_EDIT_ERRORS):
-                raise
 
 
 def _number(args: list[str], position: int) -> int | None:
@@ -440,14 +417,14 @@ async def _on_page(
         await query.answer(context._("button.expired"), show_alert=True)
         return
     await query.answer()
-    await _edit(query, *await _results_view(context, state, page))
+    await edit_quietly(query.message, *await _results_view(context, state, page))
 
 
 async def _on_menu(
     query: CallbackQuery, context: BotContext, state: FindState, args: list[str]
 ) -> None:
     await query.answer()
-    await _edit(query, menu_text(context._, state), menu_markup(context._, state))
+    await edit_quietly(query.message, menu_text(context._, state), menu_markup(context._, state))
 
 
 async def _free_values(context: BotContext, column: str, limit: int) -> list[str]:
@@ -472,7 +449,7 @@ async def _on_kind(
     text = _("find.choose_value", kind=_kind_label(_, column))
     if not values:
         text = _("find.no_values", kind=_kind_label(_, column))
-    await _edit(query, text, values_markup(_, state, code, values))
+    await edit_quietly(query.message, text, values_markup(_, state, code, values))
 
 
 async def _on_value(
@@ -507,7 +484,7 @@ async def _on_back(
     query: CallbackQuery, context: BotContext, state: FindState, args: list[str]
 ) -> None:
     await query.answer()
-    await _edit(query, *await _results_view(context, state, 0))
+    await edit_quietly(query.message, *await _results_view(context, state, 0))
 
 
 async def _show_new(query: CallbackQuery, context: BotContext, state: FindState) -> None:
@@ -515,7 +492,7 @@ async def _show_new(query: CallbackQuery, context: BotContext, state: FindState)
         await query.answer(context._("find.expired"), show_alert=True)
         return
     await query.answer()
-    await _edit(query, *await _results_view(context, state, 0))
+    await edit_quietly(query.message, *await _results_view(context, state, 0))
 
 
 async def _on_quit(
@@ -523,7 +500,7 @@ async def _on_quit(
 ) -> None:
     await _forget(context)
     await query.answer(context._("find.closed"))
-    await _close(query)
+    await close_buttons(query.message)
 
 
 _ACTIONS = {
@@ -596,4 +573,4 @@ async def _my_page(query: CallbackQuery, context: BotContext, parts: list[str]) 
         await query.answer(context._("button.expired"), show_alert=True)
         return
     await query.answer()
-    await _edit(query, *await _my_view(context, page))
+    await edit_quietly(query.message, *await _my_view(context, page))

@@ -14,13 +14,13 @@ from __future__ import annotations
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
-from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
-from telegram.error import BadRequest
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot.context import BotContext
 from bot.i18n import Translator
 from conversations import runner
 from conversations import steps as s
+from conversations.messages import close_buttons
 from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
 from storage import customers, key_persons
 from storage.db import unit_of_work
@@ -30,7 +30,6 @@ from storage.models import Customer, KeyPersonRole
 from storage.validation import mask_phone
 
 NOTES_SHOWN = 60
-_HARMLESS_EDIT_ERRORS = ("not modified", "can't be edited", "not found")
 # how many ids each action's button carries
 _ARITY = {"list": 1, "add": 1, "edit": 2, "del": 2, "rm": 3, "keep": 1}
 
@@ -232,21 +231,6 @@ def _parse(data: str) -> tuple[str, list[int]] | None:
     return action, [int(i) for i in ids]
 
 
-async def _close_buttons(query: CallbackQuery, suffix: str | None = None) -> None:
-    """Take the buttons off an answered message (cosmetic: an old or gone message is fine)."""
-    message = query.message
-    if not isinstance(message, Message):
-        return
-    try:
-        if suffix and message.text:
-            await message.edit_text(f"{message.text}\n\n→ {suffix}")
-        else:
-            await message.edit_reply_markup(None)
-    except BadRequest as error:
-        if not any(known in str(error).lower() for known in _HARMLESS_EDIT_ERRORS):
-            raise
-
-
 async def _checked(
     context: BotContext, customer_id: int, person_id: int | None, purpose: str
 ) -> tuple[Customer | None, KeyPersonRecord | None, bool]:
@@ -288,7 +272,7 @@ async def on_button(update: Update, context: BotContext) -> None:
     person_id = ids[1] if len(ids) > 1 else None
     if action == "keep":
         await query.answer(_("kp.kept"))
-        await _close_buttons(query, _("kp.kept"))
+        await close_buttons(query.message, _("kp.kept"))
         return
     if action == "list":
         await _send_list(update, context, query, customer_id)
@@ -403,10 +387,10 @@ async def _remove(
     except Refused as refusal:  # raced with another change since the check above
         text = _("button.expired") if refusal.code == "not_found" else refusal_text(_, refusal)
         await query.answer(text, show_alert=True)
-        await _close_buttons(query)
+        await close_buttons(query.message)
         return
     await query.answer()
-    await _close_buttons(query, _("kp.removed", name=removed.name))
+    await close_buttons(query.message, _("kp.removed", name=removed.name))
     text, markup = render_list(_, customer, people, True)
     assert update.effective_chat is not None
     await context.bot.send_message(update.effective_chat.id, text, reply_markup=markup)

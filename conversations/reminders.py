@@ -23,6 +23,7 @@ from telegram.error import BadRequest
 from bot.context import BotContext
 from bot.i18n import Translator, has_message
 from conversations import runner
+from conversations.messages import close_buttons, is_harmless_edit_error
 from conversations.steps import Flow, FlowEnv, Step, Submitted
 from storage import reminders as store
 from storage import validation
@@ -56,7 +57,6 @@ KIND_ORDER = {
         )
     )
 }
-_HARMLESS_EDIT_ERRORS = ("not modified", "can't be edited", "not found")
 
 
 @dataclass(frozen=True)
@@ -290,21 +290,6 @@ def outcome_text(context: BotContext, outcome: Outcome) -> str:
     return _(f"reminders.{outcome.action}")
 
 
-async def _close(query: CallbackQuery, note: str) -> None:
-    """Note what was done under the reminder and take its buttons away."""
-    message = query.message
-    if not isinstance(message, Message):
-        return
-    try:
-        if message.text:
-            await message.edit_text(f"{message.text}\n\n→ {note}")
-        else:
-            await message.edit_reply_markup(None)
-    except BadRequest as error:  # too old, already edited or gone: closing is cosmetic
-        if not any(known in str(error).lower() for known in _HARMLESS_EDIT_ERRORS):
-            raise
-
-
 Action = Callable[[AsyncSession], Awaitable[Outcome]]
 
 
@@ -324,11 +309,11 @@ async def _act(query: CallbackQuery, context: BotContext, action: Action) -> Non
     if isinstance(result, Refused):
         await query.answer(refusal_text(context._, result), show_alert=True)
         if result.code in ("reminder_handled", "reminder_outdated"):
-            await _close(query, context._(f"reminders.refused.{result.code}"))
+            await close_buttons(query.message, context._(f"reminders.refused.{result.code}"))
         return
     text = outcome_text(context, result)
     await query.answer(text)
-    await _close(query, text)
+    await close_buttons(query.message, text)
 
 
 async def _open(update: Update, context: BotContext, reminder_id: int, arg: str) -> None:
@@ -422,7 +407,7 @@ async def _markup(query: CallbackQuery, keyboard: InlineKeyboardMarkup | None) -
     try:
         await message.edit_reply_markup(keyboard)
     except BadRequest as error:
-        if not any(known in str(error).lower() for known in _HARMLESS_EDIT_ERRORS):
+        if not is_harmless_edit_error(error):
             raise
 
 

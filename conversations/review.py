@@ -27,6 +27,7 @@ from bot.context import BotContext
 from bot.i18n import Translator, has_message, pick_language
 from conversations import runner
 from conversations import steps as s
+from conversations.messages import is_harmless_edit_error
 from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
 from storage import drafts
 from storage import reviews as review_store
@@ -43,7 +44,6 @@ CHOICE_FIELDS = frozenset(
     {"kind", "size", "source", "customer_class", "stage", "deal_status", "consent_method"}
 )
 COMPLAINT_CHOICES = frozenset({"type", "severity"})
-_HARMLESS_EDIT_ERRORS = ("not modified", "can't be edited", "not found")
 
 
 def _data(action: str, arg: object) -> str:
@@ -186,7 +186,7 @@ async def _edit(
             text, chat_id=chat_id, message_id=message_id, reply_markup=markup
         )
     except BadRequest as error:
-        if not any(known in str(error).lower() for known in _HARMLESS_EDIT_ERRORS):
+        if not is_harmless_edit_error(error):
             log.warning("could not edit card in chat %s: %s", chat_id, error)
     except TelegramError as error:
         log.warning("could not edit card in chat %s: %s", chat_id, type(error).__name__)

@@ -24,10 +24,10 @@ from telegram import (
     ReplyKeyboardRemove,
     Update,
 )
-from telegram.error import BadRequest
 
 from bot.context import BotContext
 from bot.i18n import Translator
+from conversations.messages import close_buttons
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step
 from storage import audit, drafts
 from storage.db import unit_of_work
@@ -40,7 +40,6 @@ PREFIX = "w"
 SUMMARY_VALUE_LIMIT = 80
 MAX_ATTACHMENTS = 20
 FLOWS: dict[str, Flow] = {}
-_HARMLESS_EDIT_ERRORS = ("not modified", "can't be edited", "not found")
 _CHOICE_KINDS = (Kind.CHOICE, Kind.YES_NO)
 
 
@@ -621,21 +620,6 @@ def _attachment(message: Message) -> dict[str, str] | None:
     return None
 
 
-async def _close_buttons(query: CallbackQuery, suffix: str | None = None) -> None:
-    """Take the buttons off a message the user has answered, noting the answer."""
-    message = query.message
-    if not isinstance(message, Message):
-        return
-    try:
-        if suffix and message.text:
-            await message.edit_text(f"{message.text}\n\n→ {suffix}")
-        else:
-            await message.edit_reply_markup(None)
-    except BadRequest as error:  # already edited, too old, or gone: closing is cosmetic
-        if not any(known in str(error).lower() for known in _HARMLESS_EDIT_ERRORS):
-            raise
-
-
 async def on_callback(update: Update, context: BotContext) -> None:
     """Handle a press on any flow button, refusing stale ones."""
     query = update.callback_query
@@ -649,7 +633,7 @@ async def on_callback(update: Update, context: BotContext) -> None:
     loaded = await _load(context)
     if loaded is None or loaded[1].token != token:
         await query.answer(_("button.expired"), show_alert=True)
-        await _close_buttons(query)
+        await close_buttons(query.message)
         return
     flow, state = loaded
     chat_id = _chat_id(update)
@@ -664,7 +648,7 @@ async def _on_cancel(
     query: CallbackQuery, context: BotContext, chat_id: int, flow: Flow, state: DraftState, arg: str
 ) -> None:
     await query.answer()
-    await _close_buttons(query, context._("flow.cancelled"))
+    await close_buttons(query.message, context._("flow.cancelled"))
     await _discard(context)
     await context.bot.send_message(chat_id, context._("flow.cancelled"))
 
@@ -673,7 +657,7 @@ async def _on_resume(
     query: CallbackQuery, context: BotContext, chat_id: int, flow: Flow, state: DraftState, arg: str
 ) -> None:
     await query.answer()
-    await _close_buttons(query)
+    await close_buttons(query.message)
     state.data.pop("_then", None)
     await _show(context, chat_id, flow, state)
 
@@ -683,7 +667,7 @@ async def _on_discard(
 ) -> None:
     """Drop the unfinished draft and start what the user asked for instead."""
     await query.answer()
-    await _close_buttons(query, context._("flow.discarded"))
+    await close_buttons(query.message, context._("flow.discarded"))
     then = state.data.get("_then") or {}
     await _discard(context)
     next_flow = FLOWS.get(then.get("flow", ""))
@@ -702,7 +686,7 @@ async def _on_edit(
         await query.answer(context._("button.expired"), show_alert=True)
         return
     await query.answer()
-    await _close_buttons(query)
+    await close_buttons(query.message)
     state.mode, state.step = "edit", step.field
     await _show(context, chat_id, flow, state)
 
@@ -729,7 +713,7 @@ async def _on_back(
         await query.answer(context._("button.expired"), show_alert=True)
         return
     await query.answer()
-    await _close_buttons(query)
+    await close_buttons(query.message)
     await _go_back(context, chat_id, flow, state, step)
 
 
@@ -764,7 +748,7 @@ async def _on_skip(
         await query.answer(context._("flow.required"), show_alert=True)
         return
     await query.answer()
-    await _close_buttons(query, context._("flow.skipped"))
+    await close_buttons(query.message, context._("flow.skipped"))
     await _accept(context, chat_id, flow, state, step, None)
 
 
@@ -776,7 +760,7 @@ async def _on_skip_rest(
         await query.answer(context._("button.expired"), show_alert=True)
         return
     await query.answer()
-    await _close_buttons(query, context._("flow.skipped_rest"))
+    await close_buttons(query.message, context._("flow.skipped_rest"))
     for later in flow.steps[flow.index(step.field) + 1 :]:
         if not later.required and later.applies(state.data) and later.field not in state.data:
             state.data[later.field] = None
@@ -794,7 +778,7 @@ async def _on_choose(
     option = options[int(arg)]
     label = option_label(context._, option)
     await query.answer()
-    await _close_buttons(query, label)
+    await close_buttons(query.message, label)
     await _accept(
         context, chat_id, flow, state, step, option.value, None if option.translate else label
     )
@@ -810,7 +794,7 @@ async def _on_page(
         return
     page = min(int(arg), max(0, (len(options) - 1) // step.page_size))
     await query.answer()
-    await _close_buttons(query)
+    await close_buttons(query.message)
     state.data["_offered"]["page"] = page
     await _show(context, chat_id, flow, state)
 
@@ -827,7 +811,7 @@ async def _on_media_done(
         await query.answer(context._("flow.required"), show_alert=True)
         return
     await query.answer()
-    await _close_buttons(query, context._("flow.attachments_count", count=len(collected)))
+    await close_buttons(query.message, context._("flow.attachments_count", count=len(collected)))
     await _accept(context, chat_id, flow, state, step, collected or None)
 
 
@@ -891,7 +875,7 @@ async def _submit(
         await context.bot.send_message(chat_id, _("error.try_again"))
         return
     if query is not None:
-        await _close_buttons(query, _("flow.submitted"))
+        await close_buttons(query.message, _("flow.submitted"))
     await context.bot.send_message(chat_id, done.text, reply_markup=done.markup)
     if done.after is not None:
         await done.after(context, chat_id)

@@ -15,13 +15,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel.ext.asyncio.session import AsyncSession
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest
 
 from bot.context import BotContext
 from bot.i18n import LANGUAGES, Translator, translate
 from conversations import pick_customer, runner
 from conversations import steps as s
+from conversations.messages import replace_page
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step, Submitted
 from storage import visits
 from storage.db import unit_of_work
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 NO_CHANGE = "none"
 PAGE_SIZE = 5
 NOTE_LIMIT = 300  # characters of each note shown in the list
-_HARMLESS_EDIT_ERRORS = ("not modified", "can't be edited", "not found")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,16 +347,8 @@ async def _list(
         lines.append("")
         lines.append(_("visit.list.page", page=found.page + 1, pages=-(-found.total // PAGE_SIZE)))
     text, markup = "\n".join(lines), InlineKeyboardMarkup(keyboard)
-    message = query.message
-    if edit and isinstance(message, Message) and message.text:
-        try:
-            await message.edit_text(text, reply_markup=markup)
-            return
-        except BadRequest as error:  # too old or gone: send the page anew instead
-            if not any(known in str(error).lower() for known in _HARMLESS_EDIT_ERRORS):
-                raise
-            if "not modified" in str(error).lower():
-                return
+    if edit and await replace_page(query.message, text, markup):
+        return
     await context.bot.send_message(_chat_id(update), text, reply_markup=markup)
 
 

@@ -1548,18 +1548,24 @@ class _Describer:
             )
         return found
 
-    async def _stale(self, group: Sequence[Reminder]) -> dict[int, Notice]:
+    async def _approved_owned(self, group: Sequence[Reminder]) -> list[tuple[Reminder, Customer]]:
+        """The rows whose approved customer still belongs to their (active) recipient."""
         customers = await self._customers_of(group)
-        found = {}
+        kept = []
         for row in group:
             customer = customers.get(row.subject_id or 0)
             if (
-                customer is None
-                or customer.status != RecordStatus.approved
-                or customer.owner_id != row.recipient_id
-                or not self._recipient_ok(row)
+                customer is not None
+                and customer.status == RecordStatus.approved
+                and customer.owner_id == row.recipient_id
+                and self._recipient_ok(row)
             ):
-                continue
+                kept.append((row, customer))
+        return kept
+
+    async def _stale(self, group: Sequence[Reminder]) -> dict[int, Notice]:
+        found = {}
+        for row, customer in await self._approved_owned(group):
             checked = customer.last_checked_at or customer.approved_at
             if checked is None or not row.dedup_key.endswith(checked.date().isoformat()):
                 continue  # confirmed since
@@ -1578,17 +1584,9 @@ class _Describer:
         return found
 
     async def _survey(self, group: Sequence[Reminder]) -> dict[int, Notice]:
-        customers = await self._customers_of(group)
         found = {}
-        for row in group:
-            customer = customers.get(row.subject_id or 0)
-            if (
-                customer is None
-                or customer.status != RecordStatus.approved
-                or customer.owner_id != row.recipient_id
-                or customer.approved_at is None
-                or not self._recipient_ok(row)
-            ):
+        for row, customer in await self._approved_owned(group):
+            if customer.approved_at is None:
                 continue
             assert row.id is not None
             years = max(1, round((self.now - customer.approved_at).days / 365))

@@ -140,8 +140,8 @@ def parse_iso_date(value: str) -> date:
 
 
 def mask_phone(value: str) -> str:
-    """`+8613812345678` → `138****5678`."""
-    digits = value.removeprefix("+86") if value.startswith("+86") else value
+    """`+8613812345678` → `138****5678`; a landline keeps its trunk 0 (`057****4321`)."""
+    digits = re.sub(r"\D", "", format_phone(value))
     if len(digits) <= 7:
         return "*" * len(digits)
     return f"{digits[:3]}****{digits[-4:]}"

@@ -13,27 +13,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import statistics
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlmodel import func, select
 
-from bot.app import _post_init, build_application
-from bot.context import Services
-from bot.settings import Settings
 from storage import customers
 from storage import staff as staff_store
-from storage.crypto import Keyring
-from storage.db import make_engine, make_session_factory, unit_of_work
-from storage.migrate import upgrade_database
+from storage.db import unit_of_work
 from storage.models import Staff, Visit
-from tests.bench.wizard_steps import echo_rate
-from tests.fake_telegram import TOKEN, FakeTelegram, Person
+from tests.bench.wizard_steps import echo_rate, print_rates, start_bench_bot
+from tests.fake_telegram import Person
 
 # One visit, logged from start to finish: 16 updates, each one wizard step.
 PASS: list[tuple[str, str]] = [
@@ -70,20 +62,8 @@ async def _step(person: Person, kind: str, value: str) -> None:
 
 async def visit_rate(rounds: int, workdir: Path) -> tuple[float, int, int]:
     """Steps per second over `rounds` visits; also the steps taken and the visits saved."""
-    url = f"sqlite:///{workdir / 'bench.db'}"
-    await upgrade_database(url)
-    engine = make_engine(url)
-    settings = Settings(_env_file=None, TELEGRAM_BOT_TOKEN=TOKEN, DATA_DIR=workdir)  # type: ignore[call-arg]
-    services = Services(
-        settings=settings,
-        sessions=make_session_factory(engine),
-        keyring=Keyring([os.urandom(32)]),
-        clock=lambda: datetime.now(UTC),
-    )
-    telegram = FakeTelegram()
-    app = build_application(services, request=telegram, rate_limit=False)
-    await app.initialize()
-    await _post_init(app)
+    bench = await start_bench_bot(workdir)
+    app, telegram, services = bench.app, bench.telegram, bench.services
     async with unit_of_work(services.sessions) as session:
         team = await staff_store.get_or_create_team(session, "Bench", actor=None)
         seller = Staff(telegram_id=1, display_name="Bench", role="salesperson", team_id=team.id)
@@ -117,8 +97,7 @@ async def visit_rate(rounds: int, workdir: Path) -> tuple[float, int, int]:
     elapsed = time.perf_counter() - started
     async with unit_of_work(services.sessions) as session:
         saved = (await session.exec(select(func.count()).select_from(Visit))).one()
-    await app.shutdown()
-    await engine.dispose()
+    await bench.close()
     return steps / elapsed, steps, saved
 
 
@@ -133,15 +112,7 @@ async def main(rounds: int, repeats: int) -> None:
         wizard.append(rate)
         echo.append(await echo_rate(steps))
     print(f"updates per run: {steps} ({rounds} visits saved), runs: {repeats}")
-    print(
-        f"/visit wizard steps/s (SQLite):  median {statistics.median(wizard):8.1f}  "
-        f"min {min(wizard):8.1f}  max {max(wizard):8.1f}"
-    )
-    print(
-        f"bare echo handler updates/s:     median {statistics.median(echo):8.1f}  "
-        f"min {min(echo):8.1f}  max {max(echo):8.1f}"
-    )
-    print(f"ratio wizard/echo: {statistics.median(wizard) / statistics.median(echo):.2f}")
+    print_rates("/visit wizard steps/s (SQLite):  ", wizard, echo)
 
 
 if __name__ == "__main__":

@@ -15,12 +15,14 @@ import os
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import Update
-from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, MessageHandler, filters
 
 from bot.app import _post_init, build_application
 from bot.context import Services
@@ -51,7 +53,21 @@ PASS: list[tuple[str, str]] = [
 ]
 
 
-async def wizard_rate(rounds: int, workdir: Path) -> tuple[float, int]:
+@dataclass
+class BenchBot:
+    """Our bot, initialised on a fresh SQLite database in `workdir` and a fake Telegram."""
+
+    app: Application[Any, Any, Any, Any, Any, Any]
+    telegram: FakeTelegram
+    services: Services
+    engine: AsyncEngine
+
+    async def close(self) -> None:
+        await self.app.shutdown()
+        await self.engine.dispose()
+
+
+async def start_bench_bot(workdir: Path) -> BenchBot:
     url = f"sqlite:///{workdir / 'bench.db'}"
     await upgrade_database(url)
     engine = make_engine(url)
@@ -66,6 +82,12 @@ async def wizard_rate(rounds: int, workdir: Path) -> tuple[float, int]:
     app = build_application(services, request=telegram, rate_limit=False)
     await app.initialize()
     await _post_init(app)
+    return BenchBot(app, telegram, services, engine)
+
+
+async def wizard_rate(rounds: int, workdir: Path) -> tuple[float, int]:
+    bench = await start_bench_bot(workdir)
+    app, telegram, services = bench.app, bench.telegram, bench.services
     async with unit_of_work(services.sessions) as session:
         team = await staff_store.get_or_create_team(session, "Bench", actor=None)
         session.add(Staff(telegram_id=1, display_name="Bench", role="salesperson", team_id=team.id))
@@ -82,8 +104,7 @@ async def wizard_rate(rounds: int, workdir: Path) -> tuple[float, int]:
         await person.press("取消")
         steps += 1
     elapsed = time.perf_counter() - started
-    await app.shutdown()
-    await engine.dispose()
+    await bench.close()
     return steps / elapsed, steps
 
 
@@ -117,8 +138,13 @@ async def main(rounds: int, repeats: int) -> None:
         wizard.append(rate)
         echo.append(await echo_rate(steps))
     print(f"updates per run: {steps}, runs: {repeats}")
+    print_rates("wizard steps/s (/new on SQLite): ", wizard, echo)
+
+
+def print_rates(label: str, wizard: list[float], echo: list[float]) -> None:
+    """The wizard's and the echo bot's rates (median, min, max) and the ratio of the medians."""
     print(
-        f"wizard steps/s (/new on SQLite): median {statistics.median(wizard):8.1f}  "
+        f"{label}median {statistics.median(wizard):8.1f}  "
         f"min {min(wizard):8.1f}  max {max(wizard):8.1f}"
     )
     print(

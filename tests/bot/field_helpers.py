@@ -7,9 +7,9 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 
 from bot.context import Services
 from storage import customers as customer_store
@@ -97,6 +97,16 @@ async def reload(world: World, customer: Customer) -> Customer:
         fresh = await session.get(Customer, customer.id)
     assert fresh is not None
     return fresh
+
+
+Row = TypeVar("Row", bound=SQLModel)
+
+
+async def all_rows(world: World, table: type[Row]) -> list[Row]:
+    """Every row of `table`, oldest first."""
+    async with unit_of_work(world.services.sessions) as session:
+        by_id = col(table.id)  # type: ignore[attr-defined]
+        return list((await session.exec(select(table).order_by(by_id))).all())
 
 
 async def denied(world: World) -> list[AuditEntry]:

@@ -80,7 +80,7 @@ async def test_card_shows_masked_values_and_the_right_buttons(world: World) -> N
     assert "客户阶段: 🍎 红苹果:即将成交" in text
     assert "负责人: Li" in text
     assert "下次跟进日期: 2026-11-20 ⚠️ 已逾期 2 天" in text
-    assert "电话: 138****5678, 571****4321" in text
+    assert "电话: 138****5678, 057****4321" in text
     assert "银行账号: **** 2233" in text
     assert "统一社会信用代码: **** 0Y43" in text
     assert "邮箱: s******" in text

@@ -15,6 +15,7 @@ from storage.models import ChangeRecord, Complaint, Review
 from tests.bot.conftest import NOW, World
 from tests.bot.field_helpers import (
     CUSTOMER,
+    all_rows,
     customer_of,
     denied,
     field_world,
@@ -32,16 +33,6 @@ NOT_FOUND = "找不到该记录,或您无权查看。"
 async def world(services: Services) -> AsyncIterator[World]:
     async with field_world(services) as made:
         yield made
-
-
-async def complaints(world: World) -> list[Complaint]:
-    async with unit_of_work(world.services.sessions) as session:
-        return list((await session.exec(select(Complaint).order_by(col(Complaint.id)))).all())
-
-
-async def reviews(world: World) -> list[Review]:
-    async with unit_of_work(world.services.sessions) as session:
-        return list((await session.exec(select(Review).order_by(col(Review.id)))).all())
 
 
 async def log_complaint(
@@ -94,7 +85,7 @@ async def test_salesperson_logs_a_complaint_and_is_its_handler(world: World) -> 
         "处理人:Li。"
     )
     assert labels(li.last_message()) == ["▶️ 开始处理", "✅ 填写处理结果"]
-    [complaint] = await complaints(world)
+    [complaint] = await all_rows(world, Complaint)
     me = await staff_of(world, li)
     assert complaint.complaint_no == "TS-2026-000001"
     assert (complaint.customer_id, complaint.received_by, complaint.handler_id) == (
@@ -128,7 +119,7 @@ async def test_due_time_follows_severity(world: World, label: str, hours: int, s
     await log_complaint(li, severity=label)
     await li.press("提交")
     assert f"处理期限:{shown}" in li.last_text()
-    [complaint] = await complaints(world)
+    [complaint] = await all_rows(world, Complaint)
     assert complaint.due_at == NOW + timedelta(hours=hours)
 
 
@@ -154,7 +145,7 @@ async def test_description_is_required_and_checked(world: World) -> None:
     await li.send("售后响应太慢")
     assert "• 投诉渠道: —" in li.last_text()
     await li.press("提交")
-    [complaint] = await complaints(world)
+    [complaint] = await all_rows(world, Complaint)
     assert (complaint.channel, complaint.description) == (None, "售后响应太慢")
 
 
@@ -196,13 +187,13 @@ async def test_a_manager_assigns_a_handler_who_is_told_and_resolves_it(world: Wo
         [m["text"] for m in world.telegram.sent_to(zhao.id)]
     )
 
-    [complaint] = await complaints(world)
+    [complaint] = await all_rows(world, Complaint)
     handler = await staff_of(world, zhao)
     assert (complaint.status, complaint.handler_id) == ("resolved", handler.id)
     assert complaint.resolution == "免费更换损坏部件"
     assert complaint.feedback == "已电话告知,客户满意"
     assert complaint.feedback_at == datetime(2026, 11, 22, 1, 30, tzinfo=UTC)
-    resolution = (await reviews(world))[-1]
+    resolution = (await all_rows(world, Review))[-1]
     assert (resolution.kind, resolution.status) == ("complaint_resolution", "pending")
     assert (resolution.complaint_id, resolution.submitted_by) == (complaint.id, handler.id)
     async with unit_of_work(world.services.sessions) as session:
@@ -230,7 +221,7 @@ async def test_the_wrong_person_is_refused_and_audited(world: World) -> None:
     await customer_of(world, li)
     await log_complaint(li)
     await li.press("提交")
-    [complaint] = await complaints(world)
+    [complaint] = await all_rows(world, Complaint)
     for outsider in (zhao, west_boss):
         await outsider.send("/help")
         for action in ("take", "resolve", "v", "assign", "to1"):
@@ -245,9 +236,11 @@ async def test_the_wrong_person_is_refused_and_audited(world: World) -> None:
     assert {e.entity for e in entries} == {"complaint"}
     assert {e.entity_id for e in entries} == {complaint.id}
     assert entries[-1].actor_telegram_id == li.id
-    [stored] = await complaints(world)
+    [stored] = await all_rows(world, Complaint)
     assert (stored.status, stored.handler_id) == ("open", complaint.handler_id)
-    assert await reviews(world) == [r for r in await reviews(world) if r.kind == "customer_new"]
+    assert await all_rows(world, Review) == [
+        r for r in await all_rows(world, Review) if r.kind == "customer_new"
+    ]
 
 
 async def test_forged_complaint_buttons_for_another_teams_customer(world: World) -> None:
@@ -270,7 +263,7 @@ async def test_forged_complaint_buttons_for_another_teams_customer(world: World)
         ("customer", theirs.id),
         ("complaint", 99),
     ]
-    assert await complaints(world) == []
+    assert await all_rows(world, Complaint) == []
     assert "西湖茶业" not in str(world.telegram.sent_to(li.id))
 
 
@@ -284,7 +277,7 @@ async def test_stale_complaint_buttons_say_what_happened(world: World) -> None:
     await li.press("开始处理", saved)
     await li.press("开始处理", saved)  # a second tap on the old message
     assert li.last_answer() == "这件投诉现在是“处理中”,这个操作已不适用。"
-    [complaint] = await complaints(world)
+    [complaint] = await all_rows(world, Complaint)
     # the manager resolves it meanwhile; the handler's resolve button is now stale
     await boss.send("/help")
     await boss.press_data(boss.last_message(), f"cx:{complaint.id}:resolve")
@@ -295,7 +288,7 @@ async def test_stale_complaint_buttons_say_what_happened(world: World) -> None:
     await li.press("填写处理结果", saved)
     assert li.last_answer() == "这件投诉现在是“已处理,待审批”,这个操作已不适用。"
     assert await draft_of(world.services.sessions, li.id) is None
-    [stored] = await complaints(world)
+    [stored] = await all_rows(world, Complaint)
     assert (stored.status, stored.resolution) == ("resolved", "已退款")
     assert stored.feedback_at == NOW  # skipped: now
 
@@ -306,7 +299,7 @@ async def test_two_handlers_resolving_at_once_make_one_resolution(world: World) 
     await customer_of(world, li)
     await log_complaint(li)
     await li.press("提交")
-    [complaint] = await complaints(world)
+    [complaint] = await all_rows(world, Complaint)
     for person in (li, boss):
         await person.send("/help")
         await person.press_data(person.last_message(), f"cx:{complaint.id}:resolve")
@@ -317,9 +310,9 @@ async def test_two_handlers_resolving_at_once_make_one_resolution(world: World) 
     await li.press("提交")
     await boss.press("提交", summary)  # the resolution card for approval came meanwhile
     assert boss.last_text() == "这件投诉现在是“已处理,待审批”,这个操作已不适用。"
-    [stored] = await complaints(world)
+    [stored] = await all_rows(world, Complaint)
     assert stored.resolution == "Li 的处理"
-    pending = [r for r in await reviews(world) if r.kind == "complaint_resolution"]
+    pending = [r for r in await all_rows(world, Review) if r.kind == "complaint_resolution"]
     assert len(pending) == 1
 
 
@@ -345,7 +338,7 @@ async def test_a_manager_changes_the_handler_from_the_list(world: World) -> None
     await boss.press("Zhao")
     assert boss.last_text().startswith("👤 已改由 Zhao 处理。")
     assert zhao.last_text().startswith("📣 Boss 把一件投诉交给您处理:")
-    second = (await complaints(world))[1]
+    second = (await all_rows(world, Complaint))[1]
     assert second.handler_id == (await staff_of(world, zhao)).id
     assert "complaint.assign" in await audit_actions(world.services.sessions)
 
@@ -360,7 +353,7 @@ async def test_a_handler_who_never_opened_the_bot_is_reported(world: World) -> N
     await boss.press("Zhao")
     await boss.press("提交")
     assert boss.last_text().startswith("⚠️ 无法通知处理人 Zhao")
-    [complaint] = await complaints(world)
+    [complaint] = await all_rows(world, Complaint)
     assert complaint.complaint_no == "TS-2026-000001"  # saved all the same
 
 
@@ -378,7 +371,7 @@ async def test_restart_in_the_middle_of_a_complaint(world: World) -> None:
     await again.press("低")
     await again.send("发票金额开错")
     await again.press("提交")
-    [complaint] = await complaints(world)
+    [complaint] = await all_rows(world, Complaint)
     assert (complaint.channel, complaint.type, complaint.severity) == ("online", "billing", "low")
 
 
@@ -416,6 +409,6 @@ async def test_an_approved_resolution_closes_the_complaint(world: World) -> None
     await li.press("提交")
     review_card = card_of(boss, world, "投诉处理结果")
     await boss.press("通过", review_card)
-    [complaint] = await complaints(world)
+    [complaint] = await all_rows(world, Complaint)
     assert (complaint.status, complaint.approver_id) == ("closed", (await staff_of(world, boss)).id)
     assert complaint.closed_at is not None

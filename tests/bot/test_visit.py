@@ -15,6 +15,7 @@ from storage.models import Attachment, ChangeRecord, Customer, Visit
 from tests.bot.conftest import World
 from tests.bot.field_helpers import (
     CUSTOMER,
+    all_rows,
     customer_of,
     denied,
     field_world,
@@ -32,16 +33,6 @@ from tests.fake_telegram import Person, buttons
 async def world(services: Services) -> AsyncIterator[World]:
     async with field_world(services) as made:
         yield made
-
-
-async def visits(world: World) -> list[Visit]:
-    async with unit_of_work(world.services.sessions) as session:
-        return list((await session.exec(select(Visit).order_by(col(Visit.id)))).all())
-
-
-async def attachments(world: World) -> list[Attachment]:
-    async with unit_of_work(world.services.sessions) as session:
-        return list((await session.exec(select(Attachment).order_by(col(Attachment.id)))).all())
 
 
 async def up_to_location(person: Person) -> None:
@@ -107,7 +98,7 @@ async def test_salesperson_logs_a_visit_with_location_photo_document_and_voice(
     )
     assert "客户阶段已改为 🍎 红苹果:即将成交" in li.last_text()
 
-    [visit] = await visits(world)
+    [visit] = await all_rows(world, Visit)
     assert visit.kind == "on_site"
     assert visit.visited_at == datetime(2026, 11, 21, 7, 30, tzinfo=UTC)
     assert (visit.latitude, visit.longitude) == (30.27415, 120.15515)
@@ -115,7 +106,7 @@ async def test_salesperson_logs_a_visit_with_location_photo_document_and_voice(
     assert visit.needs_feedback == "希望 30 天内交货"
     assert visit.stage_change == "red"
     assert visit.next_followup_on == date(2026, 12, 1)
-    stored = await attachments(world)
+    stored = await all_rows(world, Attachment)
     assert [(a.kind, a.file_id, a.visit_id) for a in stored] == [
         ("photo", "photo-2", visit.id),  # the largest size of the photo
         ("document", "doc-quote.pdf", visit.id),
@@ -150,13 +141,13 @@ async def test_skipped_answers_take_their_defaults(world: World) -> None:
     assert "• 阶段变化: ➖ 不变(默认)" in card
     assert "• 下次跟进日期: 2026-12-06(默认)" in card  # class B: 14 days
     await li.press("提交")
-    [visit] = await visits(world)
+    [visit] = await all_rows(world, Visit)
     assert visit.visited_at == datetime(2026, 11, 22, 2, 0, tzinfo=UTC)  # the clock's now
     assert (visit.kind, visit.stage_change, visit.latitude) == ("phone", None, None)
     fresh = await reload(world, customer)
     assert (fresh.last_visit_on, fresh.next_followup_on) == (date(2026, 11, 22), date(2026, 12, 6))
     assert fresh.stage == "yellow"
-    assert await attachments(world) == []
+    assert await all_rows(world, Attachment) == []
 
 
 async def test_text_where_a_location_is_expected_and_a_location_where_text_is(
@@ -208,10 +199,10 @@ async def test_back_and_skip(world: World) -> None:
     await li.press("完成")
     assert "• 附件: 附件 1 个" in li.last_text()
     await li.press("提交")
-    [visit] = await visits(world)
+    [visit] = await all_rows(world, Visit)
     assert visit.visited_at == datetime(2026, 11, 22, 1, 15, tzinfo=UTC)
     assert visit.latitude is None and visit.purpose == "年度回访"
-    assert len(await attachments(world)) == 1
+    assert len(await all_rows(world, Attachment)) == 1
 
 
 async def test_cancel_in_the_middle_of_the_attachments_saves_nothing(world: World) -> None:
@@ -232,8 +223,8 @@ async def test_cancel_in_the_middle_of_the_attachments_saves_nothing(world: Worl
     assert "已收到第 2 个附件" in li.last_text()
     await li.press("取消")
     assert li.last_text() == "已取消,未保存任何内容。"
-    assert await visits(world) == []
-    assert await attachments(world) == []
+    assert await all_rows(world, Visit) == []
+    assert await all_rows(world, Attachment) == []
     assert await draft_of(world.services.sessions, li.id) is None
     fresh = await reload(world, customer)
     assert (fresh.stage, fresh.last_visit_on) == ("yellow", None)
@@ -285,7 +276,7 @@ async def test_a_stale_button_is_refused(world: World) -> None:
     await li.press("提交", summary)
     await li.press("提交", summary)  # a double tap saves once
     assert li.last_answer() == "这个按钮已过期,请使用最新的消息。"
-    assert len(await visits(world)) == 1
+    assert len(await all_rows(world, Visit)) == 1
 
 
 async def test_a_forged_visit_button_for_another_teams_customer_is_refused_and_audited(
@@ -312,7 +303,7 @@ async def test_a_forged_visit_button_for_another_teams_customer_is_refused_and_a
         ("visit", 999),
     ]
     assert all(e.actor_telegram_id == li.id for e in entries)
-    assert await visits(world) == []
+    assert await all_rows(world, Visit) == []
     assert await draft_of(world.services.sessions, li.id) is None
 
 
@@ -340,7 +331,7 @@ async def test_a_salesperson_cannot_log_a_visit_for_a_colleagues_customer(
     await boss.press("电话")
     await boss.press("跳过其余")
     await boss.press("提交")
-    [visit] = await visits(world)
+    [visit] = await all_rows(world, Visit)
     assert (visit.customer_id, visit.salesperson_id) == (
         theirs.id,
         (await staff_of(world, boss)).id,
@@ -363,7 +354,7 @@ async def test_a_customer_handed_over_mid_flow_cannot_be_logged(world: World) ->
         session.add(row)
     await li.press("提交")
     assert li.last_text() == "找不到该记录,或您无权查看。"
-    assert await visits(world) == []
+    assert await all_rows(world, Visit) == []
     [entry] = await denied(world)
     assert "visit.log" in (entry.detail or "")
 
@@ -388,9 +379,9 @@ async def test_restart_in_the_middle_continues_where_it_stopped(world: World) ->
     await again.press("完成")
     assert "• 位置: 30.30000, 120.30000" in again.last_text()
     await again.press("提交")
-    [visit] = await visits(world)
+    [visit] = await all_rows(world, Visit)
     assert visit.latitude == 30.3
-    assert [a.kind for a in await attachments(world)] == ["photo", "voice"]
+    assert [a.kind for a in await all_rows(world, Attachment)] == ["photo", "voice"]
 
 
 async def test_a_visit_started_from_the_customer_card(world: World) -> None:
@@ -406,7 +397,7 @@ async def test_a_visit_started_from_the_customer_card(world: World) -> None:
     assert f"• 客户: {CUSTOMER} · {customer.customer_no}" in card
     assert "• 下次跟进日期: 2026-12-06(默认)" in card
     await li.press("提交")
-    [visit] = await visits(world)
+    [visit] = await all_rows(world, Visit)
     assert visit.customer_id == customer.id
 
 

@@ -7,102 +7,36 @@ as the project's own code reads it (and the raw SQLite file, which must not hold
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import subprocess
-import sys
-from collections.abc import Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
-import pytest
 from sqlalchemy.engine import make_url
-from sqlmodel import select
 
 from bot.i18n import translate
-from storage.db import make_engine, make_session_factory
 from storage.models import Customer
 from tests.conftest import IS_POSTGRES
 from tests.e2e.fake_bot_api import JSON, FakeBotApi
-from tests.e2e.harness import REPO_ROOT, BotProcess
+from tests.e2e.harness import BotProcess
+from tests.e2e.support import (
+    ADMIN_ID,
+    LINK,
+    Person,
+    assert_audit_intact,
+    assert_no_apologies,
+    read_rows,
+    run_async,
+    run_cli,
+    shanghai_today,
+    stop_cleanly,
+)
 
-TOKEN = "123456:TEST-token-abcdefghijklmnopqrstuvwxyz"
-BOT_USERNAME = "archive_test_bot"
-ADMIN_ID = 900_001
 LI_ID, WANG_ID, STRANGER_ID = 700_001, 700_002, 700_003
-WAIT = 20.0  # seconds for each reply: generous, a loaded CI machine may be slow
-LINK = re.compile(rf"https://t\.me/{BOT_USERNAME}\?start=([A-Za-z0-9_-]+)")
 
 CUSTOMER = "Hangzhou Mingyuan Machinery Co., Ltd."
 PHONE = "13812345678"
 EMAIL = "sales@mingyuan.example.com"
 ADDRESS = "100 Wensan Road, Xihu District"
-
-
-# ---------------------------------------------------------------------------------------------
-# Talking to the bot like a person does
-
-
-@dataclass
-class Person:
-    """Someone chatting with the bot privately; every reply is awaited with a generous timeout."""
-
-    api: FakeBotApi
-    bot: BotProcess
-    user: JSON
-
-    @property
-    def chat_id(self) -> int:
-        return int(self.user["id"])
-
-    def say(self, text: str, expect: str) -> JSON:
-        """Type `text`; return the bot's next new message containing `expect`."""
-        mark = self.api.last_seq()
-        self.api.send_text(self.user, text)
-        return self.reply(expect, after=mark)
-
-    def tap(self, label: str, expect: str) -> JSON:
-        """Press the button `label` on the newest message having it; return the next reply."""
-        message = self.newest_with_button(label)
-        mark = self.api.last_seq()
-        self.api.press_button(self.user, message, _button(message, label))
-        return self.reply(expect, after=mark)
-
-    def reply(self, expect: str, after: int) -> JSON:
-        def wanted(event: JSON) -> bool:
-            return event["event"] == "sent" and expect in (event.get("text") or "")
-
-        try:
-            return self.api.wait_for_message(self.chat_id, wanted, timeout=WAIT, after=after)
-        except AssertionError as error:
-            raise AssertionError(f"expected {expect!r}: {error}\n\nbot log:\n{self.log}") from None
-
-    def newest_with_button(self, label: str) -> JSON:
-        for message in reversed(self.messages()):
-            if not message.get("deleted") and any(
-                label in text for text in FakeBotApi.button_texts(message)
-            ):
-                return message
-        raise AssertionError(f"no message with a {label!r} button\n\nbot log:\n{self.log}")
-
-    def messages(self) -> list[JSON]:
-        return self.api.sent_messages(self.chat_id)
-
-    @property
-    def log(self) -> str:
-        return self.bot.log_text()
-
-
-def _button(message: JSON, label: str) -> str:
-    """callback_data of the button labelled exactly `label`, else of the first containing it."""
-    buttons = [b for row in message["reply_markup"]["inline_keyboard"] for b in row]
-    exact = [b for b in buttons if b["text"] == label]
-    return exact[0]["callback_data"] if exact else FakeBotApi.button_data(message, label)
 
 
 def position(message: JSON) -> tuple[int, int]:
@@ -112,84 +46,10 @@ def position(message: JSON) -> tuple[int, int]:
     return int(found[1]), int(found[2])
 
 
-# ---------------------------------------------------------------------------------------------
-# The command line and the database, as an operator would use them
-
-
-def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m bot <args>` with the bot's environment (and nothing of ours)."""
-    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
-    full_env = {**base, "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8", **env}
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        cwd=REPO_ROOT,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-T = TypeVar("T")
-
-
-def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine on a fresh loop in a worker thread (this test itself is synchronous)."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
-
-
-async def read_customers(database_url: str) -> list[Customer]:
-    engine = make_engine(database_url)
-    try:
-        async with make_session_factory(engine)() as session:
-            return list((await session.exec(select(Customer))).all())
-    finally:
-        await engine.dispose()
-
-
-def shanghai_today() -> date:
-    """The bot's calendar day (TIMEZONE defaults to Asia/Shanghai)."""
-    return datetime.now(ZoneInfo("Asia/Shanghai")).date()
-
-
 def sqlite_bytes(database_url: str) -> bytes:
     """The database file plus any WAL/journal next to it: everything SQLite keeps on disk."""
     path = Path(make_url(database_url).database or "")
     return b"".join(p.read_bytes() for p in sorted(path.parent.glob(path.name + "*")))
-
-
-# ---------------------------------------------------------------------------------------------
-# Fixtures: the fake Telegram, the bot's settings, the bot process (always stopped)
-
-
-@pytest.fixture
-def api() -> Iterator[FakeBotApi]:
-    with FakeBotApi(TOKEN, username=BOT_USERNAME) as fake:
-        yield fake
-
-
-@pytest.fixture
-def bot_env(api: FakeBotApi, database_url: str, tmp_path: Path) -> dict[str, str]:
-    return {
-        "TELEGRAM_BOT_TOKEN": TOKEN,
-        "TELEGRAM_BASE_URL": api.base_url,
-        "BOT_USERNAME": BOT_USERNAME,
-        "DATA_DIR": str(tmp_path / "data"),
-        "DATABASE_URL": database_url,
-        "ADMIN_TELEGRAM_IDS": str(ADMIN_ID),
-        "DEFAULT_LANGUAGE": "zh",  # our people's Telegram apps are English: that must win
-    }
-
-
-@pytest.fixture
-def bot(bot_env: dict[str, str], tmp_path: Path) -> Iterator[BotProcess]:
-    process = BotProcess(bot_env, log_dir=tmp_path)
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,17 +159,13 @@ def test_salesperson_enters_a_customer_across_a_restart(
 
     # The whole day: one refusal for the stranger, no apology for an error to anyone.
     assert [m["text"] for m in stranger.messages()] == [refusal["text"]]
-    for person in (li, wang, admin):
-        texts = [m.get("text") or "" for m in person.messages()]
-        assert not [t for t in texts if "something went wrong" in t], texts
+    assert_no_apologies(li, wang, admin)
 
-    assert bot.stop() == 0, f"bot did not stop cleanly:\n{bot.log_text()}"
-    log = bot.log_text(tail=10**7)
-    assert "Traceback" not in log, log
+    log = stop_cleanly(bot)
     assert PHONE not in log, "the phone number leaked into the log"
 
     # The record as the project's own code reads it.
-    customers = run_async(read_customers(database_url))
+    [customers] = run_async(read_rows(database_url, Customer))
     assert len(customers) == 1, customers
     customer = customers[0]
     assert (customer.name, customer.status) == (CUSTOMER, "pending")
@@ -324,6 +180,4 @@ def test_salesperson_enters_a_customer_across_a_restart(
         for secret in (PHONE, EMAIL, ADDRESS):
             assert secret.encode() not in raw, f"{secret!r} stored in clear"
 
-    audit = run_cli(bot_env, "verify-audit")
-    assert audit.returncode == 0, audit.stdout + audit.stderr
-    assert "intact" in audit.stdout, audit.stdout
+    assert_audit_intact(bot_env)

@@ -8,7 +8,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,14 +24,7 @@ from telegram.ext import (
 
 from tests.e2e.fake_bot_api import FakeBotApi, UploadedFile
 from tests.e2e.harness import BotProcess
-
-TOKEN = "123456:TEST-token-abcdefghijklmnopqrstuvwxyz"
-
-
-@pytest.fixture
-def api() -> Iterator[FakeBotApi]:
-    with FakeBotApi(TOKEN) as fake:
-        yield fake
+from tests.e2e.support import TOKEN
 
 
 def _post(url: str, body: bytes = b"", ctype: str = "application/json") -> tuple[int, dict]:

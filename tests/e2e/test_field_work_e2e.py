@@ -9,25 +9,25 @@ attachment, the customer's new dates and the complaint with its number and due t
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import col, select
 
-from storage.db import make_engine, make_session_factory
 from storage.models import Attachment, Complaint, Customer, Staff, Visit
 from tests.e2e.fake_bot_api import JSON, FakeBotApi
 from tests.e2e.harness import BotProcess
-from tests.e2e.test_bot_e2e import (
-    BOT_USERNAME,
+from tests.e2e.support import (
     LINK,
-    TOKEN,
     Person,
+    assert_audit_intact,
+    assert_no_apologies,
+    bot_settings,
+    read_rows,
     run_async,
     run_cli,
     shanghai_today,
+    stop_cleanly,
 )
 
 LI_ID = 700_101
@@ -35,30 +35,9 @@ CUSTOMER = "Ningbo Haitian Plastics Co., Ltd."
 
 
 @pytest.fixture
-def api() -> Iterator[FakeBotApi]:
-    with FakeBotApi(TOKEN, username=BOT_USERNAME) as fake:
-        yield fake
-
-
-@pytest.fixture
 def bot_env(api: FakeBotApi, database_url: str, tmp_path: Path) -> dict[str, str]:
-    return {
-        "TELEGRAM_BOT_TOKEN": TOKEN,
-        "TELEGRAM_BASE_URL": api.base_url,
-        "BOT_USERNAME": BOT_USERNAME,
-        "DATA_DIR": str(tmp_path / "data"),
-        "DATABASE_URL": database_url,
-        "DEFAULT_LANGUAGE": "zh",  # Li's Telegram app is English: that must win
-    }
-
-
-@pytest.fixture
-def bot(bot_env: dict[str, str], tmp_path: Path) -> Iterator[BotProcess]:
-    process = BotProcess(bot_env, log_dir=tmp_path)
-    try:
-        yield process
-    finally:
-        process.stop()
+    """No admin; Chinese by default (Li's Telegram app is English: that must win)."""
+    return bot_settings(api, database_url, tmp_path, admin=False)
 
 
 def share_location(person: Person, latitude: float, longitude: float, expect: str) -> JSON:
@@ -72,20 +51,6 @@ def send_photo(person: Person, expect: str) -> JSON:
     mark = person.api.last_seq()
     person.api.send_photo(person.user)
     return person.reply(expect, after=mark)
-
-
-async def read_back(database_url: str) -> dict[str, list]:
-    engine = make_engine(database_url)
-    try:
-        async with make_session_factory(engine)() as session:
-            return {
-                table.__name__: list(
-                    (await session.exec(select(table).order_by(col(table.id)))).all()
-                )
-                for table in (Staff, Customer, Visit, Attachment, Complaint)
-            }
-    finally:
-        await engine.dispose()
 
 
 def test_salesperson_logs_a_visit_with_location_and_photo_and_a_complaint(
@@ -154,17 +119,12 @@ def test_salesperson_logs_a_visit_with_location_and_photo_and_a_complaint(
     assert f"Complaint registered as TS-{year}-000001." in done["text"], done["text"]
     assert "Handler: Li Lei." in done["text"]
 
-    texts = [m.get("text") or "" for m in li.messages()]
-    assert not [t for t in texts if "something went wrong" in t], texts
-    assert bot.stop() == 0, f"bot did not stop cleanly:\n{bot.log_text()}"
-    assert "Traceback" not in bot.log_text(tail=10**7)
+    assert_no_apologies(li)
+    stop_cleanly(bot)
 
-    rows = run_async(read_back(database_url))
-    [li_staff] = rows["Staff"]
-    [customer] = rows["Customer"]
-    [visit] = rows["Visit"]
-    [attachment] = rows["Attachment"]
-    [complaint] = rows["Complaint"]
+    [li_staff], [customer], [visit], [attachment], [complaint] = run_async(
+        read_rows(database_url, Staff, Customer, Visit, Attachment, Complaint)
+    )
     assert (visit.customer_id, visit.salesperson_id) == (customer.id, li_staff.id)
     assert visit.kind == "on_site"
     assert (visit.latitude, visit.longitude, visit.accuracy_m) == (29.86821, 121.54399, 15.0)
@@ -182,6 +142,4 @@ def test_salesperson_logs_a_visit_with_location_and_photo_and_a_complaint(
     assert complaint.status == "open"
     assert complaint.due_at - complaint.received_at == timedelta(hours=72)
 
-    audit = run_cli(bot_env, "verify-audit")
-    assert audit.returncode == 0, audit.stdout + audit.stderr
-    assert "intact" in audit.stdout, audit.stdout
+    assert_audit_intact(bot_env)

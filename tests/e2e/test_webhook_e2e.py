@@ -7,16 +7,13 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from bot.i18n import translate
 from tests.e2e.fake_bot_api import FakeBotApi
 from tests.e2e.harness import BotProcess
+from tests.e2e.support import TOKEN
 
-TOKEN = "123456:TEST-token-abcdefghijklmnopqrstuvwxyz"
 SECRET = "webhook-secret-0123456789"
 
 
@@ -42,12 +39,6 @@ def post(port: int, update: dict, secret: str | None) -> int:
         return int(error.code)
     except urllib.error.URLError:  # not listening yet
         return 0
-
-
-@pytest.fixture
-def api() -> Iterator[FakeBotApi]:
-    with FakeBotApi(TOKEN) as server:
-        yield server
 
 
 def test_webhook_mode_checks_the_secret_header(

@@ -14,28 +14,7 @@ from bot.cli import main
 from storage import audit
 from storage.db import SessionFactory, unit_of_work
 from storage.models import AuditEntry
-
-SETTINGS_ENV = (
-    "TELEGRAM_BOT_TOKEN",
-    "TELEGRAM_BASE_URL",
-    "BOT_USERNAME",
-    "DATA_DIR",
-    "DATABASE_URL",
-    "ENCRYPTION_KEYS",
-    "ADMIN_TELEGRAM_IDS",
-    "DEFAULT_LANGUAGE",
-    "TIMEZONE",
-    "FOLLOWUP_HOUR",
-    "QUIET_HOURS",
-    "REMINDER_POLL_SECONDS",
-    "INVITE_TTL_HOURS",
-    "FOLLOWUP_CYCLES",
-    "COMPLAINT_DUE_HOURS",
-    "WEBHOOK_URL",
-    "WEBHOOK_SECRET",
-    "WEBHOOK_LISTEN",
-    "WEBHOOK_PORT",
-)
+from tests.storage.settings_env import clean_settings_env
 
 
 async def _record_some(session_factory: SessionFactory, count: int) -> None:
@@ -201,12 +180,7 @@ async def test_rolled_back_append_leaves_no_trace(session_factory: SessionFactor
 @pytest.fixture
 def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> Path:
     """The environment `python -m bot` reads, and no stray .env."""
-    for name in SETTINGS_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("DATA_DIR", str(tmp_path))
-    monkeypatch.chdir(tmp_path)  # no stray .env is read
+    clean_settings_env(monkeypatch, tmp_path, DATABASE_URL=database_url, DATA_DIR=str(tmp_path))
     return tmp_path
 
 

@@ -19,41 +19,20 @@ from storage.crypto import Keyring, MasterKey, decode_master_key, new_master_key
 from storage.db import SessionFactory, make_engine, unit_of_work
 from storage.errors import Refused
 from storage.models import DataKey, Invite, Role, Staff, Team
+from tests.storage.settings_env import clean_settings_env
 
-TOKEN = "123456:ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-SETTINGS_ENV = (
-    "TELEGRAM_BOT_TOKEN",
-    "TELEGRAM_BASE_URL",
-    "BOT_USERNAME",
-    "DATA_DIR",
-    "DATABASE_URL",
-    "ENCRYPTION_KEYS",
-    "ADMIN_TELEGRAM_IDS",
-    "DEFAULT_LANGUAGE",
-    "TIMEZONE",
-    "FOLLOWUP_HOUR",
-    "QUIET_HOURS",
-    "REMINDER_POLL_SECONDS",
-    "INVITE_TTL_HOURS",
-    "FOLLOWUP_CYCLES",
-    "COMPLAINT_DUE_HOURS",
-    "WEBHOOK_URL",
-    "WEBHOOK_SECRET",
-    "WEBHOOK_LISTEN",
-    "WEBHOOK_PORT",
-)
 COMMANDS = ("run", "migrate", "invite", "backup", "restore", "rotate-keys", "verify-audit")
 LINK = re.compile(r"^https://t\.me/archive_bot\?start=([A-Za-z0-9_-]{20,})$")
 
 
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> None:
-    for name in SETTINGS_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("BOT_USERNAME", "archive_bot")
-    monkeypatch.chdir(tmp_path)  # no stray .env is read
+    clean_settings_env(
+        monkeypatch,
+        tmp_path,
+        DATABASE_URL=database_url,
+        DATA_DIR=str(tmp_path / "data"),
+        BOT_USERNAME="archive_bot",
+    )
 
 
 @pytest.fixture

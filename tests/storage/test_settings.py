@@ -9,39 +9,13 @@ import pytest
 from bot.cli import main
 from bot.settings import Settings, parse_quiet_hours
 from storage.crypto import decode_master_key, new_master_key
-
-TOKEN = "123456:ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-SETTINGS_ENV = (
-    "TELEGRAM_BOT_TOKEN",
-    "TELEGRAM_BASE_URL",
-    "BOT_USERNAME",
-    "DATA_DIR",
-    "DATABASE_URL",
-    "ENCRYPTION_KEYS",
-    "ADMIN_TELEGRAM_IDS",
-    "DEFAULT_LANGUAGE",
-    "TIMEZONE",
-    "FOLLOWUP_HOUR",
-    "QUIET_HOURS",
-    "REMINDER_POLL_SECONDS",
-    "INVITE_TTL_HOURS",
-    "FOLLOWUP_CYCLES",
-    "COMPLAINT_DUE_HOURS",
-    "WEBHOOK_URL",
-    "WEBHOOK_SECRET",
-    "WEBHOOK_LISTEN",
-    "WEBHOOK_PORT",
-)
+from tests.storage.settings_env import TOKEN, clean_settings_env
 
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
     """A clean environment with a valid token, run from an empty folder (no .env)."""
-    for name in SETTINGS_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
-    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    clean_settings_env(monkeypatch, tmp_path, DATA_DIR=str(tmp_path / "data"))
     return monkeypatch
 
 
