@@ -31,6 +31,7 @@ from conversations.messages import is_harmless_edit_error
 from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
 from storage import drafts
 from storage import reviews as review_store
+from storage import staff as staff_store
 from storage.db import unit_of_work
 from storage.errors import Refused
 from storage.models import ReviewKind, ReviewStatus, Role
@@ -692,7 +693,7 @@ async def setgroup_command(update: Update, context: BotContext) -> None:
     enabled = not (context.args and context.args[0].lower() in ("off", "stop", "0"))
     try:
         async with unit_of_work(context.services.sessions) as session:
-            team = await review_store.set_manager_chat(
+            team = await staff_store.set_manager_chat(
                 session, actor=member, chat_id=chat_id, enabled=enabled
             )
     except Refused as refusal:

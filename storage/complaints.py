@@ -264,6 +264,36 @@ async def _history(
     )
 
 
+async def _change(
+    session: AsyncSession,
+    *,
+    keyring: Keyring,
+    actor: Staff,
+    complaint: Complaint,
+    action: str,
+    changes: dict[str, Any],
+    now: datetime,
+    review_id: int | None = None,
+) -> None:
+    """Write new values onto the complaint, bump its version, and keep the difference."""
+    diff = {field: [getattr(complaint, field), value] for field, value in changes.items()}
+    for field, value in changes.items():
+        setattr(complaint, field, value)
+    complaint.version += 1
+    complaint.updated_at = now
+    session.add(complaint)
+    await _history(
+        session,
+        keyring=keyring,
+        actor=actor,
+        complaint=complaint,
+        action=action,
+        diff=diff,
+        now=now,
+        review_id=review_id,
+    )
+
+
 def _jsonable(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
@@ -408,18 +438,13 @@ async def start_progress(
     """The handler (or a manager) takes the complaint on: open/reopened → in_progress."""
     complaint, customer = await _locked(session, actor, complaint_id, "complaint.take")
     await _require(session, actor, complaint, customer, "take")
-    diff = {"status": [complaint.status, ComplaintStatus.in_progress]}
-    complaint.status = ComplaintStatus.in_progress
-    complaint.version += 1
-    complaint.updated_at = now
-    session.add(complaint)
-    await _history(
+    await _change(
         session,
         keyring=keyring,
         actor=actor,
         complaint=complaint,
         action="in_progress",
-        diff=diff,
+        changes={"status": ComplaintStatus.in_progress},
         now=now,
     )
     return complaint
@@ -443,19 +468,6 @@ async def resolve(
     feedback_text = _text(feedback, MAX_FEEDBACK, required=True)
     if feedback_at.tzinfo is None:
         raise ValueError("feedback_at must be timezone-aware")
-    diff: dict[str, list[Any]] = {
-        "status": [complaint.status, ComplaintStatus.resolved],
-        "resolution": [complaint.resolution, resolution_text],
-        "feedback": [complaint.feedback, feedback_text],
-        "feedback_at": [complaint.feedback_at, feedback_at],
-    }
-    complaint.status = ComplaintStatus.resolved
-    complaint.resolution, complaint.feedback = resolution_text, feedback_text
-    complaint.feedback_at = feedback_at
-    complaint.approver_id = None
-    complaint.version += 1
-    complaint.updated_at = now
-    session.add(complaint)
     review = Review(
         kind=ReviewKind.complaint_resolution,
         status=ReviewStatus.pending,
@@ -469,13 +481,19 @@ async def resolve(
     )
     session.add(review)
     await session.flush()
-    await _history(
+    complaint.approver_id = None  # a new resolution waits for a new decision
+    await _change(
         session,
         keyring=keyring,
         actor=actor,
         complaint=complaint,
         action="resolve",
-        diff=diff,
+        changes={
+            "status": ComplaintStatus.resolved,
+            "resolution": resolution_text,
+            "feedback": feedback_text,
+            "feedback_at": feedback_at,
+        },
         now=now,
         review_id=review.id,
     )
@@ -506,18 +524,13 @@ async def reassign(
     handler = await _valid_handler(session, actor, customer, handler_id)
     if handler.id == complaint.handler_id:
         return complaint
-    diff = {"handler_id": [complaint.handler_id, handler.id]}
-    complaint.handler_id = handler.id
-    complaint.version += 1
-    complaint.updated_at = now
-    session.add(complaint)
-    await _history(
+    await _change(
         session,
         keyring=keyring,
         actor=actor,
         complaint=complaint,
         action="assign",
-        diff=diff,
+        changes={"handler_id": handler.id},
         now=now,
     )
     return complaint
@@ -551,23 +564,18 @@ async def decide_resolution(
         raise Refused("not_allowed")
     if complaint.status != ComplaintStatus.resolved:
         raise Refused("complaint_state", status=complaint.status)
-    new_status = ComplaintStatus.closed if approved else ComplaintStatus.reopened
-    diff: dict[str, list[Any]] = {"status": [complaint.status, new_status]}
-    complaint.status = new_status
-    if approved:
-        diff["approver_id"] = [complaint.approver_id, actor.id]
-        diff["closed_at"] = [complaint.closed_at, now]
-        complaint.approver_id, complaint.closed_at = actor.id, now
-    complaint.version += 1
-    complaint.updated_at = now
-    session.add(complaint)
-    await _history(
+    changes: dict[str, Any] = (
+        {"status": ComplaintStatus.closed, "approver_id": actor.id, "closed_at": now}
+        if approved
+        else {"status": ComplaintStatus.reopened}
+    )
+    await _change(
         session,
         keyring=keyring,
         actor=actor,
         complaint=complaint,
         action="close" if approved else "reopen",
-        diff=diff,
+        changes=changes,
         now=now,
         review_id=review_id,
     )

@@ -202,6 +202,31 @@ async def record_invite_refusal(session: AsyncSession, *, telegram_id: int, reas
     )
 
 
+async def set_manager_chat(
+    session: AsyncSession, *, actor: Staff, chat_id: int, enabled: bool = True
+) -> Team:
+    """Send (or stop sending) the review cards of the actor's team to this group chat."""
+    if not actor.active or actor.role not in (Role.manager, Role.admin):
+        raise Refused("not_allowed")
+    team = await session.get(Team, actor.team_id) if actor.team_id else None
+    if team is None:
+        raise Refused("team_required")
+    if not enabled and team.manager_chat_id != chat_id:
+        raise Refused("not_this_group")
+    team.manager_chat_id = chat_id if enabled else None
+    team.updated_at = utcnow()
+    session.add(team)
+    await audit.record(
+        session,
+        action="team.manager_chat" if enabled else "team.manager_chat_off",
+        actor_staff_id=actor.id,
+        actor_telegram_id=actor.telegram_id,
+        entity="team",
+        entity_id=team.id,
+    )
+    return team
+
+
 async def set_language(session: AsyncSession, *, staff_id: int, language: str) -> None:
     staff = await session.get(Staff, staff_id)
     if staff is not None:
