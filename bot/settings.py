@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     QUIET_HOURS: str = "21-8"
     REMINDER_POLL_SECONDS: int = 60
     INVITE_TTL_HOURS: int = 72
+    DUPLICATE_CHECKS_PER_DAY: int = 100
     FOLLOWUP_CYCLES: str = "A=7,B=14,C=30,D=60"
     COMPLAINT_DUE_HOURS: str = "critical=24,high=72,medium=168,low=336"
     # reminders (SPEC section 7): when each kind of notice is due
@@ -160,6 +161,14 @@ class Settings(BaseSettings):
     def _positive(cls, value: int) -> int:
         if value <= 0:
             raise ValueError("must be a positive number")
+        return value
+
+    @field_validator("DUPLICATE_CHECKS_PER_DAY")
+    @classmethod
+    def _duplicate_checks(cls, value: int) -> int:
+        """At least one; a cap in the millions would be no cap against probing the archive."""
+        if not 1 <= value <= 100_000:
+            raise ValueError("must be a number of look-ups per person per day, from 1 to 100000")
         return value
 
     @field_validator("FOLLOWUP_CYCLES")

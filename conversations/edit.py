@@ -18,7 +18,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot.context import BotContext
 from bot.i18n import Translator
-from conversations import new_customer, runner
+from conversations import duplicates, new_customer, runner
 from conversations import review as review_notices
 from conversations.steps import Checker, Flow, FlowEnv, Kind, Option, Step, Submitted
 from storage import changes, customers
@@ -166,14 +166,9 @@ def _check(step: Step) -> Checker | None:
         warnings: list[str] = []
         if query is not None:
             asked = {query: value if query != "phones" or isinstance(value, list) else [value]}
-            found = await customers.duplicates(
-                session, keyring=env.services.keyring, actor=env.staff, **asked
+            warnings += await duplicates.check(
+                env, session, purpose="edit", exclude=int(data["customer_id"]), **asked
             )
-            warnings += [
-                _(f"duplicate.{d.reason}", number=d.customer_no, name=d.name, owner=d.owner_name)
-                for d in found
-                if str(d.customer_id) != str(data.get("customer_id"))
-            ]
         cleared = _cleared(data)
         if cleared:
             labels = ", ".join(_(f"field.{f}") for f in cleared)

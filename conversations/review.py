@@ -25,7 +25,7 @@ from telegram.error import BadRequest, TelegramError
 
 from bot.context import BotContext
 from bot.i18n import Translator, has_message, pick_language
-from conversations import runner
+from conversations import duplicates, runner
 from conversations import steps as s
 from conversations.messages import is_harmless_edit_error
 from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
@@ -137,9 +137,35 @@ def card_text(_: Translator, view: ReviewView, timezone: str) -> str:
         if view.kind == ReviewKind.customer_change:
             lines.append(_("review.changes_heading"))
         lines += [_line(_, view, line) for line in view.lines]
+    if view.duplicates:
+        lines += ["", _("review.duplicates_heading"), *duplicates.warnings(_, view.duplicates)]
     lines += ["", state_line(_, view, timezone)]
     if view.pending and view.viewer_is_submitter:
         lines.append(_("review.own_note"))
+    return "\n".join(lines)
+
+
+def group_card_text(_: Translator, view: ReviewView, timezone: str) -> str:
+    """The card in a managers' group chat, where salespeople may read along: only the kind,
+    the record's number and the submitter; the details go to a manager privately (Open)."""
+    lines = [
+        _(f"review.title.{view.kind}"),
+        view.complaint_no or view.customer_no or _("review.subject_gone"),
+        _(
+            "review.submitted",
+            name=view.submitter_name,
+            when=_when(view.submitted_at, timezone),
+            team=view.team_name or _("common.empty"),
+        ),
+        "",
+    ]
+    if view.status == ReviewStatus.rejected:  # the reason may name the customer's details
+        when = _when(view.decided_at, timezone)
+        lines.append(_("review.state.rejected_short", name=view.decider_name or "", when=when))
+    else:
+        lines.append(state_line(_, view, timezone))
+    if view.pending:
+        lines.append(_("review.group_details"))
     return "\n".join(lines)
 
 
@@ -233,7 +259,7 @@ async def announce(context: BotContext, review_id: int) -> None:
         _ = _translator(context, None)
         markup = card_markup(_, view, for_deciders=True, full=False)
         message = await _send(
-            context, where.group_chat_id, card_text(_, view, settings.TIMEZONE), markup
+            context, where.group_chat_id, group_card_text(_, view, settings.TIMEZONE), markup
         )
         if message is not None:
             sent.append(message)
@@ -323,7 +349,8 @@ async def show_decision(
         if every_copy or key == pressed:
             _ = _translator(context, copy.language)
             markup = card_markup(_, view, for_deciders=True, full=False)
-            text = card_text(_, view, _zone(copy.timezone, context))
+            render = card_text if copy.private else group_card_text
+            text = render(_, view, _zone(copy.timezone, context))
             await _edit(context, copy.chat_id, copy.message_id, text, markup)
     if pressed is not None and pressed not in sent:
         member = context.member

@@ -280,16 +280,22 @@ async def _summary(
 
 
 async def _all_warnings(env: FlowEnv, flow: Flow, data: dict[str, Any]) -> list[str]:
+    """The warnings given with the answers, again: kept from when each answer was checked, so
+    showing the summary repeats no look-up (duplicate checks are counted per person and day).
+    Only an answer without kept warnings (a draft from before they were kept) is checked."""
     warnings: list[str] = []
     checks = [s for s in flow.applicable(data) if s.check and data.get(s.field) not in (None, "")]
-    if not checks:
-        return warnings
-    async with unit_of_work(env.services.sessions) as session:
-        for step in checks:
-            assert step.check is not None
-            for warning in await step.check(env, session, data[step.field], data):
-                if warning not in warnings:
-                    warnings.append(warning)
+    kept = data.get("_warnings", {})
+    unchecked = [s for s in checks if s.field not in kept]
+    if unchecked:
+        async with unit_of_work(env.services.sessions) as session:
+            for step in unchecked:
+                assert step.check is not None
+                kept[step.field] = await step.check(env, session, data[step.field], data)
+    for step in checks:
+        for warning in kept.get(step.field, []):
+            if warning not in warnings:
+                warnings.append(warning)
     return warnings
 
 
@@ -453,6 +459,7 @@ async def _accept(
     if step.check is not None and value not in (None, ""):
         async with unit_of_work(env.services.sessions) as session:
             warnings = await step.check(env, session, value, state.data)
+    state.data.setdefault("_warnings", {})[step.field] = warnings  # the summary shows them again
     _advance(flow, state)
     if state.mode == "summary" and not flow.confirm:
         await _submit(context, chat_id, flow, state)

@@ -317,6 +317,12 @@ async def propose_change(
         team_id=locked.team_id,
         submitted_by=actor.id or 0,
         submitted_at=now,
+        duplicates=await customers.submission_matches(
+            session,
+            keyring=keyring,
+            customer=locked,
+            values={name: pair[1] for name, pair in changes.items()},
+        ),
     )
     session.add(review)
     await session.flush()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from rapidfuzz import fuzz, process
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -17,10 +21,12 @@ from storage.models import (
     BlindIndex,
     ChangeRecord,
     Customer,
+    DuplicateCheckCount,
     RecordStatus,
     Review,
     ReviewKind,
     Staff,
+    Team,
 )
 from storage.permissions import can_create_customer, can_view_customer
 from storage.types import utcnow
@@ -68,14 +74,33 @@ NAME_MATCH_THRESHOLD = 88
 
 
 @dataclass(frozen=True)
-class Duplicate:
-    """An existing customer that looks like the one being entered, and why."""
+class Match:
+    """An existing customer that looks like the one being entered, and why (no details)."""
 
     customer_id: int
-    customer_no: str
-    name: str
-    owner_name: str
     reason: str  # phone / tax_no / name
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A match as one viewer may learn of it: the customer's number, name and owner only if the
+    viewer may see that customer; otherwise whom to ask (`ask`: manager / team / admin)."""
+
+    reason: str  # phone / tax_no / name
+    shown: bool
+    customer_no: str | None = None
+    name: str | None = None
+    owner_name: str | None = None
+    ask: str | None = None
+    team_name: str | None = None  # the team to ask, when ask == "team"
+
+
+@dataclass(frozen=True)
+class DuplicateCheck:
+    """What a duplicate check tells the person entering a customer."""
+
+    duplicates: tuple[Duplicate, ...] = ()
+    capped: bool = False  # the day's DUPLICATE_CHECKS_PER_DAY was used up: nothing looked up
 
 
 def _clear_value(field: str, value: Any) -> Any:
@@ -159,6 +184,9 @@ async def create_customer(
         team_id=customer.team_id,
         submitted_by=actor.id or 0,
         submitted_at=now,
+        duplicates=await submission_matches(
+            session, keyring=keyring, customer=customer, values=values
+        ),
     )
     session.add(review)
     await session.flush()
@@ -190,16 +218,21 @@ async def sealed_fields(session: AsyncSession, keyring: Keyring, customer: Custo
     return vault.unseal(key, customer.sealed, table="customers", row_id=customer.id) or {}
 
 
-async def duplicates(
+async def matches(
     session: AsyncSession,
     *,
     keyring: Keyring,
-    actor: Staff,
+    team_id: int | None,
     phones: list[str] | None = None,
     tax_no: str | None = None,
     name: str | None = None,
-) -> list[Duplicate]:
-    """Existing customers with the same phone or tax number, or a very similar name in the team."""
+    exclude: int | None = None,
+) -> list[Match]:
+    """Existing customers with the same phone or tax number, or a very similar name in the team.
+
+    Ids and reasons only, neither capped nor audited: for the server's own use (the duplicates
+    a review shows its deciders). What a person is told goes through `duplicates`.
+    """
     found: dict[int, str] = {}
     for kind, values in (("phone", phones or []), ("tax_no", [tax_no] if tax_no else [])):
         digests = [d for v in values for d in keyring.blind_indexes(kind, v)]
@@ -214,7 +247,7 @@ async def duplicates(
     if name:
         candidates = await session.exec(
             select(Customer.id, Customer.name, Customer.short_name).where(
-                Customer.team_id == actor.team_id,
+                Customer.team_id == team_id,
                 col(Customer.status) != RecordStatus.destroyed,
             )
         )
@@ -227,18 +260,163 @@ async def duplicates(
             name, choices, scorer=fuzz.WRatio, score_cutoff=NAME_MATCH_THRESHOLD, limit=5
         ):
             found.setdefault(cid, "name")
+    found.pop(exclude or 0, None)
     if not found:
         return []
-    rows = await session.exec(
-        select(Customer, Staff.display_name)
-        .join(Staff, col(Staff.id) == Customer.owner_id)
+    live = await session.exec(
+        select(Customer.id)
         .where(col(Customer.id).in_(list(found)), col(Customer.status) != RecordStatus.destroyed)
         .order_by(col(Customer.id))
     )
-    return [
-        Duplicate(c.id or 0, c.customer_no, c.name, owner, found[c.id or 0])
-        for c, owner in rows.all()
-    ]
+    return [Match(cid, found[cid]) for cid in live.all() if cid is not None]
+
+
+async def describe(
+    session: AsyncSession,
+    found: list[Match],
+    *,
+    may_see: Callable[[Customer], bool],
+    team_id: int | None,
+) -> list[tuple[Match, Duplicate]]:
+    """Each match as a viewer may learn of it: details if `may_see` the customer, else whom to
+    ask, relative to the viewer's team (`team_id`). Customers destroyed meanwhile are left out."""
+    if not found:
+        return []
+    rows = await session.exec(
+        select(Customer, Staff.display_name, Team.name)
+        .join(Staff, col(Staff.id) == Customer.owner_id)
+        .join(Team, col(Team.id) == Customer.team_id, isouter=True)
+        .where(
+            col(Customer.id).in_([m.customer_id for m in found]),
+            col(Customer.status) != RecordStatus.destroyed,
+        )
+    )
+    by_id = {c.id: (c, owner, team) for c, owner, team in rows.all()}
+    described = []
+    for match in found:
+        if match.customer_id not in by_id:
+            continue
+        customer, owner, team = by_id[match.customer_id]
+        if may_see(customer):
+            duplicate = Duplicate(match.reason, True, customer.customer_no, customer.name, owner)
+        elif customer.team_id is not None and customer.team_id == team_id:
+            duplicate = Duplicate(match.reason, False, ask="manager")
+        elif customer.team_id is not None:
+            duplicate = Duplicate(match.reason, False, ask="team", team_name=team)
+        else:
+            duplicate = Duplicate(match.reason, False, ask="admin")
+        described.append((match, duplicate))
+    return described
+
+
+async def _count_look_up(session: AsyncSession, actor: Staff, day: date) -> int:
+    """Count one more look-up of the actor's day, atomically; returns the day's count so far.
+
+    The upsert is the check's first statement, so the transaction takes SQLite's write lock
+    before it reads anything (no lock upgrade to fail), and PostgreSQL's row lock serialises
+    two look-ups of the same person at once.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = (
+        insert(DuplicateCheckCount)
+        .values(staff_id=actor.id, day=day, count=1)
+        .on_conflict_do_update(
+            index_elements=["staff_id", "day"],
+            set_={"count": DuplicateCheckCount.__table__.c.count + 1},  # type: ignore[attr-defined]
+        )
+        .returning(DuplicateCheckCount.__table__.c.count)  # type: ignore[attr-defined]
+    )
+    return int((await session.exec(statement)).scalar_one())
+
+
+async def duplicates(
+    session: AsyncSession,
+    *,
+    keyring: Keyring,
+    actor: Staff,
+    today: date,
+    daily_limit: int,
+    purpose: str,
+    phones: list[str] | None = None,
+    tax_no: str | None = None,
+    name: str | None = None,
+    exclude: int | None = None,
+) -> DuplicateCheck:
+    """The duplicate warning for someone entering a customer (SPEC section 6), as they may see it.
+
+    Details only of customers the actor may see (SPEC section 4); of any other, only that it
+    exists and whom to ask. Every look-up counts toward the actor's `daily_limit` of `today`
+    (Back and answering again count each time): once reached, nothing is looked up. Every match
+    is audited, with whether its details were shown.
+    """
+    if not (phones or tax_no or name):
+        return DuplicateCheck()
+    used = await _count_look_up(session, actor, today)
+    if used > daily_limit:
+        if used == daily_limit + 1:  # once a day is enough to see someone ran into the cap
+            await audit.record(
+                session,
+                action="customer.duplicates_capped",
+                actor_staff_id=actor.id,
+                actor_telegram_id=actor.telegram_id,
+                detail={"limit": daily_limit, "purpose": purpose},
+            )
+        return DuplicateCheck(capped=True)
+    found = await matches(
+        session,
+        keyring=keyring,
+        team_id=actor.team_id,
+        phones=phones,
+        tax_no=tax_no,
+        name=name,
+        exclude=exclude,
+    )
+    described = await describe(
+        session, found, may_see=lambda c: can_view_customer(actor, c), team_id=actor.team_id
+    )
+    for match, duplicate in described:
+        await audit.record(
+            session,
+            action="customer.duplicate",
+            actor_staff_id=actor.id,
+            actor_telegram_id=actor.telegram_id,
+            entity="customer",
+            entity_id=match.customer_id,
+            detail={"reason": match.reason, "shown": duplicate.shown, "purpose": purpose},
+        )
+    return DuplicateCheck(tuple(d for _m, d in described))
+
+
+def encode_matches(found: list[Match]) -> str | None:
+    """A review's duplicates as stored (`Review.duplicates`)."""
+    return json.dumps([[m.customer_id, m.reason] for m in found]) if found else None
+
+
+def decode_matches(stored: str | None) -> list[Match]:
+    if not stored:
+        return []
+    return [Match(int(cid), str(reason)) for cid, reason in json.loads(stored)]
+
+
+async def submission_matches(
+    session: AsyncSession, *, keyring: Keyring, customer: Customer, values: dict[str, Any]
+) -> str | None:
+    """The duplicates of a submission, for its review: looked up by the server, so neither
+    capped nor audited (nobody is shown them until a decider opens the card)."""
+    phones = list(values.get("phones") or [])
+    if values.get("billing_phone"):
+        phones.append(values["billing_phone"])
+    found = await matches(
+        session,
+        keyring=keyring,
+        team_id=customer.team_id,
+        phones=phones,
+        tax_no=values.get("tax_no") or None,
+        name=values.get("name") or None,
+        exclude=customer.id,
+    )
+    return encode_matches(found)
 
 
 async def visible_customer(

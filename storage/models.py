@@ -363,6 +363,9 @@ class Review(Timestamped, table=True):
     reason: str | None = Field(default=None, sa_type=Text)
     # field-by-field difference of a change, sealed with the customer's data key
     changes_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    # existing customers the submission looked like, found when it was filed: JSON
+    # [[customer id, "phone" | "tax_no" | "name"], ...]; ids and reasons only, no personal data
+    duplicates: str | None = Field(default=None, sa_type=Text)
     version: int = Field(default=1)
 
 
@@ -466,3 +469,14 @@ class ReminderPlanRun(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=30)
     ran_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class DuplicateCheckCount(SQLModel, table=True):
+    """How many duplicate look-ups a person made on a day: DUPLICATE_CHECKS_PER_DAY caps them,
+    so the check cannot be used to probe the archive for phone and tax numbers."""
+
+    __tablename__ = "duplicate_check_counts"
+
+    staff_id: int = Field(foreign_key="staff.id", primary_key=True)
+    day: date = Field(primary_key=True)
+    count: int = Field(default=0)

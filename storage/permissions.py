@@ -31,6 +31,12 @@ def can_view_customer(actor: Staff, customer: Customer) -> bool:
     return customer.owner_id == actor.id
 
 
+def team_deciders_may_view(team_id: int | None, customer: Customer) -> bool:
+    """What every decider of a team's reviews may see (its managers: the team's customers), for
+    texts sent to all of them at once, such as a review's notice."""
+    return team_id is not None and customer.team_id == team_id
+
+
 def can_create_customer(actor: Staff) -> bool:
     """Everyone active may enter customers; non-admins need a team to file them under."""
     return actor.active and (actor.role == Role.admin or actor.team_id is not None)

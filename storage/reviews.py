@@ -21,9 +21,9 @@ from sqlalchemy import update
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import audit, changes, complaints, validation, vault
+from storage import audit, changes, complaints, customers, validation, vault
 from storage.crypto import Keyring
-from storage.customers import SEALED_FIELDS, sealed_fields, visible_customer
+from storage.customers import SEALED_FIELDS, Duplicate, sealed_fields, visible_customer
 from storage.errors import NotFound, Refused
 from storage.models import (
     ChangeRecord,
@@ -39,6 +39,7 @@ from storage.models import (
     Staff,
     Team,
 )
+from storage.permissions import can_view_customer, team_deciders_may_view
 from storage.types import utcnow
 
 REASON_MAX = 500
@@ -138,6 +139,7 @@ class ReviewView:
     decided_at: datetime | None
     reason: str | None
     lines: tuple[Line, ...] = ()
+    duplicates: tuple[Duplicate, ...] = ()  # as this viewer may learn of them
     viewer_may_decide: bool = False  # False for a system view (notices) and the submitter
     viewer_is_submitter: bool = False
 
@@ -174,6 +176,7 @@ class NoticeCopy:
     message_id: int
     language: str | None
     timezone: str | None
+    private: bool = True  # a staff member's own chat; else a group, which sees no details
 
 
 @dataclass(frozen=True)
@@ -319,6 +322,26 @@ def _complaint_lines(complaint: Complaint) -> tuple[Line, ...]:
     return tuple(lines)
 
 
+async def _duplicates(
+    session: AsyncSession, review: Review, viewer: Staff | None
+) -> tuple[Duplicate, ...]:
+    """The duplicates found when the review was filed, as the viewer may learn of them; a
+    notice (no viewer) shows what every decider of the team may see: the team's customers."""
+    found = customers.decode_matches(review.duplicates)
+    if viewer is None:
+        described = await customers.describe(
+            session,
+            found,
+            may_see=lambda c: team_deciders_may_view(review.team_id, c),
+            team_id=review.team_id,
+        )
+    else:
+        described = await customers.describe(
+            session, found, may_see=lambda c: can_view_customer(viewer, c), team_id=viewer.team_id
+        )
+    return tuple(d for _match, d in described)
+
+
 async def _view(
     session: AsyncSession,
     keyring: Keyring,
@@ -340,6 +363,7 @@ async def _view(
     elif customer is not None and live:
         lines = await _customer_lines(session, keyring, customer, full=full)
     own = viewer is not None and viewer.id == review.submitted_by
+    duplicates = await _duplicates(session, review, viewer) if live else ()
     return ReviewView(
         id=review.id,
         kind=review.kind,
@@ -358,6 +382,7 @@ async def _view(
         decided_at=review.decided_at,
         reason=review.reason,
         lines=lines,
+        duplicates=duplicates,
         viewer_may_decide=viewer is not None and may_decide(viewer, review) and not own,
         viewer_is_submitter=own,
     )
@@ -464,6 +489,7 @@ async def notice_copies(session: AsyncSession, *, review_id: int) -> list[Notice
             message_id=notice.message_id,
             language=staff.language if staff else None,
             timezone=staff.timezone if staff else None,
+            private=staff is not None,
         )
         for notice, staff in rows.all()
     ]
@@ -821,12 +847,16 @@ async def resubmit(
     if moved.rowcount != 1:
         raise Refused("not_rejected")
     await session.refresh(customer)
+    values = {**await sealed_fields(session, keyring, customer), "name": customer.name}
     review = Review(
         kind=ReviewKind.customer_new,
         customer_id=customer_id,
         team_id=customer.team_id,
         submitted_by=actor.id or 0,
         submitted_at=now,
+        duplicates=await customers.submission_matches(
+            session, keyring=keyring, customer=customer, values=values
+        ),
     )
     session.add(review)
     await session.flush()

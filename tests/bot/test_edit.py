@@ -54,8 +54,8 @@ async def reviews(world: World) -> list[Review]:
 async def duplicate_ids(world: World, person: Person, **query: Any) -> list[int]:
     actor = await staff_of(world.services.sessions, person)
     async with unit_of_work(world.services.sessions) as session:
-        found = await customer_store.duplicates(
-            session, keyring=world.services.keyring, actor=actor, **query
+        found = await customer_store.matches(
+            session, keyring=world.services.keyring, team_id=actor.team_id, **query
         )
     return [d.customer_id for d in found]
 

@@ -346,19 +346,27 @@ async def test_duplicates_are_warned_about(world: World) -> None:
     await first.press("否")  # consent
     await first.press("提交")
 
+    # the owner is shown the customer; a colleague may not see it (SPEC section 4), so they are
+    # told only that it exists and whom to ask
+    await start_new_company(first, "杭州明远机械有限公司 ")
+    assert "名称与已有客户非常相近:KH-2026-000001 杭州明远机械有限公司(负责人:Li)" in (
+        first.last_text()
+    )
+    await first.send("/cancel")
     colleague = await world.member("salesperson", "East", "Zhao")
     await start_new_company(colleague, "杭州明远机械有限公司 ")
-    assert "名称与已有客户非常相近:KH-2026-000001 杭州明远机械有限公司(负责人:Li)" in (
+    assert "团队中已有名称非常相近的客户(该客户不在您的查看范围内)。请向您的经理确认。" in (
         colleague.last_text()
     )
     for _ in range(7):
         await colleague.press("跳过")
     await colleague.press("拜访")
     await colleague.send("138 1234 5678")
-    assert "电话号码与已有客户重复:KH-2026-000001" in colleague.last_text()
+    assert "电话号码与一位已有客户重复(该客户不在您的查看范围内)" in colleague.last_text()
     await _classify_with_finance(colleague)
     await colleague.send("91350100M000100Y43")
-    assert "统一社会信用代码与已有客户重复:KH-2026-000001" in colleague.last_text()
+    assert "统一社会信用代码与一位已有客户重复" in colleague.last_text()
+    assert "KH-2026-000001" not in colleague.last_text()
 
     stranger = await world.member("salesperson", "West", "Sun")
     await start_new_company(stranger, "杭州明远机械有限公司")

@@ -122,11 +122,11 @@ async def test_a_draft_is_changed_at_once(
         stored = await session.get(Customer, customer.id)
         assert stored is not None
         sealed = await customers.sealed_fields(session, keyring, stored)
-        found = await customers.duplicates(
-            session, keyring=keyring, actor=owner, phones=["+8613900001111"]
+        found = await customers.matches(
+            session, keyring=keyring, team_id=owner.team_id, phones=["+8613900001111"]
         )
-        old = await customers.duplicates(
-            session, keyring=keyring, actor=owner, phones=["+8613812345678"]
+        old = await customers.matches(
+            session, keyring=keyring, team_id=owner.team_id, phones=["+8613812345678"]
         )
     assert stored.version == 2 and str(stored.next_followup_on) == "2026-12-24"
     assert sealed["email"] == "new@example.cn" and sealed["phones"] == ["+8613900001111"]

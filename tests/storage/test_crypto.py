@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import stat
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -410,14 +411,37 @@ async def test_duplicates_by_phone_tax_number_and_team_name(
 
     async with session_factory() as session:
 
-        async def dupes(actor: Staff, **kwargs: Any) -> list[customers.Duplicate]:
-            return await customers.duplicates(session, keyring=keyring, actor=actor, **kwargs)
+        async def dupes(actor: Staff, **kwargs: Any) -> list[customers.Match]:
+            return await customers.matches(
+                session, keyring=keyring, team_id=actor.team_id, **kwargs
+            )
+
+        async def told(actor: Staff, **kwargs: Any) -> tuple[customers.Duplicate, ...]:
+            check = await customers.duplicates(
+                session,
+                keyring=keyring,
+                actor=actor,
+                today=date(2026, 11, 22),
+                daily_limit=100,
+                purpose="new",
+                **kwargs,
+            )
+            return check.duplicates
 
         by_phone = await dupes(east_colleague, phones=["+8613700000000", PHONE])
         assert [(d.customer_id, d.reason) for d in by_phone] == [(mine.id, "phone")]
-        assert by_phone[0].customer_no == mine.customer_no
-        assert by_phone[0].owner_name == "seller 1001"
-        assert by_phone[0].name == "Fuzhou Minjiang Trading Co., Ltd."
+        # the owner is told which customer it is; a colleague only whom to ask (SPEC section 4)
+        assert await told(east, phones=[PHONE]) == (
+            customers.Duplicate(
+                "phone", True, mine.customer_no, "Fuzhou Minjiang Trading Co., Ltd.", "seller 1001"
+            ),
+        )
+        assert await told(east_colleague, phones=[PHONE]) == (
+            customers.Duplicate("phone", False, ask="manager"),
+        )
+        assert await told(west, phones=[PHONE]) == (
+            customers.Duplicate("phone", False, ask="team", team_name="East"),
+        )
 
         by_tax = await dupes(east_colleague, tax_no=TAX_NO)
         assert [(d.customer_id, d.reason) for d in by_tax] == [(mine.id, "tax_no")]

@@ -92,7 +92,7 @@ async def _dupes(
     session_factory: SessionFactory, keyring: Keyring, actor: Staff, **kwargs: Any
 ) -> list[tuple[int, str]]:
     async with session_factory() as session:
-        found = await customers.duplicates(session, keyring=keyring, actor=actor, **kwargs)
+        found = await customers.matches(session, keyring=keyring, team_id=actor.team_id, **kwargs)
     return [(d.customer_id, d.reason) for d in found]
 
 
