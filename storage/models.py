@@ -226,7 +226,8 @@ class BlindIndex(SQLModel, table=True):
     digest: str = Field(max_length=64, index=True)
     kek_id: str = Field(max_length=16)
     customer_id: int = Field(foreign_key="customers.id", index=True)
-    key_person_id: int | None = Field(default=None, foreign_key="key_persons.id")
+    # indexed: a key person's edit, deletion and re-indexing in a key rotation delete by it
+    key_person_id: int | None = Field(default=None, foreign_key="key_persons.id", index=True)
 
 
 class Customer(Timestamped, table=True):
