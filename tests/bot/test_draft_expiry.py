@@ -7,18 +7,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 from sqlmodel import select
 
 from bot import scheduler
 from bot.context import Services
 from bot.i18n import translate
-from bot.settings import Settings
+from bot.settings import Settings, describe_errors
 from storage.crypto import Keyring
 from storage.db import SessionFactory, reading
 from storage.models import Draft
 from tests.bot.conftest import NOW, World
 from tests.bot.flow_helpers import draft_of, question
-from tests.fake_telegram import Person
+from tests.fake_telegram import TOKEN, Person
 
 DAYS = 14  # the default DRAFT_EXPIRY_DAYS
 EXPIRED = translate("zh", "flow.expired", title="新建客户", days=DAYS)
@@ -143,3 +144,13 @@ async def test_a_search_in_progress_expires_without_a_word(world: World, clock: 
     sent = await seller.send("/start")
     assert all("已删除" not in text for text in texts(sent))
     assert await draft_of(world.services.sessions, seller.id) is None
+
+
+@pytest.mark.parametrize("days", ["0", "-3", "5000", "two weeks"])
+def test_a_bad_expiry_setting_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, days: str
+) -> None:
+    monkeypatch.setenv("DRAFT_EXPIRY_DAYS", days)
+    with pytest.raises(ValidationError) as refused:
+        Settings(_env_file=None, TELEGRAM_BOT_TOKEN=TOKEN)  # type: ignore[call-arg]
+    assert [line.split(":")[0] for line in describe_errors(refused.value)] == ["DRAFT_EXPIRY_DAYS"]
