@@ -38,12 +38,9 @@ def _context(staff_id: int) -> str:
     return f"draft:{staff_id}"
 
 
-def _expired(not_before: datetime | None) -> Any:
+def _expired(not_before: datetime) -> Any:
     """Rows of drafts that expired: tombstones, and drafts not saved since `not_before`."""
-    condition = col(Draft.mode) == EXPIRED
-    if not_before is None:
-        return condition
-    return or_(condition, col(Draft.updated_at) < not_before)
+    return or_(col(Draft.mode) == EXPIRED, col(Draft.updated_at) < not_before)
 
 
 async def load(

@@ -442,7 +442,7 @@ class Draft(Timestamped, table=True):
     staff_id: int = Field(foreign_key="staff.id", unique=True)
     flow: str = Field(max_length=30)
     step: str | None = Field(default=None, max_length=40)
-    mode: str = Field(default="ask", max_length=10)  # ask / summary / edit
+    mode: str = Field(default="ask", max_length=10)  # ask / summary / edit / expired
     token: int = Field(default=1)  # bumped at each prompt; stale buttons carry an older one
     sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
 
