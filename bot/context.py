@@ -38,6 +38,10 @@ class Services:
     def today(self, timezone: str | None = None) -> date:
         return self.clock().astimezone(ZoneInfo(timezone or self.settings.TIMEZONE)).date()
 
+    def draft_cutoff(self) -> datetime:
+        """Drafts last saved before this have expired (they hold personal data: not kept long)."""
+        return self.clock() - timedelta(days=self.settings.DRAFT_EXPIRY_DAYS)
+
     @property
     def invite_ttl(self) -> timedelta:
         return timedelta(hours=self.settings.INVITE_TTL_HOURS)

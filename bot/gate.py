@@ -10,7 +10,7 @@ from telegram.ext import ApplicationHandlerStop
 from bot.context import BotContext
 from bot.i18n import pick_language
 from storage import staff as staff_store
-from storage.db import unit_of_work
+from storage.db import reading, unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ async def recognise(update: Update, context: BotContext) -> None:
     if user is None or user.is_bot:
         raise ApplicationHandlerStop
     services = context.services
-    async with unit_of_work(services.sessions) as session:
+    async with reading(services.sessions) as session:
         staff = await staff_store.staff_by_telegram_id(session, user.id)
     context.language = pick_language(
         staff.language if staff else None, user.language_code, services.settings.DEFAULT_LANGUAGE

@@ -17,7 +17,8 @@ from telegram.ext import Application
 
 from bot.context import BotContext, Services
 from bot.sender import Report, Sender
-from storage import reminders
+from storage import drafts, reminders
+from storage.db import unit_of_work
 
 log = logging.getLogger(__name__)
 JOB_NAME = "reminders"
@@ -33,6 +34,7 @@ class Tick:
 
     planned: dict[str, int] = field(default_factory=dict)
     delivered: Report = field(default_factory=Report)
+    drafts_expired: int = 0
 
 
 def sender_of(application: AnyApplication) -> Sender:
@@ -89,8 +91,24 @@ async def run_once(application: AnyApplication) -> Tick:
         )
     except SQLAlchemyError:
         log.exception("planning reminders failed; retrying at the next tick")
+    result.drafts_expired = await expire_drafts(services)
     result.delivered = await deliver_now(application)
     return result
+
+
+async def expire_drafts(services: Services) -> int:
+    """Empty the drafts nobody touched for DRAFT_EXPIRY_DAYS (they hold personal data)."""
+    try:
+        async with unit_of_work(services.sessions) as session:
+            expired = await drafts.expire_old(
+                session, not_before=services.draft_cutoff(), now=services.clock()
+            )
+    except SQLAlchemyError:
+        log.exception("expiring drafts failed; retrying at the next tick")
+        return 0
+    if expired:
+        log.info("drafts: %d expired and emptied", expired)
+    return expired
 
 
 async def deliver_now(application: AnyApplication, *, recipient_id: int | None = None) -> Report:

@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     SURVEY_INTERVAL_DAYS: int = 365
     WEEKLY_SUMMARY_WEEKDAY: int = 1
     REMINDER_CATCHUP_DAYS: int = 7
+    DRAFT_EXPIRY_DAYS: int = 14  # unfinished entries hold personal data: gone after this
     WEBHOOK_URL: str | None = None
     WEBHOOK_SECRET: SecretStr | None = Field(default=None, validate_default=True)
     WEBHOOK_LISTEN: str = "0.0.0.0"
@@ -132,6 +133,7 @@ class Settings(BaseSettings):
         "STALE_RECORD_DAYS",
         "SURVEY_INTERVAL_DAYS",
         "REMINDER_CATCHUP_DAYS",
+        "DRAFT_EXPIRY_DAYS",
     )
     @classmethod
     def _reminder_period(cls, value: int, info: ValidationInfo) -> int:

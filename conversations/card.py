@@ -22,7 +22,7 @@ from bot.i18n import Translator, has_message
 from conversations.messages import edit_quietly
 from storage import cards
 from storage.cards import CustomerCard, FieldChange, HistoryEntry, HistoryPage, Revealed
-from storage.db import unit_of_work
+from storage.db import reading, unit_of_work
 from storage.errors import NotFound
 from storage.models import RecordStatus
 from storage.validation import format_phone
@@ -230,7 +230,7 @@ def _zone(context: BotContext) -> ZoneInfo:
 
 
 async def _card(context: BotContext, customer_id: int) -> CustomerCard | None:
-    async with unit_of_work(context.services.sessions) as session:
+    async with reading(context.services.sessions) as session:
         return await cards.customer_card(
             session,
             keyring=context.services.keyring,
@@ -405,7 +405,7 @@ async def _history(
     if argument is not None and not argument.isdigit():
         await query.answer(context._("button.expired"), show_alert=True)
         return
-    async with unit_of_work(context.services.sessions) as session:
+    async with reading(context.services.sessions) as session:
         page = await cards.history(
             session,
             keyring=context.services.keyring,

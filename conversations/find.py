@@ -31,7 +31,7 @@ from conversations.messages import close_buttons, edit_quietly
 from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
 from storage import cards, drafts, search, validation
 from storage.cards import CustomerList, ListEntry
-from storage.db import unit_of_work
+from storage.db import reading, unit_of_work
 from storage.drafts import DraftState
 from storage.models import CustomerClass, RecordStatus, Role, Staff, Stage
 from storage.search import NO_FILTERS, Filters
@@ -88,8 +88,13 @@ class FindState:
 
 async def _load(context: BotContext) -> tuple[FindState | None, bool]:
     """The search under way (None if none), and whether another flow is under way instead."""
-    async with unit_of_work(context.services.sessions) as session:
-        current = await drafts.load(session, context.services.keyring, context.member.id or 0)
+    async with reading(context.services.sessions) as session:
+        current = await drafts.load(
+            session,
+            context.services.keyring,
+            context.member.id or 0,
+            not_before=context.services.draft_cutoff(),
+        )
     if current is None:
         return None, False
     if current.flow != FLOW_NAME:
@@ -101,19 +106,26 @@ async def _remember(context: BotContext, state: FindState) -> bool:
     """Keep the search in the find draft, so typed text refines it; never over another flow."""
     staff_id, keyring = context.member.id or 0, context.services.keyring
     async with unit_of_work(context.services.sessions) as session:
-        current = await drafts.load(session, keyring, staff_id)
+        current = await drafts.load(
+            session, keyring, staff_id, not_before=context.services.draft_cutoff()
+        )
         if current is not None and current.flow != FLOW_NAME:
             return False
         # a new token makes the prompt buttons of an older find draft stale
         token = current.token + 1 if current is not None else secrets.randbelow(1 << 30) + 2
         draft = DraftState(flow=FLOW_NAME, step=FIELD, mode="ask", token=token, data=state.data())
-        await drafts.save(session, keyring, staff_id, draft)
+        await drafts.save(session, keyring, staff_id, draft, now=context.services.clock())
     return True
 
 
 async def _forget(context: BotContext) -> None:
     async with unit_of_work(context.services.sessions) as session:
-        current = await drafts.load(session, context.services.keyring, context.member.id or 0)
+        current = await drafts.load(
+            session,
+            context.services.keyring,
+            context.member.id or 0,
+            not_before=context.services.draft_cutoff(),
+        )
         if current is not None and current.flow == FLOW_NAME:
             await drafts.discard(session, context.member.id or 0)
 
@@ -359,7 +371,7 @@ def _today(context: BotContext) -> date:
 async def _results_view(
     context: BotContext, state: FindState, page: int
 ) -> tuple[str, InlineKeyboardMarkup]:
-    async with unit_of_work(context.services.sessions) as session:
+    async with reading(context.services.sessions) as session:
         found = await results(
             session, context.services, context.member, _today(context), state, page
         )
@@ -428,7 +440,7 @@ async def _on_menu(
 
 
 async def _free_values(context: BotContext, column: str, limit: int) -> list[str]:
-    async with unit_of_work(context.services.sessions) as session:
+    async with reading(context.services.sessions) as session:
         return await cards.filter_values(session, actor=context.member, kind=column, limit=limit)
 
 
@@ -554,7 +566,7 @@ def my_markup(_: Translator, listed: CustomerList) -> InlineKeyboardMarkup | Non
 
 
 async def _my_view(context: BotContext, page: int) -> tuple[str, InlineKeyboardMarkup | None]:
-    async with unit_of_work(context.services.sessions) as session:
+    async with reading(context.services.sessions) as session:
         listed = await cards.my_customers(
             session, actor=context.member, today=_today(context), page=page, page_size=PAGE_SIZE
         )

@@ -23,7 +23,7 @@ from conversations import steps as s
 from conversations.messages import close_buttons
 from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
 from storage import customers, key_persons
-from storage.db import unit_of_work
+from storage.db import reading, unit_of_work
 from storage.errors import Refused
 from storage.key_persons import FIELDS, INFLUENCE_LEVELS, KeyPersonRecord
 from storage.models import Customer, KeyPersonRole
@@ -309,7 +309,7 @@ async def _send_list(
     _ = context._
     people: list[KeyPersonRecord] = []
     changeable = False
-    async with unit_of_work(context.services.sessions) as session:
+    async with reading(context.services.sessions) as session:
         customer = await customers.visible_customer(
             session, actor=context.member, customer_id=customer_id, purpose="key_persons"
         )

@@ -32,7 +32,7 @@ from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
 from storage import drafts
 from storage import reviews as review_store
 from storage import staff as staff_store
-from storage.db import unit_of_work
+from storage.db import reading, unit_of_work
 from storage.errors import Refused
 from storage.models import ReviewKind, ReviewStatus, Role
 from storage.reviews import AlreadyDecided, Decision, Line, QueuePage, ReviewView
@@ -466,7 +466,9 @@ async def _reject(update: Update, context: BotContext, query: CallbackQuery, arg
     try:
         async with unit_of_work(services.sessions) as session:
             await review_store.check_decidable(session, actor=member, review_id=arg)
-            current = await drafts.load(session, services.keyring, member.id or 0)
+            current = await drafts.load(
+                session, services.keyring, member.id or 0, not_before=services.draft_cutoff()
+            )
     except Refused as refusal:
         await _refuse(query, context, refusal, arg, "reject")
         return
@@ -541,7 +543,7 @@ async def _page(update: Update, context: BotContext, query: CallbackQuery, arg: 
     """Turn a page of the /review queue, in place."""
     member = context.member
     try:
-        async with unit_of_work(context.services.sessions) as session:
+        async with reading(context.services.sessions) as session:
             page = await review_store.pending_queue(session, actor=member, page=arg)
     except Refused as refusal:
         await query.answer(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -30,7 +31,7 @@ from bot.i18n import Translator
 from conversations.messages import close_buttons
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step
 from storage import audit, drafts
-from storage.db import unit_of_work
+from storage.db import reading, unit_of_work
 from storage.drafts import DraftState
 from storage.errors import Refused
 from storage.validation import Invalid
@@ -306,7 +307,13 @@ async def _show(
     await _prepare(_env(context), flow, state)
     state.token += 1
     async with unit_of_work(context.services.sessions) as session:
-        await drafts.save(session, context.services.keyring, context.member.id or 0, state)
+        await drafts.save(
+            session,
+            context.services.keyring,
+            context.member.id or 0,
+            state,
+            now=context.services.clock(),
+        )
     if state.mode == "summary":
         await _summary(context, chat_id, flow, state, notice=notice)
     else:
@@ -336,8 +343,14 @@ def _advance(flow: Flow, state: DraftState) -> None:
 
 
 async def _load(context: BotContext) -> tuple[Flow, DraftState] | None:
-    async with unit_of_work(context.services.sessions) as session:
-        state = await drafts.load(session, context.services.keyring, context.member.id or 0)
+    """The member's draft and its flow; an expired one is deleted and the member told once."""
+    services, staff_id = context.services, context.member.id or 0
+    cutoff = services.draft_cutoff()
+    async with reading(services.sessions) as session:
+        state = await drafts.load(session, services.keyring, staff_id, not_before=cutoff)
+        expired = state is None and await drafts.has_expired(session, staff_id, not_before=cutoff)
+    if expired:
+        await _forget_expired(context, cutoff)
     if state is None:
         return None
     flow = FLOWS.get(state.flow)
@@ -347,6 +360,23 @@ async def _load(context: BotContext) -> tuple[Flow, DraftState] | None:
             await drafts.discard(session, context.member.id or 0)
         return None
     return flow, state
+
+
+async def _forget_expired(context: BotContext, cutoff: datetime) -> None:
+    async with unit_of_work(context.services.sessions) as session:
+        name = await drafts.forget_expired(session, context.member.id or 0, not_before=cutoff)
+    flow = FLOWS.get(name or "")
+    if flow is None or flow.disposable:
+        return
+    _ = context._
+    await context.bot.send_message(
+        context.member.telegram_id,
+        _(
+            "flow.expired",
+            title=_(f"{flow.name}.title"),
+            days=context.services.settings.DRAFT_EXPIRY_DAYS,
+        ),
+    )
 
 
 async def _discard(context: BotContext) -> bool:
@@ -373,7 +403,13 @@ async def start(
     await _prepare(_env(context), old_flow, state)
     state.token += 1
     async with unit_of_work(context.services.sessions) as session:
-        await drafts.save(session, context.services.keyring, context.member.id or 0, state)
+        await drafts.save(
+            session,
+            context.services.keyring,
+            context.member.id or 0,
+            state,
+            now=context.services.clock(),
+        )
     keyboard = InlineKeyboardMarkup(
         [
             [
@@ -855,7 +891,11 @@ async def _submit(
     try:
         async with unit_of_work(context.services.sessions) as session:
             current = await drafts.load(
-                session, context.services.keyring, context.member.id or 0, for_update=True
+                session,
+                context.services.keyring,
+                context.member.id or 0,
+                not_before=context.services.draft_cutoff(),
+                for_update=True,
             )
             if current is None or current.token != state.token:
                 raise _Stale

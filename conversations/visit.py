@@ -25,7 +25,7 @@ from conversations import steps as s
 from conversations.messages import replace_page
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step, Submitted
 from storage import visits
-from storage.db import unit_of_work
+from storage.db import reading, unit_of_work
 from storage.errors import NotFound, Refused
 from storage.models import RecordStatus, Staff, Stage, Visit, VisitKind
 
@@ -299,7 +299,7 @@ async def _list(
     query = update.callback_query
     assert query is not None
     _ = context._
-    async with unit_of_work(context.services.sessions) as session:
+    async with reading(context.services.sessions) as session:
         found = await visits.visits_of(
             session, actor=context.member, customer_id=customer_id, page=page, page_size=PAGE_SIZE
         )

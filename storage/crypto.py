@@ -160,7 +160,7 @@ def load_or_create_keys(
             return [decode_master_key(line) for line in lines], False
         except ValueError as error:
             raise ValueError(f"key file {path}: {error}") from error
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)  # the data folder
     key = new_master_key()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as handle:

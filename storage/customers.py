@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import partial
 from typing import Any
 
 from rapidfuzz import fuzz, process
@@ -16,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import audit, numbers, vault
 from storage.crypto import Keyring
+from storage.db import write_soon
 from storage.errors import Refused
 from storage.models import (
     BlindIndex,
@@ -430,13 +432,17 @@ async def visible_customer(
     visible = customer is not None and can_view_customer(actor, customer)
     if visible and customer is not None and customer.status != RecordStatus.destroyed:
         return customer
-    await audit.record(
+    # in a `reading` unit the refusal is audited right after it, in a unit that may write
+    await write_soon(
         session,
-        action="access.denied",
-        actor_staff_id=actor.id,
-        actor_telegram_id=actor.telegram_id,
-        entity="customer",
-        entity_id=customer_id,
-        detail={"purpose": purpose, "exists": customer is not None},
+        partial(
+            audit.record,
+            action="access.denied",
+            actor_staff_id=actor.id,
+            actor_telegram_id=actor.telegram_id,
+            entity="customer",
+            entity_id=customer_id,
+            detail={"purpose": purpose, "exists": customer is not None},
+        ),
     )
     return None

@@ -1,8 +1,17 @@
-"""Engines and sessions: one async engine per process, one session per unit of work."""
+"""Engines and sessions: one async engine per process, one session per unit of work.
+
+Two kinds of unit: `unit_of_work` for anything that may write, `reading` for what only reads.
+On SQLite a writer takes the write lock at BEGIN (so two writers queue instead of failing
+mid-transaction) while a reader takes none (WAL lets it read beside a writer) and refuses any
+write (`PRAGMA query_only`): a read that writes by mistake fails at once, in tests too, instead
+of failing later with SQLITE_BUSY behind another writer. On PostgreSQL a reader's transaction
+is READ ONLY, which changes nothing for real reads and refuses the same mistakes.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -13,6 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 SessionFactory = async_sessionmaker[AsyncSession]
+Work = Callable[[AsyncSession], Awaitable[Any]]
+
+_READING = "archive_reading"  # connection execution option: this transaction only reads
+_QUERY_ONLY = "archive_query_only"  # connection info: the PRAGMA query_only now in force
+_AFTER_READING = "archive_after_reading"  # session info: writes a reading unit asked for
 
 
 def async_url(url: str) -> str:
@@ -30,7 +44,7 @@ def async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
     """WAL for concurrent readers, a busy timeout instead of 'database is locked', FKs on."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -38,26 +52,44 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    record.info[_QUERY_ONLY] = False
 
 
-def _sqlite_begin_immediate(connection: Any) -> None:
-    """Take the write lock at BEGIN, so two writers queue instead of failing mid-transaction."""
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+def _sqlite_begin(connection: Any) -> None:
+    """A writer takes the write lock at BEGIN; a reader takes none and may not write."""
+    reading = bool(connection.get_execution_options().get(_READING))
+    if connection.info.get(_QUERY_ONLY) != reading:
+        connection.exec_driver_sql(f"PRAGMA query_only={'ON' if reading else 'OFF'}")
+        connection.info[_QUERY_ONLY] = reading
+    connection.exec_driver_sql("BEGIN DEFERRED" if reading else "BEGIN IMMEDIATE")
 
 
 def _sqlite_no_implicit_begin(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
 
 
+def _private_sqlite_file(database: str) -> None:
+    """Create the data folder 0700 and the database file 0600 before SQLite does (it would use
+    the umask, often 0644); SQLite gives its -wal and -shm files the database file's mode."""
+    path = Path(database)
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """Create the async engine for a DATABASE_URL, creating the SQLite folder if needed."""
+    """Create the async engine for a DATABASE_URL, creating the SQLite folder if needed.
+
+    `hide_parameters`: an error's text and the SQL log never carry the values (personal data).
+    """
     full = async_url(url)
     parsed = make_url(full)
-    kwargs: dict[str, Any] = {"echo": echo}
+    kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        if database and database != ":memory:" and not database.startswith("file:"):
+            _private_sqlite_file(database)
         kwargs["connect_args"] = {"timeout": 10}
     else:
         kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
@@ -65,7 +97,7 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_no_implicit_begin)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine
 
 
@@ -75,6 +107,44 @@ def make_session_factory(engine: AsyncEngine) -> SessionFactory:
 
 @asynccontextmanager
 async def unit_of_work(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
-    """One transaction: commit when the block ends normally, roll back otherwise."""
+    """One transaction that may write: commit when the block ends normally, roll back otherwise.
+
+    On SQLite it holds the write lock from its start: keep it short, and use `reading` when the
+    block only reads.
+    """
     async with factory() as session, session.begin():
         yield session
+
+
+@asynccontextmanager
+async def reading(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
+    """One transaction that only reads: it never waits for a writer, and any write in it fails.
+
+    A rule that must write even on a read path (an audited refusal) hands that write to
+    `write_soon`, which runs it in a unit of work of its own once the reading block has ended.
+    """
+    after: list[Work] = []
+    async with factory() as session, session.begin():
+        await session.connection(execution_options={_READING: True, "postgresql_readonly": True})
+        session.info[_AFTER_READING] = after
+        yield session
+    for work in after:
+        async with unit_of_work(factory) as session:
+            await work(session)
+
+
+def is_reading(session: AsyncSession) -> bool:
+    """Whether the session is a `reading` unit (writes in it are refused)."""
+    return _AFTER_READING in session.info
+
+
+async def write_soon(session: AsyncSession, work: Work) -> None:
+    """Do `work` (a write) in this unit of work; in a `reading` one, right after it ends.
+
+    For writes that need not be atomic with what was read, such as auditing a refused look-up.
+    """
+    after = session.info.get(_AFTER_READING)
+    if after is None:
+        await work(session)
+    else:
+        after.append(work)

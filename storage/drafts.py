@@ -1,16 +1,26 @@
-"""Half-finished flows, kept in the database and sealed, so they survive restarts."""
+"""Half-finished flows, kept in the database and sealed, so they survive restarts.
+
+Drafts hold personal data, so they expire: one not saved since the cut-off (DRAFT_EXPIRY_DAYS)
+is never loaded again. The scheduler's poll empties expired drafts in bulk (`expire_old`),
+keeping a tombstone without answers so the member can be told once what expired
+(`forget_expired`); a tombstone nobody came back for goes after another such period.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlmodel import select
+from sqlalchemy import delete, or_, update
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.crypto import Keyring
 from storage.models import Draft
 from storage.types import utcnow
+
+EXPIRED = "expired"  # the mode of a tombstone: an expired draft whose answers are gone
 
 
 @dataclass
@@ -28,26 +38,81 @@ def _context(staff_id: int) -> str:
     return f"draft:{staff_id}"
 
 
+def _expired(not_before: datetime) -> Any:
+    """Rows of drafts that expired: tombstones, and drafts not saved since `not_before`."""
+    return or_(col(Draft.mode) == EXPIRED, col(Draft.updated_at) < not_before)
+
+
 async def load(
-    session: AsyncSession, keyring: Keyring, staff_id: int, *, for_update: bool = False
+    session: AsyncSession,
+    keyring: Keyring,
+    staff_id: int,
+    *,
+    not_before: datetime | None,
+    for_update: bool = False,
 ) -> DraftState | None:
+    """The member's draft, unless it expired (last saved before `not_before`; None: never)."""
     query = select(Draft).where(Draft.staff_id == staff_id)
     if for_update:
         query = query.with_for_update()
     row = (await session.exec(query)).first()
-    if row is None:
+    if row is None or row.mode == EXPIRED:
+        return None
+    if not_before is not None and row.updated_at < not_before:
         return None
     data = keyring.open_json(row.sealed, context=_context(staff_id)) if row.sealed else {}
     return DraftState(flow=row.flow, step=row.step, mode=row.mode, token=row.token, data=data)
 
 
-async def save(session: AsyncSession, keyring: Keyring, staff_id: int, state: DraftState) -> None:
+async def has_expired(session: AsyncSession, staff_id: int, *, not_before: datetime) -> bool:
+    """Whether the member has an expired draft (or its tombstone) they were not told of."""
+    query = select(Draft.id).where(Draft.staff_id == staff_id, _expired(not_before))
+    return (await session.exec(query)).first() is not None
+
+
+async def forget_expired(
+    session: AsyncSession, staff_id: int, *, not_before: datetime
+) -> str | None:
+    """Delete the member's expired draft; its flow's name if there was one (to tell them once)."""
+    row = (
+        await session.exec(select(Draft).where(Draft.staff_id == staff_id, _expired(not_before)))
+    ).first()
+    if row is None:
+        return None
+    await session.delete(row)
+    await session.flush()
+    return row.flow
+
+
+async def expire_old(session: AsyncSession, *, not_before: datetime, now: datetime) -> int:
+    """Empty every draft not saved since `not_before` (its answers are gone, a tombstone says
+    which flow it was) and delete tombstones older than that; the number of drafts emptied."""
+    await session.exec(
+        delete(Draft).where(col(Draft.mode) == EXPIRED, col(Draft.updated_at) < not_before)
+    )
+    emptied = await session.exec(
+        update(Draft)
+        .where(col(Draft.mode) != EXPIRED, col(Draft.updated_at) < not_before)
+        .values(mode=EXPIRED, step=None, sealed=None, updated_at=now)
+    )
+    return emptied.rowcount or 0
+
+
+async def save(
+    session: AsyncSession,
+    keyring: Keyring,
+    staff_id: int,
+    state: DraftState,
+    *,
+    now: datetime | None = None,
+) -> None:
+    """Keep the draft; `now` (the app's clock) starts its time to expiry afresh."""
     row = (await session.exec(select(Draft).where(Draft.staff_id == staff_id))).first()
     if row is None:
         row = Draft(staff_id=staff_id, flow=state.flow)
     row.flow, row.step, row.mode, row.token = state.flow, state.step, state.mode, state.token
     row.sealed = keyring.seal_json(state.data, context=_context(staff_id))
-    row.updated_at = utcnow()
+    row.updated_at = now or utcnow()
     session.add(row)
     await session.flush()
 

@@ -226,7 +226,8 @@ class BlindIndex(SQLModel, table=True):
     digest: str = Field(max_length=64, index=True)
     kek_id: str = Field(max_length=16)
     customer_id: int = Field(foreign_key="customers.id", index=True)
-    key_person_id: int | None = Field(default=None, foreign_key="key_persons.id")
+    # indexed: a key person's edit, deletion and re-indexing in a key rotation delete by it
+    key_person_id: int | None = Field(default=None, foreign_key="key_persons.id", index=True)
 
 
 class Customer(Timestamped, table=True):
@@ -444,7 +445,7 @@ class Draft(Timestamped, table=True):
     staff_id: int = Field(foreign_key="staff.id", unique=True)
     flow: str = Field(max_length=30)
     step: str | None = Field(default=None, max_length=40)
-    mode: str = Field(default="ask", max_length=10)  # ask / summary / edit
+    mode: str = Field(default="ask", max_length=10)  # ask / summary / edit / expired
     token: int = Field(default=1)  # bumped at each prompt; stale buttons carry an older one
     sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
 
