@@ -399,6 +399,20 @@ class AuditEntry(SQLModel, table=True):
     hash: str = Field(max_length=64, unique=True)
 
 
+class AuditKey(SQLModel, table=True):
+    """The audit log's MAC key (one row), wrapped by a master key and re-wrapped by rotate-keys,
+    so the chain outlives every master key. `legacy_upto` is the last entry chained by plain
+    SHA-256 before this key existed; it is bound into the wrapping, so it cannot be moved."""
+
+    __tablename__ = "audit_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kek_id: str = Field(max_length=16)
+    wrapped: bytes = Field(sa_type=LargeBinary)
+    legacy_upto: int = Field(default=0)
+    created_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
+
+
 class Reminder(Timestamped, table=True):
     """Outbox of scheduled notices; the unique key makes planning idempotent."""
 

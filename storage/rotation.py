@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import func, or_
 from sqlmodel import col, select
 
 from storage import audit, customers, drafts, key_persons, vault
@@ -24,7 +25,9 @@ class RotationReport:
 async def rotate_keys(
     sessions: SessionFactory, keyring: Keyring, *, batch: int = 200
 ) -> RotationReport:
-    """Re-wrap data keys, re-seal drafts and recompute blind indexes under the newest key.
+    """Re-wrap data keys and the audit MAC key, re-seal drafts and recompute blind indexes
+    under the newest key (data keys wrapped in the old format, directly by a master key, are
+    re-wrapped too).
 
     Each batch is its own short transaction, so the bot keeps answering meanwhile; values
     written by the bot during the run already use the newest key. Safe to run again.
@@ -36,7 +39,10 @@ async def rotate_keys(
             rows = (
                 await session.exec(
                     select(DataKey)
-                    .where(DataKey.kek_id != current, col(DataKey.wrapped).is_not(None))
+                    .where(
+                        or_(DataKey.kek_id != current, _old_format(col(DataKey.wrapped))),
+                        col(DataKey.wrapped).is_not(None),
+                    )
                     .limit(batch)
                     .with_for_update()
                 )
@@ -49,6 +55,8 @@ async def rotate_keys(
             rewrapped += len(rows)
         if len(rows) < batch:
             break
+    async with unit_of_work(sessions) as session:
+        await audit.rewrap_key(session, keyring)
     async with unit_of_work(sessions) as session:
         resealed = await drafts.reseal_all(session, keyring)
     reindexed = 0
@@ -97,6 +105,11 @@ async def rotate_keys(
             },
         )
     return RotationReport(rewrapped, resealed, reindexed, left, reindexed_people)
+
+
+def _old_format(wrapped: object) -> object:
+    """Wrapped before wrapping keys were derived (format byte 0x01, see storage.crypto)."""
+    return func.substr(wrapped, 1, 1) == b"\x01"
 
 
 async def _reindex_key_persons(sessions: SessionFactory, keyring: Keyring, *, batch: int) -> int:
