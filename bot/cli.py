@@ -199,7 +199,7 @@ def cmd_verify_audit(args: argparse.Namespace) -> int:
     from storage.audit import AuditHead
 
     expect = None
-    if args.expect:
+    if args.expect is not None:
         try:
             expect = AuditHead.parse(args.expect)
         except ValueError as error:
