@@ -267,6 +267,8 @@ class Customer(Timestamped, table=True):
     archived_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     destroyed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     version: int = Field(default=1)
+    # bumped with every write of `sealed`, which is bound to it (storage.vault.seal_customer)
+    sealed_seq: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class KeyPerson(Timestamped, table=True):

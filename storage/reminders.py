@@ -1952,7 +1952,9 @@ async def _set_next_followup(
     session.add(customer)
     key = await vault.data_key(session, keyring, customer.id)
     diff = {"next_followup_on": [old.isoformat() if old else None, on.isoformat()]}
-    session.add(
+    await vault.add_change(
+        session,
+        key,
         ChangeRecord(
             entity="customer",
             entity_id=customer.id,
@@ -1960,8 +1962,8 @@ async def _set_next_followup(
             action="update",
             changed_by=actor.id,
             changed_at=now,
-            diff_sealed=vault.seal(key, diff, table="change_records", row_id=customer.id),
-        )
+        ),
+        diff,
     )
     await audit.record(
         session,

@@ -952,7 +952,7 @@ async def test_reschedule_with_a_button_moves_the_follow_up_and_reminds_on_that_
     async with unit_of_work(world.services.sessions) as session:
         [history] = (await session.exec(select(ChangeRecord))).all()
         key = await vault.data_key(session, world.services.keyring, customer)
-    diff = vault.unseal(key, history.diff_sealed, table="change_records", row_id=customer)
+    diff = vault.open_change(key, history)
     assert diff == {"next_followup_on": ["2026-11-21", "2026-11-28"]}
     # the old buttons are spent
     await owner.person.press_data(reminder, done_button)

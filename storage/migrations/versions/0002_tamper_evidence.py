@@ -1,11 +1,13 @@
-"""audit log chained by a keyed MAC: the wrapped MAC key
+"""tamper evidence: the audit log's wrapped MAC key; customers' sealed blob counter
 
-Revision ID: 0002_audit_mac
+Revision ID: 0002_tamper_evidence
 Revises: 0001_initial
 Create Date: 2026-12-01 21:20:00
 
 Entries already in the log keep their plain SHA-256 links and still verify: the MAC key is
 created by the first entry written after this migration, and records how far the old links go.
+`customers.sealed_seq` starts at 0 for blobs sealed before they were bound to it; those still
+open, and rotate-keys re-seals them bound.
 """
 
 from collections.abc import Sequence
@@ -17,7 +19,7 @@ from alembic import op
 import storage.types
 
 # revision identifiers, used by Alembic.
-revision: str = "0002_audit_mac"
+revision: str = "0002_tamper_evidence"
 down_revision: str | Sequence[str] | None = "0001_initial"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -33,7 +35,13 @@ def upgrade() -> None:
         sa.Column("created_at", storage.types.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_keys")),
     )
+    with op.batch_alter_table("customers", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("sealed_seq", sa.Integer(), server_default="0", nullable=False)
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("customers", schema=None) as batch_op:
+        batch_op.drop_column("sealed_seq")
     op.drop_table("audit_keys")
