@@ -1,7 +1,8 @@
 """Field encryption: master keys wrap per-customer data keys; AES-GCM seals the values.
 
 Why this shape (envelope encryption):
-- each customer has its own random data key, wrapped by the newest master key; deleting that
+- each customer has its own random data key, wrapped by the newest master key (under a key
+  derived from it for wrapping only, so the master key itself only feeds derivations); deleting that
   wrapped key makes every sealed value of the customer (record, key persons, history, pending
   changes) unreadable for good, which is how destruction erases personal data;
 - rotating master keys only re-wraps the small data keys, so it is quick and runs beside the bot;
