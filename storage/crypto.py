@@ -2,9 +2,9 @@
 
 Why this shape (envelope encryption):
 - each customer has its own random data key, wrapped by the newest master key (under a key
-  derived from it for wrapping only, so the master key itself only feeds derivations); deleting that
-  wrapped key makes every sealed value of the customer (record, key persons, history, pending
-  changes) unreadable for good, which is how destruction erases personal data;
+  derived from it for wrapping only: the master key itself only feeds derivations); deleting
+  that wrapped key makes every sealed value of the customer (record, key persons, history,
+  pending changes) unreadable for good, which is how destruction erases personal data;
 - rotating master keys only re-wraps the small data keys, so it is quick and runs beside the bot;
 - AES-GCM (authenticated) with the record's identity as associated data, so a sealed blob moved
   to another record or field fails to open instead of showing the wrong data.
