@@ -196,20 +196,37 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_verify_audit(args: argparse.Namespace) -> int:
+    from storage.audit import AuditHead
+
+    expect = None
+    if args.expect is not None:
+        try:
+            expect = AuditHead.parse(args.expect)
+        except ValueError as error:
+            print(f"--expect: {error}", file=sys.stderr)
+            return 2
     settings = load_settings()
     services = _services(settings)
 
     async def verify() -> int:
-        from storage.audit import verify_chain
+        from storage.audit import AuditKeyError, verify_chain
         from storage.db import unit_of_work
 
         try:
             async with unit_of_work(services.sessions) as session:
-                report = await verify_chain(session)
+                report = await verify_chain(session, expect=expect)
+        except AuditKeyError as error:
+            print(f"audit log cannot be verified: {error}")
+            return 1
         finally:
             await services.dispose()
+        if report.legacy:
+            print(f"{report.legacy} older entries are chained by plain SHA-256 (before the MAC)")
         if report.ok:
             print(f"audit log intact: {report.checked} entries verified")
+            print(f"head: {report.head or 'none (the log is empty)'}")
+            if expect is not None:
+                print(f"expected head {expect.id} found with the same MAC")
             return 0
         print(
             f"audit log BROKEN at entry {report.first_broken_id}: {report.reason} "
@@ -246,7 +263,14 @@ def build_parser() -> argparse.ArgumentParser:
     invite.add_argument("--role", required=True, choices=["salesperson", "manager", "admin"])
     invite.add_argument("--team", help="team name (created if new); required except for admins")
     sub.add_parser("rotate-keys", help="re-encrypt everything under the newest ENCRYPTION_KEYS key")
-    sub.add_parser("verify-audit", help="check the audit log's hash chain")
+    verify = sub.add_parser(
+        "verify-audit", help="check the audit log's MAC chain; prints its head (ID:MAC)"
+    )
+    verify.add_argument(
+        "--expect",
+        metavar="ID:MAC",
+        help="a head printed earlier (or sent to admins): fail if the log no longer reaches it",
+    )
     sub.add_parser("backup", help="back up the database (not available yet)")
     sub.add_parser("restore", help="restore a backup (not available yet)")
     sub.add_parser("new-key", help="print a fresh master key for ENCRYPTION_KEYS")

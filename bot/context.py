@@ -11,6 +11,7 @@ from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.i18n import Translator
 from bot.settings import Settings
+from storage import audit
 from storage.crypto import Keyring
 from storage.db import SessionFactory
 from storage.models import Staff
@@ -28,6 +29,10 @@ class Services:
     keyring: Keyring
     clock: Callable[[], datetime]
     bot_username: str = ""
+
+    def __post_init__(self) -> None:
+        # every session of this process signs its audit entries with the keyring's MAC key
+        audit.use_keyring(self.sessions, self.keyring)
 
     async def dispose(self) -> None:
         """Close the database connections (commands that run once, tests)."""

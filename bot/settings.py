@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     WEEKLY_SUMMARY_WEEKDAY: int = 1
     REMINDER_CATCHUP_DAYS: int = 7
     DRAFT_EXPIRY_DAYS: int = 14  # unfinished entries hold personal data: gone after this
+    AUDIT_HEAD_DAYS: int = 1
     WEBHOOK_URL: str | None = None
     WEBHOOK_SECRET: SecretStr | None = Field(default=None, validate_default=True)
     WEBHOOK_LISTEN: str = "0.0.0.0"
@@ -148,6 +149,13 @@ class Settings(BaseSettings):
     def _weekday(cls, value: int) -> int:
         if not 1 <= value <= 7:
             raise ValueError("must be a weekday from 1 (Monday) to 7 (Sunday)")
+        return value
+
+    @field_validator("AUDIT_HEAD_DAYS")
+    @classmethod
+    def _audit_head_days(cls, value: int) -> int:
+        if not 0 <= value <= 31:
+            raise ValueError("must be a number of days from 1 to 31, or 0 for never")
         return value
 
     @field_validator("QUIET_HOURS")

@@ -54,6 +54,7 @@ KIND_ORDER = {
             Kind.stale,
             Kind.survey,
             Kind.weekly,
+            Kind.audit_head,
         )
     )
 }

@@ -315,7 +315,7 @@ async def history(
     key = await vault.data_key(session, keyring, customer.id) if records else b""
     entries = []
     for record in records:
-        diff = vault.unseal(key, record.diff_sealed, table="change_records", row_id=customer.id)
+        diff = vault.open_change(key, record)
         review = reviews.get(record.review_id) if record.review_id is not None else None
         entries.append(
             HistoryEntry(

@@ -211,7 +211,7 @@ async def apply_change(
     assert customer.id is not None
     _check_fields(changes)
     key = await vault.data_key(session, keyring, customer.id)
-    sealed = vault.unseal(key, customer.sealed, table="customers", row_id=customer.id) or {}
+    sealed = vault.open_customer(key, customer) or {}
     columns: dict[str, Any] = {}
     history: dict[str, list[Any]] = {}
     for name, pair in changes.items():
@@ -232,25 +232,35 @@ async def apply_change(
     if not history:
         return
     now = utcnow()
-    new_sealed = vault.seal(key, sealed, table="customers", row_id=customer.id)
+    seq = customer.sealed_seq + 1
+    new_sealed = vault.seal_customer(key, sealed, customer_id=customer.id, sealed_seq=seq)
     result = await session.exec(
         update(Customer)
         .where(col(Customer.id) == customer.id, col(Customer.version) == customer.version)
-        .values(**columns, sealed=new_sealed, version=customer.version + 1, updated_at=now)
+        .values(
+            **columns,
+            sealed=new_sealed,
+            sealed_seq=seq,
+            version=customer.version + 1,
+            updated_at=now,
+        )
     )
     if result.rowcount != 1:
         raise ChangedMeanwhile()
     if customer not in session:  # a detached copy: keep it in step with the row
         for name, value in columns.items():
             setattr(customer, name, value)
-        customer.sealed, customer.version, customer.updated_at = (
+        customer.sealed, customer.sealed_seq, customer.version, customer.updated_at = (
             new_sealed,
+            seq,
             customer.version + 1,
             now,
         )
     if history.keys() & INDEXED_FIELDS:
         await customers.reindex(session, keyring, customer, sealed)
-    session.add(
+    await vault.add_change(
+        session,
+        key,
         ChangeRecord(
             entity="customer",
             entity_id=customer.id,
@@ -259,8 +269,8 @@ async def apply_change(
             changed_by=actor_id,
             changed_at=now,
             review_id=review_id,
-            diff_sealed=vault.seal(key, history, table="change_records", row_id=customer.id),
-        )
+        ),
+        history,
     )
     actor = await session.get(Staff, actor_id) if actor_id is not None else None
     await audit.record(
@@ -330,7 +340,9 @@ async def propose_change(
     key = await vault.data_key(session, keyring, customer.id)
     review.changes_sealed = vault.seal(key, changes, table="reviews", row_id=review.id)
     session.add(review)
-    session.add(
+    await vault.add_change(
+        session,
+        key,
         ChangeRecord(
             entity="customer",
             entity_id=customer.id,
@@ -339,8 +351,8 @@ async def propose_change(
             changed_by=actor.id,
             changed_at=now,
             review_id=review.id,
-            diff_sealed=vault.seal(key, changes, table="change_records", row_id=customer.id),
-        )
+        ),
+        changes,
     )
     await session.flush()
     await audit.record(

@@ -229,7 +229,9 @@ async def _history(
 ) -> None:
     """One 变更记录 entry, sealed with the customer's data key, and its audit entry."""
     key = await vault.data_key(session, keyring, complaint.customer_id)
-    session.add(
+    await vault.add_change(
+        session,
+        key,
         ChangeRecord(
             entity="complaint",
             entity_id=complaint.id or 0,
@@ -238,13 +240,8 @@ async def _history(
             changed_by=actor.id,
             changed_at=now,
             review_id=review_id,
-            diff_sealed=vault.seal(
-                key,
-                {f: [_jsonable(a), _jsonable(b)] for f, (a, b) in diff.items()},
-                table="change_records",
-                row_id=complaint.customer_id,
-            ),
-        )
+        ),
+        {f: [_jsonable(a), _jsonable(b)] for f, (a, b) in diff.items()},
     )
     await session.flush()
     await audit.record(

@@ -1,9 +1,10 @@
 """Field encryption: master keys wrap per-customer data keys; AES-GCM seals the values.
 
 Why this shape (envelope encryption):
-- each customer has its own random data key, wrapped by the newest master key; deleting that
-  wrapped key makes every sealed value of the customer (record, key persons, history, pending
-  changes) unreadable for good, which is how destruction erases personal data;
+- each customer has its own random data key, wrapped by the newest master key (under a key
+  derived from it for wrapping only: the master key itself only feeds derivations); deleting
+  that wrapped key makes every sealed value of the customer (record, key persons, history,
+  pending changes) unreadable for good, which is how destruction erases personal data;
 - rotating master keys only re-wraps the small data keys, so it is quick and runs beside the bot;
 - AES-GCM (authenticated) with the record's identity as associated data, so a sealed blob moved
   to another record or field fails to open instead of showing the wrong data.
@@ -30,6 +31,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 _FORMAT = b"\x01"
+# Wrapped keys sealed under a key derived for wrapping; `_FORMAT` ones were sealed with the master
+# key itself (before wrapping keys were derived) and still open; rotate-keys re-wraps them.
+_WRAPPED = b"\x02"
 
 
 class DecryptionError(Exception):
@@ -81,6 +85,7 @@ class Keyring:
         self._by_kid = {k.kid: k for k in self.keys}
         self._index_keys = {k.kid: _derive(k.secret, "blind-index") for k in self.keys}
         self._draft_keys = {k.kid: _derive(k.secret, "drafts") for k in self.keys}
+        self._wrap_keys = {k.kid: _derive(k.secret, "key-wrapping") for k in self.keys}
 
     @property
     def current(self) -> MasterKey:
@@ -98,11 +103,31 @@ class Keyring:
 
     def wrap(self, data_key: bytes, *, customer_id: int) -> tuple[str, bytes]:
         """Wrap a customer's data key under the newest master key."""
-        kek = self.current
-        return kek.kid, _seal(kek.secret, data_key, b"dek:%d" % customer_id)
+        return self.wrap_key(data_key, context=b"dek:%d" % customer_id)
 
     def unwrap(self, kid: str, wrapped: bytes, *, customer_id: int) -> bytes:
-        return _open(self._key(kid).secret, wrapped, b"dek:%d" % customer_id)
+        return self.unwrap_key(kid, wrapped, context=b"dek:%d" % customer_id)
+
+    def wrap_key(self, secret: bytes, *, context: bytes) -> tuple[str, bytes]:
+        """Wrap a secret key under a key derived from the newest master key, bound to
+        `context`: the master key itself only ever feeds key derivation."""
+        kid = self.current.kid
+        nonce = os.urandom(12)
+        return kid, _WRAPPED + nonce + AESGCM(self._wrap_keys[kid]).encrypt(nonce, secret, context)
+
+    def unwrap_key(self, kid: str, wrapped: bytes, *, context: bytes) -> bytes:
+        master = self._key(kid)
+        if wrapped[:1] != _WRAPPED:
+            return _open(master.secret, wrapped, context)  # wrapped before keys were derived
+        try:
+            return AESGCM(self._wrap_keys[kid]).decrypt(wrapped[1:13], wrapped[13:], context)
+        except InvalidTag as exc:
+            raise DecryptionError("cannot open wrapped key") from exc
+
+    def needs_rewrap(self, kid: str, wrapped: bytes) -> bool:
+        """Whether rotate-keys should wrap this key again: an older master key, or the old
+        format sealed with the master key directly."""
+        return kid != self.current.kid or wrapped[:1] != _WRAPPED
 
     # values sealed under master-derived keys (drafts, which have no customer yet) -----------
     def seal_json(self, value: Any, *, context: str) -> bytes:

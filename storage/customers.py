@@ -165,11 +165,14 @@ async def create_customer(
     assert customer.id is not None
     key = await vault.create_data_key(session, keyring, customer.id)
     sealed = {f: values[f] for f in SEALED_FIELDS if values.get(f) not in (None, "", [])}
-    customer.sealed = vault.seal(key, sealed, table="customers", row_id=customer.id)
+    customer.sealed_seq = 1
+    customer.sealed = vault.seal_customer(key, sealed, customer_id=customer.id, sealed_seq=1)
     session.add(customer)
     await reindex(session, keyring, customer, sealed)
     diff = {f: [None, _jsonable(v)] for f, v in values.items() if v not in (None, "", [])}
-    session.add(
+    await vault.add_change(
+        session,
+        key,
         ChangeRecord(
             entity="customer",
             entity_id=customer.id,
@@ -177,8 +180,8 @@ async def create_customer(
             action="create",
             changed_by=actor.id,
             changed_at=now,
-            diff_sealed=vault.seal(key, diff, table="change_records", row_id=customer.id),
-        )
+        ),
+        diff,
     )
     review = Review(
         kind=ReviewKind.customer_new,
@@ -217,7 +220,7 @@ async def sealed_fields(session: AsyncSession, keyring: Keyring, customer: Custo
     """The customer's sensitive values in clear; callers audit views of them."""
     assert customer.id is not None
     key = await vault.data_key(session, keyring, customer.id)
-    return vault.unseal(key, customer.sealed, table="customers", row_id=customer.id) or {}
+    return vault.open_customer(key, customer) or {}
 
 
 async def matches(

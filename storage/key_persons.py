@@ -234,7 +234,9 @@ async def _history(
     actor: Staff,
     diff: dict[str, list[Any]],
 ) -> None:
-    session.add(
+    await vault.add_change(
+        session,
+        key,
         ChangeRecord(
             entity="key_person",
             entity_id=person_id,
@@ -242,8 +244,8 @@ async def _history(
             action=action,
             changed_by=actor.id,
             changed_at=utcnow(),
-            diff_sealed=vault.seal(key, diff, table="change_records", row_id=customer_id),
-        )
+        ),
+        diff,
     )
     await audit.record(
         session,

@@ -268,6 +268,8 @@ class Customer(Timestamped, table=True):
     archived_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     destroyed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     version: int = Field(default=1)
+    # bumped with every write of `sealed`, which is bound to it (storage.vault.seal_customer)
+    sealed_seq: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class KeyPerson(Timestamped, table=True):
@@ -401,6 +403,20 @@ class AuditEntry(SQLModel, table=True):
     detail: str | None = Field(default=None, sa_type=Text)  # JSON, never personal data
     prev_hash: str = Field(max_length=64, unique=True)  # a fork (two successors) is refused
     hash: str = Field(max_length=64, unique=True)
+
+
+class AuditKey(SQLModel, table=True):
+    """The audit log's MAC key (one row), wrapped by a master key and re-wrapped by rotate-keys,
+    so the chain outlives every master key. `legacy_upto` is the last entry chained by plain
+    SHA-256 before this key existed; it is bound into the wrapping, so it cannot be moved."""
+
+    __tablename__ = "audit_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kek_id: str = Field(max_length=16)
+    wrapped: bytes = Field(sa_type=LargeBinary)
+    legacy_upto: int = Field(default=0)
+    created_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
 
 
 class Reminder(Timestamped, table=True):

@@ -83,6 +83,7 @@ class Kind(StrEnum):
     stale = "stale"  # approved, not checked for STALE_RECORD_DAYS → owner confirms
     survey = "survey"  # every SURVEY_INTERVAL_DAYS of cooperation → owner asks the customer
     weekly = "weekly"  # the week in numbers → managers and admins
+    audit_head = "audit_head"  # every AUDIT_HEAD_DAYS: the audit log's head (id, MAC) → admins
 
 
 # Buttons each kind offers (conversations/reminders.py draws them; the actions below check them).
@@ -135,6 +136,7 @@ class Rules:
     survey_days: int = 365
     weekly_weekday: int = 1  # ISO: 1 = Monday
     catchup_days: int = 7
+    audit_head_days: int = 1  # 0: never
 
     @classmethod
     def from_settings(cls, settings: Any) -> Rules:
@@ -153,6 +155,7 @@ class Rules:
             survey_days=settings.SURVEY_INTERVAL_DAYS,
             weekly_weekday=settings.WEEKLY_SUMMARY_WEEKDAY,
             catchup_days=settings.REMINDER_CATCHUP_DAYS,
+            audit_head_days=settings.AUDIT_HEAD_DAYS,
         )
 
     def zone_of(self, staff: Staff | None) -> tzinfo:
@@ -892,6 +895,29 @@ async def _plan_weekly(sessions: SessionFactory, ctx: _Plan) -> int:
         return await add_reminders(session, rows)
 
 
+async def _plan_audit_head(sessions: SessionFactory, ctx: _Plan) -> int:
+    """The audit log's head for each admin at the digest hour, every AUDIT_HEAD_DAYS days (the
+    same days for everyone), so a copy lives outside the database: a log cut or rewritten
+    later no longer reaches a head an admin was sent. The head itself is read at delivery."""
+    every = ctx.rules.audit_head_days
+    if every <= 0:
+        return 0
+    rows = []
+    for person in ctx.staff.values():
+        if not person.active or person.role != Role.admin or person.id is None:
+            continue
+        today = ctx.rules.today_of(person, ctx.now)
+        if today.toordinal() % every:
+            continue
+        due = ctx.at(person, today, ctx.rules.digest_hour)
+        rows.append(
+            _row(ctx, Kind.audit_head, "staff", person.id, person.id, today.isoformat(), due)
+        )
+    async with unit_of_work(sessions) as session:
+        rows = await _new_only(session, rows)
+        return await add_reminders(session, rows)
+
+
 RETENTION = {Kind.birthday: 4}  # days after the catch-up window; the rest keep KEEP_DAYS
 KEEP_DAYS = 90
 
@@ -941,6 +967,7 @@ PLANNERS = (
     ("rejected", _plan_rejected, None),
     ("complaints", _plan_complaints, None),
     ("weekly", _plan_weekly, None),
+    ("audit_head", _plan_audit_head, None),
     ("birthday", _plan_birthdays, HEAVY_EVERY),
     ("stale", _plan_stale, DAILY),
     ("survey", _plan_surveys, DAILY),
@@ -1240,6 +1267,7 @@ class _Describer:
             Kind.stale: self._stale,
             Kind.survey: self._survey,
             Kind.weekly: self._weekly,
+            Kind.audit_head: self._audit_head,
         }
 
     async def _load(self, model: Any, ids: Iterable[int | None]) -> dict[int, Any]:
@@ -1623,6 +1651,17 @@ class _Describer:
             )
         return found
 
+    async def _audit_head(self, group: Sequence[Reminder]) -> dict[int, Notice]:
+        newest = await audit.head(self.session)
+        found = {}
+        for row in group:
+            person = self.staff.get(row.recipient_id)
+            if newest is None or person is None or not person.active or person.role != Role.admin:
+                continue
+            assert row.id is not None
+            found[row.id] = Notice(row.id, row.kind, {"entry": newest.id, "mac": newest.mac})
+        return found
+
 
 async def describe(
     session: AsyncSession,
@@ -1752,6 +1791,8 @@ def sample_notice(row: Reminder) -> Notice:
         "complaints": 2,
         "complaints_overdue": 1,
         "reviews": 2,
+        "entry": 1234,
+        "mac": "0" * 64,
     }
     lines: tuple[dict[str, Any], ...] = ()
     if row.kind == Kind.review_digest:
@@ -1911,7 +1952,9 @@ async def _set_next_followup(
     session.add(customer)
     key = await vault.data_key(session, keyring, customer.id)
     diff = {"next_followup_on": [old.isoformat() if old else None, on.isoformat()]}
-    session.add(
+    await vault.add_change(
+        session,
+        key,
         ChangeRecord(
             entity="customer",
             entity_id=customer.id,
@@ -1919,8 +1962,8 @@ async def _set_next_followup(
             action="update",
             changed_by=actor.id,
             changed_at=now,
-            diff_sealed=vault.seal(key, diff, table="change_records", row_id=customer.id),
-        )
+        ),
+        diff,
     )
     await audit.record(
         session,

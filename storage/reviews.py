@@ -586,11 +586,10 @@ async def _history(
     review_id: int,
     diff: dict[str, list[Any]] | None,
 ) -> None:
-    sealed = None
-    if diff:
-        key = await vault.data_key(session, keyring, customer_id)
-        sealed = vault.seal(key, diff, table="change_records", row_id=customer_id)
-    session.add(
+    key = await vault.data_key(session, keyring, customer_id) if diff else b""
+    await vault.add_change(
+        session,
+        key,
         ChangeRecord(
             entity=entity,
             entity_id=entity_id,
@@ -599,8 +598,8 @@ async def _history(
             changed_by=actor.id,
             changed_at=utcnow(),
             review_id=review_id,
-            diff_sealed=sealed,
-        )
+        ),
+        diff or None,
     )
 
 

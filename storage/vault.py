@@ -1,4 +1,13 @@
-"""Per-customer data keys: create, open and erase; sealing values bound to their record."""
+"""Per-customer data keys: create, open and erase; sealing values bound to their record.
+
+A sealed value opens only in its own place: `seal`/`unseal` bind it to table and row. Change
+records and a customer's blob are bound tighter (`_BOUND` tokens), since several of them share
+one customer's data key: a change record to its own id, entity and action (so one record's
+difference cannot be shown as another's), a customer's blob to its `sealed_seq`, bumped with
+every sealed write (so an older blob of the same customer put back fails to open). Tokens
+written before (crypto's plain format) still open with the old binding; rotate-keys re-seals
+them in the bound format (`reseal_legacy` in storage.rotation).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +17,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.crypto import DecryptionError, Keyring, open_with, seal_with
-from storage.models import DataKey
+from storage.models import ChangeRecord, Customer, DataKey
 from storage.types import utcnow
 
 
@@ -46,3 +55,63 @@ def unseal(key: bytes, token: bytes | None, *, table: str, row_id: int) -> Any:
     if token is None:
         return None
     return open_with(key, token, context=f"{table}:{row_id}")
+
+
+_BOUND = b"\x02"  # then crypto's token; without it, a token from before the tighter binding
+
+
+def is_legacy(token: bytes | None) -> bool:
+    """Sealed before change records and customer blobs were bound to their own row."""
+    return token is not None and token[:1] != _BOUND
+
+
+def _change_context(record: ChangeRecord) -> str:
+    return f"change_records:{record.id}:{record.entity}:{record.entity_id}:{record.action}"
+
+
+def seal_change(key: bytes, diff: Any, record: ChangeRecord) -> bytes:
+    """A change record's difference, bound to that record (it must have its id already)."""
+    assert record.id is not None
+    return _BOUND + seal_with(key, diff, context=_change_context(record))
+
+
+def open_change(key: bytes, record: ChangeRecord) -> Any:
+    token = record.diff_sealed
+    if token is None:
+        return None
+    if token[:1] == _BOUND:
+        return open_with(key, token[1:], context=_change_context(record))
+    return unseal(key, token, table="change_records", row_id=record.customer_id)
+
+
+async def add_change(
+    session: AsyncSession, key: bytes, record: ChangeRecord, diff: Any | None
+) -> ChangeRecord:
+    """Add a change record with `diff` sealed to it (flushed first: the seal needs its id)."""
+    session.add(record)
+    await session.flush()
+    if diff is not None:
+        record.diff_sealed = seal_change(key, diff, record)
+        session.add(record)
+    return record
+
+
+def _customer_context(customer_id: int, sealed_seq: int) -> str:
+    return f"customers:{customer_id}:{sealed_seq}"
+
+
+def seal_customer(key: bytes, values: Any, *, customer_id: int, sealed_seq: int) -> bytes:
+    """A customer's sensitive values, bound to the customer and to `sealed_seq`: the caller
+    writes that number into the row with the blob (one more than the row had)."""
+    return _BOUND + seal_with(key, values, context=_customer_context(customer_id, sealed_seq))
+
+
+def open_customer(key: bytes, customer: Customer) -> Any:
+    token = customer.sealed
+    assert customer.id is not None
+    if token is None:
+        return None
+    if token[:1] == _BOUND:
+        context = _customer_context(customer.id, customer.sealed_seq)
+        return open_with(key, token[1:], context=context)
+    return unseal(key, token, table="customers", row_id=customer.id)

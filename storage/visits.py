@@ -255,7 +255,9 @@ async def log_visit(
         diff = {f: [_jsonable(old), _jsonable(new)] for f, (old, new) in changes.items()}
         history.append(("customer", customer.id, "visit", diff))
     for entity, entity_id, action, diff in history:
-        session.add(
+        await vault.add_change(
+            session,
+            key,
             ChangeRecord(
                 entity=entity,
                 entity_id=entity_id,
@@ -263,8 +265,8 @@ async def log_visit(
                 action=action,
                 changed_by=actor.id,
                 changed_at=now,
-                diff_sealed=vault.seal(key, diff, table="change_records", row_id=customer.id),
-            )
+            ),
+            diff,
         )
     await session.flush()
     await audit.record(

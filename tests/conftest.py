@@ -15,6 +15,8 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from storage import audit
+from storage.crypto import Keyring, decode_master_key, new_master_key
 from storage.db import SessionFactory, make_engine, make_session_factory
 from storage.migrate import upgrade_database
 
@@ -27,7 +29,10 @@ from storage.migrate import upgrade_database
 #
 #   database_url     a fresh, EMPTY database (no tables): for migration tests
 #   engine           an AsyncEngine on a fresh database upgraded to head by the real migrations
-#   session_factory  make_session_factory(engine)
+#   session_factory  make_session_factory(engine), whose sessions sign audit entries with
+#                    `keyring` (a directory's conftest may override `keyring`)
+#   master_key_text  the master key of the default `keyring`, as ENCRYPTION_KEYS takes it (so a
+#                    CLI run in a test opens the same audit MAC key)
 #   IS_POSTGRES      True when the tests run on PostgreSQL; `postgres_only` skips a test otherwise
 # ---------------------------------------------------------------------------------------------
 
@@ -77,5 +82,17 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-def session_factory(engine: AsyncEngine) -> SessionFactory:
-    return make_session_factory(engine)
+def master_key_text() -> str:
+    return new_master_key()
+
+
+@pytest.fixture
+def keyring(master_key_text: str) -> Keyring:
+    return Keyring([decode_master_key(master_key_text)])
+
+
+@pytest.fixture
+def session_factory(engine: AsyncEngine, keyring: Keyring) -> SessionFactory:
+    factory = make_session_factory(engine)
+    audit.use_keyring(factory, keyring)
+    return factory

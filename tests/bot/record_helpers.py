@@ -84,10 +84,7 @@ async def history_of(world: World, customer_id: int) -> list[tuple[ChangeRecord,
             )
         ).all()
         key = await vault.data_key(session, world.services.keyring, customer_id)
-    return [
-        (r, vault.unseal(key, r.diff_sealed, table="change_records", row_id=customer_id))
-        for r in rows
-    ]
+    return [(r, vault.open_change(key, r)) for r in rows]
 
 
 async def key_person_rows(sessions: SessionFactory) -> list[KeyPerson]:

@@ -116,8 +116,11 @@ async def test_altered_prev_hash_is_a_broken_link(session_factory: SessionFactor
     assert report.reason is not None and "link" in report.reason and "broken" in report.reason
 
 
-async def test_recomputed_hash_still_breaks_the_next_link(session_factory: SessionFactory) -> None:
-    """A forger who also rewrites the altered entry's hash is caught at the following entry."""
+async def test_recomputed_hash_is_caught_at_the_altered_entry(
+    session_factory: SessionFactory,
+) -> None:
+    """A forger who also rewrites the altered entry's plain hash is caught at that entry: its
+    link is a keyed MAC now (it used to be caught only at the following entry)."""
     await _record_some(session_factory, 5)
     entries = await _entries(session_factory)
     forged = entries[2]
@@ -130,8 +133,8 @@ async def test_recomputed_hash_still_breaks_the_next_link(session_factory: Sessi
         h=new_hash,
     )
     report = await _verify(session_factory)
-    assert (report.ok, report.first_broken_id) == (False, 4)
-    assert report.reason is not None and "link" in report.reason
+    assert (report.ok, report.first_broken_id) == (False, 3)
+    assert report.reason is not None and "altered" in report.reason
 
 
 async def test_concurrent_appends_never_fork_the_chain(session_factory: SessionFactory) -> None:
@@ -178,9 +181,17 @@ async def test_rolled_back_append_leaves_no_trace(session_factory: SessionFactor
 
 
 @pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> Path:
-    """The environment `python -m bot` reads, and no stray .env."""
-    clean_settings_env(monkeypatch, tmp_path, DATABASE_URL=database_url, DATA_DIR=str(tmp_path))
+def cli_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str, master_key_text: str
+) -> Path:
+    """The environment `python -m bot` reads (the tests' master key), and no stray .env."""
+    clean_settings_env(
+        monkeypatch,
+        tmp_path,
+        DATABASE_URL=database_url,
+        DATA_DIR=str(tmp_path),
+        ENCRYPTION_KEYS=master_key_text,
+    )
     return tmp_path
 
 

@@ -93,7 +93,7 @@ async def _history(sessions: SessionFactory, keyring: Keyring, customer_id: int)
         (
             r.action,
             r.review_id,
-            vault.unseal(key, r.diff_sealed, table="change_records", row_id=customer_id),
+            vault.open_change(key, r),
         )
         for r in rows
     ]

@@ -36,9 +36,13 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: st
 
 
 @pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> Path:
-    """The environment `python -m bot` reads."""
+def cli_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str, master_key_text: str
+) -> Path:
+    """The environment `python -m bot` reads, with the master key the test's sessions use (so
+    both open the same audit MAC key)."""
     _clean_env(monkeypatch, tmp_path, database_url)
+    monkeypatch.setenv("ENCRYPTION_KEYS", master_key_text)
     return tmp_path
 
 
@@ -201,8 +205,9 @@ async def test_rotate_keys_moves_data_off_the_old_key(
     session_factory: SessionFactory,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    master_key_text: str,
 ) -> None:
-    old_text, new_text = new_master_key(), new_master_key()
+    old_text, new_text = master_key_text, new_master_key()  # the sessions' key is the old one
     old, new = decode_master_key(old_text), decode_master_key(new_text)
     old_kid, new_kid = MasterKey.from_bytes(old).kid, MasterKey.from_bytes(new).kid
     before = Keyring([old])

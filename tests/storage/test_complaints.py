@@ -246,9 +246,7 @@ async def test_handler_moves_the_complaint_on_and_the_resolution_awaits_review(
         assert [h.action for h in history] == ["create", "in_progress", "resolve"]
         assert history[-1].review_id == review.id
         key = await vault.data_key(session, KEYRING, company.customer.id or 0)
-        diff = vault.unseal(
-            key, history[-1].diff_sealed, table="change_records", row_id=company.customer.id or 0
-        )
+        diff = vault.open_change(key, history[-1])
         assert diff["status"] == ["in_progress", "resolved"]
         actions = (await session.exec(select(AuditEntry.action).order_by(col(AuditEntry.id)))).all()
         assert actions[-3:] == ["complaint.in_progress", "complaint.resolve", "review.submit"]

@@ -130,7 +130,7 @@ def test_tampered_wrapped_key_fails() -> None:
     with pytest.raises(DecryptionError):
         keyring.unwrap(kid, tampered, customer_id=1)
     with pytest.raises(DecryptionError, match="format"):
-        keyring.unwrap(kid, b"\x02" + wrapped[1:], customer_id=1)
+        keyring.unwrap(kid, b"\x09" + wrapped[1:], customer_id=1)  # 0x02 is the current format
 
 
 def test_keyring_needs_a_key() -> None:

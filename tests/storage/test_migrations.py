@@ -79,7 +79,7 @@ async def test_upgrade_is_idempotent_and_sync_call_works_inside_a_loop(database_
             engine, lambda c: c.execute(text("SELECT version_num FROM alembic_version")).all()
         )
         head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
-        assert version == [(head,)]
+        assert version == [(head,)] and head != "0001_initial"
     finally:
         await engine.dispose()
 

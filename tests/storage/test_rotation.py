@@ -18,6 +18,14 @@ K2 = bytes(range(100, 132))
 KID1 = MasterKey.from_bytes(K1).kid
 KID2 = MasterKey.from_bytes(K2).kid
 
+
+@pytest.fixture
+def keyring() -> Keyring:
+    """The keys of the process whose sessions write the audit log: both, as during a rotation
+    (the audit MAC key must open with them; its own rotation is in test_audit_mac.py)."""
+    return Keyring([K2, K1])
+
+
 PEOPLE: dict[str, dict[str, Any]] = {
     "Alpha Trading": {
         "phones": ["+8613812345678"],

@@ -130,9 +130,7 @@ async def test_a_visit_updates_its_customer_with_history_and_audit(
             ("customer", "visit"),
         ]
         key = await vault.data_key(session, KEYRING, customer.id or 0)
-        diff = vault.unseal(
-            key, history[-1].diff_sealed, table="change_records", row_id=customer.id or 0
-        )
+        diff = vault.open_change(key, history[-1])
         assert diff == {
             "last_visit_on": [None, "2026-11-21"],
             "next_followup_on": [None, "2026-12-06"],
