@@ -142,7 +142,7 @@ async def language_chosen(update: Update, context: BotContext) -> None:
         return
     async with unit_of_work(context.services.sessions) as session:
         await staff_store.set_language(session, staff_id=context.member.id or 0, language=code)
-    context.language = code
+    context.use_language(code)
     await query.answer()
     await context.bot.send_message(_chat_id(update), context._("lang.set"))
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlmodel import select
+from sqlalchemy import update
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.crypto import Keyring
@@ -22,6 +23,12 @@ class DraftState:
     mode: str = "ask"
     token: int = 1
     data: dict[str, Any] = field(default_factory=dict)
+    shown: int = 0  # token of the last prompt Telegram accepted
+
+    @property
+    def unseen(self) -> bool:
+        """The current question never reached the user (its send failed)."""
+        return self.shown != self.token
 
 
 def _context(staff_id: int) -> str:
@@ -38,7 +45,10 @@ async def load(
     if row is None:
         return None
     data = keyring.open_json(row.sealed, context=_context(staff_id)) if row.sealed else {}
-    return DraftState(flow=row.flow, step=row.step, mode=row.mode, token=row.token, data=data)
+    shown = row.token if row.shown_token is None else row.shown_token
+    return DraftState(
+        flow=row.flow, step=row.step, mode=row.mode, token=row.token, data=data, shown=shown
+    )
 
 
 async def save(session: AsyncSession, keyring: Keyring, staff_id: int, state: DraftState) -> None:
@@ -46,10 +56,21 @@ async def save(session: AsyncSession, keyring: Keyring, staff_id: int, state: Dr
     if row is None:
         row = Draft(staff_id=staff_id, flow=state.flow)
     row.flow, row.step, row.mode, row.token = state.flow, state.step, state.mode, state.token
+    row.shown_token = state.shown
     row.sealed = keyring.seal_json(state.data, context=_context(staff_id))
     row.updated_at = utcnow()
     session.add(row)
     await session.flush()
+
+
+async def mark_shown(session: AsyncSession, staff_id: int, token: int) -> bool:
+    """Record that the prompt with `token` reached the user, unless the draft moved on."""
+    result = await session.exec(
+        update(Draft)
+        .where(col(Draft.staff_id) == staff_id, col(Draft.token) == token)
+        .values(shown_token=token)
+    )
+    return bool(result.rowcount)
 
 
 async def discard(session: AsyncSession, staff_id: int) -> bool:
