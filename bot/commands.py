@@ -159,6 +159,11 @@ async def other_message(update: Update, context: BotContext) -> None:
         await context.bot.send_message(_chat_id(update), context._("fallback.text"))
 
 
+async def edited_message(update: Update, context: BotContext) -> None:
+    """An edit of an earlier message is neither an answer nor a command; say so in a flow."""
+    await runner.on_edited(update, context)
+
+
 async def unknown_command(update: Update, context: BotContext) -> None:
     await context.bot.send_message(_chat_id(update), context._("fallback.command"))
 

@@ -106,7 +106,10 @@ async def _remember(context: BotContext, state: FindState) -> bool:
             return False
         # a new token makes the prompt buttons of an older find draft stale
         token = current.token + 1 if current is not None else secrets.randbelow(1 << 30) + 2
-        draft = DraftState(flow=FLOW_NAME, step=FIELD, mode="ask", token=token, data=state.data())
+        # typed text always searches (no field to misplace it in), so it counts as shown
+        draft = DraftState(
+            flow=FLOW_NAME, step=FIELD, mode="ask", token=token, data=state.data(), shown=token
+        )
         await drafts.save(session, keyring, staff_id, draft)
     return True
 

@@ -58,7 +58,7 @@ STEPS = (
         display=s.show_phones,
         example="example.phones",
     ),
-    Step("kp_birthday", parse=s.past_date, sensitive=True, example="example.kp_birthday"),
+    Step("kp_birthday", parse=s.birthday, sensitive=True, example="example.kp_birthday"),
     Step("kp_notes", parse=s.text(1000)),
 )
 
