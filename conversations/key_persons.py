@@ -20,6 +20,7 @@ from bot.context import BotContext
 from bot.i18n import Translator
 from conversations import runner
 from conversations import steps as s
+from conversations.callback_data import parse_ids
 from conversations.messages import close_buttons
 from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
 from storage import customers, key_persons
@@ -226,9 +227,10 @@ def _parse(data: str) -> tuple[str, list[int]] | None:
         action, ids = parts[1], parts[2:]
     else:
         return None
-    if _ARITY.get(action) != len(ids) or not all(i.isdigit() for i in ids):
+    parsed = parse_ids(ids)
+    if _ARITY.get(action) != len(ids) or parsed is None:
         return None
-    return action, [int(i) for i in ids]
+    return action, parsed
 
 
 async def _checked(

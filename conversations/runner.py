@@ -27,6 +27,7 @@ from telegram import (
 
 from bot.context import BotContext
 from bot.i18n import Translator
+from conversations.callback_data import parse_id
 from conversations.messages import close_buttons
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step
 from storage import audit, drafts, validation
@@ -664,10 +665,11 @@ async def on_callback(update: Update, context: BotContext) -> None:
     assert query is not None and query.data is not None
     _ = context._
     parts = query.data.split(":", 3)
-    if len(parts) != 4 or not parts[1].isdigit():
+    token = parse_id(parts[1]) if len(parts) == 4 else None
+    if token is None:
         await query.answer(_("button.expired"), show_alert=True)
         return
-    token, action, arg = int(parts[1]), parts[2], parts[3]
+    action, arg = parts[2], parts[3]
     loaded = await _load(context)
     if loaded is not None and loaded[1].token != token and loaded[1].unseen:
         await query.answer()  # a button of the question before one that never arrived
@@ -722,10 +724,11 @@ async def _on_discard(
 async def _on_edit(
     query: CallbackQuery, context: BotContext, chat_id: int, flow: Flow, state: DraftState, arg: str
 ) -> None:
-    if state.mode != "summary" or not arg.isdigit() or int(arg) >= len(flow.steps):
+    index = parse_id(arg)
+    if state.mode != "summary" or index is None or index >= len(flow.steps):
         await query.answer(context._("button.expired"), show_alert=True)
         return
-    step = flow.steps[int(arg)]
+    step = flow.steps[index]
     if not step.editable or not step.applies(state.data):
         await query.answer(context._("button.expired"), show_alert=True)
         return
@@ -816,10 +819,11 @@ async def _on_choose(
 ) -> None:
     step = _current(flow, state)
     options = _offered(state, step) if step is not None else None
-    if step is None or options is None or not arg.isdigit() or int(arg) >= len(options):
+    index = parse_id(arg)
+    if step is None or options is None or index is None or index >= len(options):
         await query.answer(context._("button.expired"), show_alert=True)
         return
-    option = options[int(arg)]
+    option = options[index]
     label = option_label(context._, option)
     await query.answer()
     await close_buttons(query.message, label)
@@ -833,10 +837,11 @@ async def _on_page(
 ) -> None:
     step = _current(flow, state)
     options = _offered(state, step) if step is not None else None
-    if step is None or options is None or not arg.isdigit():
+    wanted = parse_id(arg)
+    if step is None or options is None or wanted is None:
         await query.answer(context._("button.expired"), show_alert=True)
         return
-    page = min(int(arg), max(0, (len(options) - 1) // step.page_size))
+    page = min(wanted, max(0, (len(options) - 1) // step.page_size))
     await query.answer()
     await close_buttons(query.message)
     state.data["_offered"]["page"] = page
