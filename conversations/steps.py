@@ -180,13 +180,21 @@ def any_date(value: str, env: FlowEnv) -> str:
 def past_date(value: str, env: FlowEnv) -> str:
     """A day that happened in the archive's time: from 2000 to today (a consent, a deal)."""
     return validation.day(
-        value, today=env.today, future_ok=False, earliest=validation.EARLIEST_RECORD
+        value,
+        today=env.today,
+        future_ok=False,
+        earliest=validation.EARLIEST_RECORD,
+        latest=env.today,
     ).isoformat()
 
 
 def birthday(value: str, env: FlowEnv) -> str:
     return validation.day(
-        value, today=env.today, future_ok=False, earliest=validation.EARLIEST_BIRTHDAY
+        value,
+        today=env.today,
+        future_ok=False,
+        earliest=validation.EARLIEST_BIRTHDAY,
+        latest=env.today,
     ).isoformat()
 
 
@@ -196,5 +204,6 @@ def future_date(value: str, env: FlowEnv) -> str:
         value,
         today=env.today,
         past_ok=False,
+        earliest=env.today,
         latest=validation.years_after(env.today, validation.FOLLOWUP_YEARS),
     ).isoformat()

@@ -166,8 +166,8 @@ def day(
     if (earliest is not None and result < earliest) or (latest is not None and result > latest):
         raise Invalid(
             "date_range",
-            earliest=(earliest or date.min).isoformat(),
-            latest=(latest or date.max).isoformat(),
+            earliest=earliest.isoformat() if earliest else None,
+            latest=latest.isoformat() if latest else None,
         )
     return result
 
