@@ -122,8 +122,9 @@ async def test_extra_or_missing_fields_are_refused_politely(
     person, values = await _prepare(world, form)
     message = person.last_message()
     good = form.format(**values).replace("X", "1")
+    largest = form.format(**values).replace("X", str(RECORD_ID_MAX))  # an id, but none of ours
     prefix = good.split(":")[0]
-    for data in (f"{good}:9:9", f"{good}:²", f"{prefix}:", prefix, f"{prefix}::::"):
+    for data in (f"{good}:9:9", f"{good}:²", f"{prefix}:", prefix, f"{prefix}::::", largest):
         before = len(world.telegram.answers())
         await person.press_data(message, data)
         assert errors == [], (data, errors)
