@@ -55,6 +55,7 @@ async def recognise(update: Update, context: BotContext) -> None:
 
 
 async def _recognise(update: Update, context: BotContext) -> None:
+    """Find the member and their language; refuse strangers politely (audited)."""
     user = update.effective_user
     if user is None or user.is_bot:
         raise ApplicationHandlerStop

@@ -63,7 +63,7 @@ def years_after(day: date, years: int) -> date:
 
 
 def text(value: str, *, max_len: int) -> str:
-    value = value.strip()
+    value = printable(value).strip()
     if not value:
         raise Invalid("empty")
     if len(value) > max_len:
