@@ -69,7 +69,10 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
     # -1: recognise the member or refuse the update (stops it)
     application.add_handler(TypeHandler(Update, recognise), group=GATE_GROUP)
     # 0: commands
-    private = filters.ChatType.PRIVATE  # flows are one-to-one; groups only get review cards
+    # flows are one-to-one; groups only get review cards. Only new messages are commands and
+    # answers: PTB would route an edited message here too (editing /help into /new started it)
+    private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+    edited = filters.ChatType.PRIVATE & filters.UpdateType.EDITED_MESSAGE
     application.add_handlers(
         [
             CommandHandler("start", commands.start, filters=private),
@@ -84,7 +87,11 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CommandHandler("my", find.my_command, filters=private),
             CommandHandler("review", review.queue_command, filters=private),
             CommandHandler("testreminder", reminders.testreminder_command, filters=private),
-            CommandHandler("setgroup", review.setgroup_command, filters=filters.ChatType.GROUPS),
+            CommandHandler(
+                "setgroup",
+                review.setgroup_command,
+                filters=filters.ChatType.GROUPS & filters.UpdateType.MESSAGE,
+            ),
             # buttons: flow steps, language, features, then anything left is stale
             CallbackQueryHandler(runner.on_callback, pattern=rf"^{runner.PREFIX}:"),
             CallbackQueryHandler(commands.language_chosen, pattern=r"^lang:"),
@@ -97,7 +104,8 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CallbackQueryHandler(review.on_button, pattern=r"^rv:"),
             CallbackQueryHandler(reminders.on_button, pattern=r"^rm:"),
             CallbackQueryHandler(commands.stale_button),
-            # messages: unknown commands, answers to the current question, everything else
+            # messages: edits (never answers), unknown commands, answers, everything else
+            MessageHandler(edited, commands.edited_message),
             MessageHandler(private & filters.COMMAND, commands.unknown_command),
             MessageHandler(private & filters.TEXT & ~filters.COMMAND, commands.text_message),
             MessageHandler(private & ~filters.TEXT, commands.other_message),

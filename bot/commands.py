@@ -142,7 +142,7 @@ async def language_chosen(update: Update, context: BotContext) -> None:
         return
     async with unit_of_work(context.services.sessions) as session:
         await staff_store.set_language(session, staff_id=context.member.id or 0, language=code)
-    context.language = code
+    context.use_language(code)
     await query.answer()
     await context.bot.send_message(_chat_id(update), context._("lang.set"))
 
@@ -157,6 +157,11 @@ async def other_message(update: Update, context: BotContext) -> None:
     """Photos, stickers, locations, files outside what the flow expects."""
     if not await runner.on_other(update, context):
         await context.bot.send_message(_chat_id(update), context._("fallback.text"))
+
+
+async def edited_message(update: Update, context: BotContext) -> None:
+    """An edit of an earlier message is neither an answer nor a command; say so in a flow."""
+    await runner.on_edited(update, context)
 
 
 async def unknown_command(update: Update, context: BotContext) -> None:

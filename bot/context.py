@@ -19,6 +19,8 @@ from storage.models import Staff
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+LANGUAGE_KEY = "language"  # in user_data: the language the gate chose for this user
+
 
 @dataclass
 class Services:
@@ -64,6 +66,13 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
         super().__init__(application=application, chat_id=chat_id, user_id=user_id)
         self.staff: Staff | None = None
         self.language: str = "zh"
+
+    def use_language(self, language: str) -> None:
+        """Speak `language` to this user; kept in user_data too, because PTB gives the error
+        handler a fresh context of its own and it must answer in the same language."""
+        self.language = language
+        if self.user_data is not None:
+            self.user_data[LANGUAGE_KEY] = language
 
     @property
     def services(self) -> Services:

@@ -5,11 +5,24 @@ from __future__ import annotations
 import logging
 
 from telegram import Update
-from telegram.error import Forbidden, NetworkError
+from telegram.error import BadRequest, Forbidden, NetworkError
 
-from bot.context import BotContext
+from bot.context import LANGUAGE_KEY, BotContext
+from bot.i18n import pick_language
 
 log = logging.getLogger(__name__)
+
+
+def answer_language(update: object, context: BotContext) -> str:
+    """The language the gate chose for this user (PTB hands us a fresh context), else their
+    Telegram app's, else the default."""
+    remembered = context.user_data.get(LANGUAGE_KEY) if context.user_data is not None else None
+    user = update.effective_user if isinstance(update, Update) else None
+    return pick_language(
+        remembered,
+        user.language_code if user else None,
+        context.services.settings.DEFAULT_LANGUAGE,
+    )
 
 
 async def on_error(update: object, context: BotContext) -> None:
@@ -31,10 +44,15 @@ async def on_error(update: object, context: BotContext) -> None:
         )
     if chat_id is None or isinstance(error, Forbidden):
         return
+    context.language = answer_language(update, context)
+    text = context._("error.try_again")
     try:
         if isinstance(update, Update) and update.callback_query is not None:
-            await update.callback_query.answer(context._("error.try_again"), show_alert=True)
-        else:
-            await context.bot.send_message(chat_id, context._("error.try_again"))
+            try:
+                await update.callback_query.answer(text, show_alert=True)
+                return
+            except BadRequest:  # the press was answered before the failure: write instead
+                pass
+        await context.bot.send_message(chat_id, text)
     except (NetworkError, Forbidden):
         log.warning("could not tell user %s about the error", user_id)

@@ -1,14 +1,19 @@
-"""Who is this? Every update passes here first; strangers get one polite refusal, logged."""
+"""Who is this? Every update passes here first; strangers get one polite refusal, logged.
+
+The gate fails closed: if recognising the user fails (the database is locked or gone), the
+update stops here with one "try again", and no other handler ever sees it.
+"""
 
 from __future__ import annotations
 
 import logging
 
 from telegram import Update
+from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop
 
-from bot.context import BotContext
-from bot.i18n import pick_language
+from bot.context import LANGUAGE_KEY, BotContext
+from bot.i18n import pick_language, translate
 from storage import staff as staff_store
 from storage.db import reading, unit_of_work
 
@@ -40,14 +45,29 @@ def _update_kind(update: Update) -> str:
 
 async def recognise(update: Update, context: BotContext) -> None:
     """Attach the member to the context, or refuse the update and stop it here."""
+    try:
+        await _recognise(update, context)
+    except ApplicationHandlerStop:
+        raise
+    except Exception as error:  # fail closed: no failure may let the update go on
+        await _fail_closed(update, context, error)
+        raise ApplicationHandlerStop from None
+
+
+async def _recognise(update: Update, context: BotContext) -> None:
+    """Find the member and their language; refuse strangers politely (audited)."""
     user = update.effective_user
     if user is None or user.is_bot:
         raise ApplicationHandlerStop
     services = context.services
     async with reading(services.sessions) as session:
         staff = await staff_store.staff_by_telegram_id(session, user.id)
-    context.language = pick_language(
-        staff.language if staff else None, user.language_code, services.settings.DEFAULT_LANGUAGE
+    context.use_language(
+        pick_language(
+            staff.language if staff else None,
+            user.language_code,
+            services.settings.DEFAULT_LANGUAGE,
+        )
     )
     if staff is not None and staff.active:
         if staff.language is None:  # e.g. a configured admin's first message: remember it
@@ -65,9 +85,38 @@ async def recognise(update: Update, context: BotContext) -> None:
         await staff_store.record_refusal(
             session, telegram_id=user.id, reason=reason, kind=_update_kind(update)
         )
-    text = context._(f"access.{reason}")
+    try:
+        await _answer(update, context._(f"access.{reason}"))
+    except TelegramError as failure:  # the refusal is logged; no second attempt
+        log.warning("could not refuse update %s: %s", update.update_id, type(failure).__name__)
+    raise ApplicationHandlerStop
+
+
+async def _fail_closed(update: Update, context: BotContext, error: Exception) -> None:
+    """Log the failure by kind only (its text may hold SQL parameters), answer once."""
+    log.error(
+        "gate failed on update %s: %s%s",
+        update.update_id,
+        type(error).__name__,
+        f" ({type(error.__cause__).__name__})" if error.__cause__ else "",
+    )
+    context.staff = None
+    user = update.effective_user
+    remembered = context.user_data.get(LANGUAGE_KEY) if context.user_data is not None else None
+    language = pick_language(
+        remembered,
+        user.language_code if user else None,
+        context.services.settings.DEFAULT_LANGUAGE,
+    )
+    try:
+        await _answer(update, translate(language, "error.try_again"))
+    except TelegramError as failure:
+        log.warning("could not answer update %s: %s", update.update_id, type(failure).__name__)
+
+
+async def _answer(update: Update, text: str) -> None:
+    """One answer: an alert on a button, a message in a private chat, nothing in a group."""
     if update.callback_query is not None:
         await update.callback_query.answer(text, show_alert=True)
     elif update.effective_message is not None and _is_private(update):
         await update.effective_message.reply_text(text)
-    raise ApplicationHandlerStop

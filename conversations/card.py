@@ -19,6 +19,7 @@ from telegram.error import BadRequest, Forbidden
 
 from bot.context import BotContext
 from bot.i18n import Translator, has_message
+from conversations.callback_data import parse_id
 from conversations.messages import edit_quietly
 from storage import cards
 from storage.cards import CustomerCard, FieldChange, HistoryEntry, HistoryPage, Revealed
@@ -30,6 +31,7 @@ from storage.validation import format_phone
 log = logging.getLogger(__name__)
 REVEAL_SECONDS = 60
 HISTORY_PAGE_SIZE = 5
+HISTORY_PAGE_MAX = 999_999  # a page number in button data
 VALUE_LIMIT = 60
 CHANGES_SHOWN = 12  # fields listed per history entry (a creation lists every field)
 STATUS_MARKS = {
@@ -311,9 +313,10 @@ def _reveal_menu(_: Translator, card: CustomerCard) -> InlineKeyboardMarkup:
 def _parse(data: str) -> tuple[str, int, str | None] | None:
     """`cu:12`, `cr:12:phones`, `ch:12:3` → (prefix, customer id, argument)."""
     parts = data.split(":")
-    if len(parts) not in (2, 3) or not parts[1].isdigit() or len(parts[1]) > 12:
+    customer_id = parse_id(parts[1]) if len(parts) in (2, 3) else None
+    if customer_id is None:
         return None
-    return parts[0], int(parts[1]), parts[2] if len(parts) == 3 else None
+    return parts[0], customer_id, parts[2] if len(parts) == 3 else None
 
 
 async def on_button(update: Update, context: BotContext) -> None:
@@ -402,7 +405,8 @@ async def _reveal(
 async def _history(
     query: CallbackQuery, context: BotContext, customer_id: int, argument: str | None
 ) -> None:
-    if argument is not None and not argument.isdigit():
+    page_number = 0 if argument is None else parse_id(argument, maximum=HISTORY_PAGE_MAX)
+    if page_number is None:
         await query.answer(context._("button.expired"), show_alert=True)
         return
     async with reading(context.services.sessions) as session:
@@ -411,7 +415,7 @@ async def _history(
             keyring=context.services.keyring,
             actor=context.member,
             customer_id=customer_id,
-            page=int(argument or 0),
+            page=page_number,
             page_size=HISTORY_PAGE_SIZE,
         )
     if page is None:

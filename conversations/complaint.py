@@ -22,6 +22,7 @@ from bot.context import BotContext, Services
 from bot.i18n import Translator, pick_language
 from conversations import pick_customer, review, runner
 from conversations import steps as s
+from conversations.callback_data import parse_id
 from conversations.messages import close_buttons, replace_page
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step, Submitted
 from conversations.visit import env_zone, local_text, moment, now_default, show_moment, zone
@@ -47,7 +48,7 @@ def _chat_id(update: Update) -> int:
 
 
 def _number(text: str) -> int | None:
-    return int(text) if text.isdigit() and len(text) < 19 else None
+    return parse_id(text)
 
 
 def refusal_text(_: Translator, refusal: Refused) -> str:
@@ -399,8 +400,8 @@ async def on_button(update: Update, context: BotContext) -> None:
         await _resolve(update, context, record_id)
     elif prefix == "cx" and arg == "assign":
         await _offer_handlers(update, context, record_id)
-    elif prefix == "cx" and arg[:2] == "to" and _number(arg[2:]) is not None:
-        await _assign(update, context, record_id, int(arg[2:]))
+    elif prefix == "cx" and arg[:2] == "to" and (handler_id := _number(arg[2:])) is not None:
+        await _assign(update, context, record_id, handler_id)
     else:
         await query.answer(context._("button.expired"), show_alert=True)
 

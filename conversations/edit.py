@@ -20,6 +20,7 @@ from bot.context import BotContext
 from bot.i18n import Translator
 from conversations import duplicates, new_customer, runner
 from conversations import review as review_notices
+from conversations.callback_data import parse_id
 from conversations.steps import Checker, Flow, FlowEnv, Kind, Option, Step, Submitted
 from storage import changes, customers
 from storage.db import unit_of_work
@@ -343,7 +344,7 @@ FLOW = runner.register(Flow(name="edit", steps=STEPS, submit=submit, prepare=pre
 
 def _customer_id(data: str) -> int | None:
     prefix, _sep, rest = data.partition(":")
-    return int(rest) if prefix == "ce" and rest.isdigit() else None
+    return parse_id(rest) if prefix == "ce" else None
 
 
 async def on_button(update: Update, context: BotContext) -> None:

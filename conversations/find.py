@@ -26,6 +26,7 @@ from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, 
 from bot.context import BotContext, Services
 from bot.i18n import Translator
 from conversations import runner
+from conversations.callback_data import parse_id
 from conversations.card import STATUS_MARKS
 from conversations.messages import close_buttons, edit_quietly
 from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
@@ -40,6 +41,7 @@ FLOW_NAME = "find"
 FIELD = "find_query"
 QUERY_LIMIT = 100
 PAGE_SIZE = 8
+PAGE_MAX = 999_999  # a page number in button data (an offset far beyond any list)
 MAX_RESULTS = 80  # search results kept for paging; more means the text should be narrower
 RECENT = 6
 FREE_VALUES_SHOWN = 20
@@ -113,7 +115,10 @@ async def _remember(context: BotContext, state: FindState) -> bool:
             return False
         # a new token makes the prompt buttons of an older find draft stale
         token = current.token + 1 if current is not None else secrets.randbelow(1 << 30) + 2
-        draft = DraftState(flow=FLOW_NAME, step=FIELD, mode="ask", token=token, data=state.data())
+        # typed text always searches (no field to misplace it in), so it counts as shown
+        draft = DraftState(
+            flow=FLOW_NAME, step=FIELD, mode="ask", token=token, data=state.data(), shown=token
+        )
         await drafts.save(session, keyring, staff_id, draft, now=context.services.clock())
     return True
 
@@ -404,11 +409,12 @@ async def on_button(update: Update, context: BotContext) -> None:
         await _my_page(query, context, parts)
         return
     handler = _ACTIONS.get(parts[0])
-    if handler is None or len(parts) < 2 or not parts[1].isdigit():
+    sid = parse_id(parts[1]) if len(parts) >= 2 else None
+    if handler is None or sid is None:
         await query.answer(context._("button.expired"), show_alert=True)
         return
     state, _other = await _load(context)
-    if state is None or state.sid != int(parts[1]):
+    if state is None or state.sid != sid:
         await query.answer(context._("find.expired"), show_alert=True)
         await close_buttons(query.message)
         return
@@ -416,9 +422,7 @@ async def on_button(update: Update, context: BotContext) -> None:
 
 
 def _number(args: list[str], position: int) -> int | None:
-    if len(args) <= position or not args[position].isdigit() or len(args[position]) > 6:
-        return None
-    return int(args[position])
+    return parse_id(args[position], maximum=PAGE_MAX) if len(args) > position else None
 
 
 async def _on_page(

@@ -20,6 +20,7 @@ from bot.context import BotContext
 from bot.i18n import Translator
 from conversations import runner
 from conversations import steps as s
+from conversations.callback_data import parse_ids
 from conversations.messages import close_buttons
 from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
 from storage import customers, key_persons
@@ -58,7 +59,7 @@ STEPS = (
         display=s.show_phones,
         example="example.phones",
     ),
-    Step("kp_birthday", parse=s.past_date, sensitive=True, example="example.kp_birthday"),
+    Step("kp_birthday", parse=s.birthday, sensitive=True, example="example.kp_birthday"),
     Step("kp_notes", parse=s.text(1000)),
 )
 
@@ -226,9 +227,10 @@ def _parse(data: str) -> tuple[str, list[int]] | None:
         action, ids = parts[1], parts[2:]
     else:
         return None
-    if _ARITY.get(action) != len(ids) or not all(i.isdigit() for i in ids):
+    parsed = parse_ids(ids)
+    if _ARITY.get(action) != len(ids) or parsed is None:
         return None
-    return action, [int(i) for i in ids]
+    return action, parsed
 
 
 async def _checked(

@@ -23,6 +23,7 @@ from telegram.error import BadRequest
 from bot.context import BotContext
 from bot.i18n import Translator, has_message
 from conversations import runner
+from conversations.callback_data import parse_id
 from conversations.messages import close_buttons, is_harmless_edit_error
 from conversations.steps import Flow, FlowEnv, Step, Submitted
 from storage import reminders as store
@@ -342,7 +343,8 @@ async def _open(update: Update, context: BotContext, reminder_id: int, arg: str)
 
 async def _snooze(update: Update, context: BotContext, reminder_id: int, arg: str) -> None:
     query = _query(update)
-    if not arg.isdigit():
+    days = parse_id(arg)
+    if days is None:
         await query.answer(context._("button.expired"), show_alert=True)
         return
     await _act(
@@ -352,7 +354,7 @@ async def _snooze(update: Update, context: BotContext, reminder_id: int, arg: st
             session,
             actor=context.member,
             reminder_id=reminder_id,
-            days=int(arg),
+            days=days,
             now=context.services.clock(),
         ),
     )
@@ -435,12 +437,13 @@ async def _back(update: Update, context: BotContext, reminder_id: int, arg: str)
 
 async def _reschedule_in(update: Update, context: BotContext, reminder_id: int, arg: str) -> None:
     query = _query(update)
-    if not arg.isdigit() or int(arg) not in store.RESCHEDULE_DAYS:
+    days = parse_id(arg)
+    if days is None or days not in store.RESCHEDULE_DAYS:
         await query.answer(context._("button.expired"), show_alert=True)
         return
     services = context.services
     rules = _rules(context)
-    on = rules.today_of(context.member, services.clock()) + timedelta(days=int(arg))
+    on = rules.today_of(context.member, services.clock()) + timedelta(days=days)
     await _act(
         query,
         context,
@@ -512,10 +515,11 @@ async def on_button(update: Update, context: BotContext) -> None:
     assert query is not None and query.data is not None
     parts = query.data.split(":")
     handler = _BUTTONS.get(parts[1]) if len(parts) in (3, 4) else None
-    if handler is None or not parts[2].isdigit():
+    reminder_id = parse_id(parts[2]) if handler is not None else None
+    if handler is None or reminder_id is None:
         await query.answer(context._("button.expired"), show_alert=True)
         return
-    await handler(update, context, int(parts[2]), parts[3] if len(parts) == 4 else "")
+    await handler(update, context, reminder_id, parts[3] if len(parts) == 4 else "")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from bot.context import BotContext
 from bot.i18n import Translator, has_message, pick_language
 from conversations import duplicates, runner
 from conversations import steps as s
+from conversations.callback_data import parse_id
 from conversations.messages import is_harmless_edit_error
 from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
 from storage import drafts
@@ -565,10 +566,11 @@ async def on_button(update: Update, context: BotContext) -> None:
     assert query is not None and query.data is not None
     parts = query.data.split(":")
     handler = _BUTTONS.get(parts[1]) if len(parts) == 3 else None
-    if handler is None or not parts[2].isdigit():
+    review_id = parse_id(parts[2]) if handler is not None else None
+    if handler is None or review_id is None:
         await query.answer(context._("button.expired"), show_alert=True)
         return
-    await handler(update, context, query, int(parts[2]))
+    await handler(update, context, query, review_id)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -28,9 +28,10 @@ from telegram import (
 
 from bot.context import BotContext
 from bot.i18n import Translator
+from conversations.callback_data import parse_id
 from conversations.messages import close_buttons
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step
-from storage import audit, drafts
+from storage import audit, drafts, validation
 from storage.db import reading, unit_of_work
 from storage.drafts import DraftState
 from storage.errors import Refused
@@ -318,6 +319,31 @@ async def _show(
         await _summary(context, chat_id, flow, state, notice=notice)
     else:
         await _ask(context, chat_id, flow, state, notice=notice)
+    await _mark_shown(context, state)
+
+
+async def _mark_shown(context: BotContext, state: DraftState) -> None:
+    """Telegram accepted the prompt: from now on an answer may be taken for it."""
+    async with unit_of_work(context.services.sessions) as session:
+        await drafts.mark_shown(session, context.member.id or 0, state.token)
+    state.shown = state.token
+
+
+async def _shown_again(context: BotContext, chat_id: int, flow: Flow, state: DraftState) -> bool:
+    """If the current question never reached the user (a failed send), show it now instead of
+    taking what they sent: it was meant for a question they saw earlier. True if it did."""
+    if not state.unseen:
+        return False
+    await _show(context, chat_id, flow, state, notice=context._("flow.shown_again"))
+    return True
+
+
+async def on_edited(update: Update, context: BotContext) -> bool:
+    """An edited message is no answer: say so if a flow is open; False when none is."""
+    if await _load(context) is None:
+        return False
+    await context.bot.send_message(_chat_id(update), context._("flow.edit_not_taken"))
+    return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -401,6 +427,7 @@ async def start(
     old_flow, state = existing
     state.data["_then"] = {"flow": flow.name, "initial": initial or {}}
     await _prepare(_env(context), old_flow, state)
+    question_seen = not state.unseen  # the offer below leaves the question as the user saw it
     state.token += 1
     async with unit_of_work(context.services.sessions) as session:
         await drafts.save(
@@ -421,6 +448,8 @@ async def start(
     await context.bot.send_message(
         chat_id, _("flow.unfinished", title=_(f"{old_flow.name}.title")), reply_markup=keyboard
     )
+    if question_seen:
+        await _mark_shown(context, state)
 
 
 async def _begin(
@@ -504,7 +533,12 @@ async def _accept(
 
 
 def _invalid_text(_: Translator, step: Step, error: Invalid) -> str:
-    reason = _(f"invalid.{error.code}", limit=error.limit or 0)
+    reason = _(
+        f"invalid.{error.code}",
+        limit=error.limit or 0,
+        earliest=error.earliest or "",
+        latest=error.latest or "",
+    )
     example_key = step.example or f"example.{step.field}"
     return _("flow.invalid", reason=reason, example=_(example_key))
 
@@ -520,12 +554,15 @@ async def on_text(update: Update, context: BotContext) -> bool:
     flow, state = loaded
     _ = context._
     chat_id = _chat_id(update)
+    if await _shown_again(context, chat_id, flow, state):
+        return True
     step = flow.step(state.step)
     if state.mode == "summary" or step is None:
         await _show(context, chat_id, flow, state, notice=_("flow.use_summary_buttons"))
         return True
     env = _env(context)
-    text = message.text.strip()
+    typed = validation.printable(message.text)
+    text = typed.strip()
     if step.kind == Kind.LOCATION:
         await _location_text(context, chat_id, flow, state, step, text)
         return True
@@ -536,7 +573,7 @@ async def on_text(update: Update, context: BotContext) -> bool:
         await _choice_text(context, env, chat_id, flow, state, step, text)
         return True
     try:
-        value = step.parse(message.text, env) if step.parse else text
+        value = step.parse(typed, env) if step.parse else text
     except Invalid as error:
         await _show(context, chat_id, flow, state, notice=_invalid_text(_, step, error))
         return True
@@ -614,6 +651,8 @@ async def on_other(update: Update, context: BotContext) -> bool:
     flow, state = loaded
     _ = context._
     chat_id = _chat_id(update)
+    if await _shown_again(context, chat_id, flow, state):
+        return True
     step = flow.step(state.step)
     if state.mode == "summary" or step is None:
         notice = _("flow.use_summary_buttons")
@@ -669,16 +708,23 @@ async def on_callback(update: Update, context: BotContext) -> None:
     assert query is not None and query.data is not None
     _ = context._
     parts = query.data.split(":", 3)
-    if len(parts) != 4 or not parts[1].isdigit():
+    token = parse_id(parts[1]) if len(parts) == 4 else None
+    if token is None:
         await query.answer(_("button.expired"), show_alert=True)
         return
-    token, action, arg = int(parts[1]), parts[2], parts[3]
+    action, arg = parts[2], parts[3]
     loaded = await _load(context)
+    if loaded is not None and loaded[1].token != token and loaded[1].unseen:
+        await query.answer()  # a button of the question before one that never arrived
+        await close_buttons(query.message)
+        await _shown_again(context, _chat_id(update), *loaded)
+        return
     if loaded is None or loaded[1].token != token:
         await query.answer(_("button.expired"), show_alert=True)
         await close_buttons(query.message)
         return
     flow, state = loaded
+    state.shown = token  # a press on it proves the prompt arrived
     chat_id = _chat_id(update)
     handler = _ACTIONS.get(action)
     if handler is None:
@@ -721,10 +767,11 @@ async def _on_discard(
 async def _on_edit(
     query: CallbackQuery, context: BotContext, chat_id: int, flow: Flow, state: DraftState, arg: str
 ) -> None:
-    if state.mode != "summary" or not arg.isdigit() or int(arg) >= len(flow.steps):
+    index = parse_id(arg)
+    if state.mode != "summary" or index is None or index >= len(flow.steps):
         await query.answer(context._("button.expired"), show_alert=True)
         return
-    step = flow.steps[int(arg)]
+    step = flow.steps[index]
     if not step.editable or not step.applies(state.data):
         await query.answer(context._("button.expired"), show_alert=True)
         return
@@ -815,10 +862,11 @@ async def _on_choose(
 ) -> None:
     step = _current(flow, state)
     options = _offered(state, step) if step is not None else None
-    if step is None or options is None or not arg.isdigit() or int(arg) >= len(options):
+    index = parse_id(arg)
+    if step is None or options is None or index is None or index >= len(options):
         await query.answer(context._("button.expired"), show_alert=True)
         return
-    option = options[int(arg)]
+    option = options[index]
     label = option_label(context._, option)
     await query.answer()
     await close_buttons(query.message, label)
@@ -832,10 +880,11 @@ async def _on_page(
 ) -> None:
     step = _current(flow, state)
     options = _offered(state, step) if step is not None else None
-    if step is None or options is None or not arg.isdigit():
+    wanted = parse_id(arg)
+    if step is None or options is None or wanted is None:
         await query.answer(context._("button.expired"), show_alert=True)
         return
-    page = min(int(arg), max(0, (len(options) - 1) // step.page_size))
+    page = min(wanted, max(0, (len(options) - 1) // step.page_size))
     await query.answer()
     await close_buttons(query.message)
     state.data["_offered"]["page"] = page

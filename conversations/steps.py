@@ -169,12 +169,41 @@ def bank_account(value: str, env: FlowEnv) -> str:
 
 
 def any_date(value: str, env: FlowEnv) -> str:
-    return validation.day(value, today=env.today).isoformat()
+    return validation.day(
+        value,
+        today=env.today,
+        earliest=validation.EARLIEST_BIRTHDAY,
+        latest=validation.years_after(env.today, validation.FOLLOWUP_YEARS),
+    ).isoformat()
 
 
 def past_date(value: str, env: FlowEnv) -> str:
-    return validation.day(value, today=env.today, future_ok=False).isoformat()
+    """A day that happened in the archive's time: from 2000 to today (a consent, a deal)."""
+    return validation.day(
+        value,
+        today=env.today,
+        future_ok=False,
+        earliest=validation.EARLIEST_RECORD,
+        latest=env.today,
+    ).isoformat()
+
+
+def birthday(value: str, env: FlowEnv) -> str:
+    return validation.day(
+        value,
+        today=env.today,
+        future_ok=False,
+        earliest=validation.EARLIEST_BIRTHDAY,
+        latest=env.today,
+    ).isoformat()
 
 
 def future_date(value: str, env: FlowEnv) -> str:
-    return validation.day(value, today=env.today, past_ok=False).isoformat()
+    """A planned day: from today to a few years ahead (a follow-up)."""
+    return validation.day(
+        value,
+        today=env.today,
+        past_ok=False,
+        earliest=env.today,
+        latest=validation.years_after(env.today, validation.FOLLOWUP_YEARS),
+    ).isoformat()

@@ -22,6 +22,7 @@ from bot.context import BotContext
 from bot.i18n import LANGUAGES, Translator, translate
 from conversations import pick_customer, runner
 from conversations import steps as s
+from conversations.callback_data import parse_id
 from conversations.messages import replace_page
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step, Submitted
 from storage import visits
@@ -230,7 +231,7 @@ async def start_command(update: Update, context: BotContext) -> None:
 
 
 def _number(text: str) -> int | None:
-    return int(text) if text.isdigit() and len(text) < 19 else None
+    return parse_id(text)
 
 
 async def on_button(update: Update, context: BotContext) -> None:

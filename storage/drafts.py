@@ -32,6 +32,12 @@ class DraftState:
     mode: str = "ask"
     token: int = 1
     data: dict[str, Any] = field(default_factory=dict)
+    shown: int = 0  # token of the last prompt Telegram accepted
+
+    @property
+    def unseen(self) -> bool:
+        """The current question never reached the user (its send failed)."""
+        return self.shown != self.token
 
 
 def _context(staff_id: int) -> str:
@@ -61,7 +67,10 @@ async def load(
     if not_before is not None and row.updated_at < not_before:
         return None
     data = keyring.open_json(row.sealed, context=_context(staff_id)) if row.sealed else {}
-    return DraftState(flow=row.flow, step=row.step, mode=row.mode, token=row.token, data=data)
+    shown = row.token if row.shown_token is None else row.shown_token
+    return DraftState(
+        flow=row.flow, step=row.step, mode=row.mode, token=row.token, data=data, shown=shown
+    )
 
 
 async def has_expired(session: AsyncSession, staff_id: int, *, not_before: datetime) -> bool:
@@ -111,10 +120,21 @@ async def save(
     if row is None:
         row = Draft(staff_id=staff_id, flow=state.flow)
     row.flow, row.step, row.mode, row.token = state.flow, state.step, state.mode, state.token
+    row.shown_token = state.shown
     row.sealed = keyring.seal_json(state.data, context=_context(staff_id))
     row.updated_at = now or utcnow()
     session.add(row)
     await session.flush()
+
+
+async def mark_shown(session: AsyncSession, staff_id: int, token: int) -> bool:
+    """Record that the prompt with `token` reached the user, unless the draft moved on."""
+    result = await session.exec(
+        update(Draft)
+        .where(col(Draft.staff_id) == staff_id, col(Draft.token) == token)
+        .values(shown_token=token)
+    )
+    return bool(result.rowcount)
 
 
 async def discard(session: AsyncSession, staff_id: int) -> bool:

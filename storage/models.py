@@ -463,6 +463,9 @@ class Draft(Timestamped, table=True):
     step: str | None = Field(default=None, max_length=40)
     mode: str = Field(default="ask", max_length=10)  # ask / summary / edit / expired
     token: int = Field(default=1)  # bumped at each prompt; stale buttons carry an older one
+    # the token of the last prompt Telegram accepted; an answer to an undelivered one is not
+    # taken (NULL: a draft from before this column, taken as delivered)
+    shown_token: int | None = Field(default=None)
     sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
 
 

@@ -12,10 +12,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage import audit
 from storage.crypto import random_token
 from storage.errors import Refused
-from storage.models import Invite, Role, Staff, Team
+from storage.models import AuditEntry, Invite, Role, Staff, Team
 from storage.types import utcnow
 
 MAX_NAME = 100
+REFUSAL_AUDIT_EVERY = timedelta(hours=1)
 
 
 def token_hash(token: str) -> str:
@@ -261,11 +262,28 @@ async def deactivate(session: AsyncSession, *, actor: Staff | None, staff_id: in
 
 async def record_refusal(
     session: AsyncSession, *, telegram_id: int | None, reason: str, kind: str
-) -> None:
-    """Log an update from someone who may not use the bot (unregistered or deactivated)."""
+) -> bool:
+    """Log an update from someone who may not use the bot (unregistered or deactivated).
+
+    At most one entry per person per `REFUSAL_AUDIT_EVERY`: a stranger who keeps writing cannot
+    flood the audit log (each entry takes its append lock). False when this one was not logged.
+    """
+    since = utcnow() - REFUSAL_AUDIT_EVERY
+    recent = await session.exec(
+        select(AuditEntry.id)
+        .where(
+            AuditEntry.action == "access.refused",
+            AuditEntry.actor_telegram_id == telegram_id,
+            col(AuditEntry.at) >= since,
+        )
+        .limit(1)
+    )
+    if recent.first() is not None:
+        return False
     await audit.record(
         session,
         action="access.refused",
         actor_telegram_id=telegram_id,
         detail={"reason": reason, "update": kind},
     )
+    return True

@@ -19,16 +19,51 @@ _URL = re.compile(r"^(https?://)?[A-Za-z0-9.-]+\.[A-Za-z]{2,}(/\S*)?$")
 
 
 class Invalid(ValueError):
-    """An answer that cannot be accepted; `code` names the reason, `limit` a bound if any."""
+    """An answer that cannot be accepted; `code` names the reason, `limit` a bound if any,
+    `earliest` and `latest` the range a date must lie in (as the user reads them)."""
 
-    def __init__(self, code: str, *, limit: int | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        *,
+        limit: int | None = None,
+        earliest: str | None = None,
+        latest: str | None = None,
+    ) -> None:
         super().__init__(code)
         self.code = code
         self.limit = limit
+        self.earliest = earliest
+        self.latest = latest
+
+
+# Control characters (C0, DEL, C1) except tab and new line: NUL is refused by PostgreSQL, the
+# rest only garble cards and lists. A lone carriage return becomes a new line.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(value: str) -> str:
+    """Typed text without control characters, before any other check."""
+    return _CONTROL.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+# Plausible dates (SPEC section 8: a wrong date is explained and asked again). Nothing in the
+# archive happened before 2000; a birthday is after 1900; a follow-up is planned at most
+# FOLLOWUP_YEARS ahead. Far-off years would otherwise pass and then fail in arithmetic.
+EARLIEST_RECORD = date(2000, 1, 1)
+EARLIEST_BIRTHDAY = date(1900, 1, 1)
+FOLLOWUP_YEARS = 5
+
+
+def years_after(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
 
 
 def text(value: str, *, max_len: int) -> str:
-    value = value.strip()
+    value = printable(value).strip()
     if not value:
         raise Invalid("empty")
     if len(value) > max_len:
@@ -110,8 +145,17 @@ def tax_number(value: str) -> str:
     return code
 
 
-def day(value: str, *, today: date, past_ok: bool = True, future_ok: bool = True) -> date:
-    """A calendar date: 2026-12-01, 2026/12/1, 12-01, 12月1日, or +7 (days from today)."""
+def day(
+    value: str,
+    *,
+    today: date,
+    past_ok: bool = True,
+    future_ok: bool = True,
+    earliest: date | None = None,
+    latest: date | None = None,
+) -> date:
+    """A calendar date: 2026-12-01, 2026/12/1, 12-01, 12月1日, or +7 (days from today),
+    between `earliest` and `latest` when given."""
     value = value.strip().replace("／", "/")
     relative = re.fullmatch(r"\+\s*(\d{1,3})", value)
     result = today + timedelta(days=int(relative[1])) if relative else _parse_date(value, today)
@@ -119,6 +163,12 @@ def day(value: str, *, today: date, past_ok: bool = True, future_ok: bool = True
         raise Invalid("date_past")
     if not future_ok and result > today:
         raise Invalid("date_future")
+    if (earliest is not None and result < earliest) or (latest is not None and result > latest):
+        raise Invalid(
+            "date_range",
+            earliest=earliest.isoformat() if earliest else None,
+            latest=latest.isoformat() if latest else None,
+        )
     return result
 
 

@@ -372,7 +372,8 @@ def parse_moment(value: str, *, now: datetime) -> datetime:
     """A typed point in time, in `now`'s time zone: `15:30` (today), `11-21`, `11-21 15:30`,
     `2026-11-21 15:30`, `11月21日 15:30`. A day alone means that day at the current time of day.
 
-    Raises `Invalid` with `moment` (unreadable) or `moment_future` (later than now).
+    Raises `Invalid` with `moment` (unreadable), `moment_early` (before 2000) or
+    `moment_future` (later than now).
     """
     today = now.date()
     text = value.strip()
@@ -391,6 +392,8 @@ def parse_moment(value: str, *, now: datetime) -> datetime:
             when = when.replace(tzinfo=now.tzinfo)
     except validation.Invalid as error:
         raise validation.Invalid("moment") from error
+    if when.date() < validation.EARLIEST_RECORD:  # year 1 would overflow once in UTC
+        raise validation.Invalid("moment_early", earliest=validation.EARLIEST_RECORD.isoformat())
     if when > now + FUTURE_TOLERANCE:
         raise validation.Invalid("moment_future")
     return when

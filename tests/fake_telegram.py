@@ -32,6 +32,8 @@ class FakeTelegram(BaseRequest):
     messages: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
     reply_keyboards: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
     fail_methods: set[str] = field(default_factory=set)
+    # method → how many of its next calls fail with a 502 Bad Gateway, as Telegram's do at times
+    fail_next: dict[str, int] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
     _clock: int = 1_790_000_000
 
@@ -62,6 +64,10 @@ class FakeTelegram(BaseRequest):
             from telegram.error import NetworkError
 
             raise NetworkError("fake network failure")
+        if self.fail_next.get(name, 0) > 0:
+            self.fail_next[name] -= 1
+            body = {"ok": False, "error_code": 502, "description": "Bad Gateway"}
+            return 502, json.dumps(body).encode()
         result = self._answer(name, params)
         if isinstance(result, tuple):
             return result
