@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     FOLLOWUP_HOUR: int = 9
     QUIET_HOURS: str = "21-8"
     REMINDER_POLL_SECONDS: int = 60
+    OUTBOX_LEASE_SECONDS: int = 120  # a message being sent is tried again after this (a crash)
     INVITE_TTL_HOURS: int = 72
     FOLLOWUP_CYCLES: str = "A=7,B=14,C=30,D=60"
     COMPLAINT_DUE_HOURS: str = "critical=24,high=72,medium=168,low=336"
@@ -160,6 +161,16 @@ class Settings(BaseSettings):
     def _positive(cls, value: int) -> int:
         if value <= 0:
             raise ValueError("must be a positive number")
+        return value
+
+    @field_validator("OUTBOX_LEASE_SECONDS")
+    @classmethod
+    def _outbox_lease(cls, value: int) -> int:
+        if not 5 <= value <= 3600:
+            raise ValueError(
+                "must be 5 to 3600 seconds: longer than one message takes to send, since a "
+                "message claimed that long ago is sent again"
+            )
         return value
 
     @field_validator("FOLLOWUP_CYCLES")
