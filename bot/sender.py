@@ -15,6 +15,12 @@ long), send, and record what happened to every row:
 
 Nothing is dropped silently: every row ends sent, cancelled (and why) or failed (and why).
 
+Outbox messages (storage.outbox: review cards, confirmations, deletions of revealed values) are
+sent one by one, not grouped, outside quiet hours and without waiting for the chat's turn:
+someone is waiting for them. The handler whose commit queued them calls `deliver_messages`
+right away; the poll sends whatever a crash left behind. Their lease is short
+(OUTBOX_LEASE_SECONDS), so after a crash in mid-send they go out again soon.
+
 Pacing: PTB's AIORateLimiter (used when the application is built with rate_limit=True) lets 30
 requests a second through as a leaky bucket (a full bucket after a pause, then a steady drip,
 which together exceed 30 in one second), retries RetryAfter a few times while holding everyone

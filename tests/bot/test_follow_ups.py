@@ -8,12 +8,14 @@ after the commit, or cannot reach Telegram then, sends them after its restart, o
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlmodel import col, select
 
 from bot import scheduler
+from bot.cli import main
 from bot.context import OUTBOX_DELIVERY
 from storage import outbox
 from storage.db import unit_of_work
@@ -23,6 +25,7 @@ from tests.bot.customer_factory import add_customer
 from tests.bot.flow_helpers import customers, start_new_company
 from tests.bot.test_review import GROUP_ID, cards, in_group, submit_customer
 from tests.fake_telegram import FakeTelegram, Person
+from tests.storage.settings_env import clean_settings_env
 
 CONFIRMATION = "已提交审核"
 CLEAR_PHONE = "138 1234 5678"
@@ -270,3 +273,20 @@ async def test_a_reveal_whose_message_never_went_out_leaves_nothing_to_delete(
         "sent",
         "cancelled",
     ]
+
+
+@pytest.mark.parametrize("value", ["0", "4", "3601", "soon"])
+def test_a_bad_outbox_lease_stops_the_bot_with_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    value: str,
+) -> None:
+    clean_settings_env(monkeypatch, tmp_path, DATA_DIR=str(tmp_path / "data"))
+    monkeypatch.setenv("OUTBOX_LEASE_SECONDS", value)
+    with pytest.raises(SystemExit) as stopped:
+        main(["migrate"])
+    assert stopped.value.code == 2
+    [line] = [x for x in capsys.readouterr().err.splitlines() if "OUTBOX_LEASE_SECONDS" in x]
+    assert line.startswith("  OUTBOX_LEASE_SECONDS: ")
+    assert "5 to 3600" in line or "integer" in line
