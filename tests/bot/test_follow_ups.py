@@ -23,6 +23,7 @@ from storage.models import Reminder, ReviewNotice
 from tests.bot.conftest import NOW, World, start_app
 from tests.bot.customer_factory import add_customer
 from tests.bot.flow_helpers import customers, start_new_company
+from tests.bot.record_helpers import card, make_customer
 from tests.bot.test_review import GROUP_ID, cards, in_group, submit_customer
 from tests.fake_telegram import FakeTelegram, Person
 from tests.storage.settings_env import clean_settings_env
@@ -142,6 +143,37 @@ async def test_sends_that_fail_after_submit_are_retried_after_a_restart(world: W
     at(world, 3600)
     await scheduler.run_once(world.app)
     assert len(sends(telegram)) == 2
+
+
+async def test_a_crash_after_an_edit_or_a_resubmit_loses_no_notice(world: World) -> None:
+    chen = await world.member("manager", "East", "Chen")
+    sales = await world.member("salesperson", "East", "Li")
+    approved = await make_customer(world, sales, status="approved", email="old@example.cn")
+    rejected = await make_customer(world, sales, status="rejected", name="第二家客户有限公司")
+    await crash_after_commit(world)
+    await sales.press_data(card(sales), f"ce:{approved}")
+    await sales.press("邮箱")
+    await sales.send("new@example.cn")
+    with pytest.raises(Crash):
+        await sales.press("提交")  # a change to an approved customer, for approval
+    with pytest.raises(Crash):
+        await sales.press_data(card(sales), f"rv:rs:{rejected}")  # a rejected one, again
+    assert [(r.kind, r.status) for r in await outbox_rows(world)] == [
+        ("review_card", "pending"),
+        ("confirmation", "pending"),
+        ("confirmation", "pending"),
+        ("review_card", "pending"),
+    ]
+
+    _app, telegram = await restart(world)
+    await scheduler.run_once(world.app)
+    shown = texts(telegram, chen.id)
+    assert len([t for t in shown if t.startswith("🔔 审核 · 客户资料变更")]) == 1
+    assert len([t for t in shown if t.startswith("🔔 审核 · 新客户建档")]) == 1
+    told = texts(telegram, sales.id)
+    assert len([t for t in told if "修改已提交经理审批" in t]) == 1
+    assert len([t for t in told if "已重新提交审核" in t]) == 1
+    assert {r.status for r in await outbox_rows(world)} == {"sent"}
 
 
 async def _summary(sales: Person) -> dict[str, Any]:
