@@ -17,7 +17,11 @@ from storage.db import SessionFactory
 from storage.models import Staff
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable, Sequence
+
+# bot_data key of the process's outbox delivery (installed by bot.scheduler): what a handler
+# calls right after a commit that queued outbox messages (storage.outbox)
+OUTBOX_DELIVERY = "outbox_delivery"
 
 LANGUAGE_KEY = "language"  # in user_data: the language the gate chose for this user
 
@@ -81,6 +85,15 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
     @property
     def _(self) -> Translator:
         return Translator(self.language)
+
+    async def send_queued(self, ids: Sequence[int]) -> None:
+        """Deliver the outbox messages a unit of work queued, now that it has committed;
+        without a delivery installed (or if it fails) the scheduler's next poll sends them."""
+        deliver: Callable[[Sequence[int]], Awaitable[object]] | None = self.bot_data.get(
+            OUTBOX_DELIVERY
+        )
+        if ids and deliver is not None:
+            await deliver(ids)
 
     @property
     def member(self) -> Staff:

@@ -9,13 +9,16 @@ delivers (bot.sender), so a restart loses nothing and repeats nothing. All time 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from telegram.ext import Application
 
-from bot.context import BotContext, Services
+from bot.context import OUTBOX_DELIVERY, BotContext, Services
 from bot.sender import Report, Sender
 from storage import drafts, reminders
 from storage.db import unit_of_work
@@ -41,12 +44,16 @@ def sender_of(application: AnyApplication) -> Sender:
     """The process's sender (its pacing is shared by the scheduler and /testreminder)."""
     sender = application.bot_data.get(SENDER_KEY)
     if not isinstance(sender, Sender):
-        sender = application.bot_data[SENDER_KEY] = Sender()
+        services: Services = application.bot_data["services"]
+        lease = timedelta(seconds=services.settings.OUTBOX_LEASE_SECONDS)
+        sender = application.bot_data[SENDER_KEY] = Sender(message_lease=lease)
     return sender
 
 
 def install(application: AnyApplication) -> None:
-    """Schedule the repeating tick; one at a time, a missed one is simply the next one."""
+    """Let handlers send what they queued at once; schedule the repeating tick (one at a time,
+    a missed one is simply the next one)."""
+    application.bot_data[OUTBOX_DELIVERY] = partial(deliver_messages, application)
     queue = application.job_queue
     if queue is None:
         log.warning("no job queue (python-telegram-bot[job-queue] missing): no reminders")
@@ -120,4 +127,15 @@ async def deliver_now(application: AnyApplication, *, recipient_id: int | None =
         )
     except SQLAlchemyError:
         log.exception("delivering reminders failed; retrying at the next tick")
+        return Report(errors=["database"])
+
+
+async def deliver_messages(application: AnyApplication, ids: Sequence[int]) -> Report:
+    """Send outbox messages a handler just queued and committed (storage.outbox); whatever
+    fails here stays in the outbox for the next tick, and never fails the handler."""
+    services: Services = application.bot_data["services"]
+    try:
+        return await sender_of(application).deliver_messages(services, application.bot, ids)
+    except SQLAlchemyError:
+        log.exception("delivering outbox messages failed; retrying at the next tick")
         return Report(errors=["database"])

@@ -15,6 +15,12 @@ long), send, and record what happened to every row:
 
 Nothing is dropped silently: every row ends sent, cancelled (and why) or failed (and why).
 
+Outbox messages (storage.outbox: review cards, confirmations, deletions of revealed values) are
+sent one by one, not grouped, outside quiet hours and without waiting for the chat's turn:
+someone is waiting for them. The handler whose commit queued them calls `deliver_messages`
+right away; the poll sends whatever a crash left behind. Their lease is short
+(OUTBOX_LEASE_SECONDS), so after a crash in mid-send they go out again soon.
+
 Pacing: PTB's AIORateLimiter (used when the application is built with rate_limit=True) lets 30
 requests a second through as a leaky bucket (a full bucket after a pause, then a steady drip,
 which together exceed 30 in one second), retries RetryAfter a few times while holding everyone
@@ -37,12 +43,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from telegram import Message
+from telegram import InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.i18n import Translator, pick_language
+from conversations import review as review_chat
 from conversations.reminders import Outgoing, render
+from storage import outbox
 from storage import reminders as store
+from storage import reviews as review_store
 from storage.db import unit_of_work
 from storage.models import Staff
 
@@ -53,6 +62,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _CHAT_GONE = ("chat not found", "user is deactivated", "bot was blocked", "peer_id_invalid")
+_ALREADY_DELETED = ("message to delete not found", "message can't be deleted")
 
 
 class Pacer:
@@ -85,9 +95,10 @@ class Pacer:
         self._held_until = 0.0
         self._chats: dict[int, float] = {}
 
-    def _ready_at(self, chat_id: int, now: float) -> float:
+    def _ready_at(self, chat_id: int | None, now: float) -> float:
         self._recent = [t for t in self._recent if t[0] > now - self.window]
-        ready = max(now, self._held_until, self._chats.get(chat_id, 0.0))
+        chat_turn = self._chats.get(chat_id, 0.0) if chat_id is not None else 0.0
+        ready = max(now, self._held_until, chat_turn)
         if self._recent:
             ready = max(ready, max(t[0] for t in self._recent) + self.gap)
         if self.per_window > 0 and len(self._recent) >= self.per_window:
@@ -95,11 +106,11 @@ class Pacer:
             ready = max(ready, times[len(times) - self.per_window] + self.window)
         return ready
 
-    async def _take(self, chat_id: int) -> list[float]:
+    async def _take(self, chat_id: int, per_chat: bool = True) -> list[float]:
         while True:
             async with self._lock:
                 now = self._clock()
-                ready = self._ready_at(chat_id, now)
+                ready = self._ready_at(chat_id if per_chat else None, now)
                 if ready <= now:
                     entry = [now]
                     self._recent.append(entry)
@@ -110,9 +121,10 @@ class Pacer:
             await self._sleep(ready - now)
 
     @asynccontextmanager
-    async def turn(self, chat_id: int) -> AsyncIterator[None]:
-        """Wait for a turn to send to `chat_id`; the message counts until its answer came."""
-        entry = await self._take(chat_id)
+    async def turn(self, chat_id: int, *, per_chat: bool = True) -> AsyncIterator[None]:
+        """Wait for a turn to send to `chat_id`; the message counts until its answer came.
+        `per_chat=False`: a message someone is waiting for (no wait for the chat's turn)."""
+        entry = await self._take(chat_id, per_chat)
         try:
             yield
         finally:
@@ -155,11 +167,13 @@ class Sender:
         lease: timedelta = timedelta(minutes=10),
         max_attempts: int = 12,
         max_batches: int = 50,
+        message_lease: timedelta = timedelta(minutes=2),
     ) -> None:
         self.pacer = pacer or Pacer()
         self.concurrency = concurrency
         self.batch = batch
         self.lease = lease
+        self.message_lease = message_lease  # one outbox message (storage.outbox) at a time
         self.max_attempts = max_attempts
         self.max_batches = max_batches
 
@@ -177,7 +191,12 @@ class Sender:
                 people = await store.recipients(session, (d.recipient_id for d in due))
             if not due:
                 break
-            report.add(await self._batch(services, bot, due, people, now))
+            messages = [d.id for d in due if d.kind in outbox.KINDS]
+            if messages:
+                report.add(await self.deliver_messages(services, bot, messages))
+            due = [d for d in due if d.kind not in outbox.KINDS]
+            if due:
+                report.add(await self._batch(services, bot, due, people, now))
         return report
 
     async def _batch(
@@ -192,7 +211,8 @@ class Sender:
         rules = store.Rules.from_settings(services.settings)
         by_person: dict[int, list[store.Due]] = defaultdict(list)
         for item in due:
-            by_person[item.recipient_id].append(item)
+            if item.recipient_id is not None:  # reminders are for people (chats: outbox)
+                by_person[item.recipient_id].append(item)
         ready: list[int] = []
         async with unit_of_work(services.sessions) as session:
             for person_id, items in by_person.items():
@@ -219,7 +239,7 @@ class Sender:
             await store.cancel(session, ids=gone, now=now)
         report.cancelled += len(gone)
         notices_of: dict[int, list[store.Notice]] = defaultdict(list)
-        recipient_of = {d.id: d.recipient_id for d in due}
+        recipient_of = {d.id: d.recipient_id or 0 for d in due}
         for notice in notices:
             notices_of[recipient_of[notice.reminder_id]].append(notice)
         gate = asyncio.Semaphore(self.concurrency)
@@ -305,11 +325,181 @@ class Sender:
             report.sent += len(outgoing.reminder_ids)
         return report
 
-    async def _send(self, bot: Bot, chat_id: int, outgoing: Outgoing, report: Report) -> Message:
+    # -----------------------------------------------------------------------------------------
+    # outbox messages (storage.outbox): one message each, sent as soon as they are queued
+
+    async def deliver_messages(
+        self, services: Services, bot: Bot, ids: Sequence[int], *, rounds: int = 3
+    ) -> Report:
+        """Send these outbox messages now, each on its own: what a change queued (called right
+        after its commit), or what the poll found due. A group card that cannot be delivered
+        queues the managers' own cards, which are sent in the next round."""
+        report = Report()
+        wanted = list(ids)
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(message: outbox.Message) -> tuple[Report, list[int]]:
+            async with gate:
+                return await self._deliver_message(services, bot, message)
+
+        for _ in range(rounds):
+            if not wanted:
+                break
+            now = services.clock()
+            async with unit_of_work(services.sessions) as session:
+                taken = await store.claim(
+                    session,
+                    ids=wanted,
+                    now=now,
+                    lease=self.message_lease,
+                    max_attempts=self.max_attempts,
+                )
+                messages = await outbox.claimed(session, keyring=services.keyring, ids=taken)
+            results = await asyncio.gather(*(one(m) for m in messages), return_exceptions=True)
+            wanted = []
+            for result in results:
+                if isinstance(result, BaseException):
+                    # the row stays claimed; its lease runs out and it is tried again
+                    log.error("delivering an outbox message failed", exc_info=result)
+                    report.errors.append(type(result).__name__)
+                else:
+                    report.add(result[0])
+                    wanted += result[1]
+        return report
+
+    async def _message_content(
+        self, services: Services, bot: Bot, message: outbox.Message
+    ) -> tuple[int, Outgoing] | None:
+        """Where the message goes and what it says now; None if it is no longer wanted."""
+        settings = services.settings
+        recipient = message.recipient
+        if message.recipient is not None and not message.recipient.active:
+            return None
+        language = pick_language(
+            recipient.language if recipient else None, None, settings.DEFAULT_LANGUAGE
+        )
+        chat_id = recipient.telegram_id if recipient is not None else message.chat_id
+        if chat_id is None:
+            return None
+        if message.kind == outbox.Kind.confirmation:
+            if message.content is None:
+                return None
+            raw = message.content.get("markup")
+            markup = InlineKeyboardMarkup.de_json(raw, bot) if raw else None
+            return chat_id, Outgoing(str(message.content["text"]), markup, (message.id,))
+        async with unit_of_work(services.sessions) as session:
+            view = await review_store.notice_view(
+                session, keyring=services.keyring, review_id=message.review_id or 0
+            )
+        if view is None or not view.pending:
+            return None
+        timezone = (recipient.timezone if recipient else None) or settings.TIMEZONE
+        text, markup = review_chat.notice_card(
+            Translator(language), view, timezone, group=recipient is None
+        )
+        return chat_id, Outgoing(text, markup, (message.id,))
+
+    async def _deliver_message(
+        self, services: Services, bot: Bot, message: outbox.Message
+    ) -> tuple[Report, list[int]]:
+        """Send (or delete) one outbox message and record what became of it; returns the
+        rows it queued instead (a group card that cannot be delivered: the managers')."""
+        report = Report()
+        ids = [message.id]
+        content = None
+        try:
+            if message.kind == outbox.Kind.delete:
+                chat_id = message.chat_id or 0
+                if message.message_id is None:  # the bot stopped between sending and recording
+                    await self._fail(services, ids, "message id unknown", message.recipient, report)
+                    return report, []
+                async with self.pacer.turn(chat_id, per_chat=False):
+                    await bot.delete_message(chat_id, message.message_id)
+                message_id: int | None = message.message_id
+            else:
+                content = await self._message_content(services, bot, message)
+                if content is None:
+                    async with unit_of_work(services.sessions) as session:
+                        await store.cancel(session, ids=ids, now=services.clock())
+                    report.cancelled += 1
+                    return report, []
+                chat_id, outgoing = content
+                message_id = (await self._send(bot, chat_id, outgoing, report, False)).message_id
+        except RetryAfter as error:
+            wait = max(1.0, retry_seconds(error))
+            async with unit_of_work(services.sessions) as session:
+                now = services.clock()
+                await store.defer(
+                    session,
+                    ids=ids,
+                    until=now + timedelta(seconds=wait),
+                    error="flood control (RetryAfter)",
+                    now=now,
+                    counted=False,
+                )
+            report.deferred += 1
+            return report, []
+        except BadRequest as error:
+            gone = message.kind == outbox.Kind.delete and any(
+                known in error.message.lower() for known in _ALREADY_DELETED
+            )
+            if not gone:
+                return report, await self._refused(services, message, error, report)
+            chat_id, message_id = message.chat_id or 0, message.message_id
+        except Forbidden as error:
+            return report, await self._refused(services, message, error, report)
+        except TelegramError as error:  # network errors, timeouts, Telegram having trouble
+            async with unit_of_work(services.sessions) as session:
+                deferred, failed = await store.retry_later(
+                    session,
+                    ids=ids,
+                    error=f"{type(error).__name__}: {error.message}",
+                    now=services.clock(),
+                    max_attempts=self.max_attempts,
+                )
+            report.deferred += deferred
+            report.failed += failed
+            log.warning("outbox message %s deferred after %s", message.id, type(error).__name__)
+            return report, []
+        async with unit_of_work(services.sessions) as session:
+            await outbox.sent(
+                session,
+                message=message,
+                chat_id=chat_id,
+                message_id=message_id,
+                now=services.clock(),
+            )
+        report.messages += 1
+        report.sent += 1
+        return report, []
+
+    async def _refused(
+        self, services: Services, message: outbox.Message, error: TelegramError, report: Report
+    ) -> list[int]:
+        """Telegram will not take this message: failed, with why; a group card goes to the
+        managers one by one instead (the bot was removed from the group, say)."""
+        await self._fail(
+            services, [message.id], f"refused: {error.message}", message.recipient, report
+        )
+        if not message.for_group or message.review_id is None:
+            return []
+        async with unit_of_work(services.sessions) as session:
+            return await outbox.queue_review_cards(
+                session, review_id=message.review_id, now=services.clock(), use_group=False
+            )
+
+    async def _send(
+        self,
+        bot: Bot,
+        chat_id: int,
+        outgoing: Outgoing,
+        report: Report,
+        per_chat: bool = True,
+    ) -> Message:
         """Send once; on flood control pause everyone and try once more."""
         for attempt in range(2):
             try:
-                async with self.pacer.turn(chat_id):
+                async with self.pacer.turn(chat_id, per_chat=per_chat):
                     return await bot.send_message(
                         chat_id, outgoing.text, reply_markup=outgoing.markup
                     )
@@ -321,12 +511,13 @@ class Sender:
         raise AssertionError("unreachable")
 
     async def _fail(
-        self, services: Services, ids: list[int], error: str, person: Staff, report: Report
+        self, services: Services, ids: list[int], error: str, person: Staff | None, report: Report
     ) -> None:
         async with unit_of_work(services.sessions) as session:
             await store.fail(session, ids=ids, error=error, now=services.clock())
         report.failed += len(ids)
-        log.warning("reminders %s for staff %s failed: %s", ids, person.id, error.split(":")[0])
+        whom = f"staff {person.id}" if person is not None else "a group chat"
+        log.warning("reminders %s for %s failed: %s", ids, whom, error.split(":")[0])
 
 
 def retry_seconds(error: RetryAfter) -> float:

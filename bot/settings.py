@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     FOLLOWUP_HOUR: int = 9
     QUIET_HOURS: str = "21-8"
     REMINDER_POLL_SECONDS: int = 60
+    OUTBOX_LEASE_SECONDS: int = 120  # a message being sent is tried again after this (a crash)
     INVITE_TTL_HOURS: int = 72
     DUPLICATE_CHECKS_PER_DAY: int = 100
     FOLLOWUP_CYCLES: str = "A=7,B=14,C=30,D=60"
@@ -179,6 +180,16 @@ class Settings(BaseSettings):
         """At least one; a cap in the millions would be no cap against probing the archive."""
         if not 1 <= value <= 100_000:
             raise ValueError("must be a number of look-ups per person per day, from 1 to 100000")
+        return value
+
+    @field_validator("OUTBOX_LEASE_SECONDS")
+    @classmethod
+    def _outbox_lease(cls, value: int) -> int:
+        if not 5 <= value <= 3600:
+            raise ValueError(
+                "must be 5 to 3600 seconds: longer than one message takes to send, since a "
+                "message claimed that long ago is sent again"
+            )
         return value
 
     @field_validator("FOLLOWUP_CYCLES")

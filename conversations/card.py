@@ -10,18 +10,18 @@ values and histories always go to the presser's private chat, never to a group.
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
-from telegram.error import BadRequest, Forbidden
+from telegram.error import Forbidden, TelegramError
 
 from bot.context import BotContext
 from bot.i18n import Translator, has_message
 from conversations.callback_data import parse_id
 from conversations.messages import edit_quietly
-from storage import cards
+from storage import cards, outbox
 from storage.cards import CustomerCard, FieldChange, HistoryEntry, HistoryPage, Revealed
 from storage.db import reading, unit_of_work
 from storage.errors import NotFound
@@ -41,7 +41,6 @@ STATUS_MARKS = {
     RecordStatus.rejected: "↩️",
     RecordStatus.archived: "🗄",
 }
-_HARMLESS_DELETE_ERRORS = ("not found", "can't be deleted")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,44 +257,59 @@ async def send_card(context: BotContext, chat_id: int, customer_id: int) -> None
     await _send_view(context, chat_id, card)
 
 
-async def _delete_revealed(context: BotContext) -> None:
-    """Delete a message that showed a value in clear (a job of the job queue)."""
+async def _delete_due(context: BotContext) -> None:
+    """Deliver a revealed value's deletion when its time is up (a job of the job queue); the
+    deletion is an outbox row, so after a restart the scheduler's poll does it instead."""
     job = context.job
     assert job is not None
-    chat_id, message_id = job.data  # type: ignore[misc]
-    try:
-        await context.bot.delete_message(chat_id, message_id)
-    except BadRequest as error:  # deleted by the user already, or too old to delete
-        if not any(known in str(error).lower() for known in _HARMLESS_DELETE_ERRORS):
-            raise
+    await context.send_queued(job.data)  # type: ignore[arg-type]
 
 
-async def _send_revealed(context: BotContext, chat_id: int, shown: Revealed) -> None:
+async def _send_revealed(
+    context: BotContext, chat_id: int, shown: Revealed, deletion: int | None
+) -> None:
+    """Send the value in clear, then give its queued deletion the message's id."""
     _ = context._
     name = label(_, shown.field)
+    services = context.services
     if shown.value is None:
         await context.bot.send_message(chat_id, _("card.reveal.empty", field=name))
         return
-    message = await context.bot.send_message(
-        chat_id,
-        _(
-            "card.reveal.shown",
-            field=name,
-            number=shown.customer_no,
-            value=clear_value(shown.field, shown.value),
-            seconds=REVEAL_SECONDS,
-        ),
-        protect_content=True,
-    )
-    if context.job_queue is None:  # pragma: no cover - the job-queue extra is a dependency
-        log.error("no job queue: a revealed value will not be deleted")
+    try:
+        message = await context.bot.send_message(
+            chat_id,
+            _(
+                "card.reveal.shown",
+                field=name,
+                number=shown.customer_no,
+                value=clear_value(shown.field, shown.value),
+                seconds=REVEAL_SECONDS,
+            ),
+            protect_content=True,
+        )
+    except TelegramError:
+        if deletion is not None:  # nothing was shown, so there is nothing to delete
+            async with unit_of_work(services.sessions) as session:
+                await outbox.drop(session, ids=[deletion], now=services.clock())
+        raise
+    if deletion is None:
         return
-    context.job_queue.run_once(
-        _delete_revealed,
-        REVEAL_SECONDS,
-        data=(chat_id, message.message_id),
-        name=f"reveal-delete:{chat_id}:{message.message_id}",
-    )
+    now = services.clock()
+    async with unit_of_work(services.sessions) as session:
+        await outbox.deletion_of(
+            session,
+            row_id=deletion,
+            message_id=message.message_id,
+            due_at=now + timedelta(seconds=REVEAL_SECONDS),
+            now=now,
+        )
+    if context.job_queue is not None:  # on time; the scheduler's poll is the fallback
+        context.job_queue.run_once(
+            _delete_due,
+            REVEAL_SECONDS + 1,
+            data=[deletion],
+            name=f"reveal-delete:{chat_id}:{message.message_id}",
+        )
 
 
 def _reveal_menu(_: Translator, card: CustomerCard) -> InlineKeyboardMarkup:
@@ -383,22 +397,33 @@ async def _reveal(
         )
         await _answer(query, context)
         return
+    services = context.services
+    deletion = None
     try:
-        async with unit_of_work(context.services.sessions) as session:
+        async with unit_of_work(services.sessions) as session:
             shown = await cards.reveal(
                 session,
-                keyring=context.services.keyring,
+                keyring=services.keyring,
                 actor=context.member,
                 customer_id=customer_id,
                 field=field,
             )
+            if shown is not None and shown.value is not None:  # with the audit entry
+                now = services.clock()
+                deletion = await outbox.queue_deletion(
+                    session,
+                    recipient=context.member,
+                    chat_id=chat_id,
+                    due_at=now + timedelta(seconds=REVEAL_SECONDS),
+                    now=now,
+                )
     except NotFound:
         await query.answer(_("button.expired"), show_alert=True)
         return
     if shown is None:
         await _refuse(query, context)
         return
-    await _send_revealed(context, chat_id, shown)
+    await _send_revealed(context, chat_id, shown, deletion)
     await _answer(query, context)
 
 

@@ -20,13 +20,13 @@ from telegram.error import BadRequest, Forbidden
 
 from bot.context import BotContext, Services
 from bot.i18n import Translator, pick_language
-from conversations import pick_customer, review, runner
+from conversations import pick_customer, runner
 from conversations import steps as s
 from conversations.callback_data import parse_id
 from conversations.messages import close_buttons, replace_page
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step, Submitted
 from conversations.visit import env_zone, local_text, moment, now_default, show_moment, zone
-from storage import complaints
+from storage import complaints, outbox
 from storage.complaints import ComplaintView
 from storage.db import unit_of_work
 from storage.errors import NotFound, Refused
@@ -347,14 +347,11 @@ async def submit_resolution(env: FlowEnv, session: AsyncSession, data: dict[str,
         )
     except Refused as refusal:  # someone else resolved it meanwhile, or rights changed
         return Submitted(refusal_text(env._, refusal))
-    review_id = result.review.id or 0
-
-    async def announce(context: BotContext, chat_id: int) -> None:
-        await review.announce(context, review_id)
-
-    return Submitted(
-        env._("complaint.resolved", number=result.complaint.complaint_no), after=announce
-    )
+    if result.review.id is not None:  # the managers' notice, with the resolution
+        await outbox.queue_review_cards(
+            session, review_id=result.review.id, now=env.services.clock()
+        )
+    return Submitted(env._("complaint.resolved", number=result.complaint.complaint_no))
 
 
 RESOLUTION_FLOW = runner.register(

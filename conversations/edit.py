@@ -19,10 +19,9 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from bot.context import BotContext
 from bot.i18n import Translator
 from conversations import duplicates, new_customer, runner
-from conversations import review as review_notices
 from conversations.callback_data import parse_id
 from conversations.steps import Checker, Flow, FlowEnv, Kind, Option, Step, Submitted
-from storage import changes, customers
+from storage import changes, customers, outbox
 from storage.db import unit_of_work
 from storage.errors import Refused
 from storage.models import Customer
@@ -325,14 +324,11 @@ async def submit(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> S
     lines = _change_lines(_, result.changes)
     if result.mode == changes.EditMode.apply:
         return Submitted(_("edit.applied", customer=label, changes=lines), _again(_, customer_id))
-    review_id = result.review_id or 0
-
-    async def announce(context: Any, chat_id: int) -> None:
-        await review_notices.announce(context, review_id)
-
-    return Submitted(
-        _("edit.proposed", customer=label, changes=lines), _again(_, customer_id), announce
-    )
+    if result.review_id is not None:  # the managers' notice, with the proposed change
+        await outbox.queue_review_cards(
+            session, review_id=result.review_id, now=env.services.clock()
+        )
+    return Submitted(_("edit.proposed", customer=label, changes=lines), _again(_, customer_id))
 
 
 FLOW = runner.register(Flow(name="edit", steps=STEPS, submit=submit, prepare=prepare))

@@ -8,11 +8,11 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from conversations import duplicates, review
+from conversations import duplicates
 from conversations import steps as s
 from conversations.runner import register
 from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
-from storage import customers, reviews
+from storage import customers, outbox, reviews
 from storage.models import (
     CustomerClass,
     CustomerKind,
@@ -131,10 +131,11 @@ async def submit(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> S
         session, keyring=env.services.keyring, actor=env.staff, values=values
     )
     pending = await reviews.pending_review_of(session, customer_id=customer.id or 0)
+    if pending is not None and pending.id is not None:  # the managers' notice, with the record
+        await outbox.queue_review_cards(session, review_id=pending.id, now=env.services.clock())
     return Submitted(
         env._("new.saved", number=customer.customer_no, name=customer.name),
         _add_key_person(env, customer.id or 0),
-        after=review.announcer(pending.id) if pending and pending.id else None,
     )
 
 

@@ -7,7 +7,6 @@ review's state for every press, and takes each decision exactly once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,7 +29,7 @@ from conversations import steps as s
 from conversations.callback_data import parse_id
 from conversations.messages import is_harmless_edit_error
 from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
-from storage import drafts
+from storage import drafts, outbox
 from storage import reviews as review_store
 from storage import staff as staff_store
 from storage.db import reading, unit_of_work
@@ -224,13 +223,13 @@ async def _edit(
 # notices
 
 
-def announcer(review_id: int) -> Callable[[Any, int], Awaitable[None]]:
-    """A `Submitted.after` that sends the notice of a review once the submitter has their reply."""
-
-    async def after(context: Any, chat_id: int) -> None:
-        await announce(context, review_id)
-
-    return after
+def notice_card(
+    _: Translator, view: ReviewView, timezone: str, *, group: bool = False
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The notice of a submission as the deciders get it (bot.sender delivers it); a group
+    chat's copy names only the record and the submitter."""
+    text = group_card_text(_, view, timezone) if group else card_text(_, view, timezone)
+    return text, card_markup(_, view, for_deciders=True, full=False)
 
 
 async def _send(
@@ -245,47 +244,11 @@ async def _send(
 
 
 async def announce(context: BotContext, review_id: int) -> None:
-    """Send the notice of a new submission to the team's managers (or their group chat)."""
-    services = context.services
-    settings = services.settings
-    async with unit_of_work(services.sessions) as session:
-        view = await review_store.notice_view(
-            session, keyring=services.keyring, review_id=review_id
-        )
-        where = await review_store.route(session, review_id=review_id)
-    if view is None or not view.pending:
-        return
-    sent: list[Message] = []
-    if where.group_chat_id is not None:
-        _ = _translator(context, None)
-        markup = card_markup(_, view, for_deciders=True, full=False)
-        message = await _send(
-            context, where.group_chat_id, group_card_text(_, view, settings.TIMEZONE), markup
-        )
-        if message is not None:
-            sent.append(message)
-        else:  # the group cannot be reached: the managers are told one by one instead
-            async with unit_of_work(services.sessions) as session:
-                where = await review_store.route(session, review_id=review_id, use_group=False)
-    if not sent:
-        for person in where.people:
-            _ = _translator(context, person.language)
-            text = card_text(_, view, _zone(person.timezone, context))
-            markup = card_markup(_, view, for_deciders=True, full=False)
-            message = await _send(context, person.telegram_id, text, markup)
-            if message is not None:
-                sent.append(message)
-    if not sent:
-        log.warning("review %s: nobody could be sent its notice", review_id)
-        return
-    async with unit_of_work(services.sessions) as session:
-        for message in sent:
-            await review_store.record_notice(
-                session,
-                review_id=review_id,
-                chat_id=message.chat_id,
-                message_id=message.message_id,
-            )
+    """Send the notice of a review that no flow's transaction queued (storage.outbox) now."""
+    async with unit_of_work(context.services.sessions) as session:
+        await outbox.queue_review_cards(session, review_id=review_id, now=context.services.clock())
+        queued = outbox.queued_in(session)
+    await context.send_queued(queued)
 
 
 def _outcome_text(_: Translator, view: ReviewView, approved: bool) -> str:
@@ -522,6 +485,18 @@ async def _resubmit(update: Update, context: BotContext, query: CallbackQuery, a
                 if review is not None and review.id is not None
                 else None
             )
+            if view is not None:  # the confirmation and the notice survive a crash from here
+                now = services.clock()
+                await outbox.queue_confirmation(
+                    session,
+                    keyring=services.keyring,
+                    recipient=member,
+                    text=context._("review.resubmitted", subject=subject(context._, view)),
+                    markup=None,
+                    now=now,
+                )
+                await outbox.queue_review_cards(session, review_id=view.id, now=now)
+            queued = outbox.queued_in(session)
     except Refused as refusal:
         await query.answer(
             refusal_text(context._, refusal, services.settings.TIMEZONE), show_alert=True
@@ -531,13 +506,11 @@ async def _resubmit(update: Update, context: BotContext, query: CallbackQuery, a
         await query.answer(context._("refused.not_found"), show_alert=True)
         return
     await query.answer()
+    await context.send_queued(queued)
     message = query.message
     if isinstance(message, Message) and message.text:  # its buttons are spent
         done = f"{message.text}\n\n→ {context._('review.resubmitted_mark')}"
         await _edit(context, message.chat_id, message.message_id, done)
-    text = context._("review.resubmitted", subject=subject(context._, view))
-    await _send(context, member.telegram_id, text)
-    await announce(context, view.id)
 
 
 async def _page(update: Update, context: BotContext, query: CallbackQuery, arg: int) -> None:

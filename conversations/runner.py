@@ -31,7 +31,7 @@ from bot.i18n import Translator
 from conversations.callback_data import parse_id
 from conversations.messages import close_buttons
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step
-from storage import audit, drafts, validation
+from storage import audit, drafts, outbox, validation
 from storage.db import reading, unit_of_work
 from storage.drafts import DraftState
 from storage.errors import Refused
@@ -951,6 +951,16 @@ async def _submit(
             answers = {k: v for k, v in state.data.items() if not k.startswith("_")}
             done = await flow.submit(env, session, answers)
             await drafts.discard(session, context.member.id or 0)
+            # the confirmation goes through the outbox with the record, so a crash keeps it
+            await outbox.queue_confirmation(
+                session,
+                keyring=context.services.keyring,
+                recipient=context.member,
+                text=done.text,
+                markup=done.markup.to_dict() if done.markup is not None else None,
+                now=context.services.clock(),
+            )
+            queued = outbox.queued_in(session)
     except _Stale:
         await context.bot.send_message(chat_id, _("button.expired"))
         return
@@ -970,9 +980,9 @@ async def _submit(
         log.exception("submit of %s failed", flow.name)
         await context.bot.send_message(chat_id, _("error.try_again"))
         return
+    await context.send_queued(queued)  # the confirmation, and any notice the flow queued
     if query is not None:
         await close_buttons(query.message, _("flow.submitted"))
-    await context.bot.send_message(chat_id, done.text, reply_markup=done.markup)
     if done.after is not None:
         await done.after(context, chat_id)
 

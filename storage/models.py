@@ -436,7 +436,8 @@ class Reminder(Timestamped, table=True):
     kind: str = Field(max_length=30)
     subject_type: str | None = Field(default=None, max_length=20)
     subject_id: int | None = None
-    recipient_id: int = Field(foreign_key="staff.id", index=True)
+    # None only for a message to a chat rather than a person (a team's review group chat)
+    recipient_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
     due_at: datetime = Field(sa_type=UTCDateTime, index=True)
     status: str = Field(default=ReminderStatus.pending, max_length=20, index=True)
     attempts: int = Field(default=0)

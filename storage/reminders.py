@@ -43,7 +43,7 @@ from sqlalchemy.sql.elements import UnaryExpression
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import audit, vault
+from storage import audit, outbox, vault
 from storage.crypto import DecryptionError, Keyring
 from storage.customers import visible_customer
 from storage.db import SessionFactory, unit_of_work
@@ -930,7 +930,11 @@ async def purge(session: AsyncSession, *, rules: Rules, now: datetime) -> int:
     keep_days = max(KEEP_DAYS, rules.survey_days + 30)
     for kinds, days in (
         ([Kind.birthday], birthday_days),
-        ([k for k in Kind if k not in (Kind.birthday, Kind.survey, Kind.stale)], KEEP_DAYS),
+        (
+            [k for k in Kind if k not in (Kind.birthday, Kind.survey, Kind.stale)]
+            + sorted(outbox.KINDS),
+            KEEP_DAYS,
+        ),
         ([Kind.survey, Kind.stale], keep_days),
     ):
         result = await session.exec(
@@ -1025,8 +1029,9 @@ async def _mark_run(session: AsyncSession, name: str, now: datetime) -> None:
 @dataclass(frozen=True)
 class Due:
     id: int
-    recipient_id: int
+    recipient_id: int | None  # None: an outbox message to a chat (storage.outbox)
     sample: bool
+    kind: str = ""
 
 
 async def due_now(
@@ -1034,7 +1039,7 @@ async def due_now(
 ) -> list[Due]:
     """Rows to send now (pending and due, or claimed by a sender whose lease ran out), grouped
     by recipient; a recipient cut off by `limit` waits for the next batch whole."""
-    query = select(Reminder.id, Reminder.recipient_id, Reminder.subject_type).where(
+    query = select(Reminder.id, Reminder.recipient_id, Reminder.subject_type, Reminder.kind).where(
         col(Reminder.status).in_((ReminderStatus.pending, ReminderStatus.sending)),
         col(Reminder.next_attempt_at) <= now,
     )
@@ -1042,8 +1047,8 @@ async def due_now(
         query = query.where(col(Reminder.recipient_id) == recipient_id)
     query = query.order_by(col(Reminder.recipient_id), col(Reminder.id)).limit(limit + 1)
     found = [
-        Due(rid, recipient, subject_type == "sample")
-        for rid, recipient, subject_type in (await session.exec(query)).all()
+        Due(rid, recipient, subject_type == "sample", kind)
+        for rid, recipient, subject_type, kind in (await session.exec(query)).all()
         if rid is not None
     ]
     if len(found) > limit:
@@ -1053,8 +1058,8 @@ async def due_now(
     return found
 
 
-async def recipients(session: AsyncSession, ids: Iterable[int]) -> dict[int, Staff]:
-    wanted = sorted(set(ids))
+async def recipients(session: AsyncSession, ids: Iterable[int | None]) -> dict[int, Staff]:
+    wanted = sorted({i for i in ids if i is not None})
     if not wanted:
         return {}
     rows = await session.exec(select(Staff).where(col(Staff.id).in_(wanted)))

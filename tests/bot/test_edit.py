@@ -11,12 +11,11 @@ import pytest
 from sqlmodel import select
 
 from conversations import edit, new_customer
-from conversations import review as review_notices
 from storage import customers as customer_store
-from storage import vault
+from storage import outbox, vault
 from storage.db import unit_of_work
-from storage.models import Customer, Review
-from tests.bot.conftest import World, start_app
+from storage.models import Customer, Reminder, Review
+from tests.bot.conftest import ADMIN_ID, World, start_app
 from tests.bot.flow_helpers import draft_of, labels, question, start_new_company
 from tests.bot.record_helpers import (
     COMPANY,
@@ -109,15 +108,7 @@ async def test_new_phones_are_indexed_and_the_old_ones_forgotten(world: World) -
     assert await duplicate_ids(world, sales, tax_no="91350100M000100Y43") == [customer_id]
 
 
-async def test_an_approved_customer_gets_a_pending_change(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    announced: list[int] = []
-
-    async def announce(context: object, review_id: int) -> None:
-        announced.append(review_id)
-
-    monkeypatch.setattr(review_notices, "announce", announce)
+async def test_an_approved_customer_gets_a_pending_change(world: World) -> None:
     sales = await world.member("salesperson", "East", "Li")
     customer_id = await make_customer(world, sales, status="approved", email="old@example.cn")
     before = await customer_row(world.services.sessions, customer_id)
@@ -148,7 +139,15 @@ async def test_an_approved_customer_gets_a_pending_change(
     record, diff = (await history_of(world, customer_id))[-1]
     assert (record.action, record.review_id) == ("propose", change.id)
     assert diff == {"email": ["old@example.cn", "new@example.cn"]}
-    assert announced == [change.id]
+    # the deciders' notice went through the outbox with the change (no manager: the admin)
+    async with unit_of_work(world.services.sessions) as session:
+        notices = (
+            await session.exec(select(Reminder).where(Reminder.kind == outbox.Kind.review_card))
+        ).all()
+    assert [(r.subject_id, r.status) for r in notices if r.subject_id == change.id] == [
+        (change.id, "sent")
+    ]
+    assert any(m["text"].startswith("🔔") for m in world.telegram.sent_to(ADMIN_ID))
     [entry] = [
         e
         for e in await audit_entries(world.services.sessions, "review.submit")

@@ -142,6 +142,11 @@ class FakeBotApi:
         self._webhook_url = ""
         self._commands: dict[str, list[JSON]] = {}
         self._stopping = False
+        self._held_method: str | None = None  # calls of this method wait for release()
+        self._held_calls = 0
+        self._hold_round = 0  # each hold() starts a round; release() ends it
+        self._released_round = 0
+        self._dropped_rounds: set[int] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         me = {**self.bot_user, "can_join_groups": True, "can_read_all_group_messages": False}
@@ -219,6 +224,8 @@ class FakeBotApi:
             if match.group(1):
                 raise ApiError(404, "Not Found: file not found")
             params = self._read_params(handler, url.query)
+            if self._wait_if_held(match.group(3)):
+                raise ApiError(502, "Bad Gateway: the request never reached Telegram")
             with self._cond:
                 self.calls.append((match.group(3), params))
                 self._call_times.append(time.monotonic())
@@ -404,7 +411,43 @@ class FakeBotApi:
         self._cond.notify_all()
         return update_id
 
+    def _wait_if_held(self, method: str) -> bool:
+        """Hold a call of the held method until release(); True if it is then dropped."""
+        with self._cond:
+            if self._held_method is None or method.lower() != self._held_method:
+                return False
+            self._held_calls += 1
+            held_round = self._hold_round
+            self._cond.notify_all()
+            while self._released_round < held_round and not self._stopping:
+                self._cond.wait()
+            return held_round in self._dropped_rounds
+
     # ------------------------------------------------------------ test-side API
+    def hold(self, method: str) -> None:
+        """From now on every `method` call waits, unanswered, until release(): a test can kill
+        the bot while its message is on the way."""
+        with self._cond:
+            self._held_method, self._held_calls = method.lower(), 0
+            self._hold_round += 1
+
+    def wait_held(self, count: int = 1, timeout: float = 15.0) -> None:
+        """Wait until `count` calls are held."""
+        self._wait(
+            lambda: True if self._held_calls >= count else None,
+            timeout,
+            lambda: f"{self._held_calls} of {count} calls held in {timeout}s",
+        )
+
+    def release(self, *, drop: bool) -> None:
+        """Let the held calls go: `drop` as if they never reached Telegram, else carried out
+        (Telegram got the message; the bot, killed meanwhile, never heard back)."""
+        with self._cond:
+            self._held_method, self._released_round = None, self._hold_round
+            if drop:
+                self._dropped_rounds.add(self._hold_round)
+            self._cond.notify_all()
+
     @staticmethod
     def user(
         user_id: int,
