@@ -16,8 +16,11 @@ from bot import logs, preflight
 from bot.settings import Settings, describe_errors
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from bot.context import Services
     from storage.crypto import Keyring
+    from storage.db import SessionFactory
 
 T = TypeVar("T")
 
@@ -134,45 +137,56 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_invite(args: argparse.Namespace) -> int:
+    """Invites need no master keys: this works before the first `run` made the key file."""
     settings = load_settings()
-    services = _services(settings)
+    from storage.db import make_engine, make_session_factory
+
+    def connect() -> AsyncEngine:
+        preflight.check_data_dir(settings, keys=False)
+        asyncio.run(preflight.check_database(settings.database_url))
+        return make_engine(settings.database_url)
+
+    engine = checked(connect)
 
     async def invite() -> int:
         try:
-            return await _invite(services, args.role, args.team)
+            return await _invite(settings, make_session_factory(engine), args.role, args.team)
         finally:
-            await services.dispose()
+            await engine.dispose()
 
     return asyncio.run(invite())
 
 
-async def _bot_username(services: Services) -> str | None:
-    if services.settings.BOT_USERNAME:
-        return services.settings.BOT_USERNAME.lstrip("@")
+async def _bot_username(settings: Settings) -> str | None:
+    if settings.BOT_USERNAME:
+        return settings.BOT_USERNAME.lstrip("@")
     try:
-        return await preflight.check_bot_api(services.settings)
+        return await preflight.check_bot_api(settings)
     except preflight.StartupRefused as refusal:
-        print(f"{refusal.line}; or set BOT_USERNAME", file=sys.stderr)
+        print(f"{REFUSED}{refusal.line}; or set BOT_USERNAME", file=sys.stderr)
         return None
 
 
-async def _invite(services: Services, role: str, team: str | None) -> int:
+async def _invite(settings: Settings, sessions: SessionFactory, role: str, team: str | None) -> int:
+    from datetime import timedelta
+
     from storage import staff as staff_store
     from storage.db import unit_of_work
     from storage.errors import Refused
     from storage.migrate import upgrade_database
 
-    await upgrade_database(services.settings.database_url)
-    username = await _bot_username(services)
+    await upgrade_database(settings.database_url)
+    username = await _bot_username(settings)
     if username is None:
         return 2
+    ttl = timedelta(hours=settings.INVITE_TTL_HOURS)
     try:
-        async with unit_of_work(services.sessions) as session:
+        async with unit_of_work(sessions) as session:
             team_id = None
             if team:
                 team_id = (await staff_store.get_or_create_team(session, team, actor=None)).id
             created = await staff_store.create_invite(
-                session, actor=None, role=role, team_id=team_id, ttl=services.invite_ttl
+                session, actor=None, role=role, team_id=team_id, ttl=ttl
             )
     except Refused as refusal:
         message = {"team_required": "--team is required for this role"}.get(
@@ -183,7 +197,7 @@ async def _invite(services: Services, role: str, team: str | None) -> int:
     print(f"https://t.me/{username}?start={created.token}")
     print(
         f"(one-time link for a {role}{' in team ' + team if team else ''}; "
-        f"expires in {services.settings.INVITE_TTL_HOURS} h)",
+        f"expires in {settings.INVITE_TTL_HOURS} h)",
         file=sys.stderr,
     )
     return 0
