@@ -175,10 +175,10 @@ async def _invite(settings: Settings, sessions: SessionFactory, role: str, team:
     from storage.errors import Refused
     from storage.migrate import upgrade_database
 
-    await upgrade_database(settings.database_url)
     username = await _bot_username(settings)
     if username is None:
         return 2
+    await upgrade_database(settings.database_url)
     ttl = timedelta(hours=settings.INVITE_TTL_HOURS)
     try:
         async with unit_of_work(sessions) as session:
@@ -210,6 +210,7 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
         from storage.migrate import upgrade_database
 
         preflight.check_data_dir(settings, create=False)
+        preflight.load_keyring(settings)  # without keys, stop before making a database file
         await preflight.check_database(settings.database_url)
         keyring, _ = await preflight.check_stored_keys(settings)
         await upgrade_database(settings.database_url)
