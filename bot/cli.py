@@ -79,7 +79,6 @@ def _services(settings: Settings) -> Services:
 async def _prepare_run(settings: Settings) -> Keyring:
     """Everything `run` needs, checked in the order an operator would fix it."""
     from bot.services import warn_about_new_key_file
-    from storage.migrate import upgrade_database
 
     preflight.check_data_dir(settings)
     await preflight.check_database(settings.database_url)
@@ -87,7 +86,7 @@ async def _prepare_run(settings: Settings) -> Keyring:
     keyring, created = await preflight.check_stored_keys(settings, create=True)
     if created:
         warn_about_new_key_file(settings)
-    await upgrade_database(settings.database_url)
+    await preflight.migrate(settings.database_url)
     return keyring
 
 
@@ -127,11 +126,13 @@ def _redact(url: str) -> str:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = load_settings()
-    from storage.migrate import upgrade_database_sync
 
-    checked(lambda: preflight.check_data_dir(settings, keys=False))
-    checked(lambda: asyncio.run(preflight.check_database(settings.database_url)))
-    upgrade_database_sync(settings.database_url)
+    async def migrate() -> None:
+        preflight.check_data_dir(settings, keys=False)
+        await preflight.check_database(settings.database_url)
+        await preflight.migrate(settings.database_url)
+
+    checked(lambda: asyncio.run(migrate()))
     print("database is up to date")
     return 0
 
@@ -154,7 +155,7 @@ def cmd_invite(args: argparse.Namespace) -> int:
         finally:
             await engine.dispose()
 
-    return asyncio.run(invite())
+    return checked(lambda: asyncio.run(invite()))
 
 
 async def _bot_username(settings: Settings) -> str | None:
@@ -173,12 +174,11 @@ async def _invite(settings: Settings, sessions: SessionFactory, role: str, team:
     from storage import staff as staff_store
     from storage.db import unit_of_work
     from storage.errors import Refused
-    from storage.migrate import upgrade_database
 
     username = await _bot_username(settings)
     if username is None:
         return 2
-    await upgrade_database(settings.database_url)
+    await preflight.migrate(settings.database_url)
     ttl = timedelta(hours=settings.INVITE_TTL_HOURS)
     try:
         async with unit_of_work(sessions) as session:
@@ -207,13 +207,11 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
     settings = load_settings()
 
     async def prepare() -> Keyring:
-        from storage.migrate import upgrade_database
-
         preflight.check_data_dir(settings, create=False)
         preflight.load_keyring(settings)  # without keys, stop before making a database file
         await preflight.check_database(settings.database_url)
         keyring, _ = await preflight.check_stored_keys(settings)
-        await upgrade_database(settings.database_url)
+        await preflight.migrate(settings.database_url)
         return keyring
 
     keyring = checked(lambda: asyncio.run(prepare()))

@@ -117,6 +117,20 @@ async def check_database(url: str) -> None:
         await engine.dispose()
 
 
+async def migrate(url: str) -> None:
+    """Bring the schema up to date; a database that refuses (rights, a full disk) is named."""
+    from storage.migrate import upgrade_database
+
+    try:
+        await upgrade_database(url)
+    except (SQLAlchemyError, OSError) as error:
+        raise StartupRefused(
+            "DATABASE_URL",
+            f"cannot bring the schema of {shown_url(url)} up to date ({_reason(error)}); check "
+            "that its user may create tables, and the disk",
+        ) from None
+
+
 # --- the master keys -------------------------------------------------------------------------
 
 
