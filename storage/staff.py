@@ -128,6 +128,17 @@ async def create_invite(
     return NewInvite(invite=invite, token=token)
 
 
+async def _inviter_may_still_invite(session: AsyncSession, invite: Invite) -> bool:
+    """A link is worth what its maker may do now: a manager's link for a manager (made before
+    managers were limited to salespeople) or a link of someone since deactivated opens nothing."""
+    if invite.created_by is None:
+        return True  # the command line: the server's operator
+    inviter = await session.get(Staff, invite.created_by)
+    return inviter is not None and permissions.can_invite(
+        inviter, role=invite.role, team_id=invite.team_id
+    )
+
+
 async def redeem_invite(
     session: AsyncSession,
     *,
@@ -150,6 +161,8 @@ async def redeem_invite(
         reason = "invite_used"
     elif invite.expires_at <= utcnow():
         reason = "invite_expired"
+    elif not await _inviter_may_still_invite(session, invite):
+        reason = "invite_invalid"
     elif existing is not None and existing.active:
         reason = "already_registered"
     if reason or invite is None:

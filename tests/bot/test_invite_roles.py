@@ -7,13 +7,15 @@ through that second account, so every claim of a role is re-checked where the in
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from sqlmodel import select
 
 from storage.db import unit_of_work
 from storage.models import AuditEntry, Invite, Role
-from storage.staff import staff_by_telegram_id
+from storage.staff import staff_by_telegram_id, token_hash
+from storage.types import utcnow
 from tests.bot.conftest import World
 from tests.bot.flow_helpers import labels
 from tests.fake_telegram import Person, buttons
@@ -94,3 +96,37 @@ async def test_an_admin_still_invites_managers_and_admins(world: World) -> None:
     await admin.press("管理员")
     assert "start=" in admin.last_text()
     assert sorted(i.role for i in await invites(world)) == ["admin", "manager"]
+
+
+async def test_a_managers_link_for_a_manager_made_before_opens_nothing(world: World) -> None:
+    """Links a manager made for a manager before this rule was kept no longer let anyone in."""
+    manager = await world.member("manager", "East", "Chen")
+    async with unit_of_work(world.services.sessions) as session:
+        chen = await staff_by_telegram_id(session, manager.id)
+        assert chen is not None
+        session.add(
+            Invite(
+                token_hash=token_hash("old-manager-link-0123456789"),
+                role=Role.manager,
+                team_id=chen.team_id,
+                created_by=chen.id,
+                expires_at=utcnow() + timedelta(hours=1),
+            )
+        )
+    second = world.person(555_300, "Chen's second account")
+    await second.send("/start old-manager-link-0123456789")
+    assert second.last_text() == "这个邀请链接无效。请向您的经理索取新的链接。"
+    async with unit_of_work(world.services.sessions) as session:
+        assert await staff_by_telegram_id(session, second.id) is None
+        refused = (
+            await session.exec(select(AuditEntry).where(AuditEntry.action == "invite.refused"))
+        ).all()
+    assert [e.actor_telegram_id for e in refused] == [second.id]
+    # the same manager's link for a salesperson still works
+    await manager.send("/invite")
+    await manager.press("业务员")
+    await manager.press("East")
+    token = manager.last_text().split("start=")[1].split()[0]
+    newcomer = world.person(555_301, "Xiao Wang")
+    await newcomer.send(f"/start {token}")
+    assert any("欢迎加入" in m["text"] for m in world.telegram.sent_to(newcomer.id))
