@@ -12,6 +12,7 @@ from sqlmodel import col, select
 
 from bot.cli import main
 from storage import audit
+from storage.crypto import new_master_key
 from storage.db import SessionFactory, unit_of_work
 from storage.models import AuditEntry
 from tests.storage.settings_env import clean_settings_env
@@ -180,7 +181,13 @@ async def test_rolled_back_append_leaves_no_trace(session_factory: SessionFactor
 @pytest.fixture
 def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> Path:
     """The environment `python -m bot` reads, and no stray .env."""
-    clean_settings_env(monkeypatch, tmp_path, DATABASE_URL=database_url, DATA_DIR=str(tmp_path))
+    clean_settings_env(
+        monkeypatch,
+        tmp_path,
+        DATABASE_URL=database_url,
+        DATA_DIR=str(tmp_path),
+        ENCRYPTION_KEYS=new_master_key(),  # only `run` may generate a key file
+    )
     return tmp_path
 
 
