@@ -6,66 +6,96 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 from urllib.parse import urlparse
 
 from pydantic import ValidationError
 
+from bot import logs, preflight
 from bot.settings import Settings, describe_errors
 
 if TYPE_CHECKING:
+
     from bot.context import Services
+    from storage.crypto import Keyring
+    from storage.db import SessionFactory
+
+T = TypeVar("T")
 
 log = logging.getLogger("bot")
 
 
+REFUSED = "The bot cannot start: "
+
+
 def configure_logging(level: int = logging.INFO) -> None:
-    """Plain logs; httpx logs request URLs, which contain the bot token, so it stays quiet."""
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=level)
-    for noisy in (
-        "httpx",
-        "httpcore",
-        "apscheduler",
-        "aiosqlite",
-        "asyncio",
-        "alembic.runtime.plugins",
-    ):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    """Plain logs that never show the token (bot.logs pins the chatty libraries and redacts)."""
+    logs.configure(level)
+
+
+def refuse(*lines: str) -> NoReturn:
+    """Stop with exit code 2 and one line per problem, each naming its setting."""
+    for line in lines:
+        print(REFUSED + logs.redact(line), file=sys.stderr)
+    raise SystemExit(2)
 
 
 def load_settings() -> Settings:
     """Read the settings or stop with one line per bad setting, never half-configured."""
     try:
-        return Settings()  # type: ignore[call-arg]
+        settings = Settings()  # type: ignore[call-arg]
     except ValidationError as error:
-        print("The bot cannot start; fix these settings (environment or .env):", file=sys.stderr)
-        for line in describe_errors(error):
-            print(f"  {line}", file=sys.stderr)
-        raise SystemExit(2) from None
+        refuse(*describe_errors(error))
     except ValueError as error:
-        print(f"The bot cannot start: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        refuse(str(error))
+    secret = settings.WEBHOOK_SECRET.get_secret_value() if settings.WEBHOOK_SECRET else None
+    logs.keep_secret(settings.TELEGRAM_BOT_TOKEN.get_secret_value(), secret)
+    return settings
+
+
+def checked(run: Callable[[], T]) -> T:
+    """Run start-up work; a setting it refuses becomes one line and exit code 2."""
+    try:
+        return run()
+    except preflight.StartupRefused as refusal:
+        refuse(refusal.line)
 
 
 def _services(settings: Settings) -> Services:
+    """Services for a one-off command: the data folder, the keys (never made here), the database."""
     from bot.services import build_services
 
-    try:
-        return build_services(settings)
-    except ValueError as error:
-        print(f"The bot cannot start: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+    def build() -> Services:
+        preflight.check_data_dir(settings, create=False)
+        services = build_services(settings)
+        asyncio.run(preflight.check_database(settings.database_url))
+        return services
+
+    return checked(build)
+
+
+async def _prepare_run(settings: Settings) -> Keyring:
+    """Everything `run` needs, checked in the order an operator would fix it."""
+    from bot.services import warn_about_new_key_file
+
+    preflight.check_data_dir(settings)
+    await preflight.check_database(settings.database_url)
+    await preflight.check_bot_api(settings)
+    keyring, created = await preflight.check_stored_keys(settings, create=True)
+    if created:
+        warn_about_new_key_file(settings)
+    await preflight.migrate(settings.database_url)
+    return keyring
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings()
-    services = _services(settings)
+    keyring = checked(lambda: asyncio.run(_prepare_run(settings)))
     from bot.app import build_application
-    from storage.migrate import upgrade_database_sync
+    from bot.services import build_services
 
-    upgrade_database_sync(settings.database_url)
-    application = build_application(services)
+    application = build_application(build_services(settings, keyring=keyring))
     if settings.WEBHOOK_URL:
         secret = settings.WEBHOOK_SECRET.get_secret_value() if settings.WEBHOOK_SECRET else None
         log.info(
@@ -95,64 +125,61 @@ def _redact(url: str) -> str:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = load_settings()
-    from storage.migrate import upgrade_database_sync
 
-    upgrade_database_sync(settings.database_url)
+    async def migrate() -> None:
+        preflight.check_data_dir(settings, keys=False)
+        await preflight.check_database(settings.database_url)
+        await preflight.migrate(settings.database_url)
+
+    checked(lambda: asyncio.run(migrate()))
     print("database is up to date")
     return 0
 
 
 def cmd_invite(args: argparse.Namespace) -> int:
+    """An invite is audited, and the audit log is keyed: this needs the master keys (made by
+    the first `run`, or given in ENCRYPTION_KEYS)."""
     settings = load_settings()
     services = _services(settings)
 
     async def invite() -> int:
         try:
-            return await _invite(services, args.role, args.team)
+            return await _invite(settings, services.sessions, args.role, args.team)
         finally:
             await services.dispose()
 
-    return asyncio.run(invite())
+    return checked(lambda: asyncio.run(invite()))
 
 
-async def _bot_username(services: Services) -> str | None:
-    if services.settings.BOT_USERNAME:
-        return services.settings.BOT_USERNAME.lstrip("@")
-    from telegram import Bot
-    from telegram.error import TelegramError
-
-    bot = Bot(
-        services.settings.TELEGRAM_BOT_TOKEN.get_secret_value(),
-        base_url=services.settings.TELEGRAM_BASE_URL,
-    )
+async def _bot_username(settings: Settings) -> str | None:
+    if settings.BOT_USERNAME:
+        return settings.BOT_USERNAME.lstrip("@")
     try:
-        async with bot:
-            return bot.username
-    except TelegramError:
+        return await preflight.check_bot_api(settings)
+    except preflight.StartupRefused as refusal:
+        print(f"{REFUSED}{refusal.line}; or set BOT_USERNAME", file=sys.stderr)
         return None
 
 
-async def _invite(services: Services, role: str, team: str | None) -> int:
+async def _invite(settings: Settings, sessions: SessionFactory, role: str, team: str | None) -> int:
+    from datetime import timedelta
+
     from storage import staff as staff_store
     from storage.db import unit_of_work
     from storage.errors import Refused
-    from storage.migrate import upgrade_database
 
-    await upgrade_database(services.settings.database_url)
-    username = await _bot_username(services)
+    username = await _bot_username(settings)
     if username is None:
-        print(
-            "Cannot reach the Bot API to learn the bot's username; set BOT_USERNAME.",
-            file=sys.stderr,
-        )
         return 2
+    await preflight.migrate(settings.database_url)
+    ttl = timedelta(hours=settings.INVITE_TTL_HOURS)
     try:
-        async with unit_of_work(services.sessions) as session:
+        async with unit_of_work(sessions) as session:
             team_id = None
             if team:
                 team_id = (await staff_store.get_or_create_team(session, team, actor=None)).id
             created = await staff_store.create_invite(
-                session, actor=None, role=role, team_id=team_id, ttl=services.invite_ttl
+                session, actor=None, role=role, team_id=team_id, ttl=ttl
             )
     except Refused as refusal:
         message = {"team_required": "--team is required for this role"}.get(
@@ -163,7 +190,7 @@ async def _invite(services: Services, role: str, team: str | None) -> int:
     print(f"https://t.me/{username}?start={created.token}")
     print(
         f"(one-time link for a {role}{' in team ' + team if team else ''}; "
-        f"expires in {services.settings.INVITE_TTL_HOURS} h)",
+        f"expires in {settings.INVITE_TTL_HOURS} h)",
         file=sys.stderr,
     )
     return 0
@@ -171,15 +198,29 @@ async def _invite(services: Services, role: str, team: str | None) -> int:
 
 def cmd_rotate_keys(args: argparse.Namespace) -> int:
     settings = load_settings()
-    services = _services(settings)
+
+    async def prepare() -> Keyring:
+        preflight.check_data_dir(settings, create=False)
+        preflight.load_keyring(settings)  # without keys, stop before making a database file
+        await preflight.check_database(settings.database_url)
+        keyring, _ = await preflight.check_stored_keys(settings)
+        await preflight.migrate(settings.database_url)
+        return keyring
+
+    keyring = checked(lambda: asyncio.run(prepare()))
+    from bot.services import build_services
+
+    services = build_services(settings, keyring=keyring)
 
     async def rotate() -> int:
-        from storage.migrate import upgrade_database
+        from storage.db import unit_of_work
+        from storage.key_usage import master_keys_in_use
         from storage.rotation import rotate_keys
 
-        await upgrade_database(settings.database_url)
         try:
             report = await rotate_keys(services.sessions, services.keyring)
+            async with unit_of_work(services.sessions) as session:
+                usage = await master_keys_in_use(session)  # re-checked: everything, not a report
         finally:
             await services.dispose()
         print(
@@ -188,9 +229,16 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
             f"{report.indexed_key_persons} key persons; "
             f"{report.left_on_old_keys} data keys still on old master keys"
         )
-        if report.left_on_old_keys == 0:
+        older = set(usage.by_kid) - {keyring.current.kid}
+        if not older:
             print("older master keys may now be removed from ENCRYPTION_KEYS")
-        return 0
+            return 0
+        print(
+            f"{usage.records(older)} records ({usage.kinds(older)}) still use older master key "
+            f"id {', '.join(sorted(older))}: keep every key in ENCRYPTION_KEYS and run "
+            "rotate-keys again"
+        )
+        return 1
 
     return asyncio.run(rotate())
 
@@ -256,6 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bot", description="Customer-archive bot for field sales teams."
     )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="how much to log (default INFO); the token and clear values are never logged",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("run", help="run the bot (default; long polling, or webhook if WEBHOOK_URL)")
     sub.add_parser("migrate", help="bring the database schema up to date")
@@ -290,8 +344,8 @@ HANDLERS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    configure_logging()
     args = build_parser().parse_args(argv)
+    configure_logging(getattr(logging, args.log_level))
     if args.command is None:
         args.command = "run"
     return HANDLERS[args.command](args)

@@ -10,8 +10,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.exc import ArgumentError
 
 from storage.crypto import decode_master_key
+from storage.db import async_url
 
 TELEGRAM_API = "https://api.telegram.org/bot"
 _TOKEN_RE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{20,}$")
@@ -216,6 +218,20 @@ class Settings(BaseSettings):
         for part in value.get_secret_value().split(","):
             decode_master_key(part)
         return value
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        """Parsed here, so a typo is named with the other settings (never echoed: passwords)."""
+        if not value or not value.strip():
+            return None
+        try:
+            async_url(value.strip())
+        except (ArgumentError, ValueError):
+            raise ValueError(
+                "must be a sqlite:///path/file.db or postgresql://user:password@host/db URL"
+            ) from None
+        return value.strip()
 
     @field_validator("WEBHOOK_URL")
     @classmethod

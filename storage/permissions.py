@@ -40,3 +40,25 @@ def team_deciders_may_view(team_id: int | None, customer: Customer) -> bool:
 def can_create_customer(actor: Staff) -> bool:
     """Everyone active may enter customers; non-admins need a team to file them under."""
     return actor.active and (actor.role == Role.admin or actor.team_id is not None)
+
+
+def roles_inviteable_by(actor: Staff) -> list[str]:
+    """Admins invite anyone; managers invite salespeople only (SPEC section 4).
+
+    A manager who could invite managers could approve their own submissions through a second
+    account, so manager and admin invitations are for admins.
+    """
+    if not actor.active:
+        return []
+    if actor.role == Role.admin:
+        return [Role.salesperson, Role.manager, Role.admin]
+    if actor.role == Role.manager:
+        return [Role.salesperson]
+    return []
+
+
+def can_invite(actor: Staff, *, role: str, team_id: int | None) -> bool:
+    """Whether `actor` may invite someone with `role` into `team_id`; managers: their own team."""
+    if role not in roles_inviteable_by(actor):
+        return False
+    return actor.role == Role.admin or (actor.team_id is not None and team_id == actor.team_id)

@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import audit
+from storage import audit, permissions
 from storage.crypto import random_token
 from storage.errors import Refused
 from storage.models import AuditEntry, Invite, Role, Staff, Team
@@ -29,28 +29,27 @@ async def staff_by_telegram_id(session: AsyncSession, telegram_id: int) -> Staff
 
 
 async def ensure_admins(session: AsyncSession, telegram_ids: list[int]) -> list[Staff]:
-    """Make sure every configured admin exists, is active and is an admin."""
-    admins = []
+    """Create the configured admins that do not exist yet (the bootstrap of the first admins).
+
+    An existing staff row is never changed here: once someone exists, staff changes made in
+    the bot or on the command line win, so a configured admin can still be demoted or removed.
+    """
+    created = []
     for telegram_id in telegram_ids:
-        staff = await staff_by_telegram_id(session, telegram_id)
-        if staff is None:
-            staff = Staff(
-                telegram_id=telegram_id, display_name=f"admin {telegram_id}", role="admin"
-            )
-            session.add(staff)
-            await session.flush()
-            await audit.record(
-                session,
-                action="staff.admin_configured",
-                actor_telegram_id=telegram_id,
-                entity="staff",
-                entity_id=staff.id,
-            )
-        elif staff.role != Role.admin or not staff.active:
-            staff.role, staff.active, staff.updated_at = Role.admin, True, utcnow()
-            session.add(staff)
-        admins.append(staff)
-    return admins
+        if await staff_by_telegram_id(session, telegram_id) is not None:
+            continue
+        staff = Staff(telegram_id=telegram_id, display_name=f"admin {telegram_id}", role="admin")
+        session.add(staff)
+        await session.flush()
+        await audit.record(
+            session,
+            action="staff.admin_configured",
+            actor_telegram_id=telegram_id,
+            entity="staff",
+            entity_id=staff.id,
+        )
+        created.append(staff)
+    return created
 
 
 async def teams(session: AsyncSession) -> list[Team]:
@@ -83,12 +82,10 @@ async def get_or_create_team(session: AsyncSession, name: str, *, actor: Staff |
 
 
 def roles_inviteable_by(actor: Staff | None) -> list[str]:
-    """Admins (and the command line, actor None) invite anyone; managers their own kind."""
-    if actor is None or actor.role == Role.admin:
+    """The roles `actor` may invite; the command line (actor None) is the operator's: any."""
+    if actor is None:
         return [Role.salesperson, Role.manager, Role.admin]
-    if actor.role == Role.manager:
-        return [Role.salesperson, Role.manager]
-    return []
+    return permissions.roles_inviteable_by(actor)
 
 
 @dataclass(frozen=True)
@@ -106,9 +103,7 @@ async def create_invite(
     ttl: timedelta,
 ) -> NewInvite:
     """A one-time join token for a role and team; checks who may invite whom."""
-    if role not in roles_inviteable_by(actor):
-        raise Refused("not_allowed")
-    if actor is not None and actor.role == Role.manager and team_id != actor.team_id:
+    if actor is not None and not permissions.can_invite(actor, role=role, team_id=team_id):
         raise Refused("not_allowed")
     if role != Role.admin and team_id is None:
         raise Refused("team_required")
@@ -134,6 +129,17 @@ async def create_invite(
     return NewInvite(invite=invite, token=token)
 
 
+async def _inviter_may_still_invite(session: AsyncSession, invite: Invite) -> bool:
+    """A link is worth what its maker may do now: a manager's link for a manager (made before
+    managers were limited to salespeople) or a link of someone since deactivated opens nothing."""
+    if invite.created_by is None:
+        return True  # the command line: the server's operator
+    inviter = await session.get(Staff, invite.created_by)
+    return inviter is not None and permissions.can_invite(
+        inviter, role=invite.role, team_id=invite.team_id
+    )
+
+
 async def redeem_invite(
     session: AsyncSession,
     *,
@@ -156,6 +162,8 @@ async def redeem_invite(
         reason = "invite_used"
     elif invite.expires_at <= utcnow():
         reason = "invite_expired"
+    elif not await _inviter_may_still_invite(session, invite):
+        reason = "invite_invalid"
     elif existing is not None and existing.active:
         reason = "already_registered"
     if reason or invite is None:

@@ -32,6 +32,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: st
         DATABASE_URL=database_url,
         DATA_DIR=str(tmp_path / "data"),
         BOT_USERNAME="archive_bot",
+        ENCRYPTION_KEYS=new_master_key(),  # only `run` may generate a key file
     )
 
 

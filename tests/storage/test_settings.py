@@ -26,8 +26,9 @@ def _refused(capsys: pytest.CaptureFixture[str]) -> tuple[list[str], str]:
     assert stopped.value.code == 2
     captured = capsys.readouterr()
     lines = captured.err.splitlines()
-    assert lines[0].startswith("The bot cannot start")
-    return lines[1:], captured.out
+    # one self-contained line per bad setting: "The bot cannot start: NAME: what to do"
+    assert lines and all(line.startswith("The bot cannot start: ") for line in lines), lines
+    return [f"  {line.removeprefix('The bot cannot start: ')}" for line in lines], captured.out
 
 
 @pytest.mark.parametrize(
