@@ -1,0 +1,286 @@
+"""Every screen with the longest valid data still reaches the user (Telegram's limits).
+
+The fake Telegram refuses what Telegram refuses (tests/telegram_rules.py): a message over
+4,096 UTF-16 units, a caption over 1,024, a callback answer over 200, button data over 64
+bytes. Here every field of /new is typed at its longest, in characters of the CJK extension
+planes (two units each, the widest a valid answer can be), the customer gets many key
+persons, visits and complaints at their longest, the manager a full review queue, the owner
+a grouped reminder; then every list, card and summary is opened through the bot, and not
+one message may have been refused.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlmodel import col, select
+
+from bot.i18n import Translator
+from conversations import new_customer
+from conversations.reminders import render
+from conversations.steps import Kind
+from storage import complaints as complaint_store
+from storage import key_persons as key_person_store
+from storage import validation
+from storage import visits as visit_store
+from storage.db import unit_of_work
+from storage.models import Customer
+from storage.reminders import Kind as ReminderKind
+from storage.reminders import Notice
+from tests.bot.conftest import World
+from tests.bot.record_helpers import make_customer, set_status, staff_of
+from tests.fake_telegram import Person, buttons
+
+
+def wide(length: int, seed: int = 0) -> str:
+    """`length` characters of CJK Extension B: each is two UTF-16 units."""
+    return "".join(chr(0x20000 + (seed * 97 + i) % 4000) for i in range(length))
+
+
+def _tax_number() -> str:
+    first = "91330100MA2AB1234"
+    return first + validation.uscc_check_char(first)
+
+
+EMAIL = "x" * 100 + "@" + "y" * 60 + "." + "z" * 60 + "." + "w" * 27 + ".com"
+LONGEST: dict[str, str] = {
+    "name": wide(100, 1),
+    "short_name": wide(30, 2),
+    "industry": wide(50, 3),
+    "region": wide(50, 4),
+    "address": wide(200, 5),
+    "parent_org": wide(100, 6),
+    "profile": wide(1000, 7),
+    "phones": ",".join(f"1381234560{i}" for i in range(5)),
+    "email": EMAIL,
+    "website": "https://example.com/" + "p" * 180,
+    "wechat": wide(50, 8),
+    "credit_status": wide(100, 9),
+    "trade_notes": wide(1000, 10),
+    "invoice_title": wide(100, 11),
+    "tax_no": _tax_number(),
+    "bank": wide(100, 12),
+    "account_no": "6" * 34,
+    "billing_address": wide(200, 13),
+    "billing_phone": "13900001111",
+    "consent_on": "2026-11-01",
+    "consent_note": wide(200, 14),
+    "next_followup_on": "2026-12-20",
+}
+NOW = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
+
+
+def _data_with(message: dict[str, Any], part: str) -> str:
+    found = [data for _label, data in buttons(message) if part in data]
+    assert found, f"no button with {part!r}: {buttons(message)} {message.get('text')}"
+    return found[0]
+
+
+async def answer_new_at_the_longest(person: Person) -> None:
+    """/new with every question answered: the first option of each choice, the longest text."""
+    await person.send("/new")
+    data: dict[str, Any] = {"kind": "company", "finance": "yes", "consent_given": "yes"}
+    for step in new_customer.STEPS:
+        if not step.applies(data):
+            continue
+        if step.kind in (Kind.CHOICE, Kind.YES_NO):
+            await person.press_data(
+                person.last_message(), _data_with(person.last_message(), ":c:0")
+            )
+        else:
+            await person.send(LONGEST[step.field])
+        data.setdefault(step.field, "x")
+
+
+async def _many_reviews(world: World, owner: Person, count: int) -> list[int]:
+    ids = []
+    for n in range(count):
+        ids.append(await make_customer(world, owner, status="pending", name=wide(100, 100 + n)))
+    return ids
+
+
+async def _key_persons(world: World, owner: Person, customer_id: int, count: int) -> None:
+    actor = await staff_of(world.services.sessions, owner)
+    async with unit_of_work(world.services.sessions) as session:
+        customer = await session.get(Customer, customer_id)
+        assert customer is not None
+        for n in range(count):
+            await key_person_store.add_key_person(
+                session,
+                keyring=world.services.keyring,
+                actor=actor,
+                customer=customer,
+                values={
+                    "kp_name": wide(100, 200 + n),
+                    "kp_title": wide(100, 300 + n),
+                    "kp_role": "decision_maker",
+                    "kp_influence": 90,
+                    "kp_phones": [f"+86138000000{n:02d}" for _ in range(1)],
+                    "kp_birthday": "1970-01-02",
+                    "kp_notes": wide(1000, 400 + n),
+                },
+            )
+
+
+async def _visits(world: World, owner: Person, customer_id: int, count: int) -> None:
+    actor = await staff_of(world.services.sessions, owner)
+    for n in range(count):
+        async with unit_of_work(world.services.sessions) as session:
+            await visit_store.log_visit(
+                session,
+                keyring=world.services.keyring,
+                actor=actor,
+                customer_id=customer_id,
+                values={
+                    "kind": "on_site",
+                    "visited_at": None,
+                    "location": {"latitude": 30.25, "longitude": 120.16, "accuracy": 5},
+                    "purpose": wide(500, 500 + n),
+                    "discussion": wide(2000, 600 + n),
+                    "needs_feedback": wide(2000, 700 + n),
+                    "outcome": wide(1000, 800 + n),
+                    "stage_change": None,
+                    "next_followup_on": None,
+                    "attachments": [
+                        {"kind": "photo", "file_id": f"p-{n}-{i}", "unique": f"u-{n}-{i}"}
+                        for i in range(visit_store.MAX_ATTACHMENTS)
+                    ],
+                },
+                now=NOW,
+                timezone="Asia/Shanghai",
+                followup_cycles=world.services.settings.followup_cycles,
+            )
+
+
+async def _complaints(world: World, owner: Person, customer_id: int, count: int) -> list[int]:
+    actor = await staff_of(world.services.sessions, owner)
+    ids = []
+    for n in range(count):
+        async with unit_of_work(world.services.sessions) as session:
+            complaint = await complaint_store.log_complaint(
+                session,
+                keyring=world.services.keyring,
+                actor=actor,
+                customer_id=customer_id,
+                values={
+                    "channel": None,
+                    "complaint_type": "service",
+                    "severity": "critical",
+                    "description": wide(complaint_store.MAX_DESCRIPTION, 900 + n),
+                },
+                now=NOW,
+                due_hours=world.services.settings.complaint_due_hours,
+            )
+            ids.append(complaint.id or 0)
+    return ids
+
+
+async def _press_every(person: Person, message: dict[str, Any], prefix: str) -> None:
+    """Press each button of `message` whose data starts with `prefix`."""
+    for _label, data in buttons(message):
+        if data.startswith(prefix):
+            await person.press_data(message, data)
+
+
+def _grouped_reminders(customer_ids: list[int]) -> list[Notice]:
+    notices = []
+    for n, customer_id in enumerate(customer_ids):
+        values = {
+            "customer": wide(100, 1000 + n),
+            "number": f"KH-2026-{n:06d}",
+            "days": 12,
+            "on": "2026-11-10",
+            "late": True,
+        }
+        notices.append(
+            Notice(n + 1, ReminderKind.followup, values, ("visit", "snooze"), customer_id)
+        )
+    rejected = {
+        "customer": wide(100, 1100),
+        "number": "KH-2026-000999",
+        "what": "x",
+        "review_kind": "customer_new",
+        "days": 4,
+        "reason": wide(500, 1200),
+    }
+    notices.append(Notice(90, ReminderKind.rejected, rejected, ("resubmit",), customer_ids[0]))
+    digest_line = {
+        "review_kind": "customer_new",
+        "subject": wide(100, 1300) + " · KH-2026-000001",
+        "submitter": wide(64, 1400),
+        "when": "2026-11-20 10:00",
+    }
+    notices.append(
+        Notice(91, ReminderKind.review_digest, {"count": 40, "more": 25}, lines=(digest_line,) * 15)
+    )
+    return notices
+
+
+async def test_every_list_card_and_summary_fits_with_the_longest_valid_data(
+    world: World,
+) -> None:
+    seller = await world.member("salesperson", name=wide(64, 20))
+    manager = await world.member("manager", name=wide(64, 21))
+    telegram = world.telegram
+
+    # /new at the longest: every question, the summary, an edit, the summary again, submit
+    await answer_new_at_the_longest(seller)
+    summary = seller.last_message()
+    profile_edit = _data_with(summary, f":e:{new_customer.FLOW.index('profile')}")
+    await seller.press_data(summary, profile_edit)
+    await seller.send(LONGEST["profile"])
+    await seller.press_data(seller.last_message(), _data_with(seller.last_message(), ":ok:"))
+
+    async with unit_of_work(world.services.sessions) as session:
+        customer = (await session.exec(select(Customer).order_by(col(Customer.id)))).first()
+    assert customer is not None and customer.id is not None
+    customer_id = customer.id
+
+    # the same customer again: the summary carries every duplicate warning too
+    await answer_new_at_the_longest(seller)
+    await seller.press_data(seller.last_message(), _data_with(seller.last_message(), ":ok:"))
+
+    # the manager's notice, queue and full cards
+    await _many_reviews(world, seller, 12)
+    await manager.send("/review")
+    queue = manager.last_message()
+    await _press_every(manager, queue, "rv:o:")
+    await _press_every(manager, queue, "rv:q:")
+    await _press_every(manager, manager.last_message(), "rv:o:")
+
+    # the records of the customer, at their longest and many
+    await set_status(world.services.sessions, customer_id, "approved")
+    await _key_persons(world, seller, customer_id, 30)
+    await _visits(world, seller, customer_id, 7)
+    await _complaints(world, seller, customer_id, 8)
+
+    # the card and everything it opens
+    card_press = {"message_id": 1, "date": 1_790_000_000, "chat": seller.chat, "text": "card"}
+    await seller.press_data(card_press, f"cu:{customer_id}")
+    card = seller.last_message()
+    for prefix in ("ck:", "cvl:", "ccl:", "ch:"):
+        await seller.press_data(card, _data_with(card, prefix))
+        shown = seller.last_message()
+        await _press_every(seller, shown, "cvl:")  # visits: details and pages
+        await _press_every(seller, shown, "ccl:")  # complaints: pages
+        await _press_every(seller, shown, "cx:")  # complaints: each card
+        await _press_every(seller, shown, "ch:")  # history: pages
+    await seller.press_data(card, f"ch:{customer_id}:1")
+
+    # the edit flow's summary, and lists of customers
+    await seller.press_data(card, f"ce:{customer_id}")
+    await seller.send("/cancel")
+    await seller.send("/my")
+    await seller.send("/find " + wide(30, 1))
+    await manager.send("/my")
+
+    # a grouped reminder message with many items, rendered as the sender renders it
+    notices = _grouped_reminders([customer_id] * 12)
+    for outgoing in render(notices, Translator("zh")):
+        await world.app.bot.send_message(seller.id, outgoing.text, reply_markup=outgoing.markup)
+
+    oversize = [(r.method, r.description) for r in telegram.refused]
+    assert oversize == [], oversize
+    sent = {name for name, _params in telegram.calls}
+    assert {"sendMessage", "editMessageText", "answerCallbackQuery"} <= sent
