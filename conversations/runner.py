@@ -121,7 +121,10 @@ async def _prepare(env: FlowEnv, flow: Flow, state: DraftState) -> None:
 # rendering
 
 
-def display_value(_: Translator, step: Step, data: dict[str, Any]) -> str:
+def display_value(
+    _: Translator, step: Step, data: dict[str, Any], limit: int | None = SUMMARY_VALUE_LIMIT
+) -> str:
+    """An answer as the summary shows it (cut at `limit`; None: whole, for the edit question)."""
     value = data.get(step.field)
     if value in (None, "", []):
         return _("common.empty")
@@ -139,7 +142,7 @@ def display_value(_: Translator, step: Step, data: dict[str, Any]) -> str:
     if isinstance(value, list):
         value = ", ".join(str(v) for v in value)
     text = str(value)
-    return text if len(text) <= SUMMARY_VALUE_LIMIT else text[: SUMMARY_VALUE_LIMIT - 1] + "…"
+    return text if limit is None else fit.clip(text, limit)
 
 
 def _nav_buttons(_: Translator, step: Step, state: DraftState) -> list[list[InlineKeyboardButton]]:
@@ -221,7 +224,7 @@ async def _ask(
         query = state.data.get("_offered", {}).get("query")
         lines.append(_("flow.search_results", query=query) if query else _("flow.search_hint"))
     if state.mode == "edit" and state.data.get(step.field) not in (None, "", []):
-        current = display_value(_, step, state.data)
+        current = display_value(_, step, state.data, limit=None)
         lines.append(Slot(current, lambda value: _("flow.current_value", value=value)))
     if step.kind == Kind.MEDIA and state.data.get(step.field):
         lines.append(_("flow.attachments_count", count=len(state.data[step.field])))

@@ -17,7 +17,7 @@ from typing import Any
 from sqlmodel import col, select
 
 from bot.i18n import Translator
-from conversations import new_customer
+from conversations import fit, new_customer
 from conversations.reminders import render
 from conversations.steps import Kind
 from storage import complaints as complaint_store
@@ -91,6 +91,24 @@ async def answer_new_at_the_longest(person: Person) -> None:
         else:
             await person.send(LONGEST[step.field])
         data.setdefault(step.field, "x")
+
+
+async def answer(person: Person, *answers: str) -> None:
+    """Answer the flow's questions in order: "c0" presses the first choice, "skip", "done"
+    (attachments), "ok" (submit) and "loc" press or send what they say, "photos" sends many
+    photos; anything else is typed."""
+    for given in answers:
+        question = person.last_message()
+        if given in ("c0", "skip", "done", "ok"):
+            part = {"c0": ":c:0", "skip": ":s:", "done": ":m:", "ok": ":ok:"}[given]
+            await person.press_data(question, _data_with(question, part))
+        elif given == "loc":
+            await person.send_location(30.25, 120.16)
+        elif given == "photos":
+            for _n in range(20):
+                await person.send_photo()
+        else:
+            await person.send(given)
 
 
 async def _many_reviews(world: World, owner: Person, count: int) -> list[int]:
@@ -176,6 +194,11 @@ async def _complaints(world: World, owner: Person, customer_id: int, count: int)
     return ids
 
 
+def card_press(person: Person) -> dict[str, Any]:
+    """A stand-in for a message whose button the person presses."""
+    return {"message_id": 1, "date": 1_790_000_000, "chat": person.chat, "text": "card"}
+
+
 async def _press_every(person: Person, message: dict[str, Any], prefix: str) -> None:
     """Press each button of `message` whose data starts with `prefix`."""
     for _label, data in buttons(message):
@@ -255,9 +278,30 @@ async def test_every_list_card_and_summary_fits_with_the_longest_valid_data(
     await _visits(world, seller, customer_id, 7)
     await _complaints(world, seller, customer_id, 8)
 
+    # a change to the approved record: the manager's card shows before and after
+    field_button = Translator("zh")("field.profile")
+    await seller.press_data(card_press(seller), f"ce:{customer_id}")
+    await seller.press(field_button)
+    await answer(seller, wide(1000, 77), "ok")
+    await _press_every(manager, manager.last_message(), "rv:o:")
+
+    # a visit and a complaint through their flows, every answer at its longest
+    await seller.press_data(card_press(seller), f"cv:{customer_id}")
+    await answer(seller, "c0", "skip", "loc", wide(500, 31), wide(2000, 32), wide(2000, 33))
+    await answer(seller, wide(1000, 34), "c0", "skip", "photos", "done", "ok")
+    await seller.press_data(card_press(seller), f"cc:{customer_id}")
+    await answer(seller, "c0", "c0", "c0", wide(complaint_store.MAX_DESCRIPTION, 35), "ok")
+    complaint_card = seller.last_message()
+    await seller.press_data(complaint_card, _data_with(complaint_card, ":resolve"))
+    await answer(seller, wide(complaint_store.MAX_RESOLUTION, 36))
+    await answer(seller, wide(complaint_store.MAX_FEEDBACK, 37), "skip", "ok")
+    complaint_id = int(_data_with(complaint_card, ":resolve").split(":")[1])
+    await _press_every(manager, manager.last_message(), "rv:o:")
+    await seller.press_data(card_press(seller), f"cx:{complaint_id}:v")
+    await _press_every(seller, seller.last_message(), f"cx:{complaint_id}:t")
+
     # the card and everything it opens
-    card_press = {"message_id": 1, "date": 1_790_000_000, "chat": seller.chat, "text": "card"}
-    await seller.press_data(card_press, f"cu:{customer_id}")
+    await seller.press_data(card_press(seller), f"cu:{customer_id}")
     card = seller.last_message()
     for prefix in ("ck:", "cvl:", "ccl:", "ch:"):
         await seller.press_data(card, _data_with(card, prefix))
@@ -282,5 +326,13 @@ async def test_every_list_card_and_summary_fits_with_the_longest_valid_data(
 
     oversize = [(r.method, r.description) for r in telegram.refused]
     assert oversize == [], oversize
-    sent = {name for name, _params in telegram.calls}
-    assert {"sendMessage", "editMessageText", "answerCallbackQuery"} <= sent
+    # and the walk did see every screen, at full size
+    texts = [str(p.get("text")) for name, p in telegram.calls if name == "sendMessage"]
+    assert [t[:3] for t in texts if t[:3] in ("👥 关", "11.", "21.")] == ["👥 关", "11.", "21."]
+    assert len([t for t in texts if t.startswith("🗓 拜访")]) == 5  # each of page 1 in full
+    assert any(t.startswith("📋 新建客户") and "⚠️" in t for t in texts)  # with the warnings
+    assert any(t.startswith("🗂") and fit.units(t) > 4000 for t in texts)  # visits, cut to fit
+    assert any(t.startswith("📣 投诉") and fit.units(t) > 4000 for t in texts)
+    assert any(t.startswith("🔔 10 条提醒") for t in texts)
+    captions = [p["caption"] for name, p in telegram.calls if name == "sendPhoto"]
+    assert len(captions) == 5 * 20
