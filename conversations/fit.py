@@ -147,9 +147,9 @@ def split(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
     rest = text
     while units(rest) > limit:
         head = clip(rest, limit + 1)[:-1]  # the longest start that fits, without the "…"
-        cut = max(head.rfind(mark) for mark in ("\n\n", "\n", " "))
-        if cut <= 0:
-            cut = len(head)
+        # the last blank line, else line end, else space in the second half; else anywhere
+        cuts = (head.rfind(mark) for mark in ("\n\n", "\n", " "))
+        cut = next((c for c in cuts if c > len(head) // 2), len(head))
         pieces.append(rest[:cut].rstrip())
         rest = rest[cut:].lstrip("\n ")
     if rest.strip():
