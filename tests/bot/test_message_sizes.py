@@ -11,6 +11,7 @@ one message may have been refused.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -336,3 +337,92 @@ async def test_every_list_card_and_summary_fits_with_the_longest_valid_data(
     assert any(t.startswith("🔔 10 条提醒") for t in texts)
     captions = [p["caption"] for name, p in telegram.calls if name == "sendPhoto"]
     assert len(captions) == 5 * 20
+
+
+async def test_a_summary_with_dozens_of_duplicate_warnings_is_shown_and_submitted(
+    world: World,
+) -> None:
+    """A switchboard number shared by 30 branches: every warning is listed, cut to fit, and
+    Submit still closes the card with its note and sends the confirmation."""
+    seller = await world.member("salesperson", name=wide(64, 40))
+    for n in range(30):
+        await make_customer(world, seller, name=wide(100, 50 + n), phones=["+8613812345600"])
+    await answer_new_at_the_longest(seller)
+    summary = seller.last_message()
+    assert summary["text"].startswith("📋 新建客户")
+    assert summary["text"].count("⚠️") >= 30 and fit.units(summary["text"]) <= fit.MESSAGE_LIMIT
+    await seller.press_data(summary, _data_with(summary, ":ok:"))
+    assert seller.telegram.messages[(seller.id, summary["message_id"])]["text"].endswith("→ 已提交")
+    assert seller.last_text().startswith("✅ 客户")
+    assert world.telegram.refused == []
+
+
+async def test_the_edit_question_shows_the_whole_current_value(world: World) -> None:
+    """The summary cuts a long answer; the question that changes it shows it whole."""
+    seller = await world.member("salesperson")
+    await answer_new_at_the_longest(seller)
+    summary = seller.last_message()
+    assert LONGEST["profile"] not in summary["text"]  # cut on the summary
+    await seller.press_data(
+        summary, _data_with(summary, f":e:{new_customer.FLOW.index('profile')}")
+    )
+    assert f"当前值:{LONGEST['profile']}" in seller.last_text()
+    assert world.telegram.refused == []
+
+
+async def test_full_texts_are_only_for_those_who_may_see_the_record(world: World) -> None:
+    """`cvl:<customer>:t<visit>` and `cx:<complaint>:t` re-check who asks, like every button."""
+    seller = await world.member("salesperson", "East")
+    stranger = await world.member("salesperson", "West")
+    customer_id = await make_customer(world, seller, status="approved")
+    await _visits(world, seller, customer_id, 1)
+    [complaint_id] = await _complaints(world, seller, customer_id, 1)
+
+    await seller.press_data(card_press(seller), f"cvl:{customer_id}")
+    visits = seller.last_message()
+    full = _data_with(visits, ":t")
+    assert ("📄 第 1 条全文", full) in buttons(visits)
+    whole = await _texts_sent(world, seller.press_data(visits, full))
+    assert whole[0].startswith("🗓 拜访") and len(whole) >= 3
+    assert sum(fit.units(t) for t in whole) > 11_000  # 5,500 wide characters, all of them
+
+    refused = Translator("zh")("refused.not_found")
+    for forged in (full, f"cx:{complaint_id}:t", f"cvl:{customer_id}:t99999"):
+        assert await _texts_sent(world, stranger.press_data(card_press(stranger), forged)) == []
+        assert world.telegram.answers()[-1]["text"] == refused
+
+    await seller.press_data(card_press(seller), f"cx:{complaint_id}:v")
+    card = seller.last_message()
+    assert fit.units(card["text"]) <= fit.MESSAGE_LIMIT
+    whole = await _texts_sent(
+        world, seller.press_data(card, _data_with(card, f"cx:{complaint_id}:t"))
+    )
+    assert sum(fit.units(t) for t in whole) > 2 * complaint_store.MAX_DESCRIPTION
+    assert world.telegram.refused == []
+
+
+async def _texts_sent(world: World, action: Awaitable[Any]) -> list[str]:
+    """The texts of the messages sent while `action` ran."""
+    before = len(world.telegram.calls)
+    await action
+    return [str(p["text"]) for n, p in world.telegram.calls[before:] if n == "sendMessage"]
+
+
+async def test_a_short_visit_list_has_no_full_text_buttons(world: World) -> None:
+    seller = await world.member("salesperson")
+    customer_id = await make_customer(world, seller, status="approved")
+    actor = await staff_of(world.services.sessions, seller)
+    async with unit_of_work(world.services.sessions) as session:
+        await visit_store.log_visit(
+            session,
+            keyring=world.services.keyring,
+            actor=actor,
+            customer_id=customer_id,
+            values={"kind": "phone", "purpose": "报价", "discussion": "谈了价格"},
+            now=NOW,
+            timezone="Asia/Shanghai",
+            followup_cycles=world.services.settings.followup_cycles,
+        )
+    await seller.press_data(card_press(seller), f"cvl:{customer_id}")
+    assert "拜访目的: 报价" in seller.last_text() or "报价" in seller.last_text()
+    assert not [d for _label, d in buttons(seller.last_message()) if ":t" in d]
