@@ -65,8 +65,7 @@ def shown_value(_: Translator, field: str, value: Any) -> str:
     key = f"choice.{field}.{value}"
     if has_message(key):
         return _(key)
-    text = str(value)
-    return text if len(text) <= VALUE_LIMIT else text[: VALUE_LIMIT - 1] + "…"
+    return fit.clip(str(value), VALUE_LIMIT)
 
 
 def _due(_: Translator, day: date | None, today: date) -> str:

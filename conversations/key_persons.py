@@ -217,6 +217,8 @@ def render_list(
             lines.append(fit.Slot(_label(customer), lambda name: _("kp.list_title", customer=name)))
             if not people:
                 lines.append(_("kp.none"))
+        else:
+            lines.append(_("kp.list_continued", page=index + 1, pages=len(groups)))
         for number, person in enumerate(group, start=first):
             lines += _person_lines(_, number, person)
         if not changeable and index == len(groups) - 1:
