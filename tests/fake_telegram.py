@@ -42,6 +42,7 @@ class FakeTelegram(BaseRequest):
     fail_methods: set[str] = field(default_factory=set)
     refused: list[Refused] = field(default_factory=list)
     refuse: bool = True  # False: record what Telegram would refuse, but take it (to measure)
+    expect_refusals: bool = False  # the `world` fixture fails a test that caused any, unless set
     flood: FloodControl = field(default_factory=FloodControl)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
     _clock: int = 1_790_000_000

@@ -31,6 +31,7 @@ def keyboard(text: str = "OK", data: str = "x") -> InlineKeyboardMarkup:
 
 
 async def test_a_text_counts_in_utf16_units_up_to_4096(world: World) -> None:
+    world.telegram.expect_refusals = True
     bot = world.app.bot
     await bot.send_message(CHAT, "a" * 4096)
     await bot.send_message(CHAT, WIDE * 2048)
@@ -44,6 +45,7 @@ async def test_a_text_counts_in_utf16_units_up_to_4096(world: World) -> None:
 
 
 async def test_empty_texts_and_bad_buttons_are_refused(world: World) -> None:
+    world.telegram.expect_refusals = True
     bot = world.app.bot
     for empty in (" ", "\n\t "):
         with pytest.raises(BadRequest, match=r"(?i)message text is empty"):
@@ -64,6 +66,7 @@ async def test_empty_texts_and_bad_buttons_are_refused(world: World) -> None:
 
 
 async def test_edits_captions_and_answers_have_their_limits(world: World) -> None:
+    world.telegram.expect_refusals = True
     bot = world.app.bot
     message = await bot.send_message(CHAT, "short")
     with pytest.raises(BadRequest, match=r"(?i)MESSAGE_TOO_LONG"):

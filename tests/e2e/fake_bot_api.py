@@ -138,6 +138,7 @@ class FakeBotApi:
         }
         self.calls: list[tuple[str, JSON]] = []
         self.refused: list[Refused] = []
+        self.expect_refusals = False  # the `api` fixture fails a test that caused any, unless set
         self.flood = FloodControl()
         self._call_times: list[float] = []
         self._cond = threading.Condition()

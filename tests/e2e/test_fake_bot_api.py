@@ -213,6 +213,7 @@ def test_harness_runs_and_restarts_a_subprocess(api: FakeBotApi, tmp_path: Path)
 
 def test_it_refuses_what_telegram_refuses(api: FakeBotApi) -> None:
     """Oversize texts (UTF-16 units), captions, answers; empty texts; bad buttons: 400."""
+    api.expect_refusals = True
     url = f"{api.base_url}{TOKEN}"
 
     def call(method: str, **params: object) -> tuple[int, dict]:
@@ -274,6 +275,7 @@ def test_flood_control_answers_429_when_switched_on(api: FakeBotApi) -> None:
 
 
 async def test_a_bot_hears_the_refusal_as_telegram_says_it(api: FakeBotApi) -> None:
+    api.expect_refusals = True
     async with Bot(TOKEN, base_url=api.base_url) as bot:
         with pytest.raises(BadRequest, match="Message is too long"):
             await bot.send_message(7, "a" * 4097)
