@@ -16,7 +16,6 @@ from bot import logs, preflight
 from bot.settings import Settings, describe_errors
 
 if TYPE_CHECKING:
-
     from bot.context import Services
     from storage.crypto import Keyring
     from storage.db import SessionFactory

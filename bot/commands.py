@@ -6,7 +6,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot.context import BotContext
 from bot.i18n import LANGUAGES
-from conversations import runner
+from conversations import fit, runner
 from conversations.invite import FLOW as INVITE_FLOW
 from conversations.new_customer import FLOW as NEW_CUSTOMER_FLOW
 from storage import staff as staff_store
@@ -51,7 +51,7 @@ async def start(update: Update, context: BotContext) -> None:
     if context.args:
         await context.bot.send_message(_chat_id(update), context._("join.already_member"))
     await context.bot.send_message(
-        _chat_id(update), context._("start.welcome", name=context.member.display_name)
+        _chat_id(update), fit.message(context._("start.welcome", name=context.member.display_name))
     )
     if not await runner.resume(update, context):
         await help_command(update, context)
@@ -80,8 +80,10 @@ async def join(update: Update, context: BotContext, token: str) -> None:
     context.staff = staff
     await context.bot.send_message(
         _chat_id(update),
-        context._(
-            "join.welcome", name=staff.display_name, role=context._(f"choice.role.{staff.role}")
+        fit.message(
+            context._(
+                "join.welcome", name=staff.display_name, role=context._(f"choice.role.{staff.role}")
+            )
         ),
     )
     await help_command(update, context)
@@ -93,7 +95,8 @@ async def help_command(update: Update, context: BotContext) -> None:
     lines = [_("help.title")]
     for command in COMMANDS_BY_ROLE[Role(context.member.role)]:
         lines.append(f"/{command} — {_(f'command.{command}')}")
-    await context.bot.send_message(_chat_id(update), "\n".join(lines))
+    for text in fit.split("\n".join(lines)):  # a role with many commands gets two messages
+        await context.bot.send_message(_chat_id(update), text)
 
 
 async def new_customer(update: Update, context: BotContext) -> None:

@@ -19,7 +19,9 @@ from telegram.error import Forbidden, TelegramError
 
 from bot.context import BotContext
 from bot.i18n import Translator, has_message
+from conversations import fit
 from conversations.callback_data import parse_id
+from conversations.fit import Slot
 from conversations.messages import edit_quietly
 from storage import cards, outbox
 from storage.cards import CustomerCard, FieldChange, HistoryEntry, HistoryPage, Revealed
@@ -64,8 +66,7 @@ def shown_value(_: Translator, field: str, value: Any) -> str:
     key = f"choice.{field}.{value}"
     if has_message(key):
         return _(key)
-    text = str(value)
-    return text if len(text) <= VALUE_LIMIT else text[: VALUE_LIMIT - 1] + "…"
+    return fit.clip(str(value), VALUE_LIMIT)
 
 
 def _due(_: Translator, day: date | None, today: date) -> str:
@@ -81,7 +82,7 @@ def _due(_: Translator, day: date | None, today: date) -> str:
 def card_text(_: Translator, card: CustomerCard, today: date) -> str:
     """The card: main fields in clear, sensitive ones masked."""
     title = card.name if not card.short_name else f"{card.name}({card.short_name})"
-    lines = [f"{STATUS_MARKS.get(card.status, '')} {title}".strip()]
+    lines: list[fit.Line] = [f"{STATUS_MARKS.get(card.status, '')} {title}".strip()]
     status = _(f"card.status.{card.status}")
     if card.pending_change:
         status = f"{status} · {_('card.pending_change')}"
@@ -108,12 +109,12 @@ def card_text(_: Translator, card: CustomerCard, today: date) -> str:
     for field, masked in card.masked.items():
         rows.append((label(_, field), ", ".join(masked) if isinstance(masked, list) else masked))
     rows.append((label(_, "consent_given"), shown_value(_, "consent_given", card.consent_given)))
-    lines += [f"{name}: {value}" for name, value in rows]
+    lines += [(f"{name}: ", Slot(value)) for name, value in rows]
     if card.masked:
         lines += ["", _("card.masked_hint")]
     if card.read_only:
         lines += ["", _("card.read_only")]
-    return "\n".join(lines)
+    return fit.compose(lines)
 
 
 def _button(_: Translator, key: str, data: str) -> InlineKeyboardButton:
@@ -157,14 +158,14 @@ def clear_value(field: str, value: Any) -> str:
     return str(value)
 
 
-def _change_line(_: Translator, change: FieldChange) -> str:
+def _change_line(_: Translator, change: FieldChange) -> fit.Line:
     name = label(_, change.field)
     if change.sensitive:
         return f"  • {name}: {_(f'card.history.sensitive.{change.how}')}"
     if change.old in (None, "", []):
-        return f"  • {name}: {shown_value(_, change.field, change.new)}"
+        return (f"  • {name}: ", Slot(shown_value(_, change.field, change.new)))
     old, new = shown_value(_, change.field, change.old), shown_value(_, change.field, change.new)
-    return f"  • {name}: {old} → {new}"
+    return (f"  • {name}: ", Slot(old), " → ", Slot(new))
 
 
 def _named(_: Translator, prefix: str, value: str) -> str:
@@ -172,14 +173,14 @@ def _named(_: Translator, prefix: str, value: str) -> str:
     return _(key) if has_message(key) else value
 
 
-def _entry_lines(_: Translator, entry: HistoryEntry, zone: ZoneInfo) -> list[str]:
+def _entry_lines(_: Translator, entry: HistoryEntry, zone: ZoneInfo) -> list[fit.Line]:
     when = entry.at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
     what = (
         f"{_named(_, 'card.history.entity', entry.entity)} · "
         f"{_named(_, 'card.history.action', entry.action)}"
     )
     who = entry.by or _("card.history.someone")
-    lines = [_("card.history.entry", when=when, who=who, what=what)]
+    lines: list[fit.Line] = [_("card.history.entry", when=when, who=who, what=what)]
     review_key = f"card.history.review.{entry.review_status}"
     if entry.review_status == "pending":
         lines.append("  " + _(review_key))
@@ -192,7 +193,8 @@ def _entry_lines(_: Translator, entry: HistoryEntry, zone: ZoneInfo) -> list[str
 
 
 def history_text(_: Translator, page: HistoryPage, zone: ZoneInfo) -> str:
-    lines = [
+    """One page of the history; long values are cut to fit (the card shows the record)."""
+    lines: list[fit.Line] = [
         _(
             "card.history.title",
             name=page.name,
@@ -205,7 +207,7 @@ def history_text(_: Translator, page: HistoryPage, zone: ZoneInfo) -> str:
         lines.append(_("card.history.empty"))
     for entry in page.entries:
         lines += ["", *_entry_lines(_, entry, zone)]
-    return "\n".join(lines)
+    return fit.compose(lines)
 
 
 def history_markup(page: HistoryPage) -> InlineKeyboardMarkup | None:
@@ -278,12 +280,14 @@ async def _send_revealed(
     try:
         message = await context.bot.send_message(
             chat_id,
-            _(
-                "card.reveal.shown",
-                field=name,
-                number=shown.customer_no,
-                value=clear_value(shown.field, shown.value),
-                seconds=REVEAL_SECONDS,
+            fit.message(
+                _(
+                    "card.reveal.shown",
+                    field=name,
+                    number=shown.customer_no,
+                    value=clear_value(shown.field, shown.value),
+                    seconds=REVEAL_SECONDS,
+                )
             ),
             protect_content=True,
         )
@@ -392,7 +396,7 @@ async def _reveal(
             return
         await context.bot.send_message(
             chat_id,
-            _("card.reveal.choose", name=card.name, seconds=REVEAL_SECONDS),
+            fit.message(_("card.reveal.choose", name=card.name, seconds=REVEAL_SECONDS)),
             reply_markup=_reveal_menu(_, card),
         )
         await _answer(query, context)

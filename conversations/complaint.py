@@ -20,7 +20,7 @@ from telegram.error import BadRequest, Forbidden
 
 from bot.context import BotContext, Services
 from bot.i18n import Translator, pick_language
-from conversations import pick_customer, runner
+from conversations import fit, pick_customer, runner
 from conversations import steps as s
 from conversations.callback_data import parse_id
 from conversations.messages import close_buttons, replace_page
@@ -34,7 +34,6 @@ from storage.models import ComplaintType, Role, Severity, Staff
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 6
-NOTE_LIMIT = 500
 _ACTION_BUTTONS = {
     "take": "complaint.button.take",
     "resolve": "complaint.button.resolve",
@@ -69,17 +68,20 @@ def refusal_text(_: Translator, refusal: Refused) -> str:
 # how a complaint is shown
 
 
-def _clip(text: str | None) -> str:
-    if not text:
-        return ""
-    return text if len(text) <= NOTE_LIMIT else text[: NOTE_LIMIT - 1] + "…"
-
-
-def card_text(_: Translator, view: ComplaintView, tz: Any, now: datetime) -> str:
+def card_text(
+    _: Translator, view: ComplaintView, tz: Any, now: datetime, limit: int = fit.MESSAGE_LIMIT
+) -> str:
     """The complaint as its handler and managers read it."""
+    return card_fitted(_, view, tz, now, limit)[0]
+
+
+def card_fitted(
+    _: Translator, view: ComplaintView, tz: Any, now: datetime, limit: int = fit.MESSAGE_LIMIT
+) -> tuple[str, bool]:
+    """The card, and whether its texts had to be cut to fit (then "full text" shows them)."""
     complaint, customer = view.complaint, view.customer
     channel = _(f"choice.channel.{complaint.channel}") if complaint.channel else _("common.empty")
-    lines = [
+    lines: list[fit.Line] = [
         _("complaint.card.title", number=complaint.complaint_no),
         _("complaint.card.customer", customer=f"{customer.name} · {customer.customer_no}"),
         _("complaint.card.status", status=_(f"complaint.status.{complaint.status}")),
@@ -102,13 +104,32 @@ def card_text(_: Translator, view: ComplaintView, tz: Any, now: datetime) -> str
     ]
     if complaint.status in complaints.WORKABLE and complaint.due_at < now:
         lines.append(_("complaint.card.overdue"))
-    lines.append(_("complaint.card.description", text=_clip(complaint.description)))
+    lines.append(
+        fit.Slot(complaint.description or "", lambda t: _("complaint.card.description", text=t))
+    )
     if complaint.resolution:
-        lines.append(_("complaint.card.resolution", text=_clip(complaint.resolution)))
+        lines.append(
+            fit.Slot(complaint.resolution, lambda t: _("complaint.card.resolution", text=t))
+        )
     if complaint.feedback:
         when = local_text(complaint.feedback_at, tz) if complaint.feedback_at else ""
-        lines.append(_("complaint.card.feedback", text=_clip(complaint.feedback), when=when))
-    return "\n".join(lines)
+        lines.append(
+            fit.Slot(complaint.feedback, lambda t: _("complaint.card.feedback", text=t, when=when))
+        )
+    text, cap = fit.fitted(lines, limit)
+    return text, cap is not None
+
+
+def full_text(_: Translator, view: ComplaintView) -> list[str]:
+    """The complaint's texts whole, in as many messages as they take."""
+    complaint = view.complaint
+    lines = [_("complaint.card.title", number=complaint.complaint_no)]
+    lines += ["", _("complaint.card.description", text=complaint.description or "")]
+    if complaint.resolution:
+        lines += ["", _("complaint.card.resolution", text=complaint.resolution)]
+    if complaint.feedback:
+        lines += ["", _("complaint.card.feedback", text=complaint.feedback, when="")]
+    return fit.split("\n".join(lines))
 
 
 def action_markup(
@@ -145,12 +166,9 @@ def handler_notice(services: Services, view: ComplaintView, actor: Staff) -> Han
     _ = Translator(pick_language(handler.language, None, settings.DEFAULT_LANGUAGE))
     tz = zone(handler, settings.TIMEZONE)
     complaint = view.complaint
-    text = "\n\n".join(
-        [
-            _("complaint.assigned", by=actor.display_name),
-            card_text(_, view, tz, services.clock()),
-        ]
-    )
+    head = fit.clip(_("complaint.assigned", by=actor.display_name), 300)
+    card = card_text(_, view, tz, services.clock(), fit.MESSAGE_LIMIT - fit.units(head) - 2)
+    text = f"{head}\n\n{card}"
     actions = complaints.allowed_actions(handler, complaint, view.customer)
     return HandlerNotice(
         telegram_id=handler.telegram_id,
@@ -391,6 +409,8 @@ async def on_button(update: Update, context: BotContext) -> None:
         await _list(update, context, record_id, _number(arg[1:]) or 0, edit=bool(arg))
     elif prefix == "cx" and arg == "v":
         await _show(update, context, record_id)
+    elif prefix == "cx" and arg == "t":
+        await _show(update, context, record_id, whole=True)
     elif prefix == "cx" and arg == "take":
         await _take(update, context, record_id)
     elif prefix == "cx" and arg == "resolve":
@@ -409,17 +429,26 @@ async def _send_card(
     """Send the complaint's card with the buttons this member may use now."""
     _ = context._
     tz = zone(context.member, context.services.settings.TIMEZONE)
-    text = card_text(_, view, tz, context.services.clock())
-    if notice:
-        text = f"{notice}\n\n{text}"
+    head = fit.clip(notice, 300) if notice else ""
+    room = fit.MESSAGE_LIMIT - (fit.units(head) + 2 if head else 0)
+    text, cut = card_fitted(_, view, tz, context.services.clock(), room)
+    if head:
+        text = f"{head}\n\n{text}"
+    complaint_id = view.complaint.id or 0
     actions = complaints.allowed_actions(context.member, view.complaint, view.customer)
-    await context.bot.send_message(
-        _chat_id(update), text, reply_markup=action_markup(_, view.complaint.id or 0, actions)
-    )
+    markup = action_markup(_, complaint_id, actions)
+    if cut:  # the texts were cut to fit: one button shows them whole
+        whole = InlineKeyboardButton(
+            _("complaint.button.full"), callback_data=f"cx:{complaint_id}:t"
+        )
+        markup = InlineKeyboardMarkup([*(markup.inline_keyboard if markup else ()), [whole]])
+    await context.bot.send_message(_chat_id(update), text, reply_markup=markup)
 
 
-async def _show(update: Update, context: BotContext, complaint_id: int) -> None:
-    """Show a complaint to someone who may see it."""
+async def _show(
+    update: Update, context: BotContext, complaint_id: int, *, whole: bool = False
+) -> None:
+    """Show a complaint to someone who may see it (`whole`: its texts uncut)."""
     query = update.callback_query
     assert query is not None
     async with unit_of_work(context.services.sessions) as session:
@@ -430,6 +459,10 @@ async def _show(update: Update, context: BotContext, complaint_id: int) -> None:
         await query.answer(context._("refused.not_found"), show_alert=True)
         return
     await query.answer()
+    if whole:
+        for piece in full_text(context._, view):
+            await context.bot.send_message(_chat_id(update), piece)
+        return
     await _send_card(update, context, view)
 
 
@@ -506,7 +539,7 @@ async def _offer_handlers(update: Update, context: BotContext, complaint_id: int
     rows = [
         [
             InlineKeyboardButton(
-                ("✓ " if staff.id == current else "") + staff.display_name,
+                fit.label(("✓ " if staff.id == current else "") + staff.display_name),
                 callback_data=f"cx:{complaint_id}:to{staff.id}",
             )
         ]
@@ -607,7 +640,7 @@ async def _list(
     keyboard.append(
         [InlineKeyboardButton(_("complaint.button.log"), callback_data=f"cc:{customer_id}")]
     )
-    text, markup = "\n".join(lines), InlineKeyboardMarkup(keyboard)
+    text, markup = fit.compose(lines), InlineKeyboardMarkup(keyboard)
     if edit and await replace_page(query.message, text, markup):
         return
     await context.bot.send_message(_chat_id(update), text, reply_markup=markup)

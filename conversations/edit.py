@@ -18,7 +18,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot.context import BotContext
 from bot.i18n import Translator
-from conversations import duplicates, new_customer, runner
+from conversations import duplicates, fit, new_customer, runner
 from conversations.callback_data import parse_id
 from conversations.steps import Checker, Flow, FlowEnv, Kind, Option, Step, Submitted
 from storage import changes, customers, outbox
@@ -90,8 +90,7 @@ def shown(_: Translator, field: str, value: Any) -> str:
         value = step.display(value, _)
     if isinstance(value, list):
         value = ", ".join(str(v) for v in value)
-    text = str(value)
-    return text if len(text) <= SHOWN_LIMIT else text[: SHOWN_LIMIT - 1] + "…"
+    return fit.clip(str(value), SHOWN_LIMIT)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, 
 
 from bot.context import BotContext, Services
 from bot.i18n import Translator
-from conversations import runner
+from conversations import fit, runner
 from conversations.callback_data import parse_id
 from conversations.card import STATUS_MARKS
 from conversations.messages import close_buttons, edit_quietly
@@ -185,7 +185,7 @@ async def results(
 
 
 def _short(text: str, limit: int = LABEL_LIMIT) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return fit.clip(text, limit)
 
 
 def _value_label(_: Translator, column: str, value: str) -> str:
@@ -238,7 +238,7 @@ def results_text(_: Translator, state: FindState, found: Results) -> str:
         lines.append(_("find.page", page=found.page + 1, pages=found.pages))
     if found.mode != "recent":
         lines.append(_("find.type_again"))
-    return "\n".join(lines)
+    return fit.message("\n".join(lines))
 
 
 def _pager(prefix: str, page: int, pages: int) -> list[InlineKeyboardButton]:
@@ -255,7 +255,8 @@ def _pager(prefix: str, page: int, pages: int) -> list[InlineKeyboardButton]:
 
 def results_markup(_: Translator, state: FindState, found: Results) -> InlineKeyboardMarkup:
     rows = [
-        [InlineKeyboardButton(entry_label(e), callback_data=f"cu:{e.id}")] for e in found.entries
+        [InlineKeyboardButton(fit.label(entry_label(e), 64), callback_data=f"cu:{e.id}")]
+        for e in found.entries
     ]
     pager = _pager(f"fp:{state.sid}", found.page, found.pages)
     if pager:
@@ -275,7 +276,7 @@ def results_markup(_: Translator, state: FindState, found: Results) -> InlineKey
 
 def menu_text(_: Translator, state: FindState) -> str:
     summary = filters_summary(_, state.filters) or _("find.filters_none")
-    return _("find.menu", filters=summary)
+    return fit.message(_("find.menu", filters=summary))
 
 
 def menu_markup(_: Translator, state: FindState) -> InlineKeyboardMarkup:
@@ -561,7 +562,8 @@ def my_label(_: Translator, entry: ListEntry) -> str:
 
 def my_markup(_: Translator, listed: CustomerList) -> InlineKeyboardMarkup | None:
     rows = [
-        [InlineKeyboardButton(my_label(_, e), callback_data=f"cu:{e.id}")] for e in listed.entries
+        [InlineKeyboardButton(fit.label(my_label(_, e), 64), callback_data=f"cu:{e.id}")]
+        for e in listed.entries
     ]
     pager = _pager("fm", listed.page, listed.pages)
     if pager:

@@ -18,7 +18,7 @@ from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, 
 
 from bot.context import BotContext
 from bot.i18n import Translator
-from conversations import runner
+from conversations import fit, runner
 from conversations import steps as s
 from conversations.callback_data import parse_ids
 from conversations.messages import close_buttons
@@ -31,6 +31,7 @@ from storage.models import Customer, KeyPersonRole
 from storage.validation import mask_phone
 
 NOTES_SHOWN = 60
+PEOPLE_PER_MESSAGE = 10  # two buttons each: a list of many people comes in several messages
 # how many ids each action's button carries
 _ARITY = {"list": 1, "add": 1, "edit": 2, "del": 2, "rm": 3, "keep": 1}
 
@@ -165,57 +166,73 @@ FLOW = runner.register(Flow(name="keyperson", steps=STEPS, submit=submit, prepar
 # the list and its buttons
 
 
-def _person_lines(_: Translator, number: int, person: KeyPersonRecord) -> list[str]:
+def _person_lines(_: Translator, number: int, person: KeyPersonRecord) -> list[fit.Line]:
     values = person.values
-    head = [f"{number}. {person.name}"]
+    head: list[fit.Piece] = [f"{number}. {person.name}"]
     if values["kp_title"]:
-        head.append(str(values["kp_title"]))
+        head += [" · ", fit.Slot(str(values["kp_title"]))]
     if values["kp_role"]:
-        head.append(_(f"choice.kp_role.{values['kp_role']}"))
+        head.append(" · " + _(f"choice.kp_role.{values['kp_role']}"))
     if values["kp_influence"] is not None:
-        head.append(_(f"choice.kp_influence.{values['kp_influence']}"))
-    lines = [" · ".join(head)]
+        head.append(" · " + _(f"choice.kp_influence.{values['kp_influence']}"))
+    lines: list[fit.Line] = [head]
     if values["kp_phones"]:
         masked = ", ".join(mask_phone(p) for p in values["kp_phones"])
         lines.append(_("kp.line_phones", phones=masked))
     if values["kp_birthday"]:
         lines.append(_("kp.line_birthday"))  # the date itself is sensitive: only that it is known
     if values["kp_notes"]:
-        notes = str(values["kp_notes"])
-        if len(notes) > NOTES_SHOWN:
-            notes = notes[: NOTES_SHOWN - 1] + "…"
-        lines.append(_("kp.line_notes", notes=notes))
+        notes = fit.clip(str(values["kp_notes"]), NOTES_SHOWN)
+        lines.append(fit.Slot(notes, lambda shown: _("kp.line_notes", notes=shown)))
     return lines
+
+
+def _person_buttons(
+    _: Translator, cid: int | None, person: KeyPersonRecord
+) -> list[InlineKeyboardButton]:
+    return [
+        InlineKeyboardButton(
+            fit.label(_("kp.button_edit", name=person.name)),
+            callback_data=f"kp:edit:{cid}:{person.id}",
+        ),
+        InlineKeyboardButton(
+            fit.label(_("kp.button_remove", name=person.name)),
+            callback_data=f"kp:del:{cid}:{person.id}",
+        ),
+    ]
 
 
 def render_list(
     _: Translator, customer: Customer, people: list[KeyPersonRecord], changeable: bool
-) -> tuple[str, InlineKeyboardMarkup | None]:
-    """The customer's key persons (phones masked) with Add / Edit / Remove buttons."""
-    lines = [_("kp.list_title", customer=_label(customer))]
-    if not people:
-        lines.append(_("kp.none"))
-    for number, person in enumerate(people, start=1):
-        lines += _person_lines(_, number, person)
-    if not changeable:
-        lines += ["", _("kp.read_only_note")]
-        return "\n".join(lines), None
+) -> list[tuple[str, InlineKeyboardMarkup | None]]:
+    """The customer's key persons (phones masked) with Add / Edit / Remove buttons, as one
+    message, or several of PEOPLE_PER_MESSAGE each when there are many (the first has the
+    title and Add, the last the read-only note)."""
+    groups = [people[i : i + PEOPLE_PER_MESSAGE] for i in range(0, len(people), PEOPLE_PER_MESSAGE)]
+    pages: list[tuple[str, InlineKeyboardMarkup | None]] = []
     cid = customer.id
-    rows = [[InlineKeyboardButton(_("kp.button_add"), callback_data=f"kp:add:{cid}")]]
-    for person in people:
-        rows.append(
-            [
-                InlineKeyboardButton(
-                    _("kp.button_edit", name=person.name),
-                    callback_data=f"kp:edit:{cid}:{person.id}",
-                ),
-                InlineKeyboardButton(
-                    _("kp.button_remove", name=person.name),
-                    callback_data=f"kp:del:{cid}:{person.id}",
-                ),
-            ]
-        )
-    return "\n".join(lines), InlineKeyboardMarkup(rows)
+    for index, group in enumerate(groups or [[]]):
+        first = index * PEOPLE_PER_MESSAGE + 1
+        lines: list[fit.Line] = []
+        if index == 0:
+            lines.append(fit.Slot(_label(customer), lambda name: _("kp.list_title", customer=name)))
+            if not people:
+                lines.append(_("kp.none"))
+        else:
+            lines.append(_("kp.list_continued", page=index + 1, pages=len(groups)))
+        for number, person in enumerate(group, start=first):
+            lines += _person_lines(_, number, person)
+        if not changeable and index == len(groups) - 1:
+            lines += ["", _("kp.read_only_note")]
+        rows: list[list[InlineKeyboardButton]] = []
+        if changeable:
+            if index == 0:
+                rows.append(
+                    [InlineKeyboardButton(_("kp.button_add"), callback_data=f"kp:add:{cid}")]
+                )
+            rows += [_person_buttons(_, cid, person) for person in group]
+        pages.append((fit.compose(lines), InlineKeyboardMarkup(rows) if rows else None))
+    return pages
 
 
 def _parse(data: str) -> tuple[str, list[int]] | None:
@@ -324,9 +341,9 @@ async def _send_list(
         await query.answer(_("refused.not_found"), show_alert=True)
         return
     await query.answer()
-    text, markup = render_list(_, customer, people, changeable)
     assert update.effective_chat is not None
-    await context.bot.send_message(update.effective_chat.id, text, reply_markup=markup)
+    for text, markup in render_list(_, customer, people, changeable):
+        await context.bot.send_message(update.effective_chat.id, text, reply_markup=markup)
 
 
 async def _ask_removal(
@@ -353,7 +370,7 @@ async def _ask_removal(
     assert update.effective_chat is not None
     await context.bot.send_message(
         update.effective_chat.id,
-        _("kp.confirm_remove", name=person.name, customer=_label(customer)),
+        fit.message(_("kp.confirm_remove", name=person.name, customer=_label(customer))),
         reply_markup=markup,
     )
 
@@ -393,6 +410,6 @@ async def _remove(
         return
     await query.answer()
     await close_buttons(query.message, _("kp.removed", name=removed.name))
-    text, markup = render_list(_, customer, people, True)
     assert update.effective_chat is not None
-    await context.bot.send_message(update.effective_chat.id, text, reply_markup=markup)
+    for text, markup in render_list(_, customer, people, True):
+        await context.bot.send_message(update.effective_chat.id, text, reply_markup=markup)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from telegram import InlineKeyboardMarkup, Message
 from telegram.error import BadRequest
 
+from conversations import fit
+
 HARMLESS_EDIT_ERRORS = ("not modified", "can't be edited", "not found")
 
 
@@ -21,8 +23,8 @@ async def close_buttons(message: object, note: str | None = None) -> None:
     if not isinstance(message, Message):
         return
     try:
-        if note and message.text:
-            await message.edit_text(f"{message.text}\n\n→ {note}")
+        if note and message.text:  # a long text gives way to the note, which must show
+            await message.edit_text(fit.compose([fit.Slot(message.text), "", f"→ {note}"]))
         else:
             await message.edit_reply_markup(None)
     except BadRequest as error:

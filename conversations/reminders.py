@@ -22,7 +22,7 @@ from telegram.error import BadRequest
 
 from bot.context import BotContext
 from bot.i18n import Translator, has_message
-from conversations import runner
+from conversations import fit, runner
 from conversations.callback_data import parse_id
 from conversations.messages import close_buttons, is_harmless_edit_error
 from conversations.steps import Flow, FlowEnv, Step, Submitted
@@ -35,7 +35,9 @@ from storage.reminders import Kind, Notice, Outcome, Rules
 
 log = logging.getLogger(__name__)
 PREFIX = "rm"
-MAX_TEXT = 3500  # Telegram allows 4096 characters; leave room for the header
+MAX_TEXT = 3500  # UTF-16 units of items per message (Telegram allows 4,096 in all)
+NAME_LIMIT = 60  # a name or reason inside a reminder; the card shows it whole
+REASON_LIMIT = 300
 MAX_OPEN_BUTTONS = 10
 FOLD_AFTER = 10  # reminders of one kind listed in full; more are counted
 LABEL_LIMIT = 24
@@ -94,9 +96,32 @@ def _review_line(_: Translator, values: dict[str, Any]) -> dict[str, Any]:
     return {**values, "what": _(f"reminders.review_kind.{values['review_kind']}")}
 
 
+_LONG_VALUES = {
+    "customer": NAME_LIMIT,
+    "person": NAME_LIMIT,
+    "owner": NAME_LIMIT,
+    "submitter": NAME_LIMIT,
+    "team": NAME_LIMIT,
+    "subject": NAME_LIMIT + 20,
+    "reason": REASON_LIMIT,
+}
+
+
+def _fitted(values: dict[str, Any]) -> dict[str, Any]:
+    """Names and reasons cut to a length a reminder can carry (the card shows them whole)."""
+    return {
+        k: fit.clip(v, _LONG_VALUES[k]) if k in _LONG_VALUES and isinstance(v, str) else v
+        for k, v in values.items()
+    }
+
+
 def item_text(notice: Notice, _: Translator) -> str:
-    """The text of one reminder (several lines for digests)."""
-    values = dict(notice.values)
+    """The text of one reminder (several lines for digests), within Telegram's limit."""
+    return fit.message(_item_text(notice, _))
+
+
+def _item_text(notice: Notice, _: Translator) -> str:
+    values = _fitted(dict(notice.values))
     if notice.sample:
         values = {**_sample_values(_), **values}
     kind = notice.kind
@@ -114,7 +139,7 @@ def item_text(notice: Notice, _: Translator) -> str:
     if kind == Kind.review_digest:
         lines = [_("reminders.item.review_digest", count=values["count"])]
         for line in notice.lines:
-            line = {**_sample_values(_), **line} if notice.sample else line
+            line = {**_sample_values(_), **line} if notice.sample else _fitted(line)
             lines.append(_("reminders.digest.line", **_review_line(_, line)))
         if values.get("more"):
             lines.append(_("reminders.digest.more", count=values["more"]))
@@ -189,7 +214,7 @@ def actions_markup(notice: Notice, _: Translator) -> InlineKeyboardMarkup | None
 
 
 def _short(label: str) -> str:
-    return label if len(label) <= LABEL_LIMIT else label[: LABEL_LIMIT - 1] + "…"
+    return fit.clip(label, LABEL_LIMIT)
 
 
 def _message(chunk: list[Notice], _: Translator) -> Outgoing:
@@ -206,11 +231,14 @@ def _message(chunk: list[Notice], _: Translator) -> Outgoing:
     for index, notice in enumerate(chunk, start=1):
         lines.append(f"\n{index}. {item_text(notice, _)}")
         if notice.actions:
-            label = _("reminders.button.open", n=index, label=_short(item_label(notice, _)))
+            label = fit.label(
+                _("reminders.button.open", n=index, label=_short(item_label(notice, _)))
+            )
             buttons.append(
                 [InlineKeyboardButton(label, callback_data=_data("o", notice.reminder_id))]
             )
-    return Outgoing("\n".join(lines), InlineKeyboardMarkup(buttons) if buttons else None, ids)
+    markup = InlineKeyboardMarkup(buttons) if buttons else None
+    return Outgoing(fit.message("\n".join(lines)), markup, ids)
 
 
 def item_label(notice: Notice, _: Translator) -> str:
@@ -238,7 +266,7 @@ def render(notices: list[Notice], _: Translator) -> list[Outgoing]:
     current: list[Notice] = []
     size = buttons = 0
     for notice in shown:
-        length = len(item_text(notice, _)) + 6
+        length = fit.units(item_text(notice, _)) + 6
         wants = 1 if notice.actions else 0
         if current and (size + length > MAX_TEXT or buttons + wants > MAX_OPEN_BUTTONS):
             chunks.append(current)
@@ -256,7 +284,7 @@ def render(notices: list[Notice], _: Translator) -> list[Outgoing]:
             lines.append(_(key if has_message(key) else "reminders.more.other", count=len(rest)))
         last = messages[-1]
         ids = tuple(n.reminder_id for rest in folded.values() for n in rest)
-        text = "\n\n".join([last.text, *lines])
+        text = fit.compose([fit.Slot(last.text), *lines], sep="\n\n")
         messages[-1] = Outgoing(text, last.markup, last.reminder_ids + ids)
     return messages
 

@@ -24,7 +24,7 @@ from telegram.error import BadRequest, TelegramError
 
 from bot.context import BotContext
 from bot.i18n import Translator, has_message, pick_language
-from conversations import duplicates, runner
+from conversations import duplicates, fit, runner
 from conversations import steps as s
 from conversations.callback_data import parse_id
 from conversations.messages import is_harmless_edit_error
@@ -89,7 +89,7 @@ def _value(_: Translator, view: ReviewView, field: str, value: Any) -> str:
         text = ", ".join(str(v) for v in value)
     else:
         text = str(value)
-    return text if len(text) <= VALUE_LIMIT else text[: VALUE_LIMIT - 1] + "…"
+    return fit.clip(text, VALUE_LIMIT)
 
 
 def _label(_: Translator, view: ReviewView, field: str) -> str:
@@ -98,13 +98,13 @@ def _label(_: Translator, view: ReviewView, field: str) -> str:
     return _(f"field.{field}")
 
 
-def _line(_: Translator, view: ReviewView, line: Line) -> str:
+def _line(_: Translator, view: ReviewView, line: Line) -> fit.Line:
     label = _label(_, view, line.field)
     if view.kind == ReviewKind.customer_change:
         before = _value(_, view, line.field, line.before)
         after = _value(_, view, line.field, line.after)
-        return f"• {label}: {before} → {after}"
-    return f"• {label}: {_value(_, view, line.field, line.after)}"
+        return (f"• {label}: ", fit.Slot(before), " → ", fit.Slot(after))
+    return (f"• {label}: ", fit.Slot(_value(_, view, line.field, line.after)))
 
 
 def state_line(_: Translator, view: ReviewView, timezone: str) -> str:
@@ -122,7 +122,7 @@ def state_line(_: Translator, view: ReviewView, timezone: str) -> str:
 
 def card_text(_: Translator, view: ReviewView, timezone: str) -> str:
     """The card: what, who submitted, the fields (masked), the before/after, the decision."""
-    lines = [
+    lines: list[fit.Line] = [
         _(f"review.title.{view.kind}"),
         subject(_, view),
         _(
@@ -138,11 +138,12 @@ def card_text(_: Translator, view: ReviewView, timezone: str) -> str:
             lines.append(_("review.changes_heading"))
         lines += [_line(_, view, line) for line in view.lines]
     if view.duplicates:
-        lines += ["", _("review.duplicates_heading"), *duplicates.warnings(_, view.duplicates)]
-    lines += ["", state_line(_, view, timezone)]
+        warned = duplicates.warnings(_, view.duplicates)
+        lines += ["", _("review.duplicates_heading"), *(fit.Slot(w) for w in warned)]
+    lines += ["", fit.Slot(state_line(_, view, timezone))]
     if view.pending and view.viewer_is_submitter:
         lines.append(_("review.own_note"))
-    return "\n".join(lines)
+    return fit.compose(lines)
 
 
 def group_card_text(_: Translator, view: ReviewView, timezone: str) -> str:
@@ -237,7 +238,7 @@ async def _send(
 ) -> Message | None:
     """Send, or log why not (blocked the bot, left the group); a notice must not fail a flow."""
     try:
-        return await context.bot.send_message(chat_id, text, reply_markup=markup)
+        return await context.bot.send_message(chat_id, fit.message(text), reply_markup=markup)
     except TelegramError as error:
         log.warning("could not send to chat %s: %s", chat_id, type(error).__name__)
         return None
@@ -381,7 +382,8 @@ async def _refuse(
     await _audit_refusal(context, refusal, review_id, purpose)
     member = context.member
     await query.answer(
-        refusal_text(context._, refusal, _zone(member.timezone, context)), show_alert=True
+        fit.answer(refusal_text(context._, refusal, _zone(member.timezone, context))),
+        show_alert=True,
     )
     if isinstance(refusal, AlreadyDecided):
         await show_decision(context, review_id, _card_of(query), every_copy=False)
@@ -499,7 +501,8 @@ async def _resubmit(update: Update, context: BotContext, query: CallbackQuery, a
             queued = outbox.queued_in(session)
     except Refused as refusal:
         await query.answer(
-            refusal_text(context._, refusal, services.settings.TIMEZONE), show_alert=True
+            fit.answer(refusal_text(context._, refusal, services.settings.TIMEZONE)),
+            show_alert=True,
         )
         return
     if view is None:  # not a customer the presser may see (audited)
@@ -509,7 +512,8 @@ async def _resubmit(update: Update, context: BotContext, query: CallbackQuery, a
     await context.send_queued(queued)
     message = query.message
     if isinstance(message, Message) and message.text:  # its buttons are spent
-        done = f"{message.text}\n\n→ {context._('review.resubmitted_mark')}"
+        mark = f"→ {context._('review.resubmitted_mark')}"
+        done = fit.compose([fit.Slot(message.text), "", mark])
         await _edit(context, message.chat_id, message.message_id, done)
 
 
@@ -521,7 +525,8 @@ async def _page(update: Update, context: BotContext, query: CallbackQuery, arg: 
             page = await review_store.pending_queue(session, actor=member, page=arg)
     except Refused as refusal:
         await query.answer(
-            refusal_text(context._, refusal, _zone(member.timezone, context)), show_alert=True
+            fit.answer(refusal_text(context._, refusal, _zone(member.timezone, context))),
+            show_alert=True,
         )
         return
     await query.answer()
@@ -635,26 +640,31 @@ def queue_message(
     """One page of the queue: a line per review, a button to open each, and the pager."""
     if page.total == 0:
         return _("review.queue_empty"), None
-    lines = [_("review.queue_title", total=page.total, page=page.page + 1, pages=page.pages)]
+    lines: list[fit.Line] = [
+        _("review.queue_title", total=page.total, page=page.page + 1, pages=page.pages)
+    ]
     rows = []
     first = page.page * review_store.QUEUE_PAGE_SIZE
     for n, item in enumerate(page.items, start=first + 1):
         what = " · ".join(p for p in (item.subject_no, item.subject_name) if p)
-        line = _(
-            "review.queue_line",
-            n=n,
-            kind=_(f"review.kind.{item.kind}"),
-            subject=what,
-            name=item.submitter_name,
-            when=_when(item.submitted_at, timezone),
-        )
-        if item.own:
-            line += " " + _("review.queue_own")
-        lines.append(line)
+
+        def line(subject: str, item: Any = item, n: int = n) -> str:
+            text = _(
+                "review.queue_line",
+                n=n,
+                kind=_(f"review.kind.{item.kind}"),
+                subject=subject,
+                name=item.submitter_name,
+                when=_when(item.submitted_at, timezone),
+            )
+            return f"{text} {_('review.queue_own')}" if item.own else text
+
+        lines.append(fit.Slot(what, line))
+        subject_label = what or _(f"review.kind.{item.kind}")
         rows.append(
             [
                 InlineKeyboardButton(
-                    _("review.queue_open", n=n, subject=what or _(f"review.kind.{item.kind}")),
+                    fit.label(_("review.queue_open", n=n, subject=subject_label)),
                     callback_data=_data("o", item.review_id),
                 )
             ]
@@ -666,7 +676,7 @@ def queue_message(
         pager.append(InlineKeyboardButton("›", callback_data=_data("q", page.page + 1)))
     if pager:
         rows.append(pager)
-    return "\n".join(lines), InlineKeyboardMarkup(rows)
+    return fit.compose(lines), InlineKeyboardMarkup(rows)
 
 
 async def queue_command(update: Update, context: BotContext) -> None:

@@ -28,7 +28,9 @@ from telegram import (
 
 from bot.context import BotContext
 from bot.i18n import Translator
+from conversations import fit
 from conversations.callback_data import parse_id
+from conversations.fit import Slot
 from conversations.messages import close_buttons
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step
 from storage import audit, drafts, outbox, validation
@@ -121,7 +123,10 @@ async def _prepare(env: FlowEnv, flow: Flow, state: DraftState) -> None:
 # rendering
 
 
-def display_value(_: Translator, step: Step, data: dict[str, Any]) -> str:
+def display_value(
+    _: Translator, step: Step, data: dict[str, Any], limit: int | None = SUMMARY_VALUE_LIMIT
+) -> str:
+    """An answer as the summary shows it (cut at `limit`; None: whole, for the edit question)."""
     value = data.get(step.field)
     if value in (None, "", []):
         return _("common.empty")
@@ -139,7 +144,7 @@ def display_value(_: Translator, step: Step, data: dict[str, Any]) -> str:
     if isinstance(value, list):
         value = ", ".join(str(v) for v in value)
     text = str(value)
-    return text if len(text) <= SUMMARY_VALUE_LIMIT else text[: SUMMARY_VALUE_LIMIT - 1] + "…"
+    return text if limit is None else fit.clip(text, limit)
 
 
 def _nav_buttons(_: Translator, step: Step, state: DraftState) -> list[list[InlineKeyboardButton]]:
@@ -169,7 +174,7 @@ def _choice_buttons(
     for index, option in enumerate(shown, start=first):
         row.append(
             InlineKeyboardButton(
-                option_label(_, option), callback_data=_data(state.token, "c", index)
+                fit.label(option_label(_, option)), callback_data=_data(state.token, "c", index)
             )
         )
         if len(row) == step.columns:
@@ -209,7 +214,7 @@ async def _ask(
     assert step is not None
     applicable = flow.applicable(state.data)
     position = next((i for i, s in enumerate(applicable) if s.field == step.field), 0) + 1
-    lines = [notice, ""] if notice else []
+    lines: list[fit.Line] = [Slot(notice), ""] if notice else []
     lines.append(
         _("flow.progress", title=_(f"{flow.name}.title"), n=position, total=len(applicable))
     )
@@ -221,7 +226,8 @@ async def _ask(
         query = state.data.get("_offered", {}).get("query")
         lines.append(_("flow.search_results", query=query) if query else _("flow.search_hint"))
     if state.mode == "edit" and state.data.get(step.field) not in (None, "", []):
-        lines.append(_("flow.current_value", value=display_value(_, step, state.data)))
+        current = display_value(_, step, state.data, limit=None)
+        lines.append(Slot(current, lambda value: _("flow.current_value", value=value)))
     if step.kind == Kind.MEDIA and state.data.get(step.field):
         lines.append(_("flow.attachments_count", count=len(state.data[step.field])))
     markup: InlineKeyboardMarkup | ReplyKeyboardMarkup
@@ -233,7 +239,7 @@ async def _ask(
             keyboard += _choice_buttons(_, step, state, _offered(state, step) or [])
         keyboard += _nav_buttons(_, step, state)
         markup = InlineKeyboardMarkup(keyboard)
-    await context.bot.send_message(chat_id, "\n".join(lines), reply_markup=markup)
+    await context.bot.send_message(chat_id, fit.compose(lines), reply_markup=markup)
 
 
 async def _summary(
@@ -242,17 +248,17 @@ async def _summary(
     """Send the summary card: every answer, an Edit button per field, Submit and Cancel."""
     env = _env(context)
     _ = env._
-    lines = [notice, ""] if notice else []
+    lines: list[fit.Line] = [Slot(notice), ""] if notice else []
     lines.append(_("flow.summary_title", title=_(f"{flow.name}.title")))
     steps = flow.applicable(state.data)
     for step in steps:
         shown = display_value(_, step, state.data)
         if step.default is not None and state.data.get(step.field) in (None, ""):
             shown = _("flow.default_value", value=step.default(env, state.data))
-        lines.append(f"• {_(f'field.{step.field}')}: {shown}")
+        lines.append((f"• {_(f'field.{step.field}')}: ", Slot(shown)))
     warnings = await _all_warnings(env, flow, state.data)
     if warnings:
-        lines += ["", *warnings]
+        lines += ["", *(Slot(warning) for warning in warnings)]
     lines += ["", _("flow.summary_hint")]
     keyboard: list[list[InlineKeyboardButton]] = []
     row: list[InlineKeyboardButton] = []
@@ -277,7 +283,7 @@ async def _summary(
         ]
     )
     await context.bot.send_message(
-        chat_id, "\n".join(lines), reply_markup=InlineKeyboardMarkup(keyboard)
+        chat_id, fit.compose(lines), reply_markup=InlineKeyboardMarkup(keyboard)
     )
 
 
@@ -956,7 +962,7 @@ async def _submit(
                 session,
                 keyring=context.services.keyring,
                 recipient=context.member,
-                text=done.text,
+                text=fit.message(done.text),
                 markup=done.markup.to_dict() if done.markup is not None else None,
                 now=context.services.clock(),
             )

@@ -20,7 +20,7 @@ from telegram.error import BadRequest
 
 from bot.context import BotContext
 from bot.i18n import LANGUAGES, Translator, translate
-from conversations import pick_customer, runner
+from conversations import fit, pick_customer, runner
 from conversations import steps as s
 from conversations.callback_data import parse_id
 from conversations.messages import replace_page
@@ -33,7 +33,8 @@ from storage.models import RecordStatus, Staff, Stage, Visit, VisitKind
 log = logging.getLogger(__name__)
 NO_CHANGE = "none"
 PAGE_SIZE = 5
-NOTE_LIMIT = 300  # characters of each note shown in the list
+NOTE_LIMIT = 300  # UTF-16 units of each note shown in the list; "full text" shows the rest
+NOTE_FIELDS = ("purpose", "discussion", "needs_feedback", "outcome")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,23 +251,22 @@ async def on_button(update: Update, context: BotContext) -> None:
         return
     arg = parts[1] if len(parts) == 2 else "p0"
     number = _number(arg[1:])
-    if arg[:1] not in ("p", "a") or number is None:
+    if arg[:1] not in ("p", "a", "t") or number is None:
         await query.answer(context._("button.expired"), show_alert=True)
         return
     if arg[0] == "a":
         await _resend(update, context, number)
+    elif arg[0] == "t":
+        await _full_text(update, context, number)
     else:
         await _list(update, context, customer_id, number, edit=len(parts) == 2)
 
 
-def _clip(text: str | None) -> str | None:
-    if not text:
-        return None
-    return text if len(text) <= NOTE_LIMIT else text[: NOTE_LIMIT - 1] + "…"
-
-
-def _visit_lines(_: Translator, n: int, visit: Visit, name: str, files: int, tz: ZoneInfo) -> str:
-    lines = [
+def _visit_lines(
+    _: Translator, n: int, visit: Visit, name: str, files: int, tz: ZoneInfo
+) -> list[fit.Line]:
+    """A visit as the list shows it: its notes are slots, cut to fit the page."""
+    lines: list[fit.Line] = [
         _(
             "visit.list.entry",
             n=n,
@@ -275,10 +275,10 @@ def _visit_lines(_: Translator, n: int, visit: Visit, name: str, files: int, tz:
             by=name,
         )
     ]
-    for field in ("purpose", "discussion", "needs_feedback", "outcome"):
-        text = _clip(getattr(visit, field))
+    for field in NOTE_FIELDS:
+        text = getattr(visit, field)
         if text:
-            lines.append(f"   {_(f'field.{field}')}: {text}")
+            lines.append((f"   {_(f'field.{field}')}: ", fit.Slot(text)))
     if visit.stage_change:
         lines.append(f"   {_('field.stage_change')}: {_(f'choice.stage.{visit.stage_change}')}")
     if visit.next_followup_on:
@@ -290,7 +290,12 @@ def _visit_lines(_: Translator, n: int, visit: Visit, name: str, files: int, tz:
         extras.append(_("visit.list.files", count=files))
     if extras:
         lines.append("   " + "  ".join(extras))
-    return "\n".join(lines)
+    return lines
+
+
+def _cut(visit: Visit, cap: int | None) -> bool:
+    """Whether the list showed only the start of one of the visit's notes."""
+    return cap is not None and any(fit.units(getattr(visit, f) or "") > cap for f in NOTE_FIELDS)
 
 
 async def _list(
@@ -310,21 +315,32 @@ async def _list(
     await query.answer()
     tz = zone(context.member, context.services.settings.TIMEZONE)
     customer = found.customer
-    lines = [_("visit.list.title", customer=customer.name, number=customer.customer_no)]
+    lines: list[fit.Line] = [
+        _("visit.list.title", customer=customer.name, number=customer.customer_no)
+    ]
     if not found.entries:
         lines.append(_("visit.list.empty"))
     first = found.page * found.page_size
+    for n, entry in enumerate(found.entries, start=first + 1):
+        lines += [
+            "",
+            *_visit_lines(_, n, entry.visit, entry.salesperson_name, entry.attachments, tz),
+        ]
+    if found.total:
+        lines.append("")
+        lines.append(_("visit.list.page", page=found.page + 1, pages=-(-found.total // PAGE_SIZE)))
+    text, cap = fit.fitted(lines, ceiling=NOTE_LIMIT)
     keyboard: list[list[InlineKeyboardButton]] = []
     row: list[InlineKeyboardButton] = []
     for n, entry in enumerate(found.entries, start=first + 1):
         visit = entry.visit
-        lines += ["", _visit_lines(_, n, visit, entry.salesperson_name, entry.attachments, tz)]
+        wanted = []
+        if _cut(visit, cap):
+            wanted.append((_("visit.button.full", n=n), f"cvl:{customer_id}:t{visit.id}"))
         if entry.attachments or visit.latitude is not None:
-            row.append(
-                InlineKeyboardButton(
-                    _("visit.button.files", n=n), callback_data=f"cvl:{customer_id}:a{visit.id}"
-                )
-            )
+            wanted.append((_("visit.button.files", n=n), f"cvl:{customer_id}:a{visit.id}"))
+        for label, data in wanted:
+            row.append(InlineKeyboardButton(label, callback_data=data))
             if len(row) == 3:
                 keyboard.append(row)
                 row = []
@@ -344,13 +360,32 @@ async def _list(
     keyboard.append(
         [InlineKeyboardButton(_("visit.button.log"), callback_data=f"cv:{customer_id}")]
     )
-    if found.total:
-        lines.append("")
-        lines.append(_("visit.list.page", page=found.page + 1, pages=-(-found.total // PAGE_SIZE)))
-    text, markup = "\n".join(lines), InlineKeyboardMarkup(keyboard)
+    markup = InlineKeyboardMarkup(keyboard)
     if edit and await replace_page(query.message, text, markup):
         return
     await context.bot.send_message(_chat_id(update), text, reply_markup=markup)
+
+
+async def _full_text(update: Update, context: BotContext, visit_id: int) -> None:
+    """Send a visit with every note whole, in as many messages as it takes."""
+    query = update.callback_query
+    assert query is not None
+    _ = context._
+    async with unit_of_work(context.services.sessions) as session:
+        found = await visits.visit_attachments(session, actor=context.member, visit_id=visit_id)
+    if found is None:
+        await query.answer(_("refused.not_found"), show_alert=True)
+        return
+    await query.answer()
+    visit = found[0]
+    tz = zone(context.member, context.services.settings.TIMEZONE)
+    lines = [_("visit.full.title", when=local_text(visit.visited_at, tz))]
+    for field in NOTE_FIELDS:
+        text = getattr(visit, field)
+        if text:
+            lines += ["", f"{_(f'field.{field}')}:", text]
+    for piece in fit.split("\n".join(lines)):
+        await context.bot.send_message(_chat_id(update), piece)
 
 
 async def _resend(update: Update, context: BotContext, visit_id: int) -> None:
@@ -382,7 +417,7 @@ async def _resend(update: Update, context: BotContext, visit_id: int) -> None:
         "voice": context.bot.send_voice,
     }
     for n, attachment in enumerate(attachments, start=1):
-        caption = _("visit.attachment_caption", when=when, n=n, total=len(attachments))
+        caption = fit.caption(_("visit.attachment_caption", when=when, n=n, total=len(attachments)))
         send = senders.get(attachment.kind)
         try:
             if send is None:

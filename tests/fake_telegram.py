@@ -15,6 +15,9 @@ from telegram import Update
 from telegram.ext import Application
 from telegram.request import BaseRequest, RequestData
 
+from tests import telegram_rules
+from tests.telegram_rules import FloodControl, Refused
+
 BOT_ID = 4242
 BOT_USERNAME = "archive_test_bot"
 TOKEN = f"{BOT_ID}:TESTTOKENabcdefghijklmnopqrstuvwxyz"
@@ -26,7 +29,12 @@ class TelegramDown(Exception):
 
 @dataclass
 class FakeTelegram(BaseRequest):
-    """Records every call and answers like the Bot API; messages are kept with their edits."""
+    """Records every call and answers like the Bot API; messages are kept with their edits.
+
+    It refuses what Telegram refuses (tests.telegram_rules: texts over 4,096 UTF-16 units,
+    captions over 1,024, empty texts, button data over 64 bytes, ...) with Telegram's 400 and
+    keeps each refusal in `refused`; `flood` answers 429 once a test enables it.
+    """
 
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     messages: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
@@ -34,6 +42,10 @@ class FakeTelegram(BaseRequest):
     fail_methods: set[str] = field(default_factory=set)
     # method → how many of its next calls fail with a 502 Bad Gateway, as Telegram's do at times
     fail_next: dict[str, int] = field(default_factory=dict)
+    refused: list[Refused] = field(default_factory=list)
+    refuse: bool = True  # False: record what Telegram would refuse, but take it (to measure)
+    expect_refusals: bool = False  # the `world` fixture fails a test that caused any, unless set
+    flood: FloodControl = field(default_factory=FloodControl)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
     _clock: int = 1_790_000_000
 
@@ -68,6 +80,17 @@ class FakeTelegram(BaseRequest):
             self.fail_next[name] -= 1
             body = {"ok": False, "error_code": 502, "description": "Bad Gateway"}
             return 502, json.dumps(body).encode()
+        description = telegram_rules.refusal(name, params)
+        if description is not None:
+            self.refused.append(Refused(name, params, description))
+            if self.refuse:
+                return 400, json.dumps(telegram_rules.error_body(400, description)).encode()
+        wait = self.flood.check(name, params)
+        if wait is not None:
+            body = telegram_rules.error_body(
+                429, f"Too Many Requests: retry after {wait}", retry_after=wait
+            )
+            return 429, json.dumps(body).encode()
         result = self._answer(name, params)
         if isinstance(result, tuple):
             return result
@@ -102,6 +125,8 @@ class FakeTelegram(BaseRequest):
                 },
                 "text": params.get("text", ""),
             }
+            if params.get("caption") is not None:
+                message["caption"] = params["caption"]
             markup = params.get("reply_markup")
             if markup and "inline_keyboard" in markup:
                 message["reply_markup"] = markup
@@ -109,7 +134,7 @@ class FakeTelegram(BaseRequest):
                 self.reply_keyboards[(chat_id, message["message_id"])] = markup
             self.messages[(chat_id, message["message_id"])] = message
             return message
-        if name in ("editMessageText", "editMessageReplyMarkup"):
+        if name in ("editMessageText", "editMessageCaption", "editMessageReplyMarkup"):
             key = (int(params["chat_id"]), int(params["message_id"]))
             message = self.messages.get(key)
             if message is None:
@@ -123,6 +148,8 @@ class FakeTelegram(BaseRequest):
             before = json.dumps(message, sort_keys=True)
             if name == "editMessageText":
                 message["text"] = params["text"]
+            if name == "editMessageCaption":
+                message["caption"] = params.get("caption") or ""
             if params.get("reply_markup"):
                 message["reply_markup"] = params["reply_markup"]
             else:

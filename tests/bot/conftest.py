@@ -91,7 +91,11 @@ async def start_app(services: Services, telegram: FakeTelegram) -> Application:
 async def world(services: Services) -> AsyncIterator[World]:
     telegram = FakeTelegram()
     app = await start_app(services, telegram)
+    world = World(app, telegram, services, itertools.count(700_001))
     try:
-        yield World(app, telegram, services, itertools.count(700_001))
+        yield world
     finally:
         await app.shutdown()
+    # a message Telegram would refuse fails its test, even where the bot carried on after it
+    refused = [(r.method, r.description) for r in world.telegram.refused]
+    assert world.telegram.expect_refusals or not refused, refused

@@ -41,10 +41,13 @@ async def field_world(services: Services) -> AsyncIterator[World]:
     """The bot on a FieldTelegram (tests/bot/conftest.py `world`, with the extras above)."""
     telegram = FieldTelegram()
     app = await start_app(services, telegram)
+    world = World(app, telegram, services, itertools.count(700_001))
     try:
-        yield World(app, telegram, services, itertools.count(700_001))
+        yield world
     finally:
-        await app.shutdown()
+        await world.app.shutdown()
+    refused = [(r.method, r.description) for r in world.telegram.refused]
+    assert not refused, refused  # a message Telegram would refuse fails its test
 
 
 async def restart(world: World) -> None:

@@ -11,6 +11,10 @@ Conventions for tests:
 - Texts are stored as sent: HTML/Markdown is not parsed (look at ``calls`` for parse_mode).
 - Only inline keyboards are echoed back to the bot in Message.reply_markup (as Telegram
   does); the test-side copy keeps whatever reply_markup the bot sent.
+- What Telegram refuses is refused here too (tests.telegram_rules: oversize texts, captions
+  and callback answers, empty texts, button data over 64 bytes), with Telegram's 400 and its
+  description; every refusal is kept in `refused`. `flood.enabled = True` turns on flood
+  control (429 with retry_after when a chat or the bot sends too fast).
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from tests import telegram_rules
+from tests.telegram_rules import FloodControl, Refused
+
 JSON = dict[str, Any]
 _TEST_KEYS = ("seq", "event", "deleted")
 # Free-text parameters are never JSON-decoded: a text of "123" must stay a str.
@@ -44,9 +51,9 @@ _PATH_RE = re.compile(r"/(file/)?bot([^/]*)/(.*)")
 class ApiError(Exception):
     """Raised inside a method to answer the way Telegram answers errors."""
 
-    def __init__(self, code: int, description: str) -> None:
+    def __init__(self, code: int, description: str, **parameters: Any) -> None:
         super().__init__(description)
-        self.code, self.description = code, description
+        self.code, self.description, self.parameters = code, description, parameters
 
 
 @dataclass
@@ -130,6 +137,9 @@ class FakeBotApi:
             "username": username,
         }
         self.calls: list[tuple[str, JSON]] = []
+        self.refused: list[Refused] = []
+        self.expect_refusals = False  # the `api` fixture fails a test that caused any, unless set
+        self.flood = FloodControl()
         self._call_times: list[float] = []
         self._cond = threading.Condition()
         self._pending: list[JSON] = []
@@ -171,6 +181,9 @@ class FakeBotApi:
             "deletemessage": self._delete_message,
             "sendphoto": self._send_photo,
             "senddocument": self._send_document,
+            "sendvoice": lambda p: self._bot_message(
+                p, voice={**self._file("voice"), "duration": 1}, caption=p.get("caption")
+            ),
             "sendlocation": lambda p: self._bot_message(
                 p, location={"latitude": p["latitude"], "longitude": p["longitude"]}
             ),
@@ -233,11 +246,12 @@ class FakeBotApi:
                 method = self._methods.get(match.group(3).lower())
                 if method is None:
                     raise ApiError(404, "Not Found: method not found")
+                self._check_limits(match.group(3), params)
                 body: JSON = {"ok": True, "result": method(params)}
             status = 200
         except ApiError as err:
             status = err.code
-            body = {"ok": False, "error_code": err.code, "description": err.description}
+            body = telegram_rules.error_body(err.code, err.description, **err.parameters)
         data = json.dumps(body, ensure_ascii=False).encode()
         try:
             handler.send_response(status)
@@ -261,6 +275,16 @@ class FakeBotApi:
             pairs = parse_qsl(body.decode(), keep_blank_values=True)
             params.update({k: _decode(k, v) for k, v in pairs})
         return params
+
+    def _check_limits(self, method: str, params: JSON) -> None:
+        """Refuse what Telegram refuses (kept in `refused`), then apply flood control."""
+        description = telegram_rules.refusal(method, params)
+        if description is not None:
+            self.refused.append(Refused(method, params, description))
+            raise ApiError(400, description)
+        wait = self.flood.check(method, params)
+        if wait is not None:
+            raise ApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
 
     # ------------------------------------------------- Bot API methods (lock held)
     def _get_updates(self, params: JSON) -> list[JSON]:
@@ -299,8 +323,6 @@ class FakeBotApi:
         return f"{scope}|{params.get('language_code', '')}"
 
     def _send_message(self, params: JSON) -> JSON:
-        if not str(params.get("text", "")).strip():
-            raise ApiError(400, "Bad Request: message text is empty")
         return self._bot_message(params, text=params["text"], entities=params.get("entities"))
 
     def _send_photo(self, params: JSON) -> JSON:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest, EndPointNotFound, InvalidToken
+from telegram.error import BadRequest, EndPointNotFound, InvalidToken, RetryAfter
 from telegram.ext import (
     ApplicationBuilder,
     CallbackQueryHandler,
@@ -209,3 +209,78 @@ def test_harness_runs_and_restarts_a_subprocess(api: FakeBotApi, tmp_path: Path)
         assert api.wait_for_message(5, after=mark)["text"] == "echo: two"
     assert bot.stop() == 0, bot.log_text()
     assert bot.log_text().count("===== start") == 2
+
+
+def test_it_refuses_what_telegram_refuses(api: FakeBotApi) -> None:
+    """Oversize texts (UTF-16 units), captions, answers; empty texts; bad buttons: 400."""
+    api.expect_refusals = True
+    url = f"{api.base_url}{TOKEN}"
+
+    def call(method: str, **params: object) -> tuple[int, dict]:
+        return _post(f"{url}/{method}", json.dumps(params).encode())
+
+    wide = "𠀀"  # two UTF-16 units
+    assert call("sendMessage", chat_id=7, text=wide * 2048)[0] == 200
+    sent = call("sendMessage", chat_id=7, text="short")[1]["result"]
+    refusals = [
+        (call("sendMessage", chat_id=7, text=wide * 2048 + "a"), "message is too long"),
+        (call("sendMessage", chat_id=7, text=" \n "), "message text is empty"),
+        (
+            call("editMessageText", chat_id=7, message_id=sent["message_id"], text="a" * 4097),
+            "MESSAGE_TOO_LONG",
+        ),
+        (
+            call("sendPhoto", chat_id=7, photo="x", caption="c" * 1025),
+            "message caption is too long",
+        ),
+        (call("answerCallbackQuery", callback_query_id="1", text="a" * 201), "MESSAGE_TOO_LONG"),
+        (
+            call(
+                "sendMessage",
+                chat_id=7,
+                text="ok",
+                reply_markup={"inline_keyboard": [[{"text": "b", "callback_data": "好" * 22}]]},
+            ),
+            "BUTTON_DATA_INVALID",
+        ),
+        (
+            call(
+                "sendMessage",
+                chat_id=7,
+                text="ok",
+                reply_markup={"inline_keyboard": [[{"text": "", "callback_data": "x"}]]},
+            ),
+            "BUTTON_TEXT_EMPTY",
+        ),
+    ]
+    for (status, body), description in refusals:
+        assert (status, body["ok"], body["error_code"]) == (400, False, 400)
+        assert body["description"] == f"Bad Request: {description}"
+    assert len(api.refused) == len(refusals)
+    assert [m["text"][:1] for m in api.sent_messages(7)] == [wide[:1], "s"]  # nothing refused
+    ok = call("sendPhoto", chat_id=7, photo="x", caption="c" * 1024)
+    assert ok[0] == 200 and call("answerCallbackQuery", callback_query_id="1", text="a" * 200)[0]
+
+
+def test_flood_control_answers_429_when_switched_on(api: FakeBotApi) -> None:
+    url = f"{api.base_url}{TOKEN}/sendMessage"
+    body = json.dumps({"chat_id": 7, "text": "hi"}).encode()
+    assert [_post(url, body)[0] for _ in range(5)] == [200] * 5  # off by default
+    api.flood.enabled, api.flood.per_chat, api.flood.chat_window = True, 1, 60
+    assert _post(url, body)[0] == 200
+    status, answer = _post(url, body)
+    assert (status, answer["parameters"]) == (429, {"retry_after": 1})
+    assert answer["description"] == "Too Many Requests: retry after 1"
+    assert _post(url, json.dumps({"chat_id": 8, "text": "hi"}).encode())[0] == 200
+
+
+async def test_a_bot_hears_the_refusal_as_telegram_says_it(api: FakeBotApi) -> None:
+    api.expect_refusals = True
+    async with Bot(TOKEN, base_url=api.base_url) as bot:
+        with pytest.raises(BadRequest, match="Message is too long"):
+            await bot.send_message(7, "a" * 4097)
+        api.flood.enabled, api.flood.per_chat, api.flood.chat_window = True, 1, 60
+        api.flood.retry_after = 3
+        await bot.send_message(7, "one")
+        with pytest.raises(RetryAfter):
+            await bot.send_message(7, "two")

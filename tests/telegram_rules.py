@@ -1,0 +1,166 @@
+"""What Telegram refuses, as both test fakes answer it (standard library only).
+
+Why: a fake that takes anything lets a test pass on a message Telegram would reject, so the
+page can never be shown to a real user. Both `tests.fake_telegram` (request layer) and
+`tests.e2e.fake_bot_api` (HTTP server) ask `refusal()` before answering a call, and answer
+400 with Telegram's own description; `FloodControl` answers 429 with `retry_after` when a
+test switches it on.
+
+Lengths are counted as Telegram counts them: UTF-16 code units of the text after entity
+parsing. The bot sends plain text (no parse_mode), so the text as sent is the text counted;
+with a parse_mode the markup would only make it shorter, so counting the raw text is at
+least as strict.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+MESSAGE_LIMIT = 4096
+CAPTION_LIMIT = 1024
+CALLBACK_ANSWER_LIMIT = 200
+CALLBACK_DATA_BYTES = 64
+MAX_BUTTONS = 100
+
+TOO_LONG = "Bad Request: message is too long"
+EDIT_TOO_LONG = "Bad Request: MESSAGE_TOO_LONG"
+CAPTION_TOO_LONG = "Bad Request: message caption is too long"
+EMPTY_TEXT = "Bad Request: message text is empty"
+ANSWER_TOO_LONG = "Bad Request: MESSAGE_TOO_LONG"
+BUTTON_DATA_INVALID = "Bad Request: BUTTON_DATA_INVALID"
+BUTTON_TEXT_EMPTY = "Bad Request: BUTTON_TEXT_EMPTY"
+MARKUP_TOO_LONG = "Bad Request: reply markup is too long"
+
+_SENDS_WITH_CAPTION = frozenset(
+    {"sendphoto", "senddocument", "sendvoice", "sendvideo", "sendaudio", "sendanimation"}
+)
+
+
+def units(text: str) -> int:
+    """A text's length as Telegram counts it: UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _markup(value: Any) -> dict[str, Any] | None:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, dict) else None
+
+
+def _keyboard_refusal(markup: Any) -> str | None:
+    """Inline buttons need a label and 1 to 64 bytes of callback data; at most 100 of them."""
+    markup = _markup(markup)
+    if not markup or "inline_keyboard" not in markup:
+        return None
+    buttons = [b for row in markup["inline_keyboard"] for b in row]
+    if len(buttons) > MAX_BUTTONS:
+        return MARKUP_TOO_LONG
+    for button in buttons:
+        if not str(button.get("text", "")).strip():
+            return BUTTON_TEXT_EMPTY
+        if "callback_data" in button:
+            size = len(str(button["callback_data"]).encode("utf-8"))
+            if not 1 <= size <= CALLBACK_DATA_BYTES:
+                return BUTTON_DATA_INVALID
+    return None
+
+
+def refusal(method: str, params: dict[str, Any]) -> str | None:
+    """Telegram's description of why it refuses this call, or None if it would take it."""
+    name = method.lower()
+    if name in ("sendmessage", "editmessagetext"):
+        text = str(params.get("text") or "")
+        if not text.strip():
+            return EMPTY_TEXT
+        if units(text) > MESSAGE_LIMIT:
+            return TOO_LONG if name == "sendmessage" else EDIT_TOO_LONG
+    if name in _SENDS_WITH_CAPTION or name in ("editmessagecaption", "copymessage"):
+        caption = params.get("caption")
+        if caption is not None and units(str(caption)) > CAPTION_LIMIT:
+            return CAPTION_TOO_LONG
+    if name == "answercallbackquery":
+        answer = params.get("text")
+        if answer is not None and units(str(answer)) > CALLBACK_ANSWER_LIMIT:
+            return ANSWER_TOO_LONG
+    return _keyboard_refusal(params.get("reply_markup"))
+
+
+def error_body(code: int, description: str, **parameters: Any) -> dict[str, Any]:
+    """Telegram's error answer: `{"ok": false, "error_code", "description", "parameters"}`."""
+    body: dict[str, Any] = {"ok": False, "error_code": code, "description": description}
+    if parameters:
+        body["parameters"] = parameters
+    return body
+
+
+@dataclass
+class Refused:
+    """One call a fake refused: what it was, and what Telegram said."""
+
+    method: str
+    params: dict[str, Any]
+    description: str
+
+
+_SENDING = frozenset(
+    {
+        "sendmessage",
+        "sendphoto",
+        "senddocument",
+        "sendvoice",
+        "sendlocation",
+        "copymessage",
+        "editmessagetext",
+        "editmessagecaption",
+        "editmessagereplymarkup",
+    }
+)
+
+
+@dataclass
+class FloodControl:
+    """Telegram's flood control, off until a test switches it on.
+
+    Telegram allows about one message a second in a chat (short bursts pass) and about 30 a
+    second over all chats; beyond that it answers 429 "Too Many Requests: retry after N".
+    `per_chat` messages in any `chat_window` seconds and `overall` in any second are let
+    through; `retry_after` is what the 429 asks for.
+    """
+
+    enabled: bool = False
+    per_chat: int = 3
+    chat_window: float = 1.0
+    overall: int = 30
+    retry_after: int = 1
+    clock: Callable[[], float] = time.monotonic
+    refused: int = 0
+    _chats: dict[int, deque[float]] = field(default_factory=dict)
+    _all: deque[float] = field(default_factory=deque)
+
+    def check(self, method: str, params: dict[str, Any]) -> int | None:
+        """Seconds to wait if this send is one too many now, else None (and it is counted)."""
+        if not self.enabled or method.lower() not in _SENDING:
+            return None
+        now = self.clock()
+        try:
+            chat_id = int(params.get("chat_id") or 0)
+        except (TypeError, ValueError):
+            chat_id = 0
+        chat = self._chats.setdefault(chat_id, deque())
+        for times, window in ((chat, self.chat_window), (self._all, 1.0)):
+            while times and times[0] <= now - window:
+                times.popleft()
+        if len(chat) >= self.per_chat or len(self._all) >= self.overall:
+            self.refused += 1
+            return self.retry_after
+        chat.append(now)
+        self._all.append(now)
+        return None
