@@ -145,7 +145,8 @@ def load_keyring(settings: Settings, *, create: bool = False) -> tuple[Keyring, 
         raise StartupRefused(
             "ENCRYPTION_KEYS",
             f"is not set and there is no key file {key_file}; set ENCRYPTION_KEYS, or DATA_DIR "
-            "to the bot's data folder (run this from where the bot runs)",
+            "to the bot's data folder (run this from where the bot runs; a new installation "
+            "makes its key file at the first `python -m bot run`)",
         )
     try:
         keys, created = load_or_create_keys(configured, key_file)

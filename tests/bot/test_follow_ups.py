@@ -328,5 +328,5 @@ def test_a_bad_outbox_lease_stops_the_bot_with_one_line(
         main(["migrate"])
     assert stopped.value.code == 2
     [line] = [x for x in capsys.readouterr().err.splitlines() if "OUTBOX_LEASE_SECONDS" in x]
-    assert line.startswith("  OUTBOX_LEASE_SECONDS: ")
+    assert line.startswith("The bot cannot start: OUTBOX_LEASE_SECONDS: ")
     assert "5 to 3600" in line or "integer" in line
