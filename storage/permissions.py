@@ -45,14 +45,14 @@ def is_admin(actor: Staff) -> bool:
     return actor.active and actor.role == Role.admin
 
 
+def _works_in(actor: Staff, role: str, team_id: int | None) -> bool:
+    """An active person of this role in the team `team_id`."""
+    return actor.active and actor.role == role and team_id in _teams_of(actor)
+
+
 def manages_team(actor: Staff, team_id: int | None) -> bool:
     """The "manager" column for one team: an active manager of `team_id`."""
-    return (
-        actor.active
-        and actor.role == Role.manager
-        and team_id is not None
-        and team_id in _teams_of(actor)
-    )
+    return _works_in(actor, Role.manager, team_id)
 
 
 def leads_team(actor: Staff, team_id: int | None) -> bool:
@@ -297,12 +297,7 @@ def can_send_samples(actor: Staff) -> bool:
 def can_claim_from_pool(actor: Staff, team_id: int | None) -> bool:
     """Row "claim from the team pool": a salesperson of the team (the limit is the pool's).
     Not built yet."""
-    return (
-        actor.active
-        and actor.role == Role.salesperson
-        and team_id is not None
-        and team_id in _teams_of(actor)
-    )
+    return _works_in(actor, Role.salesperson, team_id)
 
 
 def can_assign_from_pool(actor: Staff, team_id: int | None) -> bool:
