@@ -98,14 +98,10 @@ own /stats                                    -      yes   yes     yes       yes
 
 def _customer(owner: Staff, number: int = 1) -> Customer:
     """A customer (or a submission: its owner submitted it) of `owner`, in their team."""
-    return Customer(
-        customer_no=f"KH-{number}",
-        kind="company",
-        name=f"c{number}",
-        owner_id=owner.id or 0,
-        team_id=owner.team_id,
-        status="approved",
-    )
+    customer = Customer(customer_no=f"KH-{number}", kind="company", name=f"c{number}")
+    customer.owner_id, customer.team_id = owner.id or 0, owner.team_id
+    customer.status = "approved"
+    return customer
 
 
 def _record(scope: str, actor: Staff) -> Customer:
