@@ -9,19 +9,15 @@ from bot.i18n import LANGUAGES
 from conversations import fit, runner
 from conversations.invite import FLOW as INVITE_FLOW
 from conversations.new_customer import FLOW as NEW_CUSTOMER_FLOW
+from storage import permissions
 from storage import staff as staff_store
 from storage.db import unit_of_work
 from storage.errors import Refused
-from storage.models import Role
+from storage.models import Staff
 from storage.permissions import can_create_customer
 
 _STAFF_COMMANDS = ("new", "visit", "complaint", "find", "my")
 _OWN_COMMANDS = ("cancel", "lang", "help")
-COMMANDS_BY_ROLE = {
-    Role.salesperson: (*_STAFF_COMMANDS, *_OWN_COMMANDS),
-    Role.manager: (*_STAFF_COMMANDS, "review", "invite", *_OWN_COMMANDS),
-    Role.admin: (*_STAFF_COMMANDS, "review", "invite", "testreminder", *_OWN_COMMANDS),
-}
 MENU_COMMANDS = (
     "new",
     "visit",
@@ -34,6 +30,17 @@ MENU_COMMANDS = (
     "lang",
     "help",
 )
+
+
+def commands_for(member: Staff) -> tuple[str, ...]:
+    """What /help offers the member: asked of the predicates storage refuses with."""
+    offered = [
+        *_STAFF_COMMANDS,
+        *(["review"] if permissions.is_decider(member) else []),
+        *(["invite"] if permissions.roles_inviteable_by(member) else []),
+        *(["testreminder"] if permissions.can_send_samples(member) else []),
+    ]
+    return (*offered, *_OWN_COMMANDS)
 
 
 def _chat_id(update: Update) -> int:
@@ -93,7 +100,7 @@ async def help_command(update: Update, context: BotContext) -> None:
     """List what this member can do."""
     _ = context._
     lines = [_("help.title")]
-    for command in COMMANDS_BY_ROLE[Role(context.member.role)]:
+    for command in commands_for(context.member):
         lines.append(f"/{command} — {_(f'command.{command}')}")
     for text in fit.split("\n".join(lines)):  # a role with many commands gets two messages
         await context.bot.send_message(_chat_id(update), text)

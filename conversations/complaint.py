@@ -26,11 +26,11 @@ from conversations.callback_data import parse_id
 from conversations.messages import close_buttons, replace_page
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step, Submitted
 from conversations.visit import env_zone, local_text, moment, now_default, show_moment, zone
-from storage import complaints, outbox
+from storage import complaints, outbox, permissions
 from storage.complaints import ComplaintView
 from storage.db import unit_of_work
 from storage.errors import NotFound, Refused
-from storage.models import ComplaintType, Role, Severity, Staff
+from storage.models import ComplaintType, Severity, Staff
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 6
@@ -193,7 +193,8 @@ async def send_notice(context: BotContext, notice: HandlerNotice) -> bool:
 
 
 def _start_data(env: FlowEnv) -> dict[str, Any]:
-    return {"_may_assign": env.staff.role in (Role.manager, Role.admin)}
+    # only what is offered: the customers they may log for are all in their team (admins: any)
+    return {"_may_assign": permissions.can_reassign(env.staff, env.staff.team_id)}
 
 
 def _may_assign(data: dict[str, Any]) -> bool:

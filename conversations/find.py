@@ -34,7 +34,8 @@ from storage import cards, drafts, search, validation
 from storage.cards import CustomerList, ListEntry
 from storage.db import reading, unit_of_work
 from storage.drafts import DraftState
-from storage.models import CustomerClass, RecordStatus, Role, Staff, Stage
+from storage.models import CustomerClass, RecordStatus, Staff, Stage
+from storage.permissions import Scope, view_scope
 from storage.search import NO_FILTERS, Filters
 
 FLOW_NAME = "find"
@@ -535,8 +536,8 @@ _ACTIONS = {
 # /my
 
 
-def my_text(_: Translator, role: str, listed: CustomerList) -> str:
-    title = {Role.manager: "my.title_team", Role.admin: "my.title_all"}.get(role, "my.title")
+def my_text(_: Translator, scope: str, listed: CustomerList) -> str:
+    title = {Scope.team: "my.title_team", Scope.all: "my.title_all"}.get(scope, "my.title")
     if not listed.total:
         return f"{_(title)}\n{_('my.empty')}"
     lines = [
@@ -576,7 +577,7 @@ async def _my_view(context: BotContext, page: int) -> tuple[str, InlineKeyboardM
         listed = await cards.my_customers(
             session, actor=context.member, today=_today(context), page=page, page_size=PAGE_SIZE
         )
-    return my_text(context._, context.member.role, listed), my_markup(context._, listed)
+    return my_text(context._, view_scope(context.member), listed), my_markup(context._, listed)
 
 
 async def my_command(update: Update, context: BotContext) -> None:

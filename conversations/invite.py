@@ -9,8 +9,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from conversations import steps as s
 from conversations.runner import register
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step, Submitted
+from storage import permissions
 from storage import staff as staff_store
-from storage.models import Role
 
 NEW_TEAM = "new"
 
@@ -22,7 +22,7 @@ async def role_options(env: FlowEnv, session: AsyncSession, data: dict[str, Any]
 async def team_options(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> list[Option]:
     """Managers invite into their own team; admins pick any team or start a new one."""
     teams = await staff_store.teams(session)
-    if env.staff.role != Role.admin:
+    if not permissions.can_manage_staff(env.staff):
         teams = [t for t in teams if t.id == env.staff.team_id]
         return [Option(str(t.id), t.name, translate=False) for t in teams]
     return [Option(str(t.id), t.name, translate=False) for t in teams] + [
@@ -31,7 +31,7 @@ async def team_options(env: FlowEnv, session: AsyncSession, data: dict[str, Any]
 
 
 def _needs_team(data: dict[str, Any]) -> bool:
-    return data.get("role") not in (None, Role.admin)
+    return data.get("role") is not None and permissions.role_needs_team(data["role"])
 
 
 STEPS = (

@@ -26,11 +26,11 @@ from conversations import fit, runner
 from conversations.callback_data import parse_id
 from conversations.messages import close_buttons, is_harmless_edit_error
 from conversations.steps import Flow, FlowEnv, Step, Submitted
+from storage import permissions, validation
 from storage import reminders as store
-from storage import validation
 from storage.db import unit_of_work
 from storage.errors import Refused
-from storage.models import Customer, Role
+from storage.models import Customer
 from storage.reminders import Kind, Notice, Outcome, Rules
 
 log = logging.getLogger(__name__)
@@ -626,7 +626,7 @@ async def testreminder_command(update: Update, context: BotContext) -> None:
     chat_id = update.effective_chat.id
     _ = context._
     member = context.member
-    if member.role != Role.admin:
+    if not permissions.can_send_samples(member):
         await context.bot.send_message(chat_id, _("refused.not_allowed"))
         return
     async with unit_of_work(context.services.sessions) as session:

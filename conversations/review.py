@@ -29,12 +29,12 @@ from conversations import steps as s
 from conversations.callback_data import parse_id
 from conversations.messages import is_harmless_edit_error
 from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
-from storage import drafts, outbox
+from storage import drafts, outbox, permissions
 from storage import reviews as review_store
 from storage import staff as staff_store
 from storage.db import reading, unit_of_work
 from storage.errors import Refused
-from storage.models import ReviewKind, ReviewStatus, Role
+from storage.models import ReviewKind, ReviewStatus
 from storage.reviews import AlreadyDecided, Decision, Line, QueuePage, ReviewView
 
 log = logging.getLogger(__name__)
@@ -684,7 +684,7 @@ async def queue_command(update: Update, context: BotContext) -> None:
     assert update.effective_chat is not None
     member = context.member
     chat_id = update.effective_chat.id
-    if member.role not in (Role.manager, Role.admin):
+    if not permissions.is_decider(member):
         await context.bot.send_message(chat_id, context._("review.queue_not_allowed"))
         return
     try:

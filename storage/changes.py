@@ -30,7 +30,7 @@ from storage.models import (
     ReviewStatus,
     Staff,
 )
-from storage.permissions import can_view_customer
+from storage.permissions import can_edit_customer
 from storage.types import utcnow
 
 EDITABLE_FIELDS = (*customers.CLEAR_FIELDS, *customers.SEALED_FIELDS)
@@ -76,7 +76,7 @@ def edit_mode(customer: Customer) -> EditMode:
 
 def may_edit(actor: Staff, customer: Customer) -> bool:
     """Whoever may see a customer may edit it: the owner, the team's managers, admins."""
-    return can_view_customer(actor, customer)
+    return can_edit_customer(actor, customer)
 
 
 def _empty(value: Any) -> bool:

@@ -21,7 +21,7 @@ from sqlalchemy import case, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import audit, customers, numbers, vault
+from storage import audit, customers, numbers, permissions, vault
 from storage.crypto import Keyring
 from storage.errors import NotFound, Refused
 from storage.models import (
@@ -34,7 +34,6 @@ from storage.models import (
     Review,
     ReviewKind,
     ReviewStatus,
-    Role,
     Severity,
     Staff,
 )
@@ -95,26 +94,16 @@ def may_see(actor: Staff, complaint: Complaint, customer: Customer) -> bool:
     return can_view_customer(actor, customer) or complaint.handler_id == actor.id
 
 
-def _manages(actor: Staff, customer: Customer) -> bool:
-    if not actor.active:
-        return False
-    if actor.role == Role.admin:
-        return True
-    return (
-        actor.role == Role.manager
-        and actor.team_id is not None
-        and customer.team_id == actor.team_id
-    )
-
-
 def may_work(actor: Staff, complaint: Complaint, customer: Customer) -> bool:
     """The handler, a manager of the customer's team, or an admin."""
-    return actor.active and (complaint.handler_id == actor.id or _manages(actor, customer))
+    return permissions.can_handle_complaint(
+        actor, handler_id=complaint.handler_id, customer=customer
+    )
 
 
 def may_assign(actor: Staff, customer: Customer) -> bool:
     """Choosing a handler other than the owner is for managers of the team and admins."""
-    return _manages(actor, customer)
+    return permissions.can_reassign(actor, customer.team_id)
 
 
 def allowed_actions(actor: Staff, complaint: Complaint, customer: Customer) -> list[str]:
@@ -327,9 +316,7 @@ async def handler_candidates(
     others = await session.exec(
         select(Staff)
         .where(
-            Staff.team_id == customer.team_id,
-            col(Staff.active).is_(True),
-            col(Staff.role).in_([Role.salesperson, Role.manager]),
+            *permissions.handed_to_clauses(customer.team_id),
             Staff.id != customer.owner_id,
         )
         .order_by(col(Staff.display_name), col(Staff.id))
@@ -349,11 +336,7 @@ async def _valid_handler(
         return handler
     if not may_assign(actor, customer):
         raise Refused("not_allowed")
-    if (
-        customer.team_id is None
-        or handler.team_id != customer.team_id
-        or handler.role == Role.admin
-    ):
+    if not permissions.can_be_handed_to(handler, customer.team_id):
         raise Refused("complaint_handler")
     return handler
 
@@ -556,7 +539,7 @@ async def decide_resolution(
         raise NotFound()
     complaint, customer = found.complaint, found.customer
     await session.refresh(complaint, with_for_update=True)
-    if not _manages(actor, customer):
+    if not permissions.decides_for_team(actor, customer.team_id):
         await _deny(session, actor, complaint_id, "complaint.decide", True)
         raise Refused("not_allowed")
     if complaint.status != ComplaintStatus.resolved:

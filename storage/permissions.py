@@ -1,7 +1,17 @@
-"""Who may see and do what (SPEC section 4), as query clauses and checks on records."""
+"""Who may see and do what: SPEC section 4, one named predicate per row of its table.
+
+Storage modules call these and raise `storage.errors.Refused`; handlers call the same ones only
+to decide what to offer (buttons, questions, menu commands), never instead of the storage check.
+Rows not built yet have their predicate anyway, so the table here is whole; their docstrings say
+so. tests/storage/test_permissions.py holds the table itself, every role against every row.
+
+"A manager of the team" is `manages_team` everywhere: SPEC section 10 lets a manager lead
+several teams, and when Staff learns that, `_teams_of` is the one place to change.
+"""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import false, true
@@ -9,26 +19,118 @@ from sqlmodel import col
 
 from storage.models import Customer, Role, Staff
 
+ALL_ROLES: tuple[str, ...] = (Role.salesperson, Role.manager, Role.admin)
+
+
+class Scope(StrEnum):
+    """How far a person's view of the customers reaches (the "view customers" row)."""
+
+    nothing = "nothing"  # deactivated, or a manager without a team
+    own = "own"
+    team = "team"
+    all = "all"
+
+
+# ---------------------------------------------------------------------------------------------
+# the columns: who someone is
+
+
+def _teams_of(actor: Staff) -> frozenset[int]:
+    """The teams a person works in (one today; SPEC section 10: a manager may lead several)."""
+    return frozenset() if actor.team_id is None else frozenset({actor.team_id})
+
+
+def is_admin(actor: Staff) -> bool:
+    """The "admin" column: an active admin, for whom every row says "all"."""
+    return actor.active and actor.role == Role.admin
+
+
+def _works_in(actor: Staff, role: str, team_id: int | None) -> bool:
+    """An active person of this role in the team `team_id`."""
+    return actor.active and actor.role == role and team_id in _teams_of(actor)
+
+
+def manages_team(actor: Staff, team_id: int | None) -> bool:
+    """The "manager" column for one team: an active manager of `team_id`."""
+    return _works_in(actor, Role.manager, team_id)
+
+
+def leads_team(actor: Staff, team_id: int | None) -> bool:
+    """A manager of the team, or an admin: who acts for a team in most rows of the table."""
+    return is_admin(actor) or manages_team(actor, team_id)
+
+
+def _manager_or_admin(actor: Staff) -> bool:
+    return actor.active and actor.role in (Role.manager, Role.admin)
+
+
+def role_needs_team(role: str) -> bool:
+    """Everyone but an admin works in a team: their customers are filed under it."""
+    return role != Role.admin
+
+
+# ---------------------------------------------------------------------------------------------
+# create customers, log visits and complaints: own customers / team's customers / all
+
+
+def can_create_customer(actor: Staff) -> bool:
+    """Row "create customers": everyone active; non-admins need a team to file them under."""
+    return actor.active and (actor.role == Role.admin or actor.team_id is not None)
+
+
+def can_log_for(actor: Staff, customer: Customer) -> bool:
+    """Row "log visits and complaints": for the customers the actor may see (row "view")."""
+    return can_view_customer(actor, customer)
+
+
+def can_handle_complaint(actor: Staff, *, handler_id: int | None, customer: Customer) -> bool:
+    """Row "log ... complaints", working one on: its handler, a manager of the team, an admin."""
+    return actor.active and (handler_id == actor.id or leads_team(actor, customer.team_id))
+
+
+# ---------------------------------------------------------------------------------------------
+# view customers: own / team's / all
+
+
+def view_scope(actor: Staff) -> Scope:
+    """Row "view customers": how far the actor's view reaches."""
+    if not actor.active:
+        return Scope.nothing
+    if actor.role == Role.admin:
+        return Scope.all
+    if actor.role == Role.manager:
+        return Scope.team if _teams_of(actor) else Scope.nothing
+    return Scope.own
+
 
 def customers_visible_to(actor: Staff) -> Any:
-    """A WHERE clause limiting customers to those the actor may see."""
-    if not actor.active:
-        return false()
-    if actor.role == Role.admin:
+    """Row "view customers", as a WHERE clause limiting customers to those the actor may see."""
+    scope = view_scope(actor)
+    if scope == Scope.all:
         return true()
-    if actor.role == Role.manager:
-        return col(Customer.team_id) == actor.team_id if actor.team_id else false()
-    return col(Customer.owner_id) == actor.id
+    if scope == Scope.team:
+        teams = sorted(_teams_of(actor))
+        if len(teams) == 1:
+            return col(Customer.team_id) == teams[0]
+        return col(Customer.team_id).in_(teams)
+    if scope == Scope.own:
+        return col(Customer.owner_id) == actor.id
+    return false()
 
 
 def can_view_customer(actor: Staff, customer: Customer) -> bool:
-    if not actor.active:
-        return False
-    if actor.role == Role.admin:
+    """Row "view customers", for one customer."""
+    scope = view_scope(actor)
+    if scope == Scope.all:
         return True
-    if actor.role == Role.manager:
-        return actor.team_id is not None and customer.team_id == actor.team_id
-    return customer.owner_id == actor.id
+    if scope == Scope.team:
+        return customer.team_id is not None and customer.team_id in _teams_of(actor)
+    return scope == Scope.own and customer.owner_id == actor.id
+
+
+def can_edit_customer(actor: Staff, customer: Customer) -> bool:
+    """No row of its own: whoever may see a customer may edit it (approved ones via review)."""
+    return can_view_customer(actor, customer)
 
 
 def team_deciders_may_view(team_id: int | None, customer: Customer) -> bool:
@@ -37,28 +139,193 @@ def team_deciders_may_view(team_id: int | None, customer: Customer) -> bool:
     return team_id is not None and customer.team_id == team_id
 
 
-def can_create_customer(actor: Staff) -> bool:
-    """Everyone active may enter customers; non-admins need a team to file them under."""
-    return actor.active and (actor.role == Role.admin or actor.team_id is not None)
+# ---------------------------------------------------------------------------------------------
+# view sensitive fields in clear: own / team's / all, each view audited
 
 
-def roles_inviteable_by(actor: Staff) -> list[str]:
-    """Admins invite anyone; managers invite salespeople only (SPEC section 4).
+def can_reveal(actor: Staff, customer: Customer) -> bool:
+    """Row "view sensitive fields in clear": whoever may see the customer; the caller audits."""
+    return can_view_customer(actor, customer)
+
+
+# ---------------------------------------------------------------------------------------------
+# approve / reject: never / team's submissions, not their own / all, not their own
+
+
+def is_decider(actor: Staff) -> bool:
+    """Row "approve / reject": someone with reviews to decide at all (managers, admins)."""
+    return _manager_or_admin(actor)
+
+
+def decides_for_team(actor: Staff, team_id: int | None) -> bool:
+    """Row "approve / reject", its scope: the team's submissions (admins: all). Whether the
+    actor submitted it is `can_decide`'s second half, refused with its own reason."""
+    return leads_team(actor, team_id)
+
+
+def can_decide(actor: Staff, *, team_id: int | None, submitted_by: int | None) -> bool:
+    """Row "approve / reject" whole: the team's submissions (admins: all), never one's own."""
+    return decides_for_team(actor, team_id) and submitted_by != actor.id
+
+
+def managers_of(team_id: int | None) -> list[Any]:
+    """Row "approve / reject", as WHERE clauses on Staff: the team's active managers."""
+    if team_id is None:
+        return [false()]
+    return [Staff.role == Role.manager, Staff.team_id == team_id, col(Staff.active).is_(True)]
+
+
+def admins() -> list[Any]:
+    """The "admin" column, as WHERE clauses on Staff: every active admin."""
+    return [Staff.role == Role.admin, col(Staff.active).is_(True)]
+
+
+# ---------------------------------------------------------------------------------------------
+# re-assign customers, hand-over: no / within team / all
+
+
+def can_reassign(actor: Staff, team_id: int | None) -> bool:
+    """Row "re-assign, hand-over": within the team for its managers, anywhere for admins.
+    Built for complaints (choosing their handler); customers' hand-over is not built yet."""
+    return leads_team(actor, team_id)
+
+
+def can_be_handed_to(staff: Staff, team_id: int | None) -> bool:
+    """Row "re-assign, hand-over", its other end: an active non-admin member of the team."""
+    return (
+        staff.active
+        and staff.role != Role.admin
+        and team_id is not None
+        and staff.team_id == team_id
+    )
+
+
+def handed_to_clauses(team_id: int) -> list[Any]:
+    """`can_be_handed_to` as WHERE clauses on Staff."""
+    return [
+        Staff.team_id == team_id,
+        col(Staff.active).is_(True),
+        col(Staff.role).in_([Role.salesperson, Role.manager]),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# export (XLSX/CSV): own, sensitive fields masked / team's / all. Not built yet.
+
+
+def can_export(actor: Staff, customer: Customer) -> bool:
+    """Row "export": exactly the customers the actor may see (SPEC section 11). Not built yet."""
+    return can_view_customer(actor, customer)
+
+
+def can_export_in_clear(actor: Staff) -> bool:
+    """Row "export": sensitive columns in clear only for managers and admins who ask (SPEC
+    section 11, audited); a salesperson's export is masked. Not built yet."""
+    return _manager_or_admin(actor)
+
+
+# ---------------------------------------------------------------------------------------------
+# staff, invites, archive/destroy, backup, keys, audit log: no / invites salespeople into own
+# teams, staff of own teams read-only / all
+
+
+def can_manage_staff(actor: Staff) -> bool:
+    """Row "staff": changing staff and teams (deactivate, create a team) is for admins."""
+    return is_admin(actor)
+
+
+def can_view_staff(actor: Staff, team_id: int | None) -> bool:
+    """Row "staff": managers read their own teams' staff, admins all. Not built yet."""
+    return leads_team(actor, team_id)
+
+
+def roles_inviteable_by(actor: Staff | None) -> list[str]:
+    """Row "invites": admins invite anyone, managers salespeople only; the command line (actor
+    None) is the server's operator: anyone.
 
     A manager who could invite managers could approve their own submissions through a second
     account, so manager and admin invitations are for admins.
     """
-    if not actor.active:
-        return []
-    if actor.role == Role.admin:
-        return [Role.salesperson, Role.manager, Role.admin]
-    if actor.role == Role.manager:
+    if actor is None:
+        return list(ALL_ROLES)
+    if is_admin(actor):
+        return list(ALL_ROLES)
+    if actor.active and actor.role == Role.manager:
         return [Role.salesperson]
     return []
 
 
 def can_invite(actor: Staff, *, role: str, team_id: int | None) -> bool:
-    """Whether `actor` may invite someone with `role` into `team_id`; managers: their own team."""
+    """Row "invites": whether `actor` may invite someone with `role` into `team_id`; managers
+    only into their own teams."""
     if role not in roles_inviteable_by(actor):
         return False
-    return actor.role == Role.admin or (actor.team_id is not None and team_id == actor.team_id)
+    return is_admin(actor) or manages_team(actor, team_id)
+
+
+def can_archive_or_destroy(actor: Staff) -> bool:
+    """Row "archive/destroy": requesting it is for admins (a second person approves, SPEC
+    section 3). Not built yet."""
+    return is_admin(actor)
+
+
+def can_back_up(actor: Staff) -> bool:
+    """Row "backup": admins (today backups are the operator's, on the command line)."""
+    return is_admin(actor)
+
+
+def can_manage_keys(actor: Staff) -> bool:
+    """Row "keys": admins (today key rotation is the operator's, on the command line)."""
+    return is_admin(actor)
+
+
+def can_read_audit_log(actor: Staff) -> bool:
+    """Row "audit log": admins (they get the audit log's head to compare, /testreminder too)."""
+    return is_admin(actor)
+
+
+def can_send_samples(actor: Staff) -> bool:
+    """Row "staff, ... keys" (running the bot): a sample of every reminder is for admins."""
+    return is_admin(actor)
+
+
+# ---------------------------------------------------------------------------------------------
+# claim from the team pool (公海): own team's pool, up to a limit / assign from own teams' pool /
+# all. Not built yet.
+
+
+def can_claim_from_pool(actor: Staff, team_id: int | None) -> bool:
+    """Row "claim from the team pool": a salesperson of the team (the limit is the pool's).
+    Not built yet."""
+    return _works_in(actor, Role.salesperson, team_id)
+
+
+def can_assign_from_pool(actor: Staff, team_id: int | None) -> bool:
+    """Row "claim from the team pool": managers assign from their teams' pool, admins from
+    any. Not built yet."""
+    return leads_team(actor, team_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# import from a spreadsheet, reports: no (own /stats only) / own teams / all
+
+
+def can_import(actor: Staff, team_id: int | None) -> bool:
+    """Row "import": into the managers' own teams, admins any. Not built yet."""
+    return leads_team(actor, team_id)
+
+
+def receives_reports(actor: Staff) -> bool:
+    """Row "reports": who gets reports at all (the weekly summary): managers and admins."""
+    return _manager_or_admin(actor)
+
+
+def can_see_reports(actor: Staff, team_id: int | None) -> bool:
+    """Row "reports": a team's numbers for its managers, everyone's for admins. Only the weekly
+    summary is built (storage.reminders); chart reports are not built yet."""
+    return leads_team(actor, team_id)
+
+
+def can_see_own_stats(actor: Staff) -> bool:
+    """Row "reports", salesperson column: their own /stats. Not built yet."""
+    return actor.active

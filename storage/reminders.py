@@ -43,7 +43,7 @@ from sqlalchemy.sql.elements import UnaryExpression
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import audit, outbox, vault
+from storage import audit, outbox, permissions, vault
 from storage.crypto import DecryptionError, Keyring
 from storage.customers import visible_customer
 from storage.db import SessionFactory, unit_of_work
@@ -256,11 +256,7 @@ class _Plan:
         return person if person is not None and person.active else None
 
     def managers(self, team_id: int | None) -> list[Staff]:
-        return [
-            s
-            for s in self.staff.values()
-            if s.active and s.role == Role.manager and team_id and s.team_id == team_id
-        ]
+        return [s for s in self.staff.values() if permissions.manages_team(s, team_id)]
 
     def at(self, staff: Staff, day: date, hour: int) -> datetime:
         return local_moment(day, hour, self.rules.zone_of(staff))
@@ -280,8 +276,8 @@ def deciders(
     """Who may decide a review: the team's active managers, else the admins; never the submitter
     (the same routing as storage.reviews)."""
     people = [s for s in staff if s.active and s.id != submitted_by]
-    managers = [s for s in people if s.role == Role.manager and team_id and s.team_id == team_id]
-    return managers or [s for s in people if s.role == Role.admin]
+    managers = [s for s in people if permissions.manages_team(s, team_id)]
+    return managers or [s for s in people if permissions.is_admin(s)]
 
 
 def _key(
@@ -876,7 +872,7 @@ async def _plan_weekly(sessions: SessionFactory, ctx: _Plan) -> int:
     hour; if the bot was down then, it comes late, up to a day (after that, next week's)."""
     rows = []
     for person in ctx.staff.values():
-        if not person.active or person.role not in (Role.manager, Role.admin) or person.id is None:
+        if not permissions.receives_reports(person) or person.id is None:
             continue
         today = ctx.rules.today_of(person, ctx.now)
         monday = today - timedelta(days=today.isoweekday() - 1)
@@ -904,7 +900,7 @@ async def _plan_audit_head(sessions: SessionFactory, ctx: _Plan) -> int:
         return 0
     rows = []
     for person in ctx.staff.values():
-        if not person.active or person.role != Role.admin or person.id is None:
+        if not permissions.can_read_audit_log(person) or person.id is None:
             continue
         today = ctx.rules.today_of(person, ctx.now)
         if today.toordinal() % every:
@@ -1363,9 +1359,7 @@ class _Describer:
             if (
                 customer is None
                 or manager is None
-                or not manager.active
-                or manager.role != Role.manager
-                or manager.team_id != customer.team_id
+                or not permissions.manages_team(manager, customer.team_id)
                 or customer.status not in LIVE
                 or effective_followup(customer, self.rules.cycles) != row.period_on
             ):
@@ -1516,9 +1510,7 @@ class _Describer:
                 continue
             people = [complaint.handler_id or complaint.received_by]
             people += [
-                s.id
-                for s in self.staff.values()
-                if s.active and s.role == Role.manager and s.team_id == customer.team_id
+                s.id for s in self.staff.values() if permissions.manages_team(s, customer.team_id)
             ]
             if row.recipient_id not in people or not self._recipient_ok(row):
                 continue
@@ -1636,10 +1628,10 @@ class _Describer:
         found = {}
         for row in group:
             person = self.staff.get(row.recipient_id)
-            if person is None or not person.active or person.role not in (Role.manager, Role.admin):
+            if person is None or not permissions.receives_reports(person):
                 continue
-            team_id = person.team_id if person.role == Role.manager else None
-            if person.role == Role.manager and team_id is None:
+            team_id = None if permissions.is_admin(person) else person.team_id
+            if team_id is None and not permissions.is_admin(person):
                 continue
             today = self.today(row.recipient_id)
             numbers = await summary_numbers(
@@ -1661,7 +1653,7 @@ class _Describer:
         found = {}
         for row in group:
             person = self.staff.get(row.recipient_id)
-            if newest is None or person is None or not person.active or person.role != Role.admin:
+            if newest is None or person is None or not permissions.can_read_audit_log(person):
                 continue
             assert row.id is not None
             found[row.id] = Notice(row.id, row.kind, {"entry": newest.id, "mac": newest.mac})
@@ -1809,7 +1801,7 @@ def sample_notice(row: Reminder) -> Notice:
 
 async def queue_samples(session: AsyncSession, *, actor: Staff, now: datetime) -> int:
     """One sample reminder of each kind for an admin, due now; sent through the real outbox."""
-    if actor.role != Role.admin or not actor.active or actor.id is None:
+    if not permissions.can_send_samples(actor) or actor.id is None:
         raise Refused("not_allowed")
     stamp = now.strftime("%Y%m%dT%H%M%S%f")
     rows = []

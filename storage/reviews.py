@@ -21,7 +21,7 @@ from sqlalchemy import update
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import audit, changes, complaints, customers, validation, vault
+from storage import audit, changes, complaints, customers, permissions, validation, vault
 from storage.crypto import Keyring
 from storage.customers import SEALED_FIELDS, Duplicate, sealed_fields, visible_customer
 from storage.errors import NotFound, Refused
@@ -35,7 +35,6 @@ from storage.models import (
     ReviewKind,
     ReviewNotice,
     ReviewStatus,
-    Role,
     Staff,
     Team,
 )
@@ -219,13 +218,7 @@ class AlreadyDecided(Refused):
 
 def may_decide(actor: Staff, review: Review) -> bool:
     """Managers decide their team's submissions, admins everyone's (SPEC section 4)."""
-    if not actor.active:
-        return False
-    if actor.role == Role.admin:
-        return True
-    return (
-        actor.role == Role.manager and actor.team_id is not None and actor.team_id == review.team_id
-    )
+    return permissions.decides_for_team(actor, review.team_id)
 
 
 def may_view(actor: Staff, review: Review) -> bool:
@@ -441,10 +434,7 @@ async def route(session: AsyncSession, *, review_id: int, use_group: bool = True
                 await session.exec(
                     select(Staff)
                     .where(
-                        Staff.role == Role.manager,
-                        Staff.team_id == review.team_id,
-                        col(Staff.active).is_(True),
-                        Staff.id != review.submitted_by,
+                        *permissions.managers_of(review.team_id), Staff.id != review.submitted_by
                     )
                     .order_by(col(Staff.id))
                 )
@@ -455,11 +445,7 @@ async def route(session: AsyncSession, *, review_id: int, use_group: bool = True
             (
                 await session.exec(
                     select(Staff)
-                    .where(
-                        Staff.role == Role.admin,
-                        col(Staff.active).is_(True),
-                        Staff.id != review.submitted_by,
-                    )
+                    .where(*permissions.admins(), Staff.id != review.submitted_by)
                     .order_by(col(Staff.id))
                 )
             ).all()
@@ -909,10 +895,10 @@ async def pending_queue(
     session: AsyncSession, *, actor: Staff, page: int = 0, page_size: int = QUEUE_PAGE_SIZE
 ) -> QueuePage:
     """What awaits a decision: the manager's team (admins: everything), oldest first."""
-    if not actor.active or actor.role not in (Role.manager, Role.admin):
+    if not permissions.is_decider(actor):
         raise Refused("not_allowed")
     scope = [Review.status == ReviewStatus.pending]
-    if actor.role == Role.manager:
+    if not permissions.is_admin(actor):
         if actor.team_id is None:
             raise Refused("team_required")
         scope.append(Review.team_id == actor.team_id)

@@ -29,8 +29,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import validation
 from storage.crypto import Keyring
-from storage.models import BlindIndex, Customer, RecordStatus, Role, Staff
-from storage.permissions import customers_visible_to
+from storage.models import BlindIndex, Customer, RecordStatus, Staff
+from storage.permissions import Scope, customers_visible_to, view_scope
 
 NAME_CUTOFF = 60  # rapidfuzz WRatio score a fuzzy match needs
 SMALL_SCOPE = 2_000  # a scope this small is scored whole, without the bigram pre-filter
@@ -284,13 +284,14 @@ class _NameIndex:
 
     def scope(self, actor: Staff) -> set[int] | None:
         """Ids the actor may see (None: all), mirroring `customers_visible_to`."""
-        if not actor.active:
-            return set()
-        if actor.role == Role.admin:
+        scope = view_scope(actor)
+        if scope == Scope.all:
             return None
-        if actor.role == Role.manager:
-            return set(self.by_team.get(actor.team_id, ())) if actor.team_id else set()
-        return set(self.by_owner.get(actor.id or 0, ()))
+        if scope == Scope.team:
+            return set(self.by_team.get(actor.team_id, ()))
+        if scope == Scope.own:
+            return set(self.by_owner.get(actor.id or 0, ()))
+        return set()
 
     def _candidates(self, query: str, scope: set[int] | None) -> Iterable[int]:
         """Ids sharing enough bigrams with the query to be worth scoring (one typo allowed)."""

@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage import audit, permissions
 from storage.crypto import random_token
 from storage.errors import Refused
-from storage.models import AuditEntry, Invite, Role, Staff, Team
+from storage.models import AuditEntry, Invite, Staff, Team
 from storage.types import utcnow
 
 MAX_NAME = 100
@@ -66,7 +66,7 @@ async def get_or_create_team(session: AsyncSession, name: str, *, actor: Staff |
         raise Refused("team_name")
     team = await team_by_name(session, name)
     if team is None:
-        if actor is not None and actor.role != Role.admin:
+        if actor is not None and not permissions.can_manage_staff(actor):
             raise Refused("not_allowed")
         team = Team(name=name)
         session.add(team)
@@ -83,8 +83,6 @@ async def get_or_create_team(session: AsyncSession, name: str, *, actor: Staff |
 
 def roles_inviteable_by(actor: Staff | None) -> list[str]:
     """The roles `actor` may invite; the command line (actor None) is the operator's: any."""
-    if actor is None:
-        return [Role.salesperson, Role.manager, Role.admin]
     return permissions.roles_inviteable_by(actor)
 
 
@@ -105,7 +103,7 @@ async def create_invite(
     """A one-time join token for a role and team; checks who may invite whom."""
     if actor is not None and not permissions.can_invite(actor, role=role, team_id=team_id):
         raise Refused("not_allowed")
-    if role != Role.admin and team_id is None:
+    if permissions.role_needs_team(role) and team_id is None:
         raise Refused("team_required")
     token = random_token(18)
     invite = Invite(
@@ -215,7 +213,7 @@ async def set_manager_chat(
     session: AsyncSession, *, actor: Staff, chat_id: int, enabled: bool = True
 ) -> Team:
     """Send (or stop sending) the review cards of the actor's team to this group chat."""
-    if not actor.active or actor.role not in (Role.manager, Role.admin):
+    if not permissions.is_decider(actor):
         raise Refused("not_allowed")
     team = await session.get(Team, actor.team_id) if actor.team_id else None
     if team is None:
@@ -251,7 +249,7 @@ async def refresh_display_name(session: AsyncSession, *, staff_id: int, name: st
 
 
 async def deactivate(session: AsyncSession, *, actor: Staff | None, staff_id: int) -> Staff:
-    if actor is not None and actor.role != Role.admin:
+    if actor is not None and not permissions.can_manage_staff(actor):
         raise Refused("not_allowed")
     staff = await session.get(Staff, staff_id)
     if staff is None:

@@ -1,0 +1,205 @@
+"""SPEC section 4 as one table: every role against every row of it, in every scope.
+
+The columns are the people: a salesperson of team A, a manager of team A ("the team"), a
+manager of team B ("another team"), an admin (no team), and a salesperson of team A who has been
+deactivated. The scopes are whose record it is, seen from that person: `own` (they own or
+submitted it, in their own team; the admin's has no team), `team` (a salesperson of team A's)
+and `other` (a salesperson of team C's). `-` rows have no scope.
+
+The storage modules and the handlers ask exactly these predicates (storage.permissions), so
+this table is what the bot does; the flows' own tests show it through the bot's surface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from sqlmodel import col, select
+
+from storage import permissions as p
+from storage.db import SessionFactory, unit_of_work
+from storage.models import Customer, Role, Staff, Team
+
+TEAM_A, TEAM_B, TEAM_C = 1, 2, 3
+PEOPLE = {
+    "sales": Staff(id=1, telegram_id=101, display_name="S", role=Role.salesperson, team_id=TEAM_A),
+    "manager": Staff(id=2, telegram_id=102, display_name="M", role=Role.manager, team_id=TEAM_A),
+    "other_mgr": Staff(id=3, telegram_id=103, display_name="O", role=Role.manager, team_id=TEAM_B),
+    "admin": Staff(id=4, telegram_id=104, display_name="A", role=Role.admin, team_id=None),
+    "gone": Staff(
+        id=5, telegram_id=105, display_name="G", role=Role.salesperson, team_id=TEAM_A, active=False
+    ),
+}
+TEAMMATE = Staff(id=6, telegram_id=106, display_name="T", role=Role.salesperson, team_id=TEAM_A)
+OUTSIDER = Staff(id=7, telegram_id=107, display_name="X", role=Role.salesperson, team_id=TEAM_C)
+COLUMNS = tuple(PEOPLE)
+
+# One line per row of SPEC section 4 (and per scope): yes / no for each person, in COLUMNS order.
+TABLE = """
+row                                           scope  sales manager other_mgr admin gone
+create customers                              -      yes   yes     yes       yes   no
+log visits and complaints                     own    yes   yes     yes       yes   no
+log visits and complaints                     team   no    yes     no        yes   no
+log visits and complaints                     other  no    no      no        yes   no
+work on a complaint (not its handler)         own    no    yes     yes       yes   no
+work on a complaint (not its handler)         team   no    yes     no        yes   no
+work on a complaint (not its handler)         other  no    no      no        yes   no
+work on a complaint (its handler)             other  yes   yes     yes       yes   no
+view customers                                own    yes   yes     yes       yes   no
+view customers                                team   no    yes     no        yes   no
+view customers                                other  no    no      no        yes   no
+edit customers (as view)                      team   no    yes     no        yes   no
+view sensitive fields in clear                own    yes   yes     yes       yes   no
+view sensitive fields in clear                team   no    yes     no        yes   no
+view sensitive fields in clear                other  no    no      no        yes   no
+have reviews to decide                        -      no    yes     yes       yes   no
+approve / reject                              own    no    no      no        no    no
+approve / reject                              team   no    yes     no        yes   no
+approve / reject                              other  no    no      no        yes   no
+re-assign, hand-over                          own    no    yes     yes       yes   no
+re-assign, hand-over                          team   no    yes     no        yes   no
+re-assign, hand-over                          other  no    no      no        yes   no
+export                                        own    yes   yes     yes       yes   no
+export                                        team   no    yes     no        yes   no
+export                                        other  no    no      no        yes   no
+export sensitive fields in clear              -      no    yes     yes       yes   no
+staff: change staff and teams                 -      no    no      no        yes   no
+staff: read                                   own    no    yes     yes       yes   no
+staff: read                                   team   no    yes     no        yes   no
+staff: read                                   other  no    no      no        yes   no
+invites: a salesperson                        own    no    yes     yes       yes   no
+invites: a salesperson                        team   no    yes     no        yes   no
+invites: a salesperson                        other  no    no      no        yes   no
+invites: a manager                            own    no    no      no        yes   no
+invites: a manager                            team   no    no      no        yes   no
+invites: an admin                             -      no    no      no        yes   no
+archive / destroy                             -      no    no      no        yes   no
+backup                                        -      no    no      no        yes   no
+keys                                          -      no    no      no        yes   no
+audit log                                     -      no    no      no        yes   no
+reminder samples (/testreminder)              -      no    no      no        yes   no
+claim from the team pool                      own    yes   no      no        no    no
+claim from the team pool                      team   yes   no      no        no    no
+claim from the team pool                      other  no    no      no        no    no
+assign from the team pool                     own    no    yes     yes       yes   no
+assign from the team pool                     team   no    yes     no        yes   no
+assign from the team pool                     other  no    no      no        yes   no
+import from a spreadsheet                     own    no    yes     yes       yes   no
+import from a spreadsheet                     team   no    yes     no        yes   no
+import from a spreadsheet                     other  no    no      no        yes   no
+reports: receive them (weekly summary)        -      no    yes     yes       yes   no
+reports                                       own    no    yes     yes       yes   no
+reports                                       team   no    yes     no        yes   no
+reports                                       other  no    no      no        yes   no
+own /stats                                    -      yes   yes     yes       yes   no
+"""
+
+
+def _customer(owner: Staff, number: int = 1) -> Customer:
+    """A customer (or a submission: its owner submitted it) of `owner`, in their team."""
+    customer = Customer(customer_no=f"KH-{number}", kind="company", name=f"c{number}")
+    customer.owner_id, customer.team_id = owner.id or 0, owner.team_id
+    customer.status = "approved"
+    return customer
+
+
+def _record(scope: str, actor: Staff) -> Customer:
+    """The customer (or submission) of that scope, seen from `actor`."""
+    return _customer({"own": actor, "-": actor, "team": TEAMMATE, "other": OUTSIDER}[scope])
+
+
+Check = Callable[[Staff, Customer], bool]
+ACTIONS: dict[str, Check] = {
+    "create customers": lambda a, c: p.can_create_customer(a),
+    "log visits and complaints": p.can_log_for,
+    "work on a complaint (not its handler)": lambda a, c: p.can_handle_complaint(
+        a, handler_id=OUTSIDER.id, customer=c
+    ),
+    "work on a complaint (its handler)": lambda a, c: p.can_handle_complaint(
+        a, handler_id=a.id, customer=c
+    ),
+    "view customers": p.can_view_customer,
+    "edit customers (as view)": p.can_edit_customer,
+    "view sensitive fields in clear": p.can_reveal,
+    "have reviews to decide": lambda a, c: p.is_decider(a),
+    "approve / reject": lambda a, c: p.can_decide(a, team_id=c.team_id, submitted_by=c.owner_id),
+    "re-assign, hand-over": lambda a, c: p.can_reassign(a, c.team_id),
+    "export": p.can_export,
+    "export sensitive fields in clear": lambda a, c: p.can_export_in_clear(a),
+    "staff: change staff and teams": lambda a, c: p.can_manage_staff(a),
+    "staff: read": lambda a, c: p.can_view_staff(a, c.team_id),
+    "invites: a salesperson": lambda a, c: p.can_invite(a, role="salesperson", team_id=c.team_id),
+    "invites: a manager": lambda a, c: p.can_invite(a, role="manager", team_id=c.team_id),
+    "invites: an admin": lambda a, c: p.can_invite(a, role=Role.admin, team_id=None),
+    "archive / destroy": lambda a, c: p.can_archive_or_destroy(a),
+    "backup": lambda a, c: p.can_back_up(a),
+    "keys": lambda a, c: p.can_manage_keys(a),
+    "audit log": lambda a, c: p.can_read_audit_log(a),
+    "reminder samples (/testreminder)": lambda a, c: p.can_send_samples(a),
+    "claim from the team pool": lambda a, c: p.can_claim_from_pool(a, c.team_id),
+    "assign from the team pool": lambda a, c: p.can_assign_from_pool(a, c.team_id),
+    "import from a spreadsheet": lambda a, c: p.can_import(a, c.team_id),
+    "reports: receive them (weekly summary)": lambda a, c: p.receives_reports(a),
+    "reports": lambda a, c: p.can_see_reports(a, c.team_id),
+    "own /stats": lambda a, c: p.can_see_own_stats(a),
+}
+
+
+def _cases() -> list[tuple[str, str, str, bool]]:
+    lines = [line for line in TABLE.strip().splitlines()[1:] if line.strip()]
+    cases = []
+    for line in lines:
+        *words, scope = line.split()[: -len(COLUMNS)]
+        answers = line.split()[-len(COLUMNS) :]
+        assert set(answers) <= {"yes", "no"}, line
+        for person, answer in zip(COLUMNS, answers, strict=True):
+            cases.append((" ".join(words), scope, person, answer == "yes"))
+    return cases
+
+
+CASES = _cases()
+
+
+@pytest.mark.parametrize(
+    ("row", "scope", "person", "allowed"), CASES, ids=[f"{r}|{s}|{p}" for r, s, p, _ in CASES]
+)
+def test_spec_section_4(row: str, scope: str, person: str, allowed: bool) -> None:
+    actor = PEOPLE[person]
+    assert ACTIONS[row](actor, _record(scope, actor)) is allowed
+
+
+def test_the_table_is_whole() -> None:
+    """Every action is in the table, and every row of the table has an action."""
+    assert {row for row, *_ in CASES} == set(ACTIONS)
+
+
+def test_what_the_menu_offers_follows_the_predicates() -> None:
+    """The /help list asks the same predicates: review, invite and samples as the table says."""
+    from bot.commands import commands_for
+
+    offered = {person: set(commands_for(actor)) for person, actor in PEOPLE.items()}
+    assert "review" not in offered["sales"] and "invite" not in offered["sales"]
+    assert {"review", "invite"} <= offered["manager"] and "testreminder" not in offered["manager"]
+    assert {"review", "invite", "testreminder"} <= offered["admin"]
+
+
+async def test_the_query_clause_agrees_with_the_check(session_factory: SessionFactory) -> None:
+    """`customers_visible_to` (lists, search) selects exactly what `can_view_customer` allows."""
+    async with unit_of_work(session_factory) as session:
+        for team_id in (TEAM_A, TEAM_B, TEAM_C):
+            session.add(Team(id=team_id, name=f"team {team_id}"))
+        await session.flush()
+        for staff in (*PEOPLE.values(), TEAMMATE, OUTSIDER):
+            session.add(staff.model_copy())
+        await session.flush()
+        for number, owner in enumerate((*PEOPLE.values(), TEAMMATE, OUTSIDER), start=1):
+            session.add(_customer(owner, number))
+    async with unit_of_work(session_factory) as session:
+        everyone = list((await session.exec(select(Customer))).all())
+        for person, actor in PEOPLE.items():
+            listed = await session.exec(
+                select(Customer.id).where(p.customers_visible_to(actor)).order_by(col(Customer.id))
+            )
+            expected = [c.id for c in everyone if p.can_view_customer(actor, c)]
+            assert sorted(listed.all()) == sorted(expected), person
