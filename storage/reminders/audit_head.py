@@ -1,0 +1,49 @@
+"""`audit_head`: every AUDIT_HEAD_DAYS the audit log's head (id, MAC) goes to each admin, so a
+copy lives outside the database: a log cut or rewritten later no longer reaches a head an admin
+was sent."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage import audit
+from storage.models import Reminder, Role
+from storage.reminders.kinds import Kind
+from storage.reminders.planning import Plan, Planner, Row
+from storage.reminders.reading import Notice, Reader
+
+
+async def find(session: AsyncSession, ctx: Plan) -> list[Row]:
+    """A row per admin at the digest hour on the same days for everyone; the head itself is
+    read at delivery."""
+    every = ctx.rules.audit_head_days
+    if every <= 0:
+        return []
+    rows = []
+    for person in ctx.staff.values():
+        if not person.active or person.role != Role.admin or person.id is None:
+            continue
+        today = ctx.rules.today_of(person, ctx.now)
+        if today.toordinal() % every:
+            continue
+        due = ctx.at(person, today, ctx.rules.digest_hour)
+        rows.append(ctx.row(Kind.audit_head, "staff", person.id, person.id, today.isoformat(), due))
+    return rows
+
+
+PLANNER = Planner("audit_head", find)
+
+
+async def describe(reader: Reader, group: Sequence[Reminder]) -> dict[int, Notice]:
+    """The newest entry now, for a recipient who is still an admin."""
+    newest = await audit.head(reader.session)
+    found = {}
+    for row in group:
+        person = reader.staff.get(row.recipient_id)
+        if newest is None or person is None or not person.active or person.role != Role.admin:
+            continue
+        assert row.id is not None
+        found[row.id] = Notice(row.id, row.kind, {"entry": newest.id, "mac": newest.mac})
+    return found

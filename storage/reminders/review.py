@@ -1,0 +1,172 @@
+"""`review` and `review_digest`: a review still pending after REVIEW_REMINDER_HOURS reminds
+whoever may decide it, and every morning each decider gets all that waits for them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import (
+    Complaint,
+    Customer,
+    RecordStatus,
+    Reminder,
+    Review,
+    ReviewStatus,
+    Role,
+    Staff,
+)
+from storage.reminders.kinds import Kind
+from storage.reminders.planning import Plan, Planner, Row
+from storage.reminders.reading import Notice, Reader
+
+ACTIONS = ("approve", "reject", "open_review")
+DIGEST_LINES = 15
+
+
+def deciders(
+    staff: Iterable[Staff], *, team_id: int | None, submitted_by: int | None
+) -> list[Staff]:
+    """Who may decide a review: the team's active managers, else the admins; never the submitter
+    (the same routing as storage.reviews)."""
+    people = [s for s in staff if s.active and s.id != submitted_by]
+    managers = [s for s in people if s.role == Role.manager and team_id and s.team_id == team_id]
+    return managers or [s for s in people if s.role == Role.admin]
+
+
+async def find(session: AsyncSession, ctx: Plan) -> list[Row]:
+    """A reminder per decider once a review waited REVIEW_REMINDER_HOURS, and each decider's
+    morning digest while something waits for them."""
+    wait = timedelta(hours=ctx.rules.review_hours)
+    rows = []
+    pending = (
+        await session.exec(select(Review).where(col(Review.status) == ReviewStatus.pending))
+    ).all()
+    earliest: dict[int, datetime] = {}
+    routes: dict[tuple[int | None, int], list[Staff]] = {}
+    for review in pending:
+        route = (review.team_id, review.submitted_by)
+        if route not in routes:
+            routes[route] = deciders(
+                ctx.staff.values(), team_id=review.team_id, submitted_by=review.submitted_by
+            )
+        people = routes[route]
+        for person in people:
+            assert person.id is not None
+            earliest[person.id] = min(
+                earliest.get(person.id, review.submitted_at), review.submitted_at
+            )
+            due = review.submitted_at + wait
+            if due <= ctx.now + timedelta(days=1):
+                rows.append(ctx.row(Kind.review, "review", review.id, person.id, "once", due))
+    for person_id, first in earliest.items():
+        person = ctx.staff[person_id]
+        today = ctx.rules.today_of(person, ctx.now)
+        due = ctx.at(person, today, ctx.rules.digest_hour)
+        if first <= due:  # only what was already waiting at the digest hour
+            rows.append(
+                ctx.row(Kind.review_digest, "staff", person_id, person_id, today.isoformat(), due)
+            )
+    return rows
+
+
+PLANNER = Planner("reviews", find)
+
+
+async def subjects(
+    reader: Reader, reviews: Iterable[Review]
+) -> tuple[dict[int, Customer], dict[int, Complaint]]:
+    """The customers and complaints the reviews are about."""
+    reviews = list(reviews)
+    customers = await reader.load(Customer, (r.customer_id for r in reviews))
+    complaints = await reader.load(Complaint, (r.complaint_id for r in reviews))
+    return customers, complaints
+
+
+def review_values(
+    reader: Reader,
+    review: Review,
+    customers: dict[int, Customer],
+    complaints: dict[int, Complaint],
+    recipient_id: int,
+) -> dict[str, Any]:
+    """How a review reads in a reminder (a destroyed customer is not named)."""
+    customer = customers.get(review.customer_id or 0)
+    complaint = complaints.get(review.complaint_id or 0)
+    parts = [complaint.complaint_no if complaint else None]
+    if customer is not None and customer.status != RecordStatus.destroyed:
+        parts += [customer.customer_no, customer.name]
+    return {
+        "review_kind": review.kind,
+        "subject": " · ".join(p for p in parts if p) or "—",
+        "customer": customer.name if customer is not None else "—",
+        "submitter": reader.name(review.submitted_by),
+        "hours": int((reader.now - review.submitted_at).total_seconds() // 3600),
+        "when": reader.local(review.submitted_at, recipient_id),
+    }
+
+
+def _may_decide(reader: Reader, review: Review, recipient_id: int) -> bool:
+    people = deciders(
+        reader.staff.values(), team_id=review.team_id, submitted_by=review.submitted_by
+    )
+    return any(p.id == recipient_id for p in people)
+
+
+async def describe(reader: Reader, group: Sequence[Reminder]) -> dict[int, Notice]:
+    """Still pending, and the recipient may still decide it."""
+    reviews = await reader.load(Review, (r.subject_id for r in group))
+    customers, complaints = await subjects(reader, reviews.values())
+    found = {}
+    for row in group:
+        review = reviews.get(row.subject_id or 0)
+        if (
+            review is None
+            or review.status != ReviewStatus.pending
+            or not _may_decide(reader, review, row.recipient_id)
+        ):
+            continue
+        assert row.id is not None
+        found[row.id] = Notice(
+            row.id,
+            row.kind,
+            review_values(reader, review, customers, complaints, row.recipient_id),
+            ACTIONS,
+            review_id=review.id,
+        )
+    return found
+
+
+async def describe_digest(reader: Reader, group: Sequence[Reminder]) -> dict[int, Notice]:
+    """Everything pending the recipient may decide, the oldest first; none: no digest."""
+    pending = (
+        await reader.session.exec(
+            select(Review)
+            .where(col(Review.status) == ReviewStatus.pending)
+            .order_by(col(Review.submitted_at))
+        )
+    ).all()
+    customers, complaints = await subjects(reader, pending)
+    found = {}
+    for row in group:
+        if not reader.recipient_ok(row):
+            continue
+        mine = [r for r in pending if _may_decide(reader, r, row.recipient_id)]
+        if not mine:
+            continue
+        assert row.id is not None
+        lines = tuple(
+            review_values(reader, r, customers, complaints, row.recipient_id)
+            for r in mine[:DIGEST_LINES]
+        )
+        found[row.id] = Notice(
+            row.id,
+            row.kind,
+            {"count": len(mine), "more": max(0, len(mine) - DIGEST_LINES)},
+            lines=lines,
+        )
+    return found

@@ -1,0 +1,78 @@
+"""`stale`: an approved record nobody confirmed for STALE_RECORD_DAYS asks its owner whether it
+is still accurate (定期更新), a few a day."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import exists, func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import Customer, RecordStatus, Reminder, Staff
+from storage.reminders.kinds import Kind
+from storage.reminders.planning import Plan, Planner, Row, capped_per_owner
+from storage.reminders.reading import Notice, Reader
+
+ACTIONS = ("confirm", "snooze")
+DAILY = timedelta(days=1)
+PER_OWNER_PER_RUN = 5  # prompts per person a day, so a backlog trickles in
+
+
+async def find(session: AsyncSession, ctx: Plan) -> list[Row]:
+    """Approved records nobody confirmed for STALE_RECORD_DAYS → the owner, a few a day."""
+    basis = func.coalesce(col(Customer.last_checked_at), col(Customer.approved_at))
+    cutoff = ctx.now - timedelta(days=ctx.rules.stale_days)
+    query = (
+        select(Customer.id, Customer.owner_id, basis.label("basis"))
+        .join(Staff, col(Staff.id) == col(Customer.owner_id))
+        .where(
+            col(Customer.status) == RecordStatus.approved,
+            col(Staff.active).is_(True),
+            basis <= cutoff,
+            ~exists().where(
+                col(Reminder.subject_id) == col(Customer.id),
+                col(Reminder.kind) == Kind.stale,
+                col(Reminder.created_at) >= basis,
+            ),
+        )
+    )
+    rows = []
+    for record in (await session.exec(capped_per_owner(query, basis, PER_OWNER_PER_RUN))).all():
+        customer_id, owner_id = record[0], record[1]
+        checked = record[2]
+        owner = ctx.active(owner_id)
+        if owner is None or checked is None:
+            continue
+        if isinstance(checked, str):  # SQLite returns COALESCE of timestamps as text
+            checked = datetime.fromisoformat(checked)
+        due = ctx.next_morning(owner)
+        period = checked.date().isoformat()
+        rows.append(ctx.row(Kind.stale, "customer", customer_id, owner_id, period, due))
+    return rows
+
+
+PLANNER = Planner("stale", find, every=DAILY, bulk=True)
+
+
+async def describe(reader: Reader, group: Sequence[Reminder]) -> dict[int, Notice]:
+    """Still approved, still the owner's, and not confirmed since."""
+    found = {}
+    for row, customer in await reader.approved_owned(group):
+        checked = customer.last_checked_at or customer.approved_at
+        if checked is None or not row.dedup_key.endswith(checked.date().isoformat()):
+            continue  # confirmed since
+        assert row.id is not None
+        found[row.id] = Notice(
+            row.id,
+            row.kind,
+            {
+                "customer": customer.name,
+                "number": customer.customer_no,
+                "days": (reader.now - checked).days,
+            },
+            ACTIONS,
+            customer_id=customer.id,
+        )
+    return found

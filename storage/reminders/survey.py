@@ -1,0 +1,71 @@
+"""`survey`: every SURVEY_INTERVAL_DAYS of cooperation the owner asks the customer how it goes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import exists
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import Customer, RecordStatus, Reminder, Staff
+from storage.reminders.kinds import Kind
+from storage.reminders.planning import Plan, Planner, Row, capped_per_owner
+from storage.reminders.reading import Notice, Reader
+from storage.reminders.stale import DAILY, PER_OWNER_PER_RUN
+
+ACTIONS = ("done", "snooze")
+
+
+async def find(session: AsyncSession, ctx: Plan) -> list[Row]:
+    """A satisfaction-survey prompt per approved customer every SURVEY_INTERVAL_DAYS."""
+    interval = timedelta(days=ctx.rules.survey_days)
+    query = (
+        select(Customer.id, Customer.owner_id, Customer.approved_at)
+        .join(Staff, col(Staff.id) == col(Customer.owner_id))
+        .where(
+            col(Customer.status) == RecordStatus.approved,
+            col(Staff.active).is_(True),
+            col(Customer.approved_at) <= ctx.now - interval,
+            ~exists().where(
+                col(Reminder.subject_id) == col(Customer.id),
+                col(Reminder.kind) == Kind.survey,
+                col(Reminder.created_at) > ctx.now - interval,
+            ),
+        )
+    )
+    rows = []
+    ranked = capped_per_owner(query, col(Customer.approved_at), PER_OWNER_PER_RUN)
+    for record in (await session.exec(ranked)).all():
+        customer_id, owner_id, approved_at = record[0], record[1], record[2]
+        owner = ctx.active(owner_id)
+        if owner is None or approved_at is None:
+            continue
+        if isinstance(approved_at, str):
+            approved_at = datetime.fromisoformat(approved_at).replace(tzinfo=UTC)
+        cycle = max(1, (ctx.now - approved_at).days // ctx.rules.survey_days)
+        due = ctx.next_morning(owner)
+        rows.append(ctx.row(Kind.survey, "customer", customer_id, owner_id, str(cycle), due))
+    return rows
+
+
+PLANNER = Planner("survey", find, every=DAILY, bulk=True)
+
+
+async def describe(reader: Reader, group: Sequence[Reminder]) -> dict[int, Notice]:
+    """Still approved and still the owner's."""
+    found = {}
+    for row, customer in await reader.approved_owned(group):
+        if customer.approved_at is None:
+            continue
+        assert row.id is not None
+        years = max(1, round((reader.now - customer.approved_at).days / 365))
+        found[row.id] = Notice(
+            row.id,
+            row.kind,
+            {"customer": customer.name, "number": customer.customer_no, "years": years},
+            ACTIONS,
+            customer_id=customer.id,
+        )
+    return found
