@@ -1359,7 +1359,7 @@ async def test_samples_read_well_in_english_too(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
     from bot.i18n import Translator
-    from conversations.reminders import render
+    from bot.reminder_text import render
 
     notices = [
         store.sample_notice(
