@@ -35,6 +35,21 @@ class Outcome:
     next_followup_on: date | None = None
 
 
+async def _denied(
+    session: AsyncSession, *, actor: Staff, reminder_id: int, action: str, found: Reminder | None
+) -> None:
+    """Audit a press on a reminder that is not the actor's (forged, or someone else's)."""
+    await audit.record(
+        session,
+        action="access.denied",
+        actor_staff_id=actor.id,
+        actor_telegram_id=actor.telegram_id,
+        entity="reminder",
+        entity_id=reminder_id,
+        detail={"purpose": f"reminder.{action}", "exists": found is not None},
+    )
+
+
 async def _actionable(
     session: AsyncSession, *, actor: Staff, reminder_id: int, action: str
 ) -> Reminder:
@@ -49,15 +64,7 @@ async def _actionable(
         )
     ).first()
     if reminder is None or reminder.recipient_id != actor.id or not actor.active:
-        await audit.record(
-            session,
-            action="access.denied",
-            actor_staff_id=actor.id,
-            actor_telegram_id=actor.telegram_id,
-            entity="reminder",
-            entity_id=reminder_id,
-            detail={"purpose": f"reminder.{action}", "exists": reminder is not None},
-        )
+        await _denied(session, actor=actor, reminder_id=reminder_id, action=action, found=reminder)
         raise Refused("not_found")
     if action not in ACTIONS.get(reminder.kind, ()):
         raise Refused("not_allowed")
@@ -282,15 +289,7 @@ async def notice_of(
     None if it is not theirs (audited) or no longer due."""
     reminder = await session.get(Reminder, reminder_id)
     if reminder is None or reminder.recipient_id != actor.id:
-        await audit.record(
-            session,
-            action="access.denied",
-            actor_staff_id=actor.id,
-            actor_telegram_id=actor.telegram_id,
-            entity="reminder",
-            entity_id=reminder_id,
-            detail={"purpose": "reminder.open", "exists": reminder is not None},
-        )
+        await _denied(session, actor=actor, reminder_id=reminder_id, action="open", found=reminder)
         return None
     if reminder.status != ReminderStatus.sent or reminder.acted in FINAL_ACTS:
         return None

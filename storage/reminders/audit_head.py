@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import audit
-from storage.models import Reminder, Role
+from storage.models import AuditEntry, Reminder, Role
 from storage.reminders.kinds import Kind
 from storage.reminders.planning import Plan, Planner, Row
-from storage.reminders.reading import Notice, Reader
+from storage.reminders.reading import Notice, Reader, per_row
 
 
 async def find(session: AsyncSession, ctx: Plan) -> list[Row]:
@@ -36,14 +36,18 @@ async def find(session: AsyncSession, ctx: Plan) -> list[Row]:
 PLANNER = Planner("audit_head", find)
 
 
-async def describe(reader: Reader, group: Sequence[Reminder]) -> dict[int, Notice]:
+async def _head(reader: Reader, group: Sequence[Reminder]) -> AuditEntry | None:
+    """The audit log's newest entry, read once for all the rows."""
+    return await audit.head(reader.session)
+
+
+async def _read(reader: Reader, row: Reminder, newest: AuditEntry | None) -> Notice | None:
     """The newest entry now, for a recipient who is still an admin."""
-    newest = await audit.head(reader.session)
-    found = {}
-    for row in group:
-        person = reader.staff.get(row.recipient_id)
-        if newest is None or person is None or not person.active or person.role != Role.admin:
-            continue
-        assert row.id is not None
-        found[row.id] = Notice(row.id, row.kind, {"entry": newest.id, "mac": newest.mac})
-    return found
+    person = reader.staff.get(row.recipient_id)
+    if newest is None or person is None or not person.active or person.role != Role.admin:
+        return None
+    assert row.id is not None
+    return Notice(row.id, row.kind, {"entry": newest.id, "mac": newest.mac})
+
+
+describe = per_row(_head, _read)

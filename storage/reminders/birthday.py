@@ -21,7 +21,7 @@ from storage.crypto import DecryptionError
 from storage.models import Customer, DataKey, KeyPerson, Reminder
 from storage.reminders.kinds import LIVE, Kind
 from storage.reminders.planning import Plan, Row, ScanPlanner
-from storage.reminders.reading import Notice, Reader
+from storage.reminders.reading import Notice, Reader, per_row
 
 log = logging.getLogger(__name__)
 HEAVY_EVERY = timedelta(hours=6)  # every key person is decrypted
@@ -144,46 +144,56 @@ async def scan(session: AsyncSession, ctx: Plan, after: int) -> tuple[list[Row],
 PLANNER = ScanPlanner("birthday", scan, every=HEAVY_EVERY)
 
 
-async def describe(reader: Reader, group: Sequence[Reminder]) -> dict[int, Notice]:
-    """Read from the sealed value now: a birthday changed since planning is not announced."""
+async def _load(
+    reader: Reader, group: Sequence[Reminder]
+) -> tuple[dict[int, KeyPerson], dict[int, Customer]]:
+    """The key persons the rows are about, and their customers."""
     persons = await reader.load(KeyPerson, (r.subject_id for r in group))
     customers = await reader.load(Customer, (p.customer_id for p in persons.values()))
-    found = {}
-    for row in group:
-        person = persons.get(row.subject_id or 0)
-        customer = customers.get(person.customer_id) if person is not None else None
-        if (
-            person is None
-            or customer is None
-            or customer.status not in LIVE
-            or customer.owner_id != row.recipient_id
-            or not reader.recipient_ok(row)
-        ):
-            continue
-        try:
-            key = await vault.data_key(reader.session, reader.keyring, customer.id or 0)
-            opened = vault.unseal(key, person.sealed, table="key_persons", row_id=person.id or 0)
-        except DecryptionError:
-            continue
-        parsed = parse_birthday((opened or {}).get("birthday"))
-        year, _, _when = row.dedup_key.rsplit(":", 1)[-1].partition("-")
-        if parsed is None or not year.isdigit():
-            continue
-        birthday = birthday_in(int(year), *parsed)
-        days = (birthday - reader.today(row.recipient_id)).days
-        if days < -1 or days > reader.rules.birthday_days + 1:
-            continue  # the birthday was changed since this was planned
-        assert row.id is not None
-        found[row.id] = Notice(
-            row.id,
-            row.kind,
-            {
-                "person": person.name,
-                "customer": customer.name,
-                "date": birthday.strftime("%m-%d"),
-                "days": max(days, 0),
-                "today": days <= 0,
-            },
-            customer_id=customer.id,
-        )
-    return found
+    return persons, customers
+
+
+async def _read(
+    reader: Reader, row: Reminder, loaded: tuple[dict[int, KeyPerson], dict[int, Customer]]
+) -> Notice | None:
+    """Read from the sealed value now: a birthday changed since planning is not announced."""
+    persons, customers = loaded
+    person = persons.get(row.subject_id or 0)
+    customer = customers.get(person.customer_id) if person is not None else None
+    if (
+        person is None
+        or customer is None
+        or customer.status not in LIVE
+        or customer.owner_id != row.recipient_id
+        or not reader.recipient_ok(row)
+    ):
+        return None
+    try:
+        key = await vault.data_key(reader.session, reader.keyring, customer.id or 0)
+        opened = vault.unseal(key, person.sealed, table="key_persons", row_id=person.id or 0)
+    except DecryptionError:
+        return None
+    parsed = parse_birthday((opened or {}).get("birthday"))
+    year, _, _when = row.dedup_key.rsplit(":", 1)[-1].partition("-")
+    if parsed is None or not year.isdigit():
+        return None
+    birthday = birthday_in(int(year), *parsed)
+    days = (birthday - reader.today(row.recipient_id)).days
+    if days < -1 or days > reader.rules.birthday_days + 1:
+        return None  # the birthday was changed since this was planned
+    assert row.id is not None
+    return Notice(
+        row.id,
+        row.kind,
+        {
+            "person": person.name,
+            "customer": customer.name,
+            "date": birthday.strftime("%m-%d"),
+            "days": max(days, 0),
+            "today": days <= 0,
+        },
+        customer_id=customer.id,
+    )
+
+
+describe = per_row(_load, _read)

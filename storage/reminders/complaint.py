@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import Complaint, Customer, RecordStatus, Reminder, Role, Staff
 from storage.reminders.kinds import OPEN_COMPLAINTS, Kind
 from storage.reminders.planning import Plan, Planner, Row
-from storage.reminders.reading import Notice, Reader
+from storage.reminders.reading import Notice, Reader, per_row
 
 
 def _people(ctx: Plan, complaint: Complaint, team_id: int | None) -> list[Staff]:
@@ -79,36 +79,46 @@ async def find(session: AsyncSession, ctx: Plan) -> list[Row]:
 PLANNER = Planner("complaints", find)
 
 
-async def describe(reader: Reader, group: Sequence[Reminder]) -> dict[int, Notice]:
-    """Still open, still due then, and the recipient still handles or manages it."""
+async def _load(
+    reader: Reader, group: Sequence[Reminder]
+) -> tuple[dict[int, Complaint], dict[int, Customer]]:
+    """The complaints the rows are about, and their customers."""
     complaints = await reader.load(Complaint, (r.subject_id for r in group))
     customers = await reader.load(Customer, (c.customer_id for c in complaints.values()))
-    found = {}
-    for row in group:
-        complaint = complaints.get(row.subject_id or 0)
-        if complaint is None or complaint.status not in OPEN_COMPLAINTS:
-            continue
-        customer = customers.get(complaint.customer_id)
-        if not row.dedup_key.endswith(f":{_period(complaint)}") or customer is None:
-            continue
-        people = [complaint.handler_id or complaint.received_by]
-        people += [
-            s.id
-            for s in reader.staff.values()
-            if s.active and s.role == Role.manager and s.team_id == customer.team_id
-        ]
-        if row.recipient_id not in people or not reader.recipient_ok(row):
-            continue
-        assert row.id is not None
-        found[row.id] = Notice(
-            row.id,
-            row.kind,
-            {
-                "number": complaint.complaint_no,
-                "customer": customer.name,
-                "severity": complaint.severity,
-                "due": reader.local(complaint.due_at, row.recipient_id),
-            },
-            customer_id=customer.id,
-        )
-    return found
+    return complaints, customers
+
+
+async def _read(
+    reader: Reader, row: Reminder, loaded: tuple[dict[int, Complaint], dict[int, Customer]]
+) -> Notice | None:
+    """Still open, still due then, and the recipient still handles or manages it."""
+    complaints, customers = loaded
+    complaint = complaints.get(row.subject_id or 0)
+    if complaint is None or complaint.status not in OPEN_COMPLAINTS:
+        return None
+    customer = customers.get(complaint.customer_id)
+    if not row.dedup_key.endswith(f":{_period(complaint)}") or customer is None:
+        return None
+    people = [complaint.handler_id or complaint.received_by]
+    people += [
+        s.id
+        for s in reader.staff.values()
+        if s.active and s.role == Role.manager and s.team_id == customer.team_id
+    ]
+    if row.recipient_id not in people or not reader.recipient_ok(row):
+        return None
+    assert row.id is not None
+    return Notice(
+        row.id,
+        row.kind,
+        {
+            "number": complaint.complaint_no,
+            "customer": customer.name,
+            "severity": complaint.severity,
+            "due": reader.local(complaint.due_at, row.recipient_id),
+        },
+        customer_id=customer.id,
+    )
+
+
+describe = per_row(_load, _read)

@@ -7,7 +7,6 @@ entries and writes nothing when nothing is new.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
@@ -18,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import Customer, Reminder, Staff
 from storage.reminders.kinds import LIVE, Kind
 from storage.reminders.planning import Plan, Planner, Row, dialect_of, plus_days, unindexed
-from storage.reminders.reading import Notice, Reader, effective_followup
+from storage.reminders.reading import Notice, Reader, customers_of, effective_followup, per_row
 
 ACTIONS = ("visit", "done", "snooze", "reschedule")
 
@@ -114,33 +113,32 @@ async def find(session: AsyncSession, ctx: Plan) -> list[Row]:
 PLANNER = Planner("followup", find, bulk=True)
 
 
-async def describe(reader: Reader, group: Sequence[Reminder]) -> dict[int, Notice]:
+async def _read(reader: Reader, row: Reminder, customers: dict[int, Customer]) -> Notice | None:
     """Still the owner's, and still that day's follow-up (no visit or new date since)."""
-    customers = await reader.customers_of(group)
-    found = {}
-    for row in group:
-        customer = customers.get(row.subject_id or 0)
-        if (
-            customer is None
-            or not reader.recipient_ok(row)
-            or customer.status not in LIVE
-            or customer.owner_id != row.recipient_id
-            or effective_followup(customer, reader.rules.cycles) != row.period_on
-        ):
-            continue
-        assert row.id is not None and row.period_on is not None
-        late = (reader.today(row.recipient_id) - row.period_on).days
-        found[row.id] = Notice(
-            row.id,
-            row.kind,
-            {
-                "customer": customer.name,
-                "number": customer.customer_no,
-                "on": row.period_on.isoformat(),
-                "days": max(late, 0),
-                "late": late > 0,
-            },
-            ACTIONS,
-            customer_id=customer.id,
-        )
-    return found
+    customer = customers.get(row.subject_id or 0)
+    if (
+        customer is None
+        or not reader.recipient_ok(row)
+        or customer.status not in LIVE
+        or customer.owner_id != row.recipient_id
+        or effective_followup(customer, reader.rules.cycles) != row.period_on
+    ):
+        return None
+    assert row.id is not None and row.period_on is not None
+    late = (reader.today(row.recipient_id) - row.period_on).days
+    return Notice(
+        row.id,
+        row.kind,
+        {
+            "customer": customer.name,
+            "number": customer.customer_no,
+            "on": row.period_on.isoformat(),
+            "days": max(late, 0),
+            "late": late > 0,
+        },
+        ACTIONS,
+        customer_id=customer.id,
+    )
+
+
+describe = per_row(customers_of, _read)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
@@ -15,7 +14,7 @@ from storage.models import Customer, Reminder, Role, Staff
 from storage.reminders.followup import followup_sources, no_reminder
 from storage.reminders.kinds import LIVE, Kind
 from storage.reminders.planning import Plan, Planner, Row, dialect_of
-from storage.reminders.reading import Notice, Reader, effective_followup
+from storage.reminders.reading import Notice, Reader, customers_of, effective_followup, per_row
 from storage.reminders.rules import Rules
 
 
@@ -72,34 +71,33 @@ async def find(session: AsyncSession, ctx: Plan) -> list[Row]:
 PLANNER = Planner("overdue", find, bulk=True)
 
 
-async def describe(reader: Reader, group: Sequence[Reminder]) -> dict[int, Notice]:
+async def _read(reader: Reader, row: Reminder, customers: dict[int, Customer]) -> Notice | None:
     """Still overdue, and the recipient still manages the customer's team."""
-    customers = await reader.customers_of(group)
-    found = {}
-    for row in group:
-        customer = customers.get(row.subject_id or 0)
-        manager = reader.staff.get(row.recipient_id)
-        if (
-            customer is None
-            or manager is None
-            or not manager.active
-            or manager.role != Role.manager
-            or manager.team_id != customer.team_id
-            or customer.status not in LIVE
-            or effective_followup(customer, reader.rules.cycles) != row.period_on
-        ):
-            continue
-        assert row.id is not None and row.period_on is not None
-        found[row.id] = Notice(
-            row.id,
-            row.kind,
-            {
-                "owner": reader.name(customer.owner_id),
-                "customer": customer.name,
-                "number": customer.customer_no,
-                "on": row.period_on.isoformat(),
-                "days": (reader.today(row.recipient_id) - row.period_on).days,
-            },
-            customer_id=customer.id,
-        )
-    return found
+    customer = customers.get(row.subject_id or 0)
+    manager = reader.staff.get(row.recipient_id)
+    if (
+        customer is None
+        or manager is None
+        or not manager.active
+        or manager.role != Role.manager
+        or manager.team_id != customer.team_id
+        or customer.status not in LIVE
+        or effective_followup(customer, reader.rules.cycles) != row.period_on
+    ):
+        return None
+    assert row.id is not None and row.period_on is not None
+    return Notice(
+        row.id,
+        row.kind,
+        {
+            "owner": reader.name(customer.owner_id),
+            "customer": customer.name,
+            "number": customer.customer_no,
+            "on": row.period_on.isoformat(),
+            "days": (reader.today(row.recipient_id) - row.period_on).days,
+        },
+        customer_id=customer.id,
+    )
+
+
+describe = per_row(customers_of, _read)

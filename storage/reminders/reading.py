@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -83,24 +83,44 @@ class Reader:
         person = self.staff.get(row.recipient_id)
         return person is not None and person.active
 
-    async def customers_of(self, group: Sequence[Reminder]) -> dict[int, Customer]:
-        return await self.load(Customer, (r.subject_id for r in group))
-
-    async def approved_owned(self, group: Sequence[Reminder]) -> list[tuple[Reminder, Customer]]:
-        """The rows whose approved customer still belongs to their (active) recipient."""
-        customers = await self.customers_of(group)
-        kept = []
-        for row in group:
-            customer = customers.get(row.subject_id or 0)
-            if (
-                customer is not None
-                and customer.status == RecordStatus.approved
-                and customer.owner_id == row.recipient_id
-                and self.recipient_ok(row)
-            ):
-                kept.append((row, customer))
-        return kept
+    def approved_owned(self, row: Reminder, customers: dict[int, Customer]) -> Customer | None:
+        """The row's customer if it is approved and still belongs to the (active) recipient."""
+        customer = customers.get(row.subject_id or 0)
+        if (
+            customer is not None
+            and customer.status == RecordStatus.approved
+            and customer.owner_id == row.recipient_id
+            and self.recipient_ok(row)
+        ):
+            return customer
+        return None
 
 
 # how a kind reads its claimed rows: a notice per row still due, by row id
 Describe = Callable[[Reader, Sequence[Reminder]], Awaitable[dict[int, Notice]]]
+Loaded = TypeVar("Loaded")
+
+
+def per_row(
+    load: Callable[[Reader, Sequence[Reminder]], Awaitable[Loaded]],
+    read: Callable[[Reader, Reminder, Loaded], Awaitable[Notice | None]],
+) -> Describe:
+    """The description skeleton: load what the rows are about in one batch, then read each
+    row against it; a row read as None is no longer due (it is cancelled)."""
+
+    async def describe(reader: Reader, group: Sequence[Reminder]) -> dict[int, Notice]:
+        loaded = await load(reader, group)
+        found = {}
+        for row in group:
+            assert row.id is not None
+            notice = await read(reader, row, loaded)
+            if notice is not None:
+                found[row.id] = notice
+        return found
+
+    return describe
+
+
+async def customers_of(reader: Reader, group: Sequence[Reminder]) -> dict[int, Customer]:
+    """The customers the rows are about (a `load` for per_row)."""
+    return await reader.load(Customer, (r.subject_id for r in group))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy import and_
@@ -12,8 +11,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import RecordStatus, Reminder, Review, ReviewKind, ReviewStatus
 from storage.reminders.kinds import Kind
 from storage.reminders.planning import Plan, Planner, Row
-from storage.reminders.reading import Notice, Reader
-from storage.reminders.review import review_values, subjects
+from storage.reminders.reading import Notice, Reader, per_row
+from storage.reminders.review import About, review_values, reviews_of
 
 ACTIONS = ("resubmit", "done", "snooze")
 RESUBMITTABLE = (
@@ -74,34 +73,37 @@ async def find(session: AsyncSession, ctx: Plan) -> list[Row]:
 PLANNER = Planner("rejected", find)
 
 
-async def describe(reader: Reader, group: Sequence[Reminder]) -> dict[int, Notice]:
+async def _read(
+    reader: Reader,
+    row: Reminder,
+    loaded: About,
+) -> Notice | None:
     """Still rejected and not resubmitted; Resubmit only where resubmitting can work."""
-    reviews = await reader.load(Review, (r.subject_id for r in group))
-    customers, complaints = await subjects(reader, reviews.values())
-    found = {}
-    for row in group:
-        review = reviews.get(row.subject_id or 0)
-        if (
-            review is None
-            or review.status != ReviewStatus.rejected
-            or review.submitted_by != row.recipient_id
-            or not reader.recipient_ok(row)
-            or review.decided_at is None
-            or await resubmitted(reader.session, review)
-        ):
-            continue
-        customer = customers.get(review.customer_id or 0)
-        if customer is None or customer.status == RecordStatus.destroyed:
-            continue
-        assert row.id is not None
-        values = review_values(reader, review, customers, complaints, row.recipient_id)
-        values.update(
-            number=customer.customer_no,
-            days=(reader.now - review.decided_at).days,
-            reason=(review.reason or "—")[:200],
-        )
-        actions = ACTIONS
-        if review.kind != ReviewKind.customer_new or customer.status != RecordStatus.rejected:
-            actions = tuple(a for a in actions if a != "resubmit")
-        found[row.id] = Notice(row.id, row.kind, values, actions, customer_id=customer.id)
-    return found
+    reviews, customers, complaints = loaded
+    review = reviews.get(row.subject_id or 0)
+    if (
+        review is None
+        or review.status != ReviewStatus.rejected
+        or review.submitted_by != row.recipient_id
+        or not reader.recipient_ok(row)
+        or review.decided_at is None
+        or await resubmitted(reader.session, review)
+    ):
+        return None
+    customer = customers.get(review.customer_id or 0)
+    if customer is None or customer.status == RecordStatus.destroyed:
+        return None
+    assert row.id is not None
+    values = review_values(reader, review, customers, complaints, row.recipient_id)
+    values.update(
+        number=customer.customer_no,
+        days=(reader.now - review.decided_at).days,
+        reason=(review.reason or "—")[:200],
+    )
+    actions = ACTIONS
+    if review.kind != ReviewKind.customer_new or customer.status != RecordStatus.rejected:
+        actions = tuple(a for a in actions if a != "resubmit")
+    return Notice(row.id, row.kind, values, actions, customer_id=customer.id)
+
+
+describe = per_row(reviews_of, _read)

@@ -22,9 +22,11 @@ from storage.models import (
 )
 from storage.reminders.kinds import Kind
 from storage.reminders.planning import Plan, Planner, Row
-from storage.reminders.reading import Notice, Reader
+from storage.reminders.reading import Notice, Reader, per_row
 
 ACTIONS = ("approve", "reject", "open_review")
+# reviews by id, and the customers and complaints they are about
+About = tuple[dict[int, Review], dict[int, Customer], dict[int, Complaint]]
 DIGEST_LINES = 15
 
 
@@ -117,32 +119,44 @@ def _may_decide(reader: Reader, review: Review, recipient_id: int) -> bool:
     return any(p.id == recipient_id for p in people)
 
 
-async def describe(reader: Reader, group: Sequence[Reminder]) -> dict[int, Notice]:
-    """Still pending, and the recipient may still decide it."""
+async def reviews_of(reader: Reader, group: Sequence[Reminder]) -> About:
+    """The reviews the rows are about, and their customers and complaints."""
     reviews = await reader.load(Review, (r.subject_id for r in group))
     customers, complaints = await subjects(reader, reviews.values())
-    found = {}
-    for row in group:
-        review = reviews.get(row.subject_id or 0)
-        if (
-            review is None
-            or review.status != ReviewStatus.pending
-            or not _may_decide(reader, review, row.recipient_id)
-        ):
-            continue
-        assert row.id is not None
-        found[row.id] = Notice(
-            row.id,
-            row.kind,
-            review_values(reader, review, customers, complaints, row.recipient_id),
-            ACTIONS,
-            review_id=review.id,
-        )
-    return found
+    return reviews, customers, complaints
 
 
-async def describe_digest(reader: Reader, group: Sequence[Reminder]) -> dict[int, Notice]:
-    """Everything pending the recipient may decide, the oldest first; none: no digest."""
+async def _read(
+    reader: Reader,
+    row: Reminder,
+    loaded: About,
+) -> Notice | None:
+    """Still pending, and the recipient may still decide it."""
+    reviews, customers, complaints = loaded
+    review = reviews.get(row.subject_id or 0)
+    if (
+        review is None
+        or review.status != ReviewStatus.pending
+        or not _may_decide(reader, review, row.recipient_id)
+    ):
+        return None
+    assert row.id is not None
+    return Notice(
+        row.id,
+        row.kind,
+        review_values(reader, review, customers, complaints, row.recipient_id),
+        ACTIONS,
+        review_id=review.id,
+    )
+
+
+describe = per_row(reviews_of, _read)
+
+
+async def _pending(
+    reader: Reader, group: Sequence[Reminder]
+) -> tuple[Sequence[Review], dict[int, Customer], dict[int, Complaint]]:
+    """Every pending review, the oldest first, and what they are about."""
     pending = (
         await reader.session.exec(
             select(Review)
@@ -151,22 +165,32 @@ async def describe_digest(reader: Reader, group: Sequence[Reminder]) -> dict[int
         )
     ).all()
     customers, complaints = await subjects(reader, pending)
-    found = {}
-    for row in group:
-        if not reader.recipient_ok(row):
-            continue
-        mine = [r for r in pending if _may_decide(reader, r, row.recipient_id)]
-        if not mine:
-            continue
-        assert row.id is not None
-        lines = tuple(
-            review_values(reader, r, customers, complaints, row.recipient_id)
-            for r in mine[:DIGEST_LINES]
-        )
-        found[row.id] = Notice(
-            row.id,
-            row.kind,
-            {"count": len(mine), "more": max(0, len(mine) - DIGEST_LINES)},
-            lines=lines,
-        )
-    return found
+    return pending, customers, complaints
+
+
+async def _read_digest(
+    reader: Reader,
+    row: Reminder,
+    loaded: tuple[Sequence[Review], dict[int, Customer], dict[int, Complaint]],
+) -> Notice | None:
+    """Everything pending the recipient may decide, the oldest first; none: no digest."""
+    pending, customers, complaints = loaded
+    if not reader.recipient_ok(row):
+        return None
+    mine = [r for r in pending if _may_decide(reader, r, row.recipient_id)]
+    if not mine:
+        return None
+    assert row.id is not None
+    lines = tuple(
+        review_values(reader, r, customers, complaints, row.recipient_id)
+        for r in mine[:DIGEST_LINES]
+    )
+    return Notice(
+        row.id,
+        row.kind,
+        {"count": len(mine), "more": max(0, len(mine) - DIGEST_LINES)},
+        lines=lines,
+    )
+
+
+describe_digest = per_row(_pending, _read_digest)

@@ -3,7 +3,6 @@ is still accurate (定期更新), a few a day."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import exists, func
@@ -13,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import Customer, RecordStatus, Reminder, Staff
 from storage.reminders.kinds import Kind
 from storage.reminders.planning import Plan, Planner, Row, capped_per_owner
-from storage.reminders.reading import Notice, Reader
+from storage.reminders.reading import Notice, Reader, customers_of, per_row
 
 ACTIONS = ("confirm", "snooze")
 DAILY = timedelta(days=1)
@@ -56,23 +55,26 @@ async def find(session: AsyncSession, ctx: Plan) -> list[Row]:
 PLANNER = Planner("stale", find, every=DAILY, bulk=True)
 
 
-async def describe(reader: Reader, group: Sequence[Reminder]) -> dict[int, Notice]:
+async def _read(reader: Reader, row: Reminder, customers: dict[int, Customer]) -> Notice | None:
     """Still approved, still the owner's, and not confirmed since."""
-    found = {}
-    for row, customer in await reader.approved_owned(group):
-        checked = customer.last_checked_at or customer.approved_at
-        if checked is None or not row.dedup_key.endswith(checked.date().isoformat()):
-            continue  # confirmed since
-        assert row.id is not None
-        found[row.id] = Notice(
-            row.id,
-            row.kind,
-            {
-                "customer": customer.name,
-                "number": customer.customer_no,
-                "days": (reader.now - checked).days,
-            },
-            ACTIONS,
-            customer_id=customer.id,
-        )
-    return found
+    customer = reader.approved_owned(row, customers)
+    if customer is None:
+        return None
+    checked = customer.last_checked_at or customer.approved_at
+    if checked is None or not row.dedup_key.endswith(checked.date().isoformat()):
+        return None  # confirmed since
+    assert row.id is not None
+    return Notice(
+        row.id,
+        row.kind,
+        {
+            "customer": customer.name,
+            "number": customer.customer_no,
+            "days": (reader.now - checked).days,
+        },
+        ACTIONS,
+        customer_id=customer.id,
+    )
+
+
+describe = per_row(customers_of, _read)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import exists
@@ -12,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import Customer, RecordStatus, Reminder, Staff
 from storage.reminders.kinds import Kind
 from storage.reminders.planning import Plan, Planner, Row, capped_per_owner
-from storage.reminders.reading import Notice, Reader
+from storage.reminders.reading import Notice, Reader, customers_of, per_row
 from storage.reminders.stale import DAILY, PER_OWNER_PER_RUN
 
 ACTIONS = ("done", "snooze")
@@ -53,19 +52,22 @@ async def find(session: AsyncSession, ctx: Plan) -> list[Row]:
 PLANNER = Planner("survey", find, every=DAILY, bulk=True)
 
 
-async def describe(reader: Reader, group: Sequence[Reminder]) -> dict[int, Notice]:
+async def _read(reader: Reader, row: Reminder, customers: dict[int, Customer]) -> Notice | None:
     """Still approved and still the owner's."""
-    found = {}
-    for row, customer in await reader.approved_owned(group):
-        if customer.approved_at is None:
-            continue
-        assert row.id is not None
-        years = max(1, round((reader.now - customer.approved_at).days / 365))
-        found[row.id] = Notice(
-            row.id,
-            row.kind,
-            {"customer": customer.name, "number": customer.customer_no, "years": years},
-            ACTIONS,
-            customer_id=customer.id,
-        )
-    return found
+    customer = reader.approved_owned(row, customers)
+    if customer is None:
+        return None
+    if customer.approved_at is None:
+        return None
+    assert row.id is not None
+    years = max(1, round((reader.now - customer.approved_at).days / 365))
+    return Notice(
+        row.id,
+        row.kind,
+        {"customer": customer.name, "number": customer.customer_no, "years": years},
+        ACTIONS,
+        customer_id=customer.id,
+    )
+
+
+describe = per_row(customers_of, _read)

@@ -23,7 +23,7 @@ from storage.models import (
 )
 from storage.reminders.kinds import LIVE, OPEN_COMPLAINTS, Kind
 from storage.reminders.planning import Plan, Planner, Row
-from storage.reminders.reading import Notice, Reader
+from storage.reminders.reading import Notice, Reader, per_row
 
 
 async def find(session: AsyncSession, ctx: Plan) -> list[Row]:
@@ -49,28 +49,32 @@ async def find(session: AsyncSession, ctx: Plan) -> list[Row]:
 PLANNER = Planner("weekly", find)
 
 
-async def describe(reader: Reader, group: Sequence[Reminder]) -> dict[int, Notice]:
+async def _nothing(reader: Reader, group: Sequence[Reminder]) -> None:
+    """The numbers are counted per recipient, at reading."""
+
+
+async def _read(reader: Reader, row: Reminder, _: None) -> Notice | None:
     """The numbers as they are now, for a recipient who is still a manager or an admin."""
-    found = {}
-    for row in group:
-        person = reader.staff.get(row.recipient_id)
-        if person is None or not person.active or person.role not in (Role.manager, Role.admin):
-            continue
-        team_id = person.team_id if person.role == Role.manager else None
-        if person.role == Role.manager and team_id is None:
-            continue
-        today = reader.today(row.recipient_id)
-        numbers = await summary_numbers(
-            reader.session,
-            team_id=team_id,
-            since=reader.now - timedelta(days=7),
-            now=reader.now,
-            today=today,
-        )
-        team = await reader.session.get(Team, team_id) if team_id else None
-        assert row.id is not None
-        found[row.id] = Notice(row.id, row.kind, {"team": team.name if team else None, **numbers})
-    return found
+    person = reader.staff.get(row.recipient_id)
+    if person is None or not person.active or person.role not in (Role.manager, Role.admin):
+        return None
+    team_id = person.team_id if person.role == Role.manager else None
+    if person.role == Role.manager and team_id is None:
+        return None
+    today = reader.today(row.recipient_id)
+    numbers = await summary_numbers(
+        reader.session,
+        team_id=team_id,
+        since=reader.now - timedelta(days=7),
+        now=reader.now,
+        today=today,
+    )
+    team = await reader.session.get(Team, team_id) if team_id else None
+    assert row.id is not None
+    return Notice(row.id, row.kind, {"team": team.name if team else None, **numbers})
+
+
+describe = per_row(_nothing, _read)
 
 
 async def summary_numbers(
