@@ -87,42 +87,55 @@ def followup_query(lo: date, hi: date, cycles: dict[str, int], dialect: str) -> 
     return queries
 
 
-async def find(session: AsyncSession, ctx: Plan) -> list[Row]:
-    """A reminder for the owner at FOLLOWUP_HOUR of each follow-up day."""
+async def dated_rows(
+    session: AsyncSession,
+    ctx: Plan,
+    queries: list[Any],
+    kind: Kind,
+    hour: int,
+    shift: timedelta = timedelta(0),
+) -> list[Row]:
+    """A row per (customer, recipient, follow-up day) the queries found (each of their rows
+    ends with the recipient and the day), due at `hour` on that day plus `shift`, in the
+    recipient's zone."""
     rows = []
-    for query in followup_query(ctx.lo, ctx.hi, ctx.rules.cycles, dialect_of(session)):
-        for customer_id, owner_id, on in (await session.exec(query)).all():
-            owner = ctx.active(owner_id)
-            if owner is None or on is None:
+    for query in queries:
+        for record in (await session.exec(query)).all():
+            customer_id, recipient_id, on = record[0], record[-2], record[-1]
+            recipient = ctx.active(recipient_id)
+            if recipient is None or on is None:
                 continue
-            due = ctx.at(owner, on, ctx.rules.followup_hour)
+            due = ctx.at(recipient, on + shift, hour)
+            period = on.isoformat()
             rows.append(
-                ctx.row(
-                    Kind.followup,
-                    "customer",
-                    customer_id,
-                    owner_id,
-                    on.isoformat(),
-                    due,
-                    period_on=on,
-                )
+                ctx.row(kind, "customer", customer_id, recipient_id, period, due, period_on=on)
             )
     return rows
+
+
+async def find(session: AsyncSession, ctx: Plan) -> list[Row]:
+    """A reminder for the owner at FOLLOWUP_HOUR of each follow-up day."""
+    queries = followup_query(ctx.lo, ctx.hi, ctx.rules.cycles, dialect_of(session))
+    return await dated_rows(session, ctx, queries, Kind.followup, ctx.rules.followup_hour)
 
 
 PLANNER = Planner("followup", find, bulk=True)
 
 
+def still_due(reader: Reader, row: Reminder, customers: dict[int, Customer]) -> Customer | None:
+    """The row's customer if it is live and that day is still its follow-up day."""
+    customer = customers.get(row.subject_id or 0)
+    if customer is None or customer.status not in LIVE:
+        return None
+    if effective_followup(customer, reader.rules.cycles) != row.period_on:
+        return None
+    return customer
+
+
 async def _read(reader: Reader, row: Reminder, customers: dict[int, Customer]) -> Notice | None:
     """Still the owner's, and still that day's follow-up (no visit or new date since)."""
-    customer = customers.get(row.subject_id or 0)
-    if (
-        customer is None
-        or not reader.recipient_ok(row)
-        or customer.status not in LIVE
-        or customer.owner_id != row.recipient_id
-        or effective_followup(customer, reader.rules.cycles) != row.period_on
-    ):
+    customer = still_due(reader, row, customers)
+    if customer is None or not reader.recipient_ok(row) or customer.owner_id != row.recipient_id:
         return None
     assert row.id is not None and row.period_on is not None
     late = (reader.today(row.recipient_id) - row.period_on).days

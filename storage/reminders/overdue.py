@@ -11,10 +11,10 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Customer, Reminder, Role, Staff
-from storage.reminders.followup import followup_sources, no_reminder
-from storage.reminders.kinds import LIVE, Kind
+from storage.reminders.followup import dated_rows, followup_sources, no_reminder, still_due
+from storage.reminders.kinds import Kind
 from storage.reminders.planning import Plan, Planner, Row, dialect_of
-from storage.reminders.reading import Notice, Reader, customers_of, effective_followup, per_row
+from storage.reminders.reading import Notice, Reader, customers_of, per_row
 from storage.reminders.rules import Rules
 
 
@@ -46,26 +46,9 @@ def overdue_query(lo: date, hi: date, rules: Rules, dialect: str) -> list[Any]:
 
 async def find(session: AsyncSession, ctx: Plan) -> list[Row]:
     """An escalation per manager at the digest hour of the day it became overdue."""
-    rows = []
+    queries = overdue_query(ctx.lo, ctx.hi, ctx.rules, dialect_of(session))
     shift = timedelta(days=ctx.rules.overdue_days)
-    for query in overdue_query(ctx.lo, ctx.hi, ctx.rules, dialect_of(session)):
-        for customer_id, _owner, manager_id, on in (await session.exec(query)).all():
-            manager = ctx.active(manager_id)
-            if manager is None or on is None:
-                continue
-            due = ctx.at(manager, on + shift, ctx.rules.digest_hour)
-            rows.append(
-                ctx.row(
-                    Kind.overdue,
-                    "customer",
-                    customer_id,
-                    manager_id,
-                    on.isoformat(),
-                    due,
-                    period_on=on,
-                )
-            )
-    return rows
+    return await dated_rows(session, ctx, queries, Kind.overdue, ctx.rules.digest_hour, shift)
 
 
 PLANNER = Planner("overdue", find, bulk=True)
@@ -73,7 +56,7 @@ PLANNER = Planner("overdue", find, bulk=True)
 
 async def _read(reader: Reader, row: Reminder, customers: dict[int, Customer]) -> Notice | None:
     """Still overdue, and the recipient still manages the customer's team."""
-    customer = customers.get(row.subject_id or 0)
+    customer = still_due(reader, row, customers)
     manager = reader.staff.get(row.recipient_id)
     if (
         customer is None
@@ -81,8 +64,6 @@ async def _read(reader: Reader, row: Reminder, customers: dict[int, Customer]) -
         or not manager.active
         or manager.role != Role.manager
         or manager.team_id != customer.team_id
-        or customer.status not in LIVE
-        or effective_followup(customer, reader.rules.cycles) != row.period_on
     ):
         return None
     assert row.id is not None and row.period_on is not None

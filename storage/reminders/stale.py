@@ -3,7 +3,9 @@ is still accurate (定期更新), a few a day."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import exists, func
 from sqlmodel import col, select
@@ -17,6 +19,30 @@ from storage.reminders.reading import Notice, Reader, customers_of, per_row
 ACTIONS = ("confirm", "snooze")
 DAILY = timedelta(days=1)
 PER_OWNER_PER_RUN = 5  # prompts per person a day, so a backlog trickles in
+
+
+async def prompts_per_owner(
+    session: AsyncSession,
+    ctx: Plan,
+    query: Any,
+    order: Any,
+    kind: Kind,
+    period_of: Callable[[Any, Plan], str],
+) -> list[Row]:
+    """A prompt per customer `query` finds (its rows: customer id, owner id, basis), at most
+    PER_OWNER_PER_RUN per owner in `order`, each due at the owner's next morning; the period
+    comes from the basis."""
+    rows = []
+    for record in (await session.exec(capped_per_owner(query, order, PER_OWNER_PER_RUN))).all():
+        customer_id, owner_id, basis = record[0], record[1], record[2]
+        owner = ctx.active(owner_id)
+        if owner is None or basis is None:
+            continue
+        period = period_of(basis, ctx)
+        rows.append(
+            ctx.row(kind, "customer", customer_id, owner_id, period, ctx.next_morning(owner))
+        )
+    return rows
 
 
 async def find(session: AsyncSession, ctx: Plan) -> list[Row]:
@@ -37,19 +63,14 @@ async def find(session: AsyncSession, ctx: Plan) -> list[Row]:
             ),
         )
     )
-    rows = []
-    for record in (await session.exec(capped_per_owner(query, basis, PER_OWNER_PER_RUN))).all():
-        customer_id, owner_id = record[0], record[1]
-        checked = record[2]
-        owner = ctx.active(owner_id)
-        if owner is None or checked is None:
-            continue
-        if isinstance(checked, str):  # SQLite returns COALESCE of timestamps as text
-            checked = datetime.fromisoformat(checked)
-        due = ctx.next_morning(owner)
-        period = checked.date().isoformat()
-        rows.append(ctx.row(Kind.stale, "customer", customer_id, owner_id, period, due))
-    return rows
+    return await prompts_per_owner(session, ctx, query, basis, Kind.stale, _checked_on)
+
+
+def _checked_on(checked: Any, ctx: Plan) -> str:
+    """The period of a re-check: the day the record was last checked (or approved)."""
+    if isinstance(checked, str):  # SQLite returns COALESCE of timestamps as text
+        checked = datetime.fromisoformat(checked)
+    return checked.date().isoformat()
 
 
 PLANNER = Planner("stale", find, every=DAILY, bulk=True)

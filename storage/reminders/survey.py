@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import exists
 from sqlmodel import col, select
@@ -10,9 +11,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Customer, RecordStatus, Reminder, Staff
 from storage.reminders.kinds import Kind
-from storage.reminders.planning import Plan, Planner, Row, capped_per_owner
+from storage.reminders.planning import Plan, Planner, Row
 from storage.reminders.reading import Notice, Reader, customers_of, per_row
-from storage.reminders.stale import DAILY, PER_OWNER_PER_RUN
+from storage.reminders.stale import DAILY, prompts_per_owner
 
 ACTIONS = ("done", "snooze")
 
@@ -34,19 +35,15 @@ async def find(session: AsyncSession, ctx: Plan) -> list[Row]:
             ),
         )
     )
-    rows = []
-    ranked = capped_per_owner(query, col(Customer.approved_at), PER_OWNER_PER_RUN)
-    for record in (await session.exec(ranked)).all():
-        customer_id, owner_id, approved_at = record[0], record[1], record[2]
-        owner = ctx.active(owner_id)
-        if owner is None or approved_at is None:
-            continue
-        if isinstance(approved_at, str):
-            approved_at = datetime.fromisoformat(approved_at).replace(tzinfo=UTC)
-        cycle = max(1, (ctx.now - approved_at).days // ctx.rules.survey_days)
-        due = ctx.next_morning(owner)
-        rows.append(ctx.row(Kind.survey, "customer", customer_id, owner_id, str(cycle), due))
-    return rows
+    order = col(Customer.approved_at)
+    return await prompts_per_owner(session, ctx, query, order, Kind.survey, _cycle)
+
+
+def _cycle(approved_at: Any, ctx: Plan) -> str:
+    """The period of a survey: how many SURVEY_INTERVAL_DAYS the cooperation has lasted."""
+    if isinstance(approved_at, str):
+        approved_at = datetime.fromisoformat(approved_at).replace(tzinfo=UTC)
+    return str(max(1, (ctx.now - approved_at).days // ctx.rules.survey_days))
 
 
 PLANNER = Planner("survey", find, every=DAILY, bulk=True)
