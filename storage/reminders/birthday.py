@@ -148,9 +148,7 @@ async def _load(
     reader: Reader, group: Sequence[Reminder]
 ) -> tuple[dict[int, KeyPerson], dict[int, Customer]]:
     """The key persons the rows are about, and their customers."""
-    persons = await reader.load(KeyPerson, (r.subject_id for r in group))
-    customers = await reader.load(Customer, (p.customer_id for p in persons.values()))
-    return persons, customers
+    return await reader.with_customers(KeyPerson, group)
 
 
 async def _read(

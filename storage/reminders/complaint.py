@@ -83,9 +83,7 @@ async def _load(
     reader: Reader, group: Sequence[Reminder]
 ) -> tuple[dict[int, Complaint], dict[int, Customer]]:
     """The complaints the rows are about, and their customers."""
-    complaints = await reader.load(Complaint, (r.subject_id for r in group))
-    customers = await reader.load(Customer, (c.customer_id for c in complaints.values()))
-    return complaints, customers
+    return await reader.with_customers(Complaint, group)
 
 
 async def _read(

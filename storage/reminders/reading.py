@@ -83,6 +83,14 @@ class Reader:
         person = self.staff.get(row.recipient_id)
         return person is not None and person.active
 
+    async def with_customers(
+        self, model: Any, group: Sequence[Reminder]
+    ) -> tuple[dict[int, Any], dict[int, Customer]]:
+        """The records the rows are about (each of a customer), and their customers."""
+        records = await self.load(model, (r.subject_id for r in group))
+        customers = await self.load(Customer, (r.customer_id for r in records.values()))
+        return records, customers
+
     def approved_owned(self, row: Reminder, customers: dict[int, Customer]) -> Customer | None:
         """The row's customer if it is approved and still belongs to the (active) recipient."""
         customer = customers.get(row.subject_id or 0)

@@ -12,7 +12,7 @@ from storage.models import RecordStatus, Reminder, Review, ReviewKind, ReviewSta
 from storage.reminders.kinds import Kind
 from storage.reminders.planning import Plan, Planner, Row
 from storage.reminders.reading import Notice, Reader, per_row
-from storage.reminders.review import About, review_values, reviews_of
+from storage.reminders.review import About, review_in, review_values, reviews_of
 
 ACTIONS = ("resubmit", "done", "snooze")
 RESUBMITTABLE = (
@@ -73,17 +73,12 @@ async def find(session: AsyncSession, ctx: Plan) -> list[Row]:
 PLANNER = Planner("rejected", find)
 
 
-async def _read(
-    reader: Reader,
-    row: Reminder,
-    loaded: About,
-) -> Notice | None:
+async def _read(reader: Reader, row: Reminder, loaded: About) -> Notice | None:
     """Still rejected and not resubmitted; Resubmit only where resubmitting can work."""
-    reviews, customers, complaints = loaded
-    review = reviews.get(row.subject_id or 0)
+    review = review_in(loaded, row, ReviewStatus.rejected)
+    _, customers, complaints = loaded
     if (
         review is None
-        or review.status != ReviewStatus.rejected
         or review.submitted_by != row.recipient_id
         or not reader.recipient_ok(row)
         or review.decided_at is None

@@ -126,20 +126,18 @@ async def reviews_of(reader: Reader, group: Sequence[Reminder]) -> About:
     return reviews, customers, complaints
 
 
-async def _read(
-    reader: Reader,
-    row: Reminder,
-    loaded: About,
-) -> Notice | None:
+def review_in(loaded: About, row: Reminder, status: ReviewStatus) -> Review | None:
+    """The row's review, if it is still in `status`."""
+    review = loaded[0].get(row.subject_id or 0)
+    return review if review is not None and review.status == status else None
+
+
+async def _read(reader: Reader, row: Reminder, loaded: About) -> Notice | None:
     """Still pending, and the recipient may still decide it."""
-    reviews, customers, complaints = loaded
-    review = reviews.get(row.subject_id or 0)
-    if (
-        review is None
-        or review.status != ReviewStatus.pending
-        or not _may_decide(reader, review, row.recipient_id)
-    ):
+    review = review_in(loaded, row, ReviewStatus.pending)
+    if review is None or not _may_decide(reader, review, row.recipient_id):
         return None
+    _, customers, complaints = loaded
     assert row.id is not None
     return Notice(
         row.id,
