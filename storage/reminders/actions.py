@@ -126,6 +126,18 @@ async def snooze(
     return Outcome("snoozed", until=until)
 
 
+def _history_line(customer_id: int, *, actor: Staff, action: str, now: datetime) -> ChangeRecord:
+    """The customer's history line for a change made from a reminder."""
+    return ChangeRecord(
+        entity="customer",
+        entity_id=customer_id,
+        customer_id=customer_id,
+        action=action,
+        changed_by=actor.id,
+        changed_at=now,
+    )
+
+
 async def _set_next_followup(
     session: AsyncSession,
     *,
@@ -148,14 +160,7 @@ async def _set_next_followup(
     await vault.add_change(
         session,
         key,
-        ChangeRecord(
-            entity="customer",
-            entity_id=customer.id,
-            customer_id=customer.id,
-            action="update",
-            changed_by=actor.id,
-            changed_at=now,
-        ),
+        _history_line(customer.id, actor=actor, action="update", now=now),
         diff,
     )
     await audit.record(
@@ -252,16 +257,7 @@ async def confirm_accurate(
     old = customer.last_checked_at
     customer.last_checked_at, customer.updated_at = now, now
     session.add(customer)
-    session.add(
-        ChangeRecord(
-            entity="customer",
-            entity_id=customer.id,
-            customer_id=customer.id,
-            action="confirm",
-            changed_by=actor.id,
-            changed_at=now,
-        )
-    )
+    session.add(_history_line(customer.id, actor=actor, action="confirm", now=now))
     reminder.acted, reminder.acted_at, reminder.updated_at = "confirmed", now, now
     session.add(reminder)
     await audit.record(
