@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 # bot_data key of the process's outbox delivery (installed by bot.scheduler): what a handler
 # calls right after a commit that queued outbox messages (storage.outbox)
 OUTBOX_DELIVERY = "outbox_delivery"
+# bot_data key of the process's reminder delivery for one person (installed by bot.scheduler):
+# /testreminder sends its samples with it
+REMINDER_DELIVERY = "reminder_delivery"
 
 LANGUAGE_KEY = "language"  # in user_data: the language the gate chose for this user
 
@@ -94,6 +97,12 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
         )
         if ids and deliver is not None:
             await deliver(ids)
+
+    async def deliver_due_to(self, recipient_id: int) -> int | None:
+        """Send what is due for one person now, through the process's sender; how many
+        reminders went out, or None without a delivery installed (the next poll sends them)."""
+        deliver: Callable[[int], Awaitable[int]] | None = self.bot_data.get(REMINDER_DELIVERY)
+        return await deliver(recipient_id) if deliver is not None else None
 
     @property
     def member(self) -> Staff:

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from telegram.ext import Application
 
-from bot.context import OUTBOX_DELIVERY, BotContext, Services
+from bot.context import OUTBOX_DELIVERY, REMINDER_DELIVERY, BotContext, Services
 from bot.sender import Report, Sender
 from storage import drafts, reminders
 from storage.db import unit_of_work
@@ -54,6 +54,7 @@ def install(application: AnyApplication) -> None:
     """Let handlers send what they queued at once; schedule the repeating tick (one at a time,
     a missed one is simply the next one)."""
     application.bot_data[OUTBOX_DELIVERY] = partial(deliver_messages, application)
+    application.bot_data[REMINDER_DELIVERY] = partial(_sent_to, application)
     queue = application.job_queue
     if queue is None:
         log.warning("no job queue (python-telegram-bot[job-queue] missing): no reminders")
@@ -128,6 +129,11 @@ async def deliver_now(application: AnyApplication, *, recipient_id: int | None =
     except SQLAlchemyError:
         log.exception("delivering reminders failed; retrying at the next tick")
         return Report(errors=["database"])
+
+
+async def _sent_to(application: AnyApplication, recipient_id: int) -> int:
+    """Deliver one person's due reminders now (/testreminder); how many went out."""
+    return (await deliver_now(application, recipient_id=recipient_id)).sent
 
 
 async def deliver_messages(application: AnyApplication, ids: Sequence[int]) -> Report:

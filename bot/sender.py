@@ -47,8 +47,8 @@ from telegram import InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.i18n import Translator, pick_language
+from bot.reminder_text import Outgoing, render
 from conversations import review as review_chat
-from conversations.reminders import Outgoing, render
 from storage import outbox
 from storage import reminders as store
 from storage import reviews as review_store

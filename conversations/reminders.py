@@ -1,4 +1,5 @@
-"""Reminders in chat: how they read, their buttons (`rm:`), the date question, /testreminder.
+"""Reminders in chat: their buttons (`rm:`), the date question, /testreminder. How a reminder
+reads (and the buttons it is drawn with) is bot/reminder_text.py's.
 
 Buttons: `rm:o:<id>` opens one reminder of a grouped message with its own buttons; `rm:s:<id>:<d>`
 snoozes it d days; `rm:r:<id>` offers new dates, `rm:d:<id>:<d>` takes one, `rm:t:<id>` asks
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -22,7 +22,8 @@ from telegram.error import BadRequest
 
 from bot.context import BotContext
 from bot.i18n import Translator, has_message
-from conversations import fit, runner
+from bot.reminder_text import actions_markup, button_data, item_text
+from conversations import runner
 from conversations.callback_data import parse_id
 from conversations.messages import close_buttons, is_harmless_edit_error
 from conversations.steps import Flow, FlowEnv, Step, Submitted
@@ -31,262 +32,9 @@ from storage import reminders as store
 from storage.db import unit_of_work
 from storage.errors import Refused
 from storage.models import Customer
-from storage.reminders import Kind, Notice, Outcome, Rules
+from storage.reminders import Outcome, Rules
 
 log = logging.getLogger(__name__)
-PREFIX = "rm"
-MAX_TEXT = 3500  # UTF-16 units of items per message (Telegram allows 4,096 in all)
-NAME_LIMIT = 60  # a name or reason inside a reminder; the card shows it whole
-REASON_LIMIT = 300
-MAX_OPEN_BUTTONS = 10
-FOLD_AFTER = 10  # reminders of one kind listed in full; more are counted
-LABEL_LIMIT = 24
-# most urgent first
-KIND_ORDER = {
-    kind: index
-    for index, kind in enumerate(
-        (
-            Kind.complaint_overdue,
-            Kind.complaint_soon,
-            Kind.review,
-            Kind.review_digest,
-            Kind.overdue,
-            Kind.followup,
-            Kind.rejected,
-            Kind.birthday,
-            Kind.stale,
-            Kind.survey,
-            Kind.weekly,
-            Kind.audit_head,
-        )
-    )
-}
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """One message to send, and the reminders it carries."""
-
-    text: str
-    markup: InlineKeyboardMarkup | None
-    reminder_ids: tuple[int, ...]
-
-
-def _data(action: str, reminder_id: int, arg: object = None) -> str:
-    return f"{PREFIX}:{action}:{reminder_id}" + (f":{arg}" if arg is not None else "")
-
-
-# ---------------------------------------------------------------------------------------------
-# how a reminder reads
-
-
-def _sample_values(_: Translator) -> dict[str, Any]:
-    return {
-        "customer": _("reminders.sample.customer"),
-        "person": _("reminders.sample.person"),
-        "owner": _("reminders.sample.owner"),
-        "submitter": _("reminders.sample.owner"),
-        "team": _("reminders.sample.team"),
-        "reason": _("reminders.sample.reason"),
-        "subject": _("reminders.sample.customer"),
-    }
-
-
-def _review_line(_: Translator, values: dict[str, Any]) -> dict[str, Any]:
-    return {**values, "what": _(f"reminders.review_kind.{values['review_kind']}")}
-
-
-_LONG_VALUES = {
-    "customer": NAME_LIMIT,
-    "person": NAME_LIMIT,
-    "owner": NAME_LIMIT,
-    "submitter": NAME_LIMIT,
-    "team": NAME_LIMIT,
-    "subject": NAME_LIMIT + 20,
-    "reason": REASON_LIMIT,
-}
-
-
-def _fitted(values: dict[str, Any]) -> dict[str, Any]:
-    """Names and reasons cut to a length a reminder can carry (the card shows them whole)."""
-    return {
-        k: fit.clip(v, _LONG_VALUES[k]) if k in _LONG_VALUES and isinstance(v, str) else v
-        for k, v in values.items()
-    }
-
-
-def item_text(notice: Notice, _: Translator) -> str:
-    """The text of one reminder (several lines for digests), within Telegram's limit."""
-    return fit.message(_item_text(notice, _))
-
-
-def _item_text(notice: Notice, _: Translator) -> str:
-    values = _fitted(dict(notice.values))
-    if notice.sample:
-        values = {**_sample_values(_), **values}
-    kind = notice.kind
-    if kind == Kind.followup:
-        key = "reminders.item.followup_late" if values.get("late") else "reminders.item.followup"
-        return _(key, **values)
-    if kind == Kind.birthday:
-        key = "reminders.item.birthday_today" if values.get("today") else "reminders.item.birthday"
-        return _(key, **values)
-    if kind in (Kind.complaint_soon, Kind.complaint_overdue):
-        severity = _(f"reminders.severity.{values['severity']}")
-        return _(f"reminders.item.{kind}", **{**values, "severity": severity})
-    if kind in (Kind.review, Kind.rejected):
-        return _(f"reminders.item.{kind}", **_review_line(_, values))
-    if kind == Kind.review_digest:
-        lines = [_("reminders.item.review_digest", count=values["count"])]
-        for line in notice.lines:
-            line = {**_sample_values(_), **line} if notice.sample else _fitted(line)
-            lines.append(_("reminders.digest.line", **_review_line(_, line)))
-        if values.get("more"):
-            lines.append(_("reminders.digest.more", count=values["more"]))
-        return "\n".join(lines)
-    if kind == Kind.weekly:
-        team = values.get("team") or _("reminders.weekly.all_teams")
-        return "\n".join(
-            [
-                _("reminders.item.weekly", team=team),
-                _("reminders.weekly.customers", **values),
-                _("reminders.weekly.new", count=values["new"]),
-                _("reminders.weekly.visits", count=values["visits"]),
-                _("reminders.weekly.overdue", count=values["overdue"]),
-                _("reminders.weekly.complaints", **values),
-                _("reminders.weekly.reviews", count=values["reviews"]),
-            ]
-        )
-    return _(f"reminders.item.{kind}", **values)
-
-
-def actions_markup(notice: Notice, _: Translator) -> InlineKeyboardMarkup | None:
-    """The buttons of one reminder: the main action(s) first, then snooze and reschedule."""
-    rid = notice.reminder_id
-    main: list[InlineKeyboardButton] = []
-    later: list[InlineKeyboardButton] = []
-    acts = notice.actions
-    if "visit" in acts and notice.customer_id:
-        main.append(
-            InlineKeyboardButton(
-                _("reminders.button.visit"), callback_data=f"cv:{notice.customer_id}"
-            )
-        )
-    if "approve" in acts and notice.review_id:
-        main += [
-            InlineKeyboardButton(
-                _("reminders.button.approve"), callback_data=f"rv:a:{notice.review_id}"
-            ),
-            InlineKeyboardButton(
-                _("reminders.button.reject"), callback_data=f"rv:r:{notice.review_id}"
-            ),
-        ]
-        later.append(
-            InlineKeyboardButton(
-                _("reminders.button.open_review"), callback_data=f"rv:o:{notice.review_id}"
-            )
-        )
-    if "resubmit" in acts and notice.customer_id:
-        main.append(
-            InlineKeyboardButton(
-                _("reminders.button.resubmit"), callback_data=f"rv:rs:{notice.customer_id}"
-            )
-        )
-    if "confirm" in acts:
-        main.append(
-            InlineKeyboardButton(_("reminders.button.confirm"), callback_data=_data("a", rid))
-        )
-    if "done" in acts:
-        main.append(InlineKeyboardButton(_("reminders.button.done"), callback_data=_data("k", rid)))
-    if "snooze" in acts:
-        later += [
-            InlineKeyboardButton(
-                _(f"reminders.button.snooze{days}"), callback_data=_data("s", rid, days)
-            )
-            for days in store.SNOOZE_DAYS
-        ]
-    if "reschedule" in acts:
-        later.append(
-            InlineKeyboardButton(_("reminders.button.reschedule"), callback_data=_data("r", rid))
-        )
-    rows = [row for row in (main, later) if row]
-    return InlineKeyboardMarkup(rows) if rows else None
-
-
-def _short(label: str) -> str:
-    return fit.clip(label, LABEL_LIMIT)
-
-
-def _message(chunk: list[Notice], _: Translator) -> Outgoing:
-    ids = tuple(n.reminder_id for n in chunk)
-    sample = any(n.sample for n in chunk)
-    if len(chunk) == 1:
-        text = item_text(chunk[0], _)
-        if sample:
-            text = f"{_('reminders.sample_header')}\n\n{text}"
-        return Outgoing(text, actions_markup(chunk[0], _), ids)
-    lines = [_("reminders.sample_header")] if sample else []
-    lines.append(_("reminders.header", count=len(chunk)))
-    buttons = []
-    for index, notice in enumerate(chunk, start=1):
-        lines.append(f"\n{index}. {item_text(notice, _)}")
-        if notice.actions:
-            label = fit.label(
-                _("reminders.button.open", n=index, label=_short(item_label(notice, _)))
-            )
-            buttons.append(
-                [InlineKeyboardButton(label, callback_data=_data("o", notice.reminder_id))]
-            )
-    markup = InlineKeyboardMarkup(buttons) if buttons else None
-    return Outgoing(fit.message("\n".join(lines)), markup, ids)
-
-
-def item_label(notice: Notice, _: Translator) -> str:
-    """The kind's emoji and the subject's name, for the button that opens one reminder."""
-    emoji = item_text(notice, _).split(" ", 1)[0]
-    name = _("reminders.sample.customer") if notice.sample else notice.label
-    return f"{emoji} {name}"
-
-
-def render(notices: list[Notice], _: Translator) -> list[Outgoing]:
-    """One person's due reminders as messages, the most urgent first: one message, unless it
-    would be too long or carry too many buttons. Beyond FOLD_AFTER of one kind (a backlog after
-    a long absence, say) the rest are counted in a line rather than listed; they are delivered
-    all the same, as part of that message."""
-    ordered = sorted(notices, key=lambda n: (KIND_ORDER.get(n.kind, 99), n.reminder_id))
-    shown: list[Notice] = []
-    folded: dict[str, list[Notice]] = {}
-    for notice in ordered:
-        same = sum(1 for n in shown if n.kind == notice.kind)
-        if same >= FOLD_AFTER and not notice.sample:
-            folded.setdefault(notice.kind, []).append(notice)
-        else:
-            shown.append(notice)
-    chunks: list[list[Notice]] = []
-    current: list[Notice] = []
-    size = buttons = 0
-    for notice in shown:
-        length = fit.units(item_text(notice, _)) + 6
-        wants = 1 if notice.actions else 0
-        if current and (size + length > MAX_TEXT or buttons + wants > MAX_OPEN_BUTTONS):
-            chunks.append(current)
-            current, size, buttons = [], 0, 0
-        current.append(notice)
-        size += length
-        buttons += wants
-    if current:
-        chunks.append(current)
-    messages = [_message(chunk, _) for chunk in chunks]
-    if folded and messages:
-        lines = []
-        for kind, rest in folded.items():
-            key = f"reminders.more.{kind}"
-            lines.append(_(key if has_message(key) else "reminders.more.other", count=len(rest)))
-        last = messages[-1]
-        ids = tuple(n.reminder_id for rest in folded.values() for n in rest)
-        text = fit.compose([fit.Slot(last.text), *lines], sep="\n\n")
-        messages[-1] = Outgoing(text, last.markup, last.reminder_ids + ids)
-    return messages
 
 
 # ---------------------------------------------------------------------------------------------
@@ -412,7 +160,7 @@ async def _dates(update: Update, context: BotContext, reminder_id: int, arg: str
     _ = context._
     days = [
         InlineKeyboardButton(
-            _("reminders.button.days", days=d), callback_data=_data("d", reminder_id, d)
+            _("reminders.button.days", days=d), callback_data=button_data("d", reminder_id, d)
         )
         for d in store.RESCHEDULE_DAYS
     ]
@@ -421,9 +169,9 @@ async def _dates(update: Update, context: BotContext, reminder_id: int, arg: str
             days,
             [
                 InlineKeyboardButton(
-                    _("reminders.button.type_date"), callback_data=_data("t", reminder_id)
+                    _("reminders.button.type_date"), callback_data=button_data("t", reminder_id)
                 ),
-                InlineKeyboardButton(_("button.back"), callback_data=_data("b", reminder_id)),
+                InlineKeyboardButton(_("button.back"), callback_data=button_data("b", reminder_id)),
             ],
         ]
     )
@@ -620,8 +368,6 @@ FLOW = runner.register(
 
 async def testreminder_command(update: Update, context: BotContext) -> None:
     """Send the admin a sample of each kind of reminder through the real outbox."""
-    from bot import scheduler  # the scheduler renders with this module: import when used
-
     assert update.effective_chat is not None
     chat_id = update.effective_chat.id
     _ = context._
@@ -632,8 +378,9 @@ async def testreminder_command(update: Update, context: BotContext) -> None:
     async with unit_of_work(context.services.sessions) as session:
         count = await store.queue_samples(session, actor=member, now=context.services.clock())
     await context.bot.send_message(chat_id, _("reminders.test_queued", count=count))
-    report = await scheduler.deliver_now(context.application, recipient_id=member.id)
-    if report.sent < count:
+    assert member.id is not None
+    sent = await context.deliver_due_to(member.id) or 0
+    if sent < count:
         await context.bot.send_message(
-            chat_id, _("reminders.test_incomplete", sent=report.sent, count=count)
+            chat_id, _("reminders.test_incomplete", sent=sent, count=count)
         )

@@ -5,8 +5,8 @@ notice of a new submission, the submitter's confirmation, the deletion of a valu
 clear. So each is written as an outbox row in the change's own transaction; right after the
 commit the handler asks for its delivery (`bot.sender.Sender.deliver_messages`), and if the
 process died first, the scheduler's next poll finds the row due. Delivery is the outbox's
-(storage.reminders): a conditional claim with a lease, so at least once and, outside a crash
-in the instant between Telegram's answer and our commit, exactly once.
+(storage.reminders.delivery): a conditional claim with a lease, so at least once and, outside
+a crash in the instant between Telegram's answer and our commit, exactly once.
 
 Rows hold ids, never personal data in clear: a review card is rendered at delivery from the
 review; a confirmation's text (it names the customer) is sealed under a master-derived key,

@@ -18,8 +18,8 @@ from typing import Any
 from sqlmodel import col, select
 
 from bot.i18n import Translator
+from bot.reminder_text import render
 from conversations import fit, new_customer
-from conversations.reminders import render
 from conversations.steps import Kind
 from storage import complaints as complaint_store
 from storage import key_persons as key_person_store

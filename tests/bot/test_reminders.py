@@ -36,6 +36,7 @@ from storage.models import (
     Customer,
     KeyPerson,
     Reminder,
+    ReminderPlanRun,
     Review,
     Staff,
     Visit,
@@ -1296,7 +1297,7 @@ async def test_planning_twice_or_at_once_creates_nothing_new(world: World, clock
     assert sum(again.values()) == 0 and len(await rows(world)) == count
     # two planners racing (two bot processes, say) after the marks are forgotten
     async with unit_of_work(services.sessions) as session:
-        for mark in (await session.exec(select(store.ReminderPlanRun))).all():
+        for mark in (await session.exec(select(ReminderPlanRun))).all():
             await session.delete(mark)
     results = await asyncio.gather(
         *(
@@ -1358,7 +1359,7 @@ async def test_samples_read_well_in_english_too(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
     from bot.i18n import Translator
-    from conversations.reminders import render
+    from bot.reminder_text import render
 
     notices = [
         store.sample_notice(

@@ -1,0 +1,237 @@
+"""Planning: the one skeleton every kind's planner runs on, and the outbox rows it writes.
+
+A planner reads the records and returns outbox rows (`Reminder`), one per (kind, subject,
+recipient, period) under a unique `dedup_key`, inserted with ON CONFLICT DO NOTHING: planning
+twice, or two bot processes planning at once, creates nothing new. Each planner remembers when it
+last ran (`ReminderPlanRun`), so after a restart it catches up from there (at most
+REMINDER_CATCHUP_DAYS): late rather than never.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Date, func, type_coerce
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import UnaryExpression
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage import permissions
+from storage.crypto import Keyring
+from storage.db import SessionFactory, unit_of_work
+from storage.models import Customer, Reminder, ReminderPlanRun, ReminderStatus, Staff
+from storage.reminders.rules import Rules, local_moment
+
+INSERT_CHUNK = 500
+Row = dict[str, Any]
+
+
+@dataclass
+class Plan:
+    """What every planner needs: the time, the rules, and the staff (a few hundred rows)."""
+
+    rules: Rules
+    keyring: Keyring
+    now: datetime
+    since: datetime
+    staff: dict[int, Staff]
+
+    @property
+    def lo(self) -> date:
+        """First day a planner looks at: the day before its last run (or the catch-up limit)."""
+        return self.since.astimezone(UTC).date() - timedelta(days=1)
+
+    @property
+    def hi(self) -> date:
+        """Last day: tomorrow, so a morning reminder is in place before its hour in every zone."""
+        return self.now.astimezone(UTC).date() + timedelta(days=1)
+
+    def active(self, staff_id: int | None) -> Staff | None:
+        person = self.staff.get(staff_id) if staff_id is not None else None
+        return person if person is not None and person.active else None
+
+    def managers(self, team_id: int | None) -> list[Staff]:
+        return [s for s in self.staff.values() if permissions.manages_team(s, team_id)]
+
+    def at(self, staff: Staff, day: date, hour: int) -> datetime:
+        return local_moment(day, hour, self.rules.zone_of(staff))
+
+    def next_morning(self, staff: Staff) -> datetime:
+        """The person's next FOLLOWUP_HOUR: prompts without a day of their own wait for it."""
+        today = self.rules.today_of(staff, self.now)
+        moment = self.at(staff, today, self.rules.followup_hour)
+        if moment < self.now:
+            moment = self.at(staff, today + timedelta(days=1), self.rules.followup_hour)
+        return moment
+
+    def row(
+        self,
+        kind: str,
+        subject_type: str,
+        subject_id: int | None,
+        recipient_id: int,
+        period: str,
+        due_at: datetime,
+        *,
+        period_on: date | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> Row:
+        """One outbox row, keyed by what it is about, for whom and for which period."""
+        return {
+            "dedup_key": dedup_key(kind, subject_type, subject_id, recipient_id, period),
+            "kind": kind,
+            "subject_type": subject_type,
+            "subject_id": subject_id,
+            "recipient_id": recipient_id,
+            "due_at": due_at,
+            "next_attempt_at": due_at,
+            "status": ReminderStatus.pending,
+            "attempts": 0,
+            "period_on": period_on,
+            "payload": json.dumps(payload, sort_keys=True) if payload else None,
+            "created_at": self.now,
+            "updated_at": self.now,
+        }
+
+
+def dedup_key(
+    kind: str, subject_type: str, subject_id: int | None, recipient_id: int, period: str
+) -> str:
+    return f"{kind}:{subject_type}:{subject_id or 0}:{recipient_id}:{period}"
+
+
+Find = Callable[[AsyncSession, Plan], Awaitable[list[Row]]]
+Scan = Callable[[AsyncSession, Plan, int], Awaitable[tuple[list[Row], int | None]]]
+
+
+@dataclass(frozen=True)
+class Planner:
+    """The planner skeleton: read what is due in one unit of work, then write the new rows.
+
+    `bulk` planners (follow-ups and their escalation over every customer) find only what has no
+    row yet themselves and insert in short transactions of their own, so the bot's own writes
+    never wait long; the others read the keys first, so a poll with nothing new writes nothing.
+    """
+
+    name: str  # its ReminderPlanRun mark
+    find: Find
+    every: timedelta | None = None  # None: every poll
+    bulk: bool = False
+
+    async def run(self, sessions: SessionFactory, ctx: Plan) -> int:
+        async with unit_of_work(sessions) as session:
+            rows = await self.find(session, ctx)
+            if not self.bulk:
+                return await add_reminders(session, await new_only(session, rows))
+        return await insert_chunked(sessions, rows)
+
+
+@dataclass(frozen=True)
+class ScanPlanner:
+    """A planner that reads in chunks, each chunk and its rows one short transaction of its own
+    (`scan` returns the rows and the id to go on after, or None at the end)."""
+
+    name: str
+    scan: Scan
+    every: timedelta | None = None
+
+    async def run(self, sessions: SessionFactory, ctx: Plan) -> int:
+        created, after = 0, 0
+        while True:
+            async with unit_of_work(sessions) as session:
+                rows, following = await self.scan(session, ctx, after)
+                if following is None:
+                    return created
+                created += await add_reminders(session, rows)
+                after = following
+
+
+async def add_reminders(session: AsyncSession, rows: Sequence[Row]) -> int:
+    """Insert outbox rows, skipping any whose dedup key exists; returns how many are new."""
+    if not rows:
+        return 0
+    insert = sqlite.insert if dialect_of(session) == "sqlite" else postgresql.insert
+    table = Reminder.__table__  # type: ignore[attr-defined]
+    created = 0
+    for start in range(0, len(rows), INSERT_CHUNK):
+        statement = (
+            insert(table).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(table.c.id)
+        )
+        result = await session.exec(statement, params=list(rows[start : start + INSERT_CHUNK]))
+        created += len(result.all())
+    return created
+
+
+async def new_only(session: AsyncSession, rows: list[Row]) -> list[Row]:
+    """The rows whose key is not taken yet: a read, so a poll with nothing new writes nothing."""
+    if not rows:
+        return []
+    taken: set[str] = set()
+    keys = [r["dedup_key"] for r in rows]
+    for start in range(0, len(keys), INSERT_CHUNK):
+        chunk = keys[start : start + INSERT_CHUNK]
+        found = await session.exec(
+            select(Reminder.dedup_key).where(col(Reminder.dedup_key).in_(chunk))
+        )
+        taken.update(found.all())
+    return [r for r in rows if r["dedup_key"] not in taken]
+
+
+async def insert_chunked(sessions: SessionFactory, rows: list[Row]) -> int:
+    """Insert many rows in short transactions, so the bot's own writes never wait long."""
+    created = 0
+    for start in range(0, len(rows), INSERT_CHUNK):
+        async with unit_of_work(sessions) as session:
+            created += await add_reminders(session, rows[start : start + INSERT_CHUNK])
+    return created
+
+
+async def mark_run(session: AsyncSession, name: str, now: datetime) -> None:
+    """Remember that `name` ran at `now` (an upsert: two processes may finish together)."""
+    insert = sqlite.insert if dialect_of(session) == "sqlite" else postgresql.insert
+    table = ReminderPlanRun.__table__  # type: ignore[attr-defined]
+    statement = insert(table).values(name=name, ran_at=now)
+    await session.exec(
+        statement.on_conflict_do_update(index_elements=["name"], set_={"ran_at": now})
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# query pieces the planners share
+
+
+def dialect_of(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
+
+
+def plus_days(column: Any, days: int, dialect: str) -> Any:
+    """`column + days` for a DATE column, in the dialect's own words (a date both ways)."""
+    if dialect == "sqlite":
+        return type_coerce(func.date(column, f"+{days} days"), Date)
+    return type_coerce(column + days, Date)
+
+
+def unindexed(column: Any, dialect: str) -> Any:
+    """`+column` on SQLite: keeps its planner off that column's index.
+
+    Without statistics (nobody runs ANALYZE on a bot's SQLite file) SQLite would rather read
+    the status index, where every live customer matches, than the follow-up date range, which
+    holds a few days' worth. PostgreSQL keeps statistics and gets the column as it is.
+    """
+    if dialect != "sqlite":
+        return column
+    return UnaryExpression(column, operator=operators.custom_op("+"), type_=column.type)
+
+
+def capped_per_owner(query: Any, order: Any, limit: int) -> Any:
+    """Keep at most `limit` rows per owner, in `order`: a backlog arrives a few at a time."""
+    ranked = query.add_columns(
+        func.row_number().over(partition_by=col(Customer.owner_id), order_by=order).label("rank")
+    ).subquery()
+    return select(*(c for c in ranked.c if c.name != "rank")).where(ranked.c.rank <= limit)

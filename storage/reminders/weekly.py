@@ -1,0 +1,150 @@
+"""`weekly`: the week in numbers for each manager (their team) and admin (the company)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage import permissions
+from storage.models import (
+    Complaint,
+    Customer,
+    RecordStatus,
+    Reminder,
+    Review,
+    ReviewStatus,
+    Team,
+    Visit,
+)
+from storage.reminders.kinds import LIVE, OPEN_COMPLAINTS, Kind
+from storage.reminders.planning import Plan, Planner, Row
+from storage.reminders.reading import Notice, Reader, per_row
+
+
+async def find(session: AsyncSession, ctx: Plan) -> list[Row]:
+    """The weekly summary for each manager and admin, on WEEKLY_SUMMARY_WEEKDAY at the digest
+    hour; if the bot was down then, it comes late, up to a day (after that, next week's)."""
+    rows = []
+    for person in ctx.staff.values():
+        if not permissions.receives_reports(person) or person.id is None:
+            continue
+        today = ctx.rules.today_of(person, ctx.now)
+        monday = today - timedelta(days=today.isoweekday() - 1)
+        day = monday + timedelta(days=ctx.rules.weekly_weekday - 1)
+        if today < day:
+            continue
+        year, week, _ = day.isocalendar()
+        due = ctx.at(person, day, ctx.rules.digest_hour)
+        if due < ctx.now - timedelta(days=1):
+            continue  # more than a day late (the bot was down, or was just installed): skip
+        rows.append(ctx.row(Kind.weekly, "staff", person.id, person.id, f"{year}-W{week:02d}", due))
+    return rows
+
+
+PLANNER = Planner("weekly", find)
+
+
+async def _nothing(reader: Reader, group: Sequence[Reminder]) -> None:
+    """The numbers are counted per recipient, at reading."""
+
+
+async def _read(reader: Reader, row: Reminder, _: None) -> Notice | None:
+    """The numbers as they are now, for a recipient who is still a manager or an admin."""
+    person = reader.staff.get(row.recipient_id)
+    if person is None or not permissions.receives_reports(person):
+        return None
+    team_id = None if permissions.is_admin(person) else person.team_id
+    if team_id is None and not permissions.is_admin(person):
+        return None
+    today = reader.today(row.recipient_id)
+    numbers = await summary_numbers(
+        reader.session,
+        team_id=team_id,
+        since=reader.now - timedelta(days=7),
+        now=reader.now,
+        today=today,
+    )
+    team = await reader.session.get(Team, team_id) if team_id else None
+    assert row.id is not None
+    return Notice(row.id, row.kind, {"team": team.name if team else None, **numbers})
+
+
+describe = per_row(_nothing, _read)
+
+
+async def summary_numbers(
+    session: AsyncSession,
+    *,
+    team_id: int | None,
+    since: datetime,
+    now: datetime,
+    today: date,
+) -> dict[str, int]:
+    """The week in numbers for one team (None: the whole company)."""
+
+    def in_team(query: Any) -> Any:
+        return query.where(col(Customer.team_id) == team_id) if team_id is not None else query
+
+    async def count(query: Any) -> int:
+        return int((await session.exec(query)).one() or 0)
+
+    by_status = dict(
+        (
+            await session.exec(
+                in_team(
+                    select(Customer.status, func.count())
+                    .where(col(Customer.status).in_(LIVE))
+                    .group_by(col(Customer.status))
+                )
+            )
+        ).all()
+    )
+    numbers = {
+        "approved": int(by_status.get(RecordStatus.approved, 0)),
+        "pending": int(by_status.get(RecordStatus.pending, 0)),
+        "rejected": int(by_status.get(RecordStatus.rejected, 0)),
+    }
+    numbers["total"] = sum(numbers.values())
+    numbers["new"] = await count(
+        in_team(
+            select(func.count(col(Customer.id))).where(
+                col(Customer.created_at) >= since, col(Customer.status).in_(LIVE)
+            )
+        )
+    )
+    numbers["visits"] = await count(
+        in_team(
+            select(func.count(col(Visit.id)))
+            .join(Customer, col(Customer.id) == col(Visit.customer_id))
+            .where(col(Visit.visited_at) >= since, col(Visit.visited_at) <= now)
+        )
+    )
+    numbers["overdue"] = await count(
+        in_team(
+            select(func.count(col(Customer.id))).where(
+                col(Customer.status).in_(LIVE),
+                col(Customer.next_followup_on) < today,
+                or_(
+                    col(Customer.last_visit_on).is_(None),
+                    col(Customer.last_visit_on) < col(Customer.next_followup_on),
+                ),
+            )
+        )
+    )
+    open_complaints = in_team(
+        select(func.count(col(Complaint.id)))
+        .join(Customer, col(Customer.id) == col(Complaint.customer_id))
+        .where(col(Complaint.status).in_(OPEN_COMPLAINTS))
+    )
+    numbers["complaints"] = await count(open_complaints)
+    numbers["complaints_overdue"] = await count(open_complaints.where(col(Complaint.due_at) < now))
+    reviews = select(func.count(col(Review.id))).where(col(Review.status) == ReviewStatus.pending)
+    if team_id is not None:
+        reviews = reviews.where(col(Review.team_id) == team_id)
+    numbers["reviews"] = await count(reviews)
+    return numbers
