@@ -33,7 +33,7 @@ from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
 from storage import cards, drafts, search, validation
 from storage.cards import CustomerList, ListEntry
 from storage.db import reading, unit_of_work
-from storage.drafts import DraftState
+from storage.drafts import DraftMode, DraftState
 from storage.models import CustomerClass, RecordStatus, Role, Staff, Stage
 from storage.search import NO_FILTERS, Filters
 
@@ -117,7 +117,12 @@ async def _remember(context: BotContext, state: FindState) -> bool:
         token = current.token + 1 if current is not None else secrets.randbelow(1 << 30) + 2
         # typed text always searches (no field to misplace it in), so it counts as shown
         draft = DraftState(
-            flow=FLOW_NAME, step=FIELD, mode="ask", token=token, data=state.data(), shown=token
+            flow=FLOW_NAME,
+            step=FIELD,
+            mode=DraftMode.ask,
+            token=token,
+            data=state.data(),
+            shown=token,
         )
         await drafts.save(session, keyring, staff_id, draft, now=context.services.clock())
     return True

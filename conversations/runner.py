@@ -35,7 +35,7 @@ from conversations.messages import close_buttons
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step
 from storage import audit, drafts, outbox, validation
 from storage.db import reading, unit_of_work
-from storage.drafts import DraftState
+from storage.drafts import DraftMode, DraftState
 from storage.errors import Refused
 from storage.validation import Invalid
 
@@ -104,7 +104,7 @@ def _offer(state: DraftState, step: Step, options: list[Option], query: str | No
 async def _prepare(env: FlowEnv, flow: Flow, state: DraftState) -> None:
     """Work out the options of the current choice question, once, and keep them in the draft."""
     step = flow.step(state.step)
-    if state.mode == "summary" or step is None:
+    if state.mode == DraftMode.summary or step is None:
         state.data.pop("_offered", None)
         return
     if step.kind not in _CHOICE_KINDS:
@@ -152,13 +152,13 @@ def _nav_buttons(_: Translator, step: Step, state: DraftState) -> list[list[Inli
     rows: list[list[InlineKeyboardButton]] = []
     if step.kind == Kind.MEDIA:
         rows.append([InlineKeyboardButton(_("button.done"), callback_data=_data(token, "m"))])
-    back = "button.back_to_summary" if state.mode == "edit" else "button.back"
+    back = "button.back_to_summary" if state.mode == DraftMode.edit else "button.back"
     row = [InlineKeyboardButton(_(back), callback_data=_data(token, "b"))]
     if not step.required:
         row.append(InlineKeyboardButton(_("button.skip"), callback_data=_data(token, "s")))
     row.append(InlineKeyboardButton(_("button.cancel"), callback_data=_data(token, "x")))
     rows.append(row)
-    if state.mode == "ask" and not step.required and step.kind != Kind.MEDIA:
+    if state.mode == DraftMode.ask and not step.required and step.kind != Kind.MEDIA:
         rows.append([InlineKeyboardButton(_("button.skip_rest"), callback_data=_data(token, "z"))])
     return rows
 
@@ -225,7 +225,7 @@ async def _ask(
     if step.search is not None:
         query = state.data.get("_offered", {}).get("query")
         lines.append(_("flow.search_results", query=query) if query else _("flow.search_hint"))
-    if state.mode == "edit" and state.data.get(step.field) not in (None, "", []):
+    if state.mode == DraftMode.edit and state.data.get(step.field) not in (None, "", []):
         current = display_value(_, step, state.data, limit=None)
         lines.append(Slot(current, lambda value: _("flow.current_value", value=value)))
     if step.kind == Kind.MEDIA and state.data.get(step.field):
@@ -321,7 +321,7 @@ async def _show(
             state,
             now=context.services.clock(),
         )
-    if state.mode == "summary":
+    if state.mode == DraftMode.summary:
         await _summary(context, chat_id, flow, state, notice=notice)
     else:
         await _ask(context, chat_id, flow, state, notice=notice)
@@ -358,7 +358,7 @@ async def on_edited(update: Update, context: BotContext) -> bool:
 
 def _advance(flow: Flow, state: DraftState) -> None:
     """Move to the next unanswered question, or to the summary when all are answered."""
-    if state.mode == "ask":
+    if state.mode == DraftMode.ask:
         start = flow.index(state.step) + 1
         following = next(
             (s for s in flow.steps[start:] if s.applies(state.data) and s.field not in state.data),
@@ -369,9 +369,12 @@ def _advance(flow: Flow, state: DraftState) -> None:
             return
     missing = flow.first_missing(state.data)
     if missing is not None:
-        state.step, state.mode = missing.field, "edit" if state.mode != "ask" else "ask"
+        state.step, state.mode = (
+            missing.field,
+            DraftMode.edit if state.mode != DraftMode.ask else DraftMode.ask,
+        )
     else:
-        state.step, state.mode = None, "summary"
+        state.step, state.mode = None, DraftMode.summary
 
 
 async def _load(context: BotContext) -> tuple[Flow, DraftState] | None:
@@ -479,7 +482,7 @@ async def _begin(
         token=secrets.randbelow(1 << 30) + 2,
     )
     if first is None:
-        state.mode = "summary"
+        state.mode = DraftMode.summary
     await _show(context, chat_id, flow, state)
 
 
@@ -532,7 +535,7 @@ async def _accept(
             warnings = await step.check(env, session, value, state.data)
     state.data.setdefault("_warnings", {})[step.field] = warnings  # the summary shows them again
     _advance(flow, state)
-    if state.mode == "summary" and not flow.confirm:
+    if state.mode == DraftMode.summary and not flow.confirm:
         await _submit(context, chat_id, flow, state)
         return
     await _show(context, chat_id, flow, state, notice="\n".join(warnings) or None)
@@ -563,7 +566,7 @@ async def on_text(update: Update, context: BotContext) -> bool:
     if await _shown_again(context, chat_id, flow, state):
         return True
     step = flow.step(state.step)
-    if state.mode == "summary" or step is None:
+    if state.mode == DraftMode.summary or step is None:
         await _show(context, chat_id, flow, state, notice=_("flow.use_summary_buttons"))
         return True
     env = _env(context)
@@ -660,7 +663,7 @@ async def on_other(update: Update, context: BotContext) -> bool:
     if await _shown_again(context, chat_id, flow, state):
         return True
     step = flow.step(state.step)
-    if state.mode == "summary" or step is None:
+    if state.mode == DraftMode.summary or step is None:
         notice = _("flow.use_summary_buttons")
     elif step.kind == Kind.LOCATION and message.location is not None:
         location = message.location
@@ -774,7 +777,7 @@ async def _on_edit(
     query: CallbackQuery, context: BotContext, chat_id: int, flow: Flow, state: DraftState, arg: str
 ) -> None:
     index = parse_id(arg)
-    if state.mode != "summary" or index is None or index >= len(flow.steps):
+    if state.mode != DraftMode.summary or index is None or index >= len(flow.steps):
         await query.answer(context._("button.expired"), show_alert=True)
         return
     step = flow.steps[index]
@@ -783,14 +786,14 @@ async def _on_edit(
         return
     await query.answer()
     await close_buttons(query.message)
-    state.mode, state.step = "edit", step.field
+    state.mode, state.step = DraftMode.edit, step.field
     await _show(context, chat_id, flow, state)
 
 
 async def _on_submit(
     query: CallbackQuery, context: BotContext, chat_id: int, flow: Flow, state: DraftState, arg: str
 ) -> None:
-    if state.mode != "summary":
+    if state.mode != DraftMode.summary:
         await query.answer(context._("button.expired"), show_alert=True)
         return
     await query.answer()
@@ -798,7 +801,7 @@ async def _on_submit(
 
 
 def _current(flow: Flow, state: DraftState) -> Step | None:
-    return None if state.mode == "summary" else flow.step(state.step)
+    return None if state.mode == DraftMode.summary else flow.step(state.step)
 
 
 async def _on_back(
@@ -816,12 +819,12 @@ async def _on_back(
 async def _go_back(
     context: BotContext, chat_id: int, flow: Flow, state: DraftState, step: Step
 ) -> None:
-    if state.mode == "edit":
+    if state.mode == DraftMode.edit:
         missing = flow.first_missing(state.data)
         if missing is not None and missing.field != step.field:
             state.step = missing.field
         elif missing is None:
-            state.mode, state.step = "summary", None
+            state.mode, state.step = DraftMode.summary, None
         await _show(context, chat_id, flow, state)
         return
     previous = flow.previous_step(step.field, state.data)
@@ -940,7 +943,7 @@ async def _submit(
     _ = env._
     missing = flow.first_missing(state.data)
     if missing is not None:
-        state.mode, state.step = "edit", missing.field
+        state.mode, state.step = DraftMode.edit, missing.field
         await _show(context, chat_id, flow, state, notice=_("flow.required"))
         return
     try:
