@@ -13,11 +13,14 @@ from bot.i18n import Translator
 from bot.settings import Settings
 from storage import audit
 from storage.crypto import Keyring
-from storage.db import SessionFactory
+from storage.db import SessionFactory, reading, unit_of_work
 from storage.models import Staff
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
+    from contextlib import AbstractAsyncContextManager
+
+    from sqlmodel.ext.asyncio.session import AsyncSession
 
 # bot_data key of the process's outbox delivery (installed by bot.scheduler): what a handler
 # calls right after a commit that queued outbox messages (storage.outbox)
@@ -101,3 +104,28 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
         if self.staff is None:
             raise RuntimeError("handler reached without a recognised member")
         return self.staff
+
+    @property
+    def chat_id(self) -> int:
+        """The chat the update came from, where the answer goes."""
+        if self._chat_id is None:
+            raise RuntimeError("handler reached without a chat")
+        return self._chat_id
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The member's time zone (the bot's when they chose none)."""
+        return ZoneInfo(self.member.timezone or self.services.settings.TIMEZONE)
+
+    @property
+    def today(self) -> date:
+        """Today in the member's time zone."""
+        return self.services.today(self.member.timezone)
+
+    def unit_of_work(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """One transaction for one user action: committed at the end, rolled back on error."""
+        return unit_of_work(self.services.sessions)
+
+    def reading(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """A session that only reads (it never commits)."""
+        return reading(self.services.sessions)

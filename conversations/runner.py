@@ -28,9 +28,11 @@ from telegram import (
 
 from bot.context import BotContext
 from bot.i18n import Translator
+from conversations import callback_data as buttons
 from conversations import fit
 from conversations.callback_data import parse_id
 from conversations.fit import Slot
+from conversations.keyboards import pager, with_pager
 from conversations.messages import close_buttons
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step
 from storage import audit, drafts, outbox, validation
@@ -40,7 +42,7 @@ from storage.errors import Refused
 from storage.validation import Invalid
 
 log = logging.getLogger(__name__)
-PREFIX = "w"
+PREFIX = buttons.FLOW.prefixes[0]
 SUMMARY_VALUE_LIMIT = 80
 MAX_ATTACHMENTS = 20
 FLOWS: dict[str, Flow] = {}
@@ -63,12 +65,7 @@ def _env(context: BotContext) -> FlowEnv:
 
 
 def _data(token: int, action: str, arg: object = "") -> str:
-    return f"{PREFIX}:{token}:{action}:{arg}"
-
-
-def _chat_id(update: Update) -> int:
-    assert update.effective_chat is not None
-    return update.effective_chat.id
+    return buttons.FLOW.data(PREFIX, token, action, arg)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,14 +179,8 @@ def _choice_buttons(
             row = []
     if row:
         rows.append(row)
-    pager = []
-    if page > 0:
-        pager.append(InlineKeyboardButton("‹", callback_data=_data(state.token, "p", page - 1)))
-    if first + step.page_size < len(options):
-        pager.append(InlineKeyboardButton("›", callback_data=_data(state.token, "p", page + 1)))
-    if pager:
-        rows.append(pager)
-    return rows
+    pages = -(-len(options) // step.page_size)
+    return with_pager(rows, pager(page, pages, lambda p: _data(state.token, "p", p)))
 
 
 def _location_keyboard(_: Translator, step: Step) -> ReplyKeyboardMarkup:
@@ -348,7 +339,7 @@ async def on_edited(update: Update, context: BotContext) -> bool:
     """An edited message is no answer: say so if a flow is open; False when none is."""
     if await _load(context) is None:
         return False
-    await context.bot.send_message(_chat_id(update), context._("flow.edit_not_taken"))
+    await context.bot.send_message(context.chat_id, context._("flow.edit_not_taken"))
     return True
 
 
@@ -425,7 +416,7 @@ async def start(
     """Begin `flow` (optionally with answers given, e.g. the customer of a card), or offer to
     continue or discard a draft the user already has."""
     existing = await _load(context)
-    chat_id = _chat_id(update)
+    chat_id = context.chat_id
     if existing is not None and existing[0].disposable:
         await _discard(context)
         existing = None
@@ -492,7 +483,7 @@ async def resume(update: Update, context: BotContext) -> bool:
     if loaded is None:
         return False
     flow, state = loaded
-    await _show(context, _chat_id(update), flow, state, notice=context._("flow.resumed"))
+    await _show(context, context.chat_id, flow, state, notice=context._("flow.resumed"))
     return True
 
 
@@ -500,7 +491,7 @@ async def cancel(update: Update, context: BotContext) -> None:
     """Drop the draft, leaving nothing behind."""
     had = await _discard(context)
     key = "flow.cancelled" if had else "flow.nothing_to_cancel"
-    await context.bot.send_message(_chat_id(update), context._(key), reply_markup=_no_keyboard())
+    await context.bot.send_message(context.chat_id, context._(key), reply_markup=_no_keyboard())
 
 
 def _no_keyboard() -> ReplyKeyboardRemove:
@@ -562,7 +553,7 @@ async def on_text(update: Update, context: BotContext) -> bool:
         return False
     flow, state = loaded
     _ = context._
-    chat_id = _chat_id(update)
+    chat_id = context.chat_id
     if await _shown_again(context, chat_id, flow, state):
         return True
     step = flow.step(state.step)
@@ -659,7 +650,7 @@ async def on_other(update: Update, context: BotContext) -> bool:
         return False
     flow, state = loaded
     _ = context._
-    chat_id = _chat_id(update)
+    chat_id = context.chat_id
     if await _shown_again(context, chat_id, flow, state):
         return True
     step = flow.step(state.step)
@@ -716,17 +707,17 @@ async def on_callback(update: Update, context: BotContext) -> None:
     query = update.callback_query
     assert query is not None and query.data is not None
     _ = context._
-    parts = query.data.split(":", 3)
-    token = parse_id(parts[1]) if len(parts) == 4 else None
-    if token is None:
+    press = buttons.FLOW.parse(query.data)
+    token = press.id(0) if press is not None else None
+    if press is None or token is None:
         await query.answer(_("button.expired"), show_alert=True)
         return
-    action, arg = parts[2], parts[3]
+    action, arg = press.fields[1], press.fields[2]
     loaded = await _load(context)
     if loaded is not None and loaded[1].token != token and loaded[1].unseen:
         await query.answer()  # a button of the question before one that never arrived
         await close_buttons(query.message)
-        await _shown_again(context, _chat_id(update), *loaded)
+        await _shown_again(context, context.chat_id, *loaded)
         return
     if loaded is None or loaded[1].token != token:
         await query.answer(_("button.expired"), show_alert=True)
@@ -734,7 +725,7 @@ async def on_callback(update: Update, context: BotContext) -> None:
         return
     flow, state = loaded
     state.shown = token  # a press on it proves the prompt arrived
-    chat_id = _chat_id(update)
+    chat_id = context.chat_id
     handler = _ACTIONS.get(action)
     if handler is None:
         await query.answer(_("button.expired"), show_alert=True)
