@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from telegram import Update
 from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.i18n import Translator
@@ -27,6 +28,13 @@ if TYPE_CHECKING:
 OUTBOX_DELIVERY = "outbox_delivery"
 
 LANGUAGE_KEY = "language"  # in user_data: the language the gate chose for this user
+
+
+def chat_id_of(update: Update) -> int:
+    """The chat an update came from (a flow started for a group press is given the presser's
+    private chat as its update, so the flow machinery reads the update, not the context)."""
+    assert update.effective_chat is not None
+    return update.effective_chat.id
 
 
 @dataclass
@@ -107,7 +115,7 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
 
     @property
     def chat_id(self) -> int:
-        """The chat the update came from, where the answer goes."""
+        """The chat the update came from, where the answer goes (`chat_id_of` the update)."""
         if self._chat_id is None:
             raise RuntimeError("handler reached without a chat")
         return self._chat_id

@@ -23,7 +23,7 @@ from telegram.error import BadRequest
 from bot.context import BotContext
 from bot.i18n import Translator, has_message
 from conversations import fit, runner
-from conversations.callback_data import parse_id
+from conversations.callback_data import REMINDERS, parse_id
 from conversations.messages import close_buttons, is_harmless_edit_error
 from conversations.steps import Flow, FlowEnv, Step, Submitted
 from storage import reminders as store
@@ -34,7 +34,7 @@ from storage.models import Customer, Role
 from storage.reminders import Kind, Notice, Outcome, Rules
 
 log = logging.getLogger(__name__)
-PREFIX = "rm"
+PREFIX = REMINDERS.prefixes[0]
 MAX_TEXT = 3500  # UTF-16 units of items per message (Telegram allows 4,096 in all)
 NAME_LIMIT = 60  # a name or reason inside a reminder; the card shows it whole
 REASON_LIMIT = 300
@@ -73,7 +73,7 @@ class Outgoing:
 
 
 def _data(action: str, reminder_id: int, arg: object = None) -> str:
-    return f"{PREFIX}:{action}:{reminder_id}" + (f":{arg}" if arg is not None else "")
+    return REMINDERS.data(PREFIX, action, reminder_id, *(() if arg is None else (arg,)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -541,13 +541,13 @@ async def on_button(update: Update, context: BotContext) -> None:
     """Handles `rm:` buttons on reminders."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    parts = query.data.split(":")
-    handler = _BUTTONS.get(parts[1]) if len(parts) in (3, 4) else None
-    reminder_id = parse_id(parts[2]) if handler is not None else None
-    if handler is None or reminder_id is None:
+    press = REMINDERS.parse(query.data)
+    handler = _BUTTONS.get(press.fields[0]) if press is not None and len(press) in (2, 3) else None
+    reminder_id = press.id(1) if press is not None and handler is not None else None
+    if press is None or handler is None or reminder_id is None:
         await query.answer(context._("button.expired"), show_alert=True)
         return
-    await handler(update, context, reminder_id, parts[3] if len(parts) == 4 else "")
+    await handler(update, context, reminder_id, press.text(2) or "")
 
 
 # ---------------------------------------------------------------------------------------------

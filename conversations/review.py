@@ -26,7 +26,8 @@ from bot.context import BotContext
 from bot.i18n import Translator, has_message, pick_language
 from conversations import duplicates, fit, runner
 from conversations import steps as s
-from conversations.callback_data import parse_id
+from conversations.callback_data import CARD, EDIT, REVIEW
+from conversations.keyboards import pager, with_pager
 from conversations.messages import is_harmless_edit_error
 from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
 from storage import drafts, outbox
@@ -38,7 +39,7 @@ from storage.models import ReviewKind, ReviewStatus, Role
 from storage.reviews import AlreadyDecided, Decision, Line, QueuePage, ReviewView
 
 log = logging.getLogger(__name__)
-PREFIX = "rv"
+PREFIX = REVIEW.prefixes[0]
 VALUE_LIMIT = 80
 # fields whose stored value is a choice with a label `choice.<field>.<value>` (messages.po)
 CHOICE_FIELDS = frozenset(
@@ -48,7 +49,7 @@ COMPLAINT_CHOICES = frozenset({"type", "severity"})
 
 
 def _data(action: str, arg: object) -> str:
-    return f"{PREFIX}:{action}:{arg}"
+    return REVIEW.data(PREFIX, action, arg)
 
 
 def _zone(timezone: str | None, context: BotContext) -> str:
@@ -190,7 +191,7 @@ def card_markup(
         rows.append(
             [
                 InlineKeyboardButton(
-                    _("review.button.customer"), callback_data=f"cu:{view.customer_id}"
+                    _("review.button.customer"), callback_data=CARD.data("cu", view.customer_id)
                 )
             ]
         )
@@ -268,7 +269,7 @@ def _outcome_markup(_: Translator, view: ReviewView, approved: bool) -> InlineKe
             [
                 [
                     InlineKeyboardButton(
-                        _("review.button.correct"), callback_data=f"ce:{view.customer_id}"
+                        _("review.button.correct"), callback_data=EDIT.data("ce", view.customer_id)
                     ),
                     InlineKeyboardButton(
                         _("review.button.resubmit"), callback_data=_data("rs", view.customer_id)
@@ -281,7 +282,8 @@ def _outcome_markup(_: Translator, view: ReviewView, approved: bool) -> InlineKe
             [
                 [
                     InlineKeyboardButton(
-                        _("review.button.edit_again"), callback_data=f"ce:{view.customer_id}"
+                        _("review.button.edit_again"),
+                        callback_data=EDIT.data("ce", view.customer_id),
                     )
                 ]
             ]
@@ -542,9 +544,9 @@ async def on_button(update: Update, context: BotContext) -> None:
     """Handles `rv:` buttons: a (approve), r (reject), o (open), rs (resubmit), q (queue page)."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    parts = query.data.split(":")
-    handler = _BUTTONS.get(parts[1]) if len(parts) == 3 else None
-    review_id = parse_id(parts[2]) if handler is not None else None
+    press = REVIEW.parse(query.data)
+    handler = _BUTTONS.get(press.fields[0]) if press is not None and len(press) == 2 else None
+    review_id = press.id(1) if press is not None and handler is not None else None
     if handler is None or review_id is None:
         await query.answer(context._("button.expired"), show_alert=True)
         return
@@ -669,13 +671,7 @@ def queue_message(
                 )
             ]
         )
-    pager = []
-    if page.page > 0:
-        pager.append(InlineKeyboardButton("‹", callback_data=_data("q", page.page - 1)))
-    if page.page + 1 < page.pages:
-        pager.append(InlineKeyboardButton("›", callback_data=_data("q", page.page + 1)))
-    if pager:
-        rows.append(pager)
+    rows = with_pager(rows, pager(page.page, page.pages, lambda p: _data("q", p)))
     return fit.compose(lines), InlineKeyboardMarkup(rows)
 
 

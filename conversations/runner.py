@@ -26,7 +26,7 @@ from telegram import (
     Update,
 )
 
-from bot.context import BotContext
+from bot.context import BotContext, chat_id_of
 from bot.i18n import Translator
 from conversations import callback_data as buttons
 from conversations import fit
@@ -339,7 +339,7 @@ async def on_edited(update: Update, context: BotContext) -> bool:
     """An edited message is no answer: say so if a flow is open; False when none is."""
     if await _load(context) is None:
         return False
-    await context.bot.send_message(context.chat_id, context._("flow.edit_not_taken"))
+    await context.bot.send_message(chat_id_of(update), context._("flow.edit_not_taken"))
     return True
 
 
@@ -416,7 +416,7 @@ async def start(
     """Begin `flow` (optionally with answers given, e.g. the customer of a card), or offer to
     continue or discard a draft the user already has."""
     existing = await _load(context)
-    chat_id = context.chat_id
+    chat_id = chat_id_of(update)
     if existing is not None and existing[0].disposable:
         await _discard(context)
         existing = None
@@ -483,7 +483,7 @@ async def resume(update: Update, context: BotContext) -> bool:
     if loaded is None:
         return False
     flow, state = loaded
-    await _show(context, context.chat_id, flow, state, notice=context._("flow.resumed"))
+    await _show(context, chat_id_of(update), flow, state, notice=context._("flow.resumed"))
     return True
 
 
@@ -491,7 +491,7 @@ async def cancel(update: Update, context: BotContext) -> None:
     """Drop the draft, leaving nothing behind."""
     had = await _discard(context)
     key = "flow.cancelled" if had else "flow.nothing_to_cancel"
-    await context.bot.send_message(context.chat_id, context._(key), reply_markup=_no_keyboard())
+    await context.bot.send_message(chat_id_of(update), context._(key), reply_markup=_no_keyboard())
 
 
 def _no_keyboard() -> ReplyKeyboardRemove:
@@ -553,7 +553,7 @@ async def on_text(update: Update, context: BotContext) -> bool:
         return False
     flow, state = loaded
     _ = context._
-    chat_id = context.chat_id
+    chat_id = chat_id_of(update)
     if await _shown_again(context, chat_id, flow, state):
         return True
     step = flow.step(state.step)
@@ -650,7 +650,7 @@ async def on_other(update: Update, context: BotContext) -> bool:
         return False
     flow, state = loaded
     _ = context._
-    chat_id = context.chat_id
+    chat_id = chat_id_of(update)
     if await _shown_again(context, chat_id, flow, state):
         return True
     step = flow.step(state.step)
@@ -717,7 +717,7 @@ async def on_callback(update: Update, context: BotContext) -> None:
     if loaded is not None and loaded[1].token != token and loaded[1].unseen:
         await query.answer()  # a button of the question before one that never arrived
         await close_buttons(query.message)
-        await _shown_again(context, context.chat_id, *loaded)
+        await _shown_again(context, chat_id_of(update), *loaded)
         return
     if loaded is None or loaded[1].token != token:
         await query.answer(_("button.expired"), show_alert=True)
@@ -725,7 +725,7 @@ async def on_callback(update: Update, context: BotContext) -> None:
         return
     flow, state = loaded
     state.shown = token  # a press on it proves the prompt arrived
-    chat_id = context.chat_id
+    chat_id = chat_id_of(update)
     handler = _ACTIONS.get(action)
     if handler is None:
         await query.answer(_("button.expired"), show_alert=True)
