@@ -11,7 +11,6 @@ from conversations.callback_data import LANGUAGE
 from conversations.invite import FLOW as INVITE_FLOW
 from conversations.new_customer import FLOW as NEW_CUSTOMER_FLOW
 from storage import staff as staff_store
-from storage.db import unit_of_work
 from storage.errors import Refused
 from storage.models import Role
 from storage.permissions import can_create_customer
@@ -58,7 +57,7 @@ async def join(update: Update, context: BotContext, token: str) -> None:
     user = update.effective_user
     assert user is not None
     try:
-        async with unit_of_work(context.services.sessions) as session:
+        async with context.unit_of_work() as session:
             staff = await staff_store.redeem_invite(
                 session,
                 token=token,
@@ -67,7 +66,7 @@ async def join(update: Update, context: BotContext, token: str) -> None:
                 language=context.language,  # notices arrive unasked: keep their language
             )
     except Refused as refusal:
-        async with unit_of_work(context.services.sessions) as session:
+        async with context.unit_of_work() as session:
             await staff_store.record_invite_refusal(
                 session, telegram_id=user.id, reason=refusal.code
             )
@@ -140,7 +139,7 @@ async def language_chosen(update: Update, context: BotContext) -> None:
     if code is None or code not in LANGUAGES:
         await query.answer(context._("button.expired"), show_alert=True)
         return
-    async with unit_of_work(context.services.sessions) as session:
+    async with context.unit_of_work() as session:
         await staff_store.set_language(session, staff_id=context.member.id or 0, language=code)
     context.use_language(code)
     await query.answer()

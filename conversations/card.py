@@ -26,7 +26,7 @@ from conversations.keyboards import button, pager, rows_of
 from conversations.messages import edit_quietly
 from storage import cards, outbox
 from storage.cards import CustomerCard, FieldChange, HistoryEntry, HistoryPage, Revealed
-from storage.db import reading, unit_of_work
+from storage.db import unit_of_work
 from storage.errors import NotFound
 from storage.models import RecordStatus
 from storage.validation import format_phone
@@ -221,7 +221,7 @@ def history_markup(page: HistoryPage) -> InlineKeyboardMarkup | None:
 
 
 async def _card(context: BotContext, customer_id: int) -> CustomerCard | None:
-    async with reading(context.services.sessions) as session:
+    async with context.reading() as session:
         return await cards.customer_card(
             session,
             keyring=context.services.keyring,
@@ -232,7 +232,7 @@ async def _card(context: BotContext, customer_id: int) -> CustomerCard | None:
 
 async def _send_view(context: BotContext, chat_id: int, card: CustomerCard) -> None:
     _ = context._
-    today = context.services.today(context.member.timezone)
+    today = context.today
     await context.bot.send_message(
         chat_id, card_text(_, card, today), reply_markup=card_markup(_, card)
     )
@@ -423,7 +423,7 @@ async def _history(
     if page_number is None:
         await query.answer(context._("button.expired"), show_alert=True)
         return
-    async with reading(context.services.sessions) as session:
+    async with context.reading() as session:
         page = await cards.history(
             session,
             keyring=context.services.keyring,

@@ -30,7 +30,6 @@ from conversations.steps import Flow, FlowEnv, Kind, Option, Step, Submitted
 from conversations.visit import env_zone, local_text, moment, now_default, show_moment, zone
 from storage import complaints, outbox
 from storage.complaints import ComplaintView
-from storage.db import unit_of_work
 from storage.errors import NotFound, Refused
 from storage.models import ComplaintType, Role, Severity, Staff
 
@@ -446,7 +445,7 @@ async def _show(
     """Show a complaint to someone who may see it (`whole`: its texts uncut)."""
     query = update.callback_query
     assert query is not None
-    async with unit_of_work(context.services.sessions) as session:
+    async with context.unit_of_work() as session:
         view = await complaints.visible_complaint(
             session, actor=context.member, complaint_id=complaint_id, purpose="complaint.view"
         )
@@ -467,7 +466,7 @@ async def _take(update: Update, context: BotContext, complaint_id: int) -> None:
     assert query is not None
     refusal: Refused | None = None
     view: ComplaintView | None = None
-    async with unit_of_work(context.services.sessions) as session:
+    async with context.unit_of_work() as session:
         try:  # refusals are audited in this transaction, which therefore commits
             await complaints.start_progress(
                 session,
@@ -494,7 +493,7 @@ async def _resolve(update: Update, context: BotContext, complaint_id: int) -> No
     query = update.callback_query
     assert query is not None
     refusal: Refused | None = None
-    async with unit_of_work(context.services.sessions) as session:
+    async with context.unit_of_work() as session:
         try:
             await complaints.complaint_for_action(
                 session, actor=context.member, complaint_id=complaint_id, action="resolve"
@@ -515,7 +514,7 @@ async def _offer_handlers(update: Update, context: BotContext, complaint_id: int
     refusal: Refused | None = None
     candidates: list[Staff] = []
     current: int | None = None
-    async with unit_of_work(context.services.sessions) as session:
+    async with context.unit_of_work() as session:
         try:
             found = await complaints.complaint_for_action(
                 session, actor=context.member, complaint_id=complaint_id, action="assign"
@@ -551,7 +550,7 @@ async def _assign(update: Update, context: BotContext, complaint_id: int, handle
     assert query is not None
     refusal: Refused | None = None
     view: ComplaintView | None = None
-    async with unit_of_work(context.services.sessions) as session:
+    async with context.unit_of_work() as session:
         try:
             await complaints.reassign(
                 session,

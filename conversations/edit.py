@@ -22,7 +22,6 @@ from conversations import duplicates, fit, new_customer, runner
 from conversations.callback_data import EDIT
 from conversations.steps import Checker, Flow, FlowEnv, Kind, Option, Step, Submitted
 from storage import changes, customers, outbox
-from storage.db import unit_of_work
 from storage.errors import Refused
 from storage.models import Customer
 from storage.validation import mask_phone, mask_tail, mask_text
@@ -354,7 +353,7 @@ async def on_button(update: Update, context: BotContext) -> None:
     if update.effective_chat is None or update.effective_chat.type != "private":
         await query.answer(_("edit.private_only"), show_alert=True)
         return
-    async with unit_of_work(context.services.sessions) as session:
+    async with context.unit_of_work() as session:
         customer = await customers.visible_customer(
             session, actor=context.member, customer_id=customer_id, purpose="edit"
         )

@@ -34,7 +34,6 @@ from conversations.messages import close_buttons, edit_quietly
 from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
 from storage import cards, drafts, search, validation
 from storage.cards import CustomerList, ListEntry
-from storage.db import reading, unit_of_work
 from storage.drafts import DraftMode, DraftState
 from storage.models import CustomerClass, RecordStatus, Role, Staff, Stage
 from storage.search import NO_FILTERS, Filters
@@ -92,7 +91,7 @@ class FindState:
 
 async def _load(context: BotContext) -> tuple[FindState | None, bool]:
     """The search under way (None if none), and whether another flow is under way instead."""
-    async with reading(context.services.sessions) as session:
+    async with context.reading() as session:
         current = await drafts.load(
             session,
             context.services.keyring,
@@ -109,7 +108,7 @@ async def _load(context: BotContext) -> tuple[FindState | None, bool]:
 async def _remember(context: BotContext, state: FindState) -> bool:
     """Keep the search in the find draft, so typed text refines it; never over another flow."""
     staff_id, keyring = context.member.id or 0, context.services.keyring
-    async with unit_of_work(context.services.sessions) as session:
+    async with context.unit_of_work() as session:
         current = await drafts.load(
             session, keyring, staff_id, not_before=context.services.draft_cutoff()
         )
@@ -131,7 +130,7 @@ async def _remember(context: BotContext, state: FindState) -> bool:
 
 
 async def _forget(context: BotContext) -> None:
-    async with unit_of_work(context.services.sessions) as session:
+    async with context.unit_of_work() as session:
         current = await drafts.load(
             session,
             context.services.keyring,
@@ -356,7 +355,7 @@ FLOW = runner.register(
 async def _results_view(
     context: BotContext, state: FindState, page: int
 ) -> tuple[str, InlineKeyboardMarkup]:
-    async with reading(context.services.sessions) as session:
+    async with context.reading() as session:
         found = await results(session, context.services, context.member, context.today, state, page)
     return results_text(context._, state, found), results_markup(context._, state, found)
 
@@ -422,7 +421,7 @@ async def _on_menu(
 
 
 async def _free_values(context: BotContext, column: str, limit: int) -> list[str]:
-    async with reading(context.services.sessions) as session:
+    async with context.reading() as session:
         return await cards.filter_values(session, actor=context.member, kind=column, limit=limit)
 
 
@@ -546,7 +545,7 @@ def my_markup(_: Translator, listed: CustomerList) -> InlineKeyboardMarkup | Non
 
 
 async def _my_view(context: BotContext, page: int) -> tuple[str, InlineKeyboardMarkup | None]:
-    async with reading(context.services.sessions) as session:
+    async with context.reading() as session:
         listed = await cards.my_customers(
             session, actor=context.member, today=context.today, page=page, page_size=PAGE_SIZE
         )

@@ -25,7 +25,6 @@ from conversations.keyboards import button
 from conversations.messages import close_buttons
 from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
 from storage import customers, key_persons
-from storage.db import reading, unit_of_work
 from storage.errors import Refused
 from storage.key_persons import FIELDS, INFLUENCE_LEVELS, KeyPersonRecord
 from storage.models import Customer, KeyPersonRole
@@ -248,7 +247,7 @@ async def _checked(
 ) -> tuple[Customer | None, KeyPersonRecord | None, bool]:
     """The customer (None if not visible), the person (None if gone or not the customer's),
     and whether key persons may change; refusals are audited and committed here."""
-    async with unit_of_work(context.services.sessions) as session:
+    async with context.unit_of_work() as session:
         customer = await customers.visible_customer(
             session, actor=context.member, customer_id=customer_id, purpose=purpose
         )
@@ -321,7 +320,7 @@ async def _send_list(
     _ = context._
     people: list[KeyPersonRecord] = []
     changeable = False
-    async with reading(context.services.sessions) as session:
+    async with context.reading() as session:
         customer = await customers.visible_customer(
             session, actor=context.member, customer_id=customer_id, purpose="key_persons"
         )
@@ -379,7 +378,7 @@ async def _remove(
     """Remove the key person, then show the list as it is now."""
     _ = context._
     try:
-        async with unit_of_work(context.services.sessions) as session:
+        async with context.unit_of_work() as session:
             customer = await customers.visible_customer(
                 session, actor=context.member, customer_id=customer_id, purpose="kp_rm"
             )

@@ -33,7 +33,7 @@ from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
 from storage import drafts, outbox
 from storage import reviews as review_store
 from storage import staff as staff_store
-from storage.db import reading, unit_of_work
+from storage.db import unit_of_work
 from storage.errors import Refused
 from storage.models import ReviewKind, ReviewStatus, Role
 from storage.reviews import AlreadyDecided, Decision, Line, QueuePage, ReviewView
@@ -247,7 +247,7 @@ async def _send(
 
 async def announce(context: BotContext, review_id: int) -> None:
     """Send the notice of a review that no flow's transaction queued (storage.outbox) now."""
-    async with unit_of_work(context.services.sessions) as session:
+    async with context.unit_of_work() as session:
         await outbox.queue_review_cards(session, review_id=review_id, now=context.services.clock())
         queued = outbox.queued_in(session)
     await context.send_queued(queued)
@@ -371,7 +371,7 @@ async def _audit_refusal(
     """A refused press is audited in its own transaction (the refused one rolled back)."""
     if refusal.code not in review_store.AUDITED_REFUSALS:
         return
-    async with unit_of_work(context.services.sessions) as session:
+    async with context.unit_of_work() as session:
         await review_store.record_refusal(
             session, actor=context.member, code=refusal.code, purpose=purpose, entity_id=review_id
         )
@@ -403,7 +403,7 @@ def _card_of(query: CallbackQuery) -> tuple[int, int] | None:
 async def _approve(update: Update, context: BotContext, query: CallbackQuery, arg: int) -> None:
     """Approve the review, once; the others who press learn who decided."""
     try:
-        async with unit_of_work(context.services.sessions) as session:
+        async with context.unit_of_work() as session:
             decision = await review_store.decide(
                 session,
                 keyring=context.services.keyring,
@@ -458,7 +458,7 @@ async def _reject(update: Update, context: BotContext, query: CallbackQuery, arg
 async def _open(update: Update, context: BotContext, query: CallbackQuery, arg: int) -> None:
     """Send the full card (every field, sensitive ones masked) to the presser privately."""
     member = context.member
-    async with unit_of_work(context.services.sessions) as session:
+    async with context.unit_of_work() as session:
         view = await review_store.view(
             session, keyring=context.services.keyring, actor=member, review_id=arg
         )
@@ -523,7 +523,7 @@ async def _page(update: Update, context: BotContext, query: CallbackQuery, arg: 
     """Turn a page of the /review queue, in place."""
     member = context.member
     try:
-        async with reading(context.services.sessions) as session:
+        async with context.reading() as session:
             page = await review_store.pending_queue(session, actor=member, page=arg)
     except Refused as refusal:
         await query.answer(
@@ -684,7 +684,7 @@ async def queue_command(update: Update, context: BotContext) -> None:
         await context.bot.send_message(chat_id, context._("review.queue_not_allowed"))
         return
     try:
-        async with unit_of_work(context.services.sessions) as session:
+        async with context.unit_of_work() as session:
             page = await review_store.pending_queue(session, actor=member, page=0)
     except Refused as refusal:
         await context.bot.send_message(
@@ -702,13 +702,13 @@ async def setgroup_command(update: Update, context: BotContext) -> None:
     member = context.member
     enabled = not (context.args and context.args[0].lower() in ("off", "stop", "0"))
     try:
-        async with unit_of_work(context.services.sessions) as session:
+        async with context.unit_of_work() as session:
             team = await staff_store.set_manager_chat(
                 session, actor=member, chat_id=chat_id, enabled=enabled
             )
     except Refused as refusal:
         if refusal.code in review_store.AUDITED_REFUSALS:
-            async with unit_of_work(context.services.sessions) as session:
+            async with context.unit_of_work() as session:
                 await review_store.record_refusal(
                     session,
                     actor=member,

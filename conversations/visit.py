@@ -27,7 +27,6 @@ from conversations.keyboards import button
 from conversations.lists import ListPage, show_list_page
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step, Submitted
 from storage import visits
-from storage.db import unit_of_work
 from storage.errors import NotFound, Refused
 from storage.models import RecordStatus, Staff, Stage, Visit, VisitKind
 
@@ -366,7 +365,7 @@ async def _full_text(update: Update, context: BotContext, visit_id: int) -> None
     query = update.callback_query
     assert query is not None
     _ = context._
-    async with unit_of_work(context.services.sessions) as session:
+    async with context.unit_of_work() as session:
         found = await visits.visit_attachments(session, actor=context.member, visit_id=visit_id)
     if found is None:
         await query.answer(_("refused.not_found"), show_alert=True)
@@ -388,7 +387,7 @@ async def _resend(update: Update, context: BotContext, visit_id: int) -> None:
     query = update.callback_query
     assert query is not None
     _ = context._
-    async with unit_of_work(context.services.sessions) as session:
+    async with context.unit_of_work() as session:
         found = await visits.visit_attachments(session, actor=context.member, visit_id=visit_id)
     if found is None:
         await query.answer(_("refused.not_found"), show_alert=True)
