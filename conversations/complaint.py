@@ -24,7 +24,7 @@ from conversations import fit, pick_customer, runner
 from conversations import steps as s
 from conversations.callback_data import COMPLAINT, parse_id
 from conversations.keyboards import button
-from conversations.lists import ListPage, show_list_page
+from conversations.lists import ListPage, show_records_page
 from conversations.messages import close_buttons
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step, Submitted
 from conversations.visit import env_zone, local_text, moment, now_default, show_moment, zone
@@ -585,18 +585,17 @@ async def _list(
     """One page of a customer's complaints, a button for each."""
     query = update.callback_query
     assert query is not None
-
-    async def load() -> complaints.ComplaintPage | None:
-        async with context.unit_of_work() as session:
-            return await complaints.complaints_of(
-                session,
-                actor=context.member,
-                customer_id=customer_id,
-                page=page,
-                page_size=PAGE_SIZE,
-            )
-
-    await show_list_page(query, context, load, lambda found: _page(context, found), edit=edit)
+    await show_records_page(
+        query,
+        context,
+        complaints.complaints_of,
+        _page,
+        customer_id=customer_id,
+        page=page,
+        page_size=PAGE_SIZE,
+        edit=edit,
+        writes=True,
+    )
 
 
 def _page(context: BotContext, found: complaints.ComplaintPage) -> ListPage:

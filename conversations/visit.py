@@ -24,11 +24,11 @@ from conversations import fit, pick_customer, runner
 from conversations import steps as s
 from conversations.callback_data import VISIT
 from conversations.keyboards import button
-from conversations.lists import ListPage, show_list_page
+from conversations.lists import ListPage, show_records_page
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step, Submitted
 from storage import visits
 from storage.errors import NotFound, Refused
-from storage.models import RecordStatus, Staff, Stage, Visit, VisitKind
+from storage.models import Attachment, RecordStatus, Staff, Stage, Visit, VisitKind
 
 log = logging.getLogger(__name__)
 NO_CHANGE = "none"
@@ -304,18 +304,16 @@ async def _list(
     """Show one page of a customer's visits, with a button per visit that has files."""
     query = update.callback_query
     assert query is not None
-
-    async def load() -> visits.VisitPage | None:
-        async with context.reading() as session:
-            return await visits.visits_of(
-                session,
-                actor=context.member,
-                customer_id=customer_id,
-                page=page,
-                page_size=PAGE_SIZE,
-            )
-
-    await show_list_page(query, context, load, lambda found: _page(context, found), edit=edit)
+    await show_records_page(
+        query,
+        context,
+        visits.visits_of,
+        _page,
+        customer_id=customer_id,
+        page=page,
+        page_size=PAGE_SIZE,
+        edit=edit,
+    )
 
 
 def _page(context: BotContext, found: visits.VisitPage) -> ListPage:
@@ -360,18 +358,27 @@ def _page(context: BotContext, found: visits.VisitPage) -> ListPage:
     )
 
 
-async def _full_text(update: Update, context: BotContext, visit_id: int) -> None:
-    """Send a visit with every note whole, in as many messages as it takes."""
+async def _pressed_visit(
+    update: Update, context: BotContext, visit_id: int
+) -> tuple[Visit, list[Attachment]] | None:
+    """The pressed visit and its attachments, the press answered; None (refused) if not visible."""
     query = update.callback_query
     assert query is not None
-    _ = context._
     async with context.unit_of_work() as session:
         found = await visits.visit_attachments(session, actor=context.member, visit_id=visit_id)
     if found is None:
-        await query.answer(_("refused.not_found"), show_alert=True)
-        return
+        await query.answer(context._("refused.not_found"), show_alert=True)
+        return None
     await query.answer()
-    visit = found[0]
+    return found
+
+
+async def _full_text(update: Update, context: BotContext, visit_id: int) -> None:
+    """Send a visit with every note whole, in as many messages as it takes."""
+    found = await _pressed_visit(update, context, visit_id)
+    if found is None:
+        return
+    _, visit = context._, found[0]
     tz = context.zone
     lines = [_("visit.full.title", when=local_text(visit.visited_at, tz))]
     for field in NOTE_FIELDS:
@@ -384,16 +391,10 @@ async def _full_text(update: Update, context: BotContext, visit_id: int) -> None
 
 async def _resend(update: Update, context: BotContext, visit_id: int) -> None:
     """Send a visit's location and attachments again, by Telegram file id."""
-    query = update.callback_query
-    assert query is not None
-    _ = context._
-    async with context.unit_of_work() as session:
-        found = await visits.visit_attachments(session, actor=context.member, visit_id=visit_id)
+    found = await _pressed_visit(update, context, visit_id)
     if found is None:
-        await query.answer(_("refused.not_found"), show_alert=True)
         return
-    await query.answer()
-    visit, attachments = found
+    _, (visit, attachments) = context._, found
     chat_id = context.chat_id
     tz = context.zone
     when = local_text(visit.visited_at, tz)
