@@ -24,6 +24,7 @@ from bot.context import BotContext, Services
 from bot.errors import on_error
 from bot.gate import recognise
 from bot.i18n import LANGUAGES, translate
+from conversations import callback_data as buttons
 from conversations import card, complaint, edit, find, key_persons, reminders, review, runner, visit
 from storage import search
 from storage import staff as staff_store
@@ -93,16 +94,16 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
                 filters=filters.ChatType.GROUPS & filters.UpdateType.MESSAGE,
             ),
             # buttons: flow steps, language, features, then anything left is stale
-            CallbackQueryHandler(runner.on_callback, pattern=rf"^{runner.PREFIX}:"),
-            CallbackQueryHandler(commands.language_chosen, pattern=r"^lang:"),
-            CallbackQueryHandler(card.on_button, pattern=r"^(cu|cr|ch):"),
-            CallbackQueryHandler(find.on_button, pattern=r"^f[a-z]*:"),
-            CallbackQueryHandler(visit.on_button, pattern=r"^(cv|cvl):"),
-            CallbackQueryHandler(complaint.on_button, pattern=r"^(cc|ccl|cx):"),
-            CallbackQueryHandler(key_persons.on_button, pattern=r"^(ck|kp):"),
-            CallbackQueryHandler(edit.on_button, pattern=r"^ce:"),
-            CallbackQueryHandler(review.on_button, pattern=r"^rv:"),
-            CallbackQueryHandler(reminders.on_button, pattern=r"^rm:"),
+            CallbackQueryHandler(runner.on_callback, pattern=buttons.FLOW.pattern),
+            CallbackQueryHandler(commands.language_chosen, pattern=buttons.LANGUAGE.pattern),
+            CallbackQueryHandler(card.on_button, pattern=buttons.CARD.pattern),
+            CallbackQueryHandler(find.on_button, pattern=buttons.FIND.pattern),
+            CallbackQueryHandler(visit.on_button, pattern=buttons.VISIT.pattern),
+            CallbackQueryHandler(complaint.on_button, pattern=buttons.COMPLAINT.pattern),
+            CallbackQueryHandler(key_persons.on_button, pattern=buttons.KEY_PERSONS.pattern),
+            CallbackQueryHandler(edit.on_button, pattern=buttons.EDIT.pattern),
+            CallbackQueryHandler(review.on_button, pattern=buttons.REVIEW.pattern),
+            CallbackQueryHandler(reminders.on_button, pattern=buttons.REMINDERS.pattern),
             CallbackQueryHandler(commands.stale_button),
             # messages: edits (never answers), unknown commands, answers, everything else
             MessageHandler(edited, commands.edited_message),

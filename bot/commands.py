@@ -7,11 +7,11 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from bot.context import BotContext
 from bot.i18n import LANGUAGES
 from conversations import fit, runner
+from conversations.callback_data import LANGUAGE
 from conversations.invite import FLOW as INVITE_FLOW
 from conversations.new_customer import FLOW as NEW_CUSTOMER_FLOW
 from storage import permissions
 from storage import staff as staff_store
-from storage.db import unit_of_work
 from storage.errors import Refused
 from storage.models import Staff
 from storage.permissions import can_create_customer
@@ -43,11 +43,6 @@ def commands_for(member: Staff) -> tuple[str, ...]:
     return (*offered, *_OWN_COMMANDS)
 
 
-def _chat_id(update: Update) -> int:
-    assert update.effective_chat is not None
-    return update.effective_chat.id
-
-
 async def start(update: Update, context: BotContext) -> None:
     """Join with an invite token, or greet a member and bring back any unfinished flow."""
     if context.args and context.staff is None:
@@ -56,9 +51,9 @@ async def start(update: Update, context: BotContext) -> None:
     if context.staff is None:  # the gate lets only joins through; be safe anyway
         return
     if context.args:
-        await context.bot.send_message(_chat_id(update), context._("join.already_member"))
+        await context.bot.send_message(context.chat_id, context._("join.already_member"))
     await context.bot.send_message(
-        _chat_id(update), fit.message(context._("start.welcome", name=context.member.display_name))
+        context.chat_id, fit.message(context._("start.welcome", name=context.member.display_name))
     )
     if not await runner.resume(update, context):
         await help_command(update, context)
@@ -69,7 +64,7 @@ async def join(update: Update, context: BotContext, token: str) -> None:
     user = update.effective_user
     assert user is not None
     try:
-        async with unit_of_work(context.services.sessions) as session:
+        async with context.unit_of_work() as session:
             staff = await staff_store.redeem_invite(
                 session,
                 token=token,
@@ -78,15 +73,15 @@ async def join(update: Update, context: BotContext, token: str) -> None:
                 language=context.language,  # notices arrive unasked: keep their language
             )
     except Refused as refusal:
-        async with unit_of_work(context.services.sessions) as session:
+        async with context.unit_of_work() as session:
             await staff_store.record_invite_refusal(
                 session, telegram_id=user.id, reason=refusal.code
             )
-        await context.bot.send_message(_chat_id(update), context._(f"join.{refusal.code}"))
+        await context.bot.send_message(context.chat_id, context._(f"join.{refusal.code}"))
         return
     context.staff = staff
     await context.bot.send_message(
-        _chat_id(update),
+        context.chat_id,
         fit.message(
             context._(
                 "join.welcome", name=staff.display_name, role=context._(f"choice.role.{staff.role}")
@@ -103,13 +98,13 @@ async def help_command(update: Update, context: BotContext) -> None:
     for command in commands_for(context.member):
         lines.append(f"/{command} — {_(f'command.{command}')}")
     for text in fit.split("\n".join(lines)):  # a role with many commands gets two messages
-        await context.bot.send_message(_chat_id(update), text)
+        await context.bot.send_message(context.chat_id, text)
 
 
 async def new_customer(update: Update, context: BotContext) -> None:
     """Start entering a new customer."""
     if not can_create_customer(context.member):
-        await context.bot.send_message(_chat_id(update), context._("refused.team_required"))
+        await context.bot.send_message(context.chat_id, context._("refused.team_required"))
         return
     await runner.start(update, context, NEW_CUSTOMER_FLOW)
 
@@ -117,7 +112,7 @@ async def new_customer(update: Update, context: BotContext) -> None:
 async def invite(update: Update, context: BotContext) -> None:
     """Start making an invite link (managers and admins)."""
     if not staff_store.roles_inviteable_by(context.member):
-        await context.bot.send_message(_chat_id(update), context._("refused.not_allowed"))
+        await context.bot.send_message(context.chat_id, context._("refused.not_allowed"))
         return
     await runner.start(update, context, INVITE_FLOW)
 
@@ -132,41 +127,42 @@ async def language(update: Update, context: BotContext) -> None:
     keyboard = InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton(context._(f"lang.{code}"), callback_data=f"lang:{code}")
+                InlineKeyboardButton(
+                    context._(f"lang.{code}"), callback_data=LANGUAGE.data("lang", code)
+                )
                 for code in LANGUAGES
             ]
         ]
     )
-    await context.bot.send_message(
-        _chat_id(update), context._("lang.choose"), reply_markup=keyboard
-    )
+    await context.bot.send_message(context.chat_id, context._("lang.choose"), reply_markup=keyboard)
 
 
 async def language_chosen(update: Update, context: BotContext) -> None:
     """Store the chosen language and confirm in it."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    code = query.data.removeprefix("lang:")
-    if code not in LANGUAGES:
+    press = LANGUAGE.parse(query.data)
+    code = press.text(0) if press is not None and len(press) == 1 else None
+    if code is None or code not in LANGUAGES:
         await query.answer(context._("button.expired"), show_alert=True)
         return
-    async with unit_of_work(context.services.sessions) as session:
+    async with context.unit_of_work() as session:
         await staff_store.set_language(session, staff_id=context.member.id or 0, language=code)
     context.use_language(code)
     await query.answer()
-    await context.bot.send_message(_chat_id(update), context._("lang.set"))
+    await context.bot.send_message(context.chat_id, context._("lang.set"))
 
 
 async def text_message(update: Update, context: BotContext) -> None:
     """Plain text: an answer to the current question, or a pointer to /help."""
     if not await runner.on_text(update, context):
-        await context.bot.send_message(_chat_id(update), context._("fallback.text"))
+        await context.bot.send_message(context.chat_id, context._("fallback.text"))
 
 
 async def other_message(update: Update, context: BotContext) -> None:
     """Photos, stickers, locations, files outside what the flow expects."""
     if not await runner.on_other(update, context):
-        await context.bot.send_message(_chat_id(update), context._("fallback.text"))
+        await context.bot.send_message(context.chat_id, context._("fallback.text"))
 
 
 async def edited_message(update: Update, context: BotContext) -> None:
@@ -175,7 +171,7 @@ async def edited_message(update: Update, context: BotContext) -> None:
 
 
 async def unknown_command(update: Update, context: BotContext) -> None:
-    await context.bot.send_message(_chat_id(update), context._("fallback.command"))
+    await context.bot.send_message(context.chat_id, context._("fallback.command"))
 
 
 async def stale_button(update: Update, context: BotContext) -> None:

@@ -7,17 +7,21 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from telegram import Update
 from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.i18n import Translator
 from bot.settings import Settings
 from storage import audit
 from storage.crypto import Keyring
-from storage.db import SessionFactory
+from storage.db import SessionFactory, reading, unit_of_work
 from storage.models import Staff
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
+    from contextlib import AbstractAsyncContextManager
+
+    from sqlmodel.ext.asyncio.session import AsyncSession
 
 # bot_data key of the process's outbox delivery (installed by bot.scheduler): what a handler
 # calls right after a commit that queued outbox messages (storage.outbox)
@@ -27,6 +31,13 @@ OUTBOX_DELIVERY = "outbox_delivery"
 REMINDER_DELIVERY = "reminder_delivery"
 
 LANGUAGE_KEY = "language"  # in user_data: the language the gate chose for this user
+
+
+def chat_id_of(update: Update) -> int:
+    """The chat an update came from (a flow started for a group press is given the presser's
+    private chat as its update, so the flow machinery reads the update, not the context)."""
+    assert update.effective_chat is not None
+    return update.effective_chat.id
 
 
 @dataclass
@@ -110,3 +121,28 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
         if self.staff is None:
             raise RuntimeError("handler reached without a recognised member")
         return self.staff
+
+    @property
+    def chat_id(self) -> int:
+        """The chat the update came from, where the answer goes (`chat_id_of` the update)."""
+        if self._chat_id is None:
+            raise RuntimeError("handler reached without a chat")
+        return self._chat_id
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The member's time zone (the bot's when they chose none)."""
+        return ZoneInfo(self.member.timezone or self.services.settings.TIMEZONE)
+
+    @property
+    def today(self) -> date:
+        """Today in the member's time zone."""
+        return self.services.today(self.member.timezone)
+
+    def unit_of_work(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """One transaction for one user action: committed at the end, rolled back on error."""
+        return unit_of_work(self.services.sessions)
+
+    def reading(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """A session that only reads (it never commits)."""
+        return reading(self.services.sessions)

@@ -15,10 +15,11 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.i18n import Translator, has_message
 from conversations import fit
+from conversations.callback_data import REMINDERS, REVIEW, VISIT
 from storage import reminders as store
 from storage.reminders import Kind, Notice
 
-PREFIX = "rm"
+PREFIX = REMINDERS.prefixes[0]
 MAX_TEXT = 3500  # UTF-16 units of items per message (Telegram allows 4,096 in all)
 NAME_LIMIT = 60  # a name or reason inside a reminder; the card shows it whole
 REASON_LIMIT = 300
@@ -58,7 +59,7 @@ class Outgoing:
 
 def button_data(action: str, reminder_id: int, arg: object = None) -> str:
     """`rm:<action>:<reminder id>[:<arg>]`, the data of a reminder's own buttons."""
-    return f"{PREFIX}:{action}:{reminder_id}" + (f":{arg}" if arg is not None else "")
+    return REMINDERS.data(PREFIX, action, reminder_id, *(() if arg is None else (arg,)))
 
 
 def _sample_values(_: Translator) -> dict[str, Any]:
@@ -150,27 +151,30 @@ def actions_markup(notice: Notice, _: Translator) -> InlineKeyboardMarkup | None
     if "visit" in acts and notice.customer_id:
         main.append(
             InlineKeyboardButton(
-                _("reminders.button.visit"), callback_data=f"cv:{notice.customer_id}"
+                _("reminders.button.visit"), callback_data=VISIT.data("cv", notice.customer_id)
             )
         )
     if "approve" in acts and notice.review_id:
         main += [
             InlineKeyboardButton(
-                _("reminders.button.approve"), callback_data=f"rv:a:{notice.review_id}"
+                _("reminders.button.approve"),
+                callback_data=REVIEW.data("rv", "a", notice.review_id),
             ),
             InlineKeyboardButton(
-                _("reminders.button.reject"), callback_data=f"rv:r:{notice.review_id}"
+                _("reminders.button.reject"), callback_data=REVIEW.data("rv", "r", notice.review_id)
             ),
         ]
         later.append(
             InlineKeyboardButton(
-                _("reminders.button.open_review"), callback_data=f"rv:o:{notice.review_id}"
+                _("reminders.button.open_review"),
+                callback_data=REVIEW.data("rv", "o", notice.review_id),
             )
         )
     if "resubmit" in acts and notice.customer_id:
         main.append(
             InlineKeyboardButton(
-                _("reminders.button.resubmit"), callback_data=f"rv:rs:{notice.customer_id}"
+                _("reminders.button.resubmit"),
+                callback_data=REVIEW.data("rv", "rs", notice.customer_id),
             )
         )
     if "confirm" in acts:

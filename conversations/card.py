@@ -20,12 +20,13 @@ from telegram.error import Forbidden, TelegramError
 from bot.context import BotContext
 from bot.i18n import Translator, has_message
 from conversations import fit
-from conversations.callback_data import parse_id
+from conversations.callback_data import CARD, COMPLAINT, EDIT, KEY_PERSONS, VISIT, parse_id
 from conversations.fit import Slot
+from conversations.keyboards import button, pager, rows_of
 from conversations.messages import edit_quietly
 from storage import cards, outbox
 from storage.cards import CustomerCard, FieldChange, HistoryEntry, HistoryPage, Revealed
-from storage.db import reading, unit_of_work
+from storage.db import unit_of_work
 from storage.errors import NotFound
 from storage.models import RecordStatus
 from storage.validation import format_phone
@@ -118,7 +119,7 @@ def card_text(_: Translator, card: CustomerCard, today: date) -> str:
 
 
 def _button(_: Translator, key: str, data: str) -> InlineKeyboardButton:
-    return InlineKeyboardButton(_(key), callback_data=data)
+    return button(_(key), data)
 
 
 def card_markup(_: Translator, card: CustomerCard) -> InlineKeyboardMarkup:
@@ -128,23 +129,23 @@ def card_markup(_: Translator, card: CustomerCard) -> InlineKeyboardMarkup:
     if not card.read_only:
         rows.append(
             [
-                _button(_, "card.button.visit", f"cv:{cid}"),
-                _button(_, "card.button.complaint", f"cc:{cid}"),
+                _button(_, "card.button.visit", VISIT.data("cv", cid)),
+                _button(_, "card.button.complaint", COMPLAINT.data("cc", cid)),
             ]
         )
-    people = [_button(_, "card.button.key_persons", f"ck:{cid}")]
+    people = [_button(_, "card.button.key_persons", KEY_PERSONS.data("ck", cid))]
     if card.status not in (RecordStatus.archived, RecordStatus.pending):
-        people.append(_button(_, "card.button.edit", f"ce:{cid}"))
+        people.append(_button(_, "card.button.edit", EDIT.data("ce", cid)))
     rows.append(people)
     rows.append(
         [
-            _button(_, "card.button.visits", f"cvl:{cid}"),
-            _button(_, "card.button.complaints", f"ccl:{cid}"),
+            _button(_, "card.button.visits", VISIT.data("cvl", cid)),
+            _button(_, "card.button.complaints", COMPLAINT.data("ccl", cid)),
         ]
     )
-    last = [_button(_, "card.button.history", f"ch:{cid}")]
+    last = [_button(_, "card.button.history", CARD.data("ch", cid))]
     if card.revealable:
-        last.insert(0, _button(_, "card.button.reveal", f"cr:{cid}"))
+        last.insert(0, _button(_, "card.button.reveal", CARD.data("cr", cid)))
     rows.append(last)
     return InlineKeyboardMarkup(rows)
 
@@ -211,29 +212,16 @@ def history_text(_: Translator, page: HistoryPage, zone: ZoneInfo) -> str:
 
 
 def history_markup(page: HistoryPage) -> InlineKeyboardMarkup | None:
-    if page.pages <= 1:
-        return None
-    cid, row = page.customer_id, []
-    if page.page > 0:
-        row.append(InlineKeyboardButton("‹", callback_data=f"ch:{cid}:{page.page - 1}"))
-    row.append(
-        InlineKeyboardButton(f"{page.page + 1}/{page.pages}", callback_data=f"ch:{cid}:{page.page}")
-    )
-    if page.page + 1 < page.pages:
-        row.append(InlineKeyboardButton("›", callback_data=f"ch:{cid}:{page.page + 1}"))
-    return InlineKeyboardMarkup([row])
+    row = pager(page.page, page.pages, lambda p: CARD.data("ch", page.customer_id, p), counter=True)
+    return InlineKeyboardMarkup([row]) if row else None
 
 
 # ---------------------------------------------------------------------------------------------
 # sending
 
 
-def _zone(context: BotContext) -> ZoneInfo:
-    return ZoneInfo(context.member.timezone or context.services.settings.TIMEZONE)
-
-
 async def _card(context: BotContext, customer_id: int) -> CustomerCard | None:
-    async with reading(context.services.sessions) as session:
+    async with context.reading() as session:
         return await cards.customer_card(
             session,
             keyring=context.services.keyring,
@@ -244,7 +232,7 @@ async def _card(context: BotContext, customer_id: int) -> CustomerCard | None:
 
 async def _send_view(context: BotContext, chat_id: int, card: CustomerCard) -> None:
     _ = context._
-    today = context.services.today(context.member.timezone)
+    today = context.today
     await context.bot.send_message(
         chat_id, card_text(_, card, today), reply_markup=card_markup(_, card)
     )
@@ -317,11 +305,8 @@ async def _send_revealed(
 
 
 def _reveal_menu(_: Translator, card: CustomerCard) -> InlineKeyboardMarkup:
-    buttons = [
-        InlineKeyboardButton(label(_, f), callback_data=f"cr:{card.id}:{f}")
-        for f in card.revealable
-    ]
-    return InlineKeyboardMarkup([buttons[i : i + 2] for i in range(0, len(buttons), 2)])
+    fields = [button(label(_, f), CARD.data("cr", card.id, f)) for f in card.revealable]
+    return InlineKeyboardMarkup(rows_of(fields, 2))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -330,11 +315,11 @@ def _reveal_menu(_: Translator, card: CustomerCard) -> InlineKeyboardMarkup:
 
 def _parse(data: str) -> tuple[str, int, str | None] | None:
     """`cu:12`, `cr:12:phones`, `ch:12:3` → (prefix, customer id, argument)."""
-    parts = data.split(":")
-    customer_id = parse_id(parts[1]) if len(parts) in (2, 3) else None
-    if customer_id is None:
+    press = CARD.parse(data)
+    customer_id = press.id(0) if press is not None and len(press) in (1, 2) else None
+    if press is None or customer_id is None:
         return None
-    return parts[0], customer_id, parts[2] if len(parts) == 3 else None
+    return press.prefix, customer_id, press.text(1)
 
 
 async def on_button(update: Update, context: BotContext) -> None:
@@ -438,7 +423,7 @@ async def _history(
     if page_number is None:
         await query.answer(context._("button.expired"), show_alert=True)
         return
-    async with reading(context.services.sessions) as session:
+    async with context.reading() as session:
         page = await cards.history(
             session,
             keyring=context.services.keyring,
@@ -450,7 +435,7 @@ async def _history(
     if page is None:
         await _refuse(query, context)
         return
-    text = history_text(context._, page, _zone(context))
+    text = history_text(context._, page, context.zone)
     markup = history_markup(page)
     message = query.message
     if argument is not None and _private(query) and isinstance(message, Message):

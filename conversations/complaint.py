@@ -22,13 +22,14 @@ from bot.context import BotContext, Services
 from bot.i18n import Translator, pick_language
 from conversations import fit, pick_customer, runner
 from conversations import steps as s
-from conversations.callback_data import parse_id
-from conversations.messages import close_buttons, replace_page
+from conversations.callback_data import COMPLAINT, parse_id
+from conversations.keyboards import button
+from conversations.lists import ListPage, show_records_page
+from conversations.messages import close_buttons
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step, Submitted
 from conversations.visit import env_zone, local_text, moment, now_default, show_moment, zone
 from storage import complaints, outbox, permissions
 from storage.complaints import ComplaintView
-from storage.db import unit_of_work
 from storage.errors import NotFound, Refused
 from storage.models import ComplaintType, Severity, Staff
 
@@ -39,15 +40,6 @@ _ACTION_BUTTONS = {
     "resolve": "complaint.button.resolve",
     "assign": "complaint.button.assign",
 }
-
-
-def _chat_id(update: Update) -> int:
-    assert update.effective_chat is not None
-    return update.effective_chat.id
-
-
-def _number(text: str) -> int | None:
-    return parse_id(text)
 
 
 def refusal_text(_: Translator, refusal: Refused) -> str:
@@ -136,7 +128,9 @@ def action_markup(
     _: Translator, complaint_id: int, actions: list[str] | tuple[str, ...]
 ) -> InlineKeyboardMarkup | None:
     buttons = [
-        InlineKeyboardButton(_(_ACTION_BUTTONS[a]), callback_data=f"cx:{complaint_id}:{a}")
+        InlineKeyboardButton(
+            _(_ACTION_BUTTONS[a]), callback_data=COMPLAINT.data("cx", complaint_id, a)
+        )
         for a in actions
         if a in _ACTION_BUTTONS
     ]
@@ -210,7 +204,7 @@ async def handler_options(
     env: FlowEnv, session: AsyncSession, data: dict[str, Any]
 ) -> list[Option]:
     """The customer's owner first (the default handler), then the team's other members."""
-    customer_id = _number(str(data.get("customer_id", "")))
+    customer_id = parse_id(str(data.get("customer_id", "")))
     if customer_id is None:
         return []
     try:
@@ -315,7 +309,7 @@ async def prepare_resolution(
     env: FlowEnv, session: AsyncSession, initial: dict[str, Any]
 ) -> dict[str, Any] | None:
     """Only someone who may resolve this complaint now gets the questions (refusals audited)."""
-    complaint_id = _number(str(initial.get("complaint_id", "")))
+    complaint_id = parse_id(str(initial.get("complaint_id", "")))
     if complaint_id is None:
         return None
     try:
@@ -396,18 +390,18 @@ async def on_button(update: Update, context: BotContext) -> None:
     """Handles `cc:` (log for a customer), `ccl:` (list) and `cx:` (complaint actions)."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    prefix, _sep, rest = query.data.partition(":")
-    parts = rest.split(":")
-    record_id = _number(parts[0])
-    if record_id is None or len(parts) > 2:
+    press = COMPLAINT.parse(query.data)
+    record_id = press.id(0) if press is not None else None
+    if press is None or record_id is None or len(press) > 2:
         await query.answer(context._("button.expired"), show_alert=True)
         return
-    arg = parts[1] if len(parts) == 2 else ""
+    prefix, arg = press.prefix, press.text(1) or ""
+    page = press.id(1, tag="p")
     if prefix == "cc" and not arg:
         await query.answer()
         await runner.start(update, context, FLOW, initial={"customer_id": record_id})
-    elif prefix == "ccl" and (not arg or (arg[:1] == "p" and _number(arg[1:]) is not None)):
-        await _list(update, context, record_id, _number(arg[1:]) or 0, edit=bool(arg))
+    elif prefix == "ccl" and (not arg or page is not None):
+        await _list(update, context, record_id, page or 0, edit=bool(arg))
     elif prefix == "cx" and arg == "v":
         await _show(update, context, record_id)
     elif prefix == "cx" and arg == "t":
@@ -418,7 +412,7 @@ async def on_button(update: Update, context: BotContext) -> None:
         await _resolve(update, context, record_id)
     elif prefix == "cx" and arg == "assign":
         await _offer_handlers(update, context, record_id)
-    elif prefix == "cx" and arg[:2] == "to" and (handler_id := _number(arg[2:])) is not None:
+    elif prefix == "cx" and (handler_id := press.id(1, tag="to")) is not None:
         await _assign(update, context, record_id, handler_id)
     else:
         await query.answer(context._("button.expired"), show_alert=True)
@@ -429,7 +423,7 @@ async def _send_card(
 ) -> None:
     """Send the complaint's card with the buttons this member may use now."""
     _ = context._
-    tz = zone(context.member, context.services.settings.TIMEZONE)
+    tz = context.zone
     head = fit.clip(notice, 300) if notice else ""
     room = fit.MESSAGE_LIMIT - (fit.units(head) + 2 if head else 0)
     text, cut = card_fitted(_, view, tz, context.services.clock(), room)
@@ -440,10 +434,10 @@ async def _send_card(
     markup = action_markup(_, complaint_id, actions)
     if cut:  # the texts were cut to fit: one button shows them whole
         whole = InlineKeyboardButton(
-            _("complaint.button.full"), callback_data=f"cx:{complaint_id}:t"
+            _("complaint.button.full"), callback_data=COMPLAINT.data("cx", complaint_id, "t")
         )
         markup = InlineKeyboardMarkup([*(markup.inline_keyboard if markup else ()), [whole]])
-    await context.bot.send_message(_chat_id(update), text, reply_markup=markup)
+    await context.bot.send_message(context.chat_id, text, reply_markup=markup)
 
 
 async def _show(
@@ -452,7 +446,7 @@ async def _show(
     """Show a complaint to someone who may see it (`whole`: its texts uncut)."""
     query = update.callback_query
     assert query is not None
-    async with unit_of_work(context.services.sessions) as session:
+    async with context.unit_of_work() as session:
         view = await complaints.visible_complaint(
             session, actor=context.member, complaint_id=complaint_id, purpose="complaint.view"
         )
@@ -462,7 +456,7 @@ async def _show(
     await query.answer()
     if whole:
         for piece in full_text(context._, view):
-            await context.bot.send_message(_chat_id(update), piece)
+            await context.bot.send_message(context.chat_id, piece)
         return
     await _send_card(update, context, view)
 
@@ -473,7 +467,7 @@ async def _take(update: Update, context: BotContext, complaint_id: int) -> None:
     assert query is not None
     refusal: Refused | None = None
     view: ComplaintView | None = None
-    async with unit_of_work(context.services.sessions) as session:
+    async with context.unit_of_work() as session:
         try:  # refusals are audited in this transaction, which therefore commits
             await complaints.start_progress(
                 session,
@@ -500,7 +494,7 @@ async def _resolve(update: Update, context: BotContext, complaint_id: int) -> No
     query = update.callback_query
     assert query is not None
     refusal: Refused | None = None
-    async with unit_of_work(context.services.sessions) as session:
+    async with context.unit_of_work() as session:
         try:
             await complaints.complaint_for_action(
                 session, actor=context.member, complaint_id=complaint_id, action="resolve"
@@ -521,7 +515,7 @@ async def _offer_handlers(update: Update, context: BotContext, complaint_id: int
     refusal: Refused | None = None
     candidates: list[Staff] = []
     current: int | None = None
-    async with unit_of_work(context.services.sessions) as session:
+    async with context.unit_of_work() as session:
         try:
             found = await complaints.complaint_for_action(
                 session, actor=context.member, complaint_id=complaint_id, action="assign"
@@ -541,13 +535,13 @@ async def _offer_handlers(update: Update, context: BotContext, complaint_id: int
         [
             InlineKeyboardButton(
                 fit.label(("✓ " if staff.id == current else "") + staff.display_name),
-                callback_data=f"cx:{complaint_id}:to{staff.id}",
+                callback_data=COMPLAINT.data("cx", complaint_id, f"to{staff.id}"),
             )
         ]
         for staff in candidates
     ]
     await context.bot.send_message(
-        _chat_id(update), _("complaint.choose_handler"), reply_markup=InlineKeyboardMarkup(rows)
+        context.chat_id, _("complaint.choose_handler"), reply_markup=InlineKeyboardMarkup(rows)
     )
 
 
@@ -557,7 +551,7 @@ async def _assign(update: Update, context: BotContext, complaint_id: int, handle
     assert query is not None
     refusal: Refused | None = None
     view: ComplaintView | None = None
-    async with unit_of_work(context.services.sessions) as session:
+    async with context.unit_of_work() as session:
         try:
             await complaints.reassign(
                 session,
@@ -582,7 +576,7 @@ async def _assign(update: Update, context: BotContext, complaint_id: int, handle
     notice = handler_notice(context.services, view, context.member)
     if notice is not None and not await send_notice(context, notice):
         await context.bot.send_message(
-            _chat_id(update), context._("complaint.notify_failed", name=notice.name)
+            context.chat_id, context._("complaint.notify_failed", name=notice.name)
         )
 
 
@@ -592,23 +586,26 @@ async def _list(
     """One page of a customer's complaints, a button for each."""
     query = update.callback_query
     assert query is not None
-    _ = context._
-    async with unit_of_work(context.services.sessions) as session:
-        found = await complaints.complaints_of(
-            session, actor=context.member, customer_id=customer_id, page=page, page_size=PAGE_SIZE
-        )
-    if found is None:
-        await query.answer(_("refused.not_found"), show_alert=True)
-        return
-    await query.answer()
-    tz = zone(context.member, context.services.settings.TIMEZONE)
-    now = context.services.clock()
-    customer = found.customer
+    await show_records_page(
+        query,
+        context,
+        complaints.complaints_of,
+        _page,
+        customer_id=customer_id,
+        page=page,
+        page_size=PAGE_SIZE,
+        edit=edit,
+        writes=True,
+    )
+
+
+def _page(context: BotContext, found: complaints.ComplaintPage) -> ListPage:
+    """The complaints of one page, each with its status and due time."""
+    _, tz, now = context._, context.zone, context.services.clock()
+    customer, customer_id = found.customer, found.customer.id
     lines = [_("complaint.list.title", customer=customer.name, number=customer.customer_no)]
     if not found.complaints:
         lines.append(_("complaint.list.empty"))
-    keyboard: list[list[InlineKeyboardButton]] = []
-    row: list[InlineKeyboardButton] = []
     for complaint in found.complaints:
         overdue = complaint.status in complaints.WORKABLE and complaint.due_at < now
         lines.append(
@@ -621,27 +618,12 @@ async def _list(
             )
             + (" " + _("complaint.card.overdue") if overdue else "")
         )
-        row.append(
-            InlineKeyboardButton(complaint.complaint_no, callback_data=f"cx:{complaint.id}:v")
-        )
-        if len(row) == 2:
-            keyboard.append(row)
-            row = []
-    if row:
-        keyboard.append(row)
-    first = found.page * found.page_size
-    pager = []
-    page_data = f"ccl:{customer_id}:p"
-    if found.page > 0:
-        pager.append(InlineKeyboardButton("‹", callback_data=f"{page_data}{found.page - 1}"))
-    if first + found.page_size < found.total:
-        pager.append(InlineKeyboardButton("›", callback_data=f"{page_data}{found.page + 1}"))
-    if pager:
-        keyboard.append(pager)
-    keyboard.append(
-        [InlineKeyboardButton(_("complaint.button.log"), callback_data=f"cc:{customer_id}")]
+    return ListPage(
+        fit.compose(lines),
+        found.page,
+        -(-found.total // found.page_size),
+        lambda p: COMPLAINT.data("ccl", customer_id, f"p{p}"),
+        [button(c.complaint_no, COMPLAINT.data("cx", c.id, "v")) for c in found.complaints],
+        width=2,
+        last_row=[button(_("complaint.button.log"), COMPLAINT.data("cc", customer_id))],
     )
-    text, markup = fit.compose(lines), InlineKeyboardMarkup(keyboard)
-    if edit and await replace_page(query.message, text, markup):
-        return
-    await context.bot.send_message(_chat_id(update), text, reply_markup=markup)

@@ -19,10 +19,9 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from bot.context import BotContext
 from bot.i18n import Translator
 from conversations import duplicates, fit, new_customer, runner
-from conversations.callback_data import parse_id
+from conversations.callback_data import EDIT
 from conversations.steps import Checker, Flow, FlowEnv, Kind, Option, Step, Submitted
 from storage import changes, customers, outbox
-from storage.db import unit_of_work
 from storage.errors import Refused
 from storage.models import Customer
 from storage.validation import mask_phone, mask_tail, mask_text
@@ -267,7 +266,7 @@ def _new_values(env: FlowEnv, data: dict[str, Any]) -> dict[str, Any]:
 
 def _again(_: Translator, customer_id: int | str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(_("edit.button_again"), callback_data=f"ce:{customer_id}")]]
+        [[InlineKeyboardButton(_("edit.button_again"), callback_data=EDIT.data("ce", customer_id))]]
     )
 
 
@@ -338,8 +337,8 @@ FLOW = runner.register(Flow(name="edit", steps=STEPS, submit=submit, prepare=pre
 
 
 def _customer_id(data: str) -> int | None:
-    prefix, _sep, rest = data.partition(":")
-    return parse_id(rest) if prefix == "ce" else None
+    press = EDIT.parse(data)
+    return press.id(0) if press is not None and len(press) == 1 else None
 
 
 async def on_button(update: Update, context: BotContext) -> None:
@@ -354,7 +353,7 @@ async def on_button(update: Update, context: BotContext) -> None:
     if update.effective_chat is None or update.effective_chat.type != "private":
         await query.answer(_("edit.private_only"), show_alert=True)
         return
-    async with unit_of_work(context.services.sessions) as session:
+    async with context.unit_of_work() as session:
         customer = await customers.visible_customer(
             session, actor=context.member, customer_id=customer_id, purpose="edit"
         )

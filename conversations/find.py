@@ -16,24 +16,25 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
-from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 
 from bot.context import BotContext, Services
 from bot.i18n import Translator
 from conversations import fit, runner
-from conversations.callback_data import parse_id
+from conversations.callback_data import CARD, FIND, Press, parse_id
 from conversations.card import STATUS_MARKS
+from conversations.keyboards import button, pager, rows_of, with_pager
 from conversations.messages import close_buttons, edit_quietly
 from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
 from storage import cards, drafts, search, validation
 from storage.cards import CustomerList, ListEntry
-from storage.db import reading, unit_of_work
-from storage.drafts import DraftState
+from storage.drafts import DraftMode, DraftState
 from storage.models import CustomerClass, RecordStatus, Staff, Stage
 from storage.permissions import Scope, view_scope
 from storage.search import NO_FILTERS, Filters
@@ -91,7 +92,7 @@ class FindState:
 
 async def _load(context: BotContext) -> tuple[FindState | None, bool]:
     """The search under way (None if none), and whether another flow is under way instead."""
-    async with reading(context.services.sessions) as session:
+    async with context.reading() as session:
         current = await drafts.load(
             session,
             context.services.keyring,
@@ -108,7 +109,7 @@ async def _load(context: BotContext) -> tuple[FindState | None, bool]:
 async def _remember(context: BotContext, state: FindState) -> bool:
     """Keep the search in the find draft, so typed text refines it; never over another flow."""
     staff_id, keyring = context.member.id or 0, context.services.keyring
-    async with unit_of_work(context.services.sessions) as session:
+    async with context.unit_of_work() as session:
         current = await drafts.load(
             session, keyring, staff_id, not_before=context.services.draft_cutoff()
         )
@@ -118,14 +119,19 @@ async def _remember(context: BotContext, state: FindState) -> bool:
         token = current.token + 1 if current is not None else secrets.randbelow(1 << 30) + 2
         # typed text always searches (no field to misplace it in), so it counts as shown
         draft = DraftState(
-            flow=FLOW_NAME, step=FIELD, mode="ask", token=token, data=state.data(), shown=token
+            flow=FLOW_NAME,
+            step=FIELD,
+            mode=DraftMode.ask,
+            token=token,
+            data=state.data(),
+            shown=token,
         )
         await drafts.save(session, keyring, staff_id, draft, now=context.services.clock())
     return True
 
 
 async def _forget(context: BotContext) -> None:
-    async with unit_of_work(context.services.sessions) as session:
+    async with context.unit_of_work() as session:
         current = await drafts.load(
             session,
             context.services.keyring,
@@ -242,34 +248,17 @@ def results_text(_: Translator, state: FindState, found: Results) -> str:
     return fit.message("\n".join(lines))
 
 
-def _pager(prefix: str, page: int, pages: int) -> list[InlineKeyboardButton]:
-    if pages <= 1:
-        return []
-    row = []
-    if page > 0:
-        row.append(InlineKeyboardButton("‹", callback_data=f"{prefix}:{page - 1}"))
-    row.append(InlineKeyboardButton(f"{page + 1}/{pages}", callback_data=f"{prefix}:{page}"))
-    if page + 1 < pages:
-        row.append(InlineKeyboardButton("›", callback_data=f"{prefix}:{page + 1}"))
-    return row
-
-
 def results_markup(_: Translator, state: FindState, found: Results) -> InlineKeyboardMarkup:
-    rows = [
-        [InlineKeyboardButton(fit.label(entry_label(e), 64), callback_data=f"cu:{e.id}")]
-        for e in found.entries
-    ]
-    pager = _pager(f"fp:{state.sid}", found.page, found.pages)
-    if pager:
-        rows.append(pager)
+    rows = [[button(fit.label(entry_label(e), 64), CARD.data("cu", e.id))] for e in found.entries]
+    rows = with_pager(
+        rows, pager(found.page, found.pages, lambda p: FIND.data("fp", state.sid, p), counter=True)
+    )
     active = len(state.filters.active())
     filter_button = _("find.button.filters_active", count=active) if active else None
     rows.append(
         [
-            InlineKeyboardButton(
-                filter_button or _("find.button.filters"), callback_data=f"ff:{state.sid}"
-            ),
-            InlineKeyboardButton(_("find.button.close"), callback_data=f"fq:{state.sid}"),
+            button(filter_button or _("find.button.filters"), FIND.data("ff", state.sid)),
+            button(_("find.button.close"), FIND.data("fq", state.sid)),
         ]
     )
     return InlineKeyboardMarkup(rows)
@@ -287,15 +276,13 @@ def menu_markup(_: Translator, state: FindState) -> InlineKeyboardMarkup:
         current = active.get(column)
         shown = _value_label(_, column, current) if current else _("find.any")
         buttons.append(
-            InlineKeyboardButton(
-                f"{_kind_label(_, column)}: {shown}", callback_data=f"fk:{state.sid}:{code}"
-            )
+            button(f"{_kind_label(_, column)}: {shown}", FIND.data("fk", state.sid, code))
         )
-    rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+    rows = rows_of(buttons, 2)
     rows.append(
         [
-            InlineKeyboardButton(_("find.button.clear"), callback_data=f"fx:{state.sid}"),
-            InlineKeyboardButton(_("find.button.show"), callback_data=f"fr:{state.sid}"),
+            button(_("find.button.clear"), FIND.data("fx", state.sid)),
+            button(_("find.button.show"), FIND.data("fr", state.sid)),
         ]
     )
     return InlineKeyboardMarkup(rows)
@@ -311,18 +298,18 @@ def values_markup(
 ) -> InlineKeyboardMarkup:
     column = KINDS[code]
     buttons = [
-        InlineKeyboardButton(
+        button(
             _value_label(_, column, v),
-            callback_data=f"fv:{state.sid}:{code}:{v if column in CHOICES else value_code(v)}",
+            FIND.data("fv", state.sid, code, v if column in CHOICES else value_code(v)),
         )
         for v in values
     ]
     width = 1 if column == "stage" else 2
-    rows = [buttons[i : i + width] for i in range(0, len(buttons), width)]
+    rows = rows_of(buttons, width)
     rows.append(
         [
-            InlineKeyboardButton(_("find.any"), callback_data=f"fv:{state.sid}:{code}:{ANY}"),
-            InlineKeyboardButton(_("find.button.back"), callback_data=f"ff:{state.sid}"),
+            button(_("find.any"), FIND.data("fv", state.sid, code, ANY)),
+            button(_("find.button.back"), FIND.data("ff", state.sid)),
         ]
     )
     return InlineKeyboardMarkup(rows)
@@ -366,22 +353,11 @@ FLOW = runner.register(
 # commands and buttons
 
 
-def _chat_id(update: Update) -> int:
-    assert update.effective_chat is not None
-    return update.effective_chat.id
-
-
-def _today(context: BotContext) -> date:
-    return context.services.today(context.member.timezone)
-
-
 async def _results_view(
     context: BotContext, state: FindState, page: int
 ) -> tuple[str, InlineKeyboardMarkup]:
-    async with reading(context.services.sessions) as session:
-        found = await results(
-            session, context.services, context.member, _today(context), state, page
-        )
+    async with context.reading() as session:
+        found = await results(session, context.services, context.member, context.today, state, page)
     return results_text(context._, state, found), results_markup(context._, state, found)
 
 
@@ -394,25 +370,25 @@ async def find_command(update: Update, context: BotContext) -> None:
         return
     text = " ".join(context.args or []).strip()
     if len(text) > QUERY_LIMIT:
-        await context.bot.send_message(_chat_id(update), _("invalid.too_long", limit=QUERY_LIMIT))
+        await context.bot.send_message(context.chat_id, _("invalid.too_long", limit=QUERY_LIMIT))
         text = ""
     state = (previous or FindState()).next(query=text or None, filters=NO_FILTERS)
     await _remember(context, state)
     message, markup = await _results_view(context, state, 0)
-    await context.bot.send_message(_chat_id(update), message, reply_markup=markup)
+    await context.bot.send_message(context.chat_id, message, reply_markup=markup)
 
 
 async def on_button(update: Update, context: BotContext) -> None:
     """Handles `f…:` buttons (filters, pages, results)."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    parts = query.data.split(":")
-    if parts[0] == "fm":
-        await _my_page(query, context, parts)
+    press = FIND.parse(query.data)
+    if press is not None and press.prefix == "fm":
+        await _my_page(query, context, press)
         return
-    handler = _ACTIONS.get(parts[0])
-    sid = parse_id(parts[1]) if len(parts) >= 2 else None
-    if handler is None or sid is None:
+    handler = _ACTIONS.get(press.prefix) if press is not None else None
+    sid = press.id(0) if press is not None else None
+    if press is None or handler is None or sid is None:
         await query.answer(context._("button.expired"), show_alert=True)
         return
     state, _other = await _load(context)
@@ -420,15 +396,15 @@ async def on_button(update: Update, context: BotContext) -> None:
         await query.answer(context._("find.expired"), show_alert=True)
         await close_buttons(query.message)
         return
-    await handler(query, context, state, parts[2:])
+    await handler(query, context, state, press.fields[1:])
 
 
-def _number(args: list[str], position: int) -> int | None:
+def _number(args: Sequence[str], position: int) -> int | None:
     return parse_id(args[position], maximum=PAGE_MAX) if len(args) > position else None
 
 
 async def _on_page(
-    query: CallbackQuery, context: BotContext, state: FindState, args: list[str]
+    query: CallbackQuery, context: BotContext, state: FindState, args: Sequence[str]
 ) -> None:
     page = _number(args, 0)
     if page is None:
@@ -439,19 +415,19 @@ async def _on_page(
 
 
 async def _on_menu(
-    query: CallbackQuery, context: BotContext, state: FindState, args: list[str]
+    query: CallbackQuery, context: BotContext, state: FindState, args: Sequence[str]
 ) -> None:
     await query.answer()
     await edit_quietly(query.message, menu_text(context._, state), menu_markup(context._, state))
 
 
 async def _free_values(context: BotContext, column: str, limit: int) -> list[str]:
-    async with reading(context.services.sessions) as session:
+    async with context.reading() as session:
         return await cards.filter_values(session, actor=context.member, kind=column, limit=limit)
 
 
 async def _on_kind(
-    query: CallbackQuery, context: BotContext, state: FindState, args: list[str]
+    query: CallbackQuery, context: BotContext, state: FindState, args: Sequence[str]
 ) -> None:
     _ = context._
     code = args[0] if args else ""
@@ -471,7 +447,7 @@ async def _on_kind(
 
 
 async def _on_value(
-    query: CallbackQuery, context: BotContext, state: FindState, args: list[str]
+    query: CallbackQuery, context: BotContext, state: FindState, args: Sequence[str]
 ) -> None:
     _ = context._
     column = KINDS.get(args[0]) if len(args) == 2 else None
@@ -493,13 +469,13 @@ async def _on_value(
 
 
 async def _on_clear(
-    query: CallbackQuery, context: BotContext, state: FindState, args: list[str]
+    query: CallbackQuery, context: BotContext, state: FindState, args: Sequence[str]
 ) -> None:
     await _show_new(query, context, state.next(filters=NO_FILTERS))
 
 
 async def _on_back(
-    query: CallbackQuery, context: BotContext, state: FindState, args: list[str]
+    query: CallbackQuery, context: BotContext, state: FindState, args: Sequence[str]
 ) -> None:
     await query.answer()
     await edit_quietly(query.message, *await _results_view(context, state, 0))
@@ -514,7 +490,7 @@ async def _show_new(query: CallbackQuery, context: BotContext, state: FindState)
 
 
 async def _on_quit(
-    query: CallbackQuery, context: BotContext, state: FindState, args: list[str]
+    query: CallbackQuery, context: BotContext, state: FindState, args: Sequence[str]
 ) -> None:
     await _forget(context)
     await query.answer(context._("find.closed"))
@@ -562,20 +538,17 @@ def my_label(_: Translator, entry: ListEntry) -> str:
 
 
 def my_markup(_: Translator, listed: CustomerList) -> InlineKeyboardMarkup | None:
-    rows = [
-        [InlineKeyboardButton(fit.label(my_label(_, e), 64), callback_data=f"cu:{e.id}")]
-        for e in listed.entries
-    ]
-    pager = _pager("fm", listed.page, listed.pages)
-    if pager:
-        rows.append(pager)
+    rows = [[button(fit.label(my_label(_, e), 64), CARD.data("cu", e.id))] for e in listed.entries]
+    rows = with_pager(
+        rows, pager(listed.page, listed.pages, lambda p: FIND.data("fm", p), counter=True)
+    )
     return InlineKeyboardMarkup(rows) if rows else None
 
 
 async def _my_view(context: BotContext, page: int) -> tuple[str, InlineKeyboardMarkup | None]:
-    async with reading(context.services.sessions) as session:
+    async with context.reading() as session:
         listed = await cards.my_customers(
-            session, actor=context.member, today=_today(context), page=page, page_size=PAGE_SIZE
+            session, actor=context.member, today=context.today, page=page, page_size=PAGE_SIZE
         )
     return my_text(context._, view_scope(context.member), listed), my_markup(context._, listed)
 
@@ -583,12 +556,12 @@ async def _my_view(context: BotContext, page: int) -> tuple[str, InlineKeyboardM
 async def my_command(update: Update, context: BotContext) -> None:
     """List the member's customers (a manager's: the team's), follow-ups due first."""
     text, markup = await _my_view(context, 0)
-    await context.bot.send_message(_chat_id(update), text, reply_markup=markup)
+    await context.bot.send_message(context.chat_id, text, reply_markup=markup)
 
 
-async def _my_page(query: CallbackQuery, context: BotContext, parts: list[str]) -> None:
-    page = _number(parts, 1)
-    if page is None or len(parts) != 2:
+async def _my_page(query: CallbackQuery, context: BotContext, press: Press) -> None:
+    page = press.id(0, maximum=PAGE_MAX)
+    if page is None or len(press) != 1:
         await query.answer(context._("button.expired"), show_alert=True)
         return
     await query.answer()

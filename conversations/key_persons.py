@@ -20,11 +20,11 @@ from bot.context import BotContext
 from bot.i18n import Translator
 from conversations import fit, runner
 from conversations import steps as s
-from conversations.callback_data import parse_ids
+from conversations.callback_data import KEY_PERSONS
+from conversations.keyboards import button
 from conversations.messages import close_buttons
 from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
 from storage import customers, key_persons
-from storage.db import reading, unit_of_work
 from storage.errors import Refused
 from storage.key_persons import FIELDS, INFLUENCE_LEVELS, KeyPersonRecord
 from storage.models import Customer, KeyPersonRole
@@ -104,12 +104,8 @@ async def prepare(
 def _after_markup(_: Translator, customer_id: int) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         [
-            [
-                InlineKeyboardButton(
-                    _("kp.button_add_another"), callback_data=f"kp:add:{customer_id}"
-                )
-            ],
-            [InlineKeyboardButton(_("kp.button_list"), callback_data=f"ck:{customer_id}")],
+            [button(_("kp.button_add_another"), KEY_PERSONS.data("kp", "add", customer_id))],
+            [button(_("kp.button_list"), KEY_PERSONS.data("ck", customer_id))],
         ]
     )
 
@@ -193,11 +189,11 @@ def _person_buttons(
     return [
         InlineKeyboardButton(
             fit.label(_("kp.button_edit", name=person.name)),
-            callback_data=f"kp:edit:{cid}:{person.id}",
+            callback_data=KEY_PERSONS.data("kp", "edit", cid, person.id),
         ),
         InlineKeyboardButton(
             fit.label(_("kp.button_remove", name=person.name)),
-            callback_data=f"kp:del:{cid}:{person.id}",
+            callback_data=KEY_PERSONS.data("kp", "del", cid, person.id),
         ),
     ]
 
@@ -227,9 +223,7 @@ def render_list(
         rows: list[list[InlineKeyboardButton]] = []
         if changeable:
             if index == 0:
-                rows.append(
-                    [InlineKeyboardButton(_("kp.button_add"), callback_data=f"kp:add:{cid}")]
-                )
+                rows.append([button(_("kp.button_add"), KEY_PERSONS.data("kp", "add", cid))])
             rows += [_person_buttons(_, cid, person) for person in group]
         pages.append((fit.compose(lines), InlineKeyboardMarkup(rows) if rows else None))
     return pages
@@ -237,15 +231,13 @@ def render_list(
 
 def _parse(data: str) -> tuple[str, list[int]] | None:
     """`ck:7` → ("list", [7]); `kp:rm:7:3:2` → ("rm", [7, 3, 2]); None if malformed."""
-    parts = data.split(":")
-    if parts[0] == "ck":
-        action, ids = "list", parts[1:]
-    elif parts[0] == "kp" and len(parts) > 1:
-        action, ids = parts[1], parts[2:]
-    else:
+    press = KEY_PERSONS.parse(data)
+    if press is None:
         return None
-    parsed = parse_ids(ids)
-    if _ARITY.get(action) != len(ids) or parsed is None:
+    start = 0 if press.prefix == "ck" else 1
+    action = "list" if press.prefix == "ck" else press.fields[0]
+    parsed = press.ids(start)
+    if _ARITY.get(action) != len(press) - start or parsed is None:
         return None
     return action, parsed
 
@@ -255,7 +247,7 @@ async def _checked(
 ) -> tuple[Customer | None, KeyPersonRecord | None, bool]:
     """The customer (None if not visible), the person (None if gone or not the customer's),
     and whether key persons may change; refusals are audited and committed here."""
-    async with unit_of_work(context.services.sessions) as session:
+    async with context.unit_of_work() as session:
         customer = await customers.visible_customer(
             session, actor=context.member, customer_id=customer_id, purpose=purpose
         )
@@ -328,7 +320,7 @@ async def _send_list(
     _ = context._
     people: list[KeyPersonRecord] = []
     changeable = False
-    async with reading(context.services.sessions) as session:
+    async with context.reading() as session:
         customer = await customers.visible_customer(
             session, actor=context.member, customer_id=customer_id, purpose="key_persons"
         )
@@ -341,9 +333,8 @@ async def _send_list(
         await query.answer(_("refused.not_found"), show_alert=True)
         return
     await query.answer()
-    assert update.effective_chat is not None
     for text, markup in render_list(_, customer, people, changeable):
-        await context.bot.send_message(update.effective_chat.id, text, reply_markup=markup)
+        await context.bot.send_message(context.chat_id, text, reply_markup=markup)
 
 
 async def _ask_removal(
@@ -361,15 +352,16 @@ async def _ask_removal(
             [
                 InlineKeyboardButton(
                     _("kp.button_remove_confirm"),
-                    callback_data=f"kp:rm:{customer.id}:{person.id}:{person.version}",
+                    callback_data=KEY_PERSONS.data(
+                        "kp", "rm", customer.id, person.id, person.version
+                    ),
                 ),
-                InlineKeyboardButton(_("kp.button_keep"), callback_data=f"kp:keep:{customer.id}"),
+                button(_("kp.button_keep"), KEY_PERSONS.data("kp", "keep", customer.id)),
             ]
         ]
     )
-    assert update.effective_chat is not None
     await context.bot.send_message(
-        update.effective_chat.id,
+        context.chat_id,
         fit.message(_("kp.confirm_remove", name=person.name, customer=_label(customer))),
         reply_markup=markup,
     )
@@ -386,7 +378,7 @@ async def _remove(
     """Remove the key person, then show the list as it is now."""
     _ = context._
     try:
-        async with unit_of_work(context.services.sessions) as session:
+        async with context.unit_of_work() as session:
             customer = await customers.visible_customer(
                 session, actor=context.member, customer_id=customer_id, purpose="kp_rm"
             )
@@ -410,6 +402,5 @@ async def _remove(
         return
     await query.answer()
     await close_buttons(query.message, _("kp.removed", name=removed.name))
-    assert update.effective_chat is not None
     for text, markup in render_list(_, customer, people, True):
-        await context.bot.send_message(update.effective_chat.id, text, reply_markup=markup)
+        await context.bot.send_message(context.chat_id, text, reply_markup=markup)

@@ -10,6 +10,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from conversations import duplicates
 from conversations import steps as s
+from conversations.callback_data import KEY_PERSONS
 from conversations.runner import register
 from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
 from storage import customers, outbox, reviews
@@ -118,7 +119,9 @@ STEPS = (
 
 def _add_key_person(env: FlowEnv, customer_id: int) -> InlineKeyboardMarkup:
     """Offer to add the new customer's key persons right away (conversations.key_persons)."""
-    button = InlineKeyboardButton(env._("kp.button_add"), callback_data=f"kp:add:{customer_id}")
+    button = InlineKeyboardButton(
+        env._("kp.button_add"), callback_data=KEY_PERSONS.data("kp", "add", customer_id)
+    )
     return InlineKeyboardMarkup([[button]])
 
 

@@ -24,7 +24,7 @@ from bot.context import BotContext
 from bot.i18n import Translator, has_message
 from bot.reminder_text import actions_markup, button_data, item_text
 from conversations import runner
-from conversations.callback_data import parse_id
+from conversations.callback_data import REMINDERS, parse_id
 from conversations.messages import close_buttons, is_harmless_edit_error
 from conversations.steps import Flow, FlowEnv, Step, Submitted
 from storage import permissions, validation
@@ -289,13 +289,13 @@ async def on_button(update: Update, context: BotContext) -> None:
     """Handles `rm:` buttons on reminders."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    parts = query.data.split(":")
-    handler = _BUTTONS.get(parts[1]) if len(parts) in (3, 4) else None
-    reminder_id = parse_id(parts[2]) if handler is not None else None
-    if handler is None or reminder_id is None:
+    press = REMINDERS.parse(query.data)
+    handler = _BUTTONS.get(press.fields[0]) if press is not None and len(press) in (2, 3) else None
+    reminder_id = press.id(1) if press is not None and handler is not None else None
+    if press is None or handler is None or reminder_id is None:
         await query.answer(context._("button.expired"), show_alert=True)
         return
-    await handler(update, context, reminder_id, parts[3] if len(parts) == 4 else "")
+    await handler(update, context, reminder_id, press.text(2) or "")
 
 
 # ---------------------------------------------------------------------------------------------

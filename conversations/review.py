@@ -26,19 +26,20 @@ from bot.context import BotContext
 from bot.i18n import Translator, has_message, pick_language
 from conversations import duplicates, fit, runner
 from conversations import steps as s
-from conversations.callback_data import parse_id
+from conversations.callback_data import CARD, EDIT, REVIEW
+from conversations.keyboards import pager, with_pager
 from conversations.messages import is_harmless_edit_error
 from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
 from storage import drafts, outbox, permissions
 from storage import reviews as review_store
 from storage import staff as staff_store
-from storage.db import reading, unit_of_work
+from storage.db import unit_of_work
 from storage.errors import Refused
 from storage.models import ReviewKind, ReviewStatus
 from storage.reviews import AlreadyDecided, Decision, Line, QueuePage, ReviewView
 
 log = logging.getLogger(__name__)
-PREFIX = "rv"
+PREFIX = REVIEW.prefixes[0]
 VALUE_LIMIT = 80
 # fields whose stored value is a choice with a label `choice.<field>.<value>` (messages.po)
 CHOICE_FIELDS = frozenset(
@@ -48,7 +49,7 @@ COMPLAINT_CHOICES = frozenset({"type", "severity"})
 
 
 def _data(action: str, arg: object) -> str:
-    return f"{PREFIX}:{action}:{arg}"
+    return REVIEW.data(PREFIX, action, arg)
 
 
 def _zone(timezone: str | None, context: BotContext) -> str:
@@ -190,7 +191,7 @@ def card_markup(
         rows.append(
             [
                 InlineKeyboardButton(
-                    _("review.button.customer"), callback_data=f"cu:{view.customer_id}"
+                    _("review.button.customer"), callback_data=CARD.data("cu", view.customer_id)
                 )
             ]
         )
@@ -246,7 +247,7 @@ async def _send(
 
 async def announce(context: BotContext, review_id: int) -> None:
     """Send the notice of a review that no flow's transaction queued (storage.outbox) now."""
-    async with unit_of_work(context.services.sessions) as session:
+    async with context.unit_of_work() as session:
         await outbox.queue_review_cards(session, review_id=review_id, now=context.services.clock())
         queued = outbox.queued_in(session)
     await context.send_queued(queued)
@@ -268,7 +269,7 @@ def _outcome_markup(_: Translator, view: ReviewView, approved: bool) -> InlineKe
             [
                 [
                     InlineKeyboardButton(
-                        _("review.button.correct"), callback_data=f"ce:{view.customer_id}"
+                        _("review.button.correct"), callback_data=EDIT.data("ce", view.customer_id)
                     ),
                     InlineKeyboardButton(
                         _("review.button.resubmit"), callback_data=_data("rs", view.customer_id)
@@ -281,7 +282,8 @@ def _outcome_markup(_: Translator, view: ReviewView, approved: bool) -> InlineKe
             [
                 [
                     InlineKeyboardButton(
-                        _("review.button.edit_again"), callback_data=f"ce:{view.customer_id}"
+                        _("review.button.edit_again"),
+                        callback_data=EDIT.data("ce", view.customer_id),
                     )
                 ]
             ]
@@ -369,7 +371,7 @@ async def _audit_refusal(
     """A refused press is audited in its own transaction (the refused one rolled back)."""
     if refusal.code not in review_store.AUDITED_REFUSALS:
         return
-    async with unit_of_work(context.services.sessions) as session:
+    async with context.unit_of_work() as session:
         await review_store.record_refusal(
             session, actor=context.member, code=refusal.code, purpose=purpose, entity_id=review_id
         )
@@ -401,7 +403,7 @@ def _card_of(query: CallbackQuery) -> tuple[int, int] | None:
 async def _approve(update: Update, context: BotContext, query: CallbackQuery, arg: int) -> None:
     """Approve the review, once; the others who press learn who decided."""
     try:
-        async with unit_of_work(context.services.sessions) as session:
+        async with context.unit_of_work() as session:
             decision = await review_store.decide(
                 session,
                 keyring=context.services.keyring,
@@ -456,7 +458,7 @@ async def _reject(update: Update, context: BotContext, query: CallbackQuery, arg
 async def _open(update: Update, context: BotContext, query: CallbackQuery, arg: int) -> None:
     """Send the full card (every field, sensitive ones masked) to the presser privately."""
     member = context.member
-    async with unit_of_work(context.services.sessions) as session:
+    async with context.unit_of_work() as session:
         view = await review_store.view(
             session, keyring=context.services.keyring, actor=member, review_id=arg
         )
@@ -521,7 +523,7 @@ async def _page(update: Update, context: BotContext, query: CallbackQuery, arg: 
     """Turn a page of the /review queue, in place."""
     member = context.member
     try:
-        async with reading(context.services.sessions) as session:
+        async with context.reading() as session:
             page = await review_store.pending_queue(session, actor=member, page=arg)
     except Refused as refusal:
         await query.answer(
@@ -542,9 +544,9 @@ async def on_button(update: Update, context: BotContext) -> None:
     """Handles `rv:` buttons: a (approve), r (reject), o (open), rs (resubmit), q (queue page)."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    parts = query.data.split(":")
-    handler = _BUTTONS.get(parts[1]) if len(parts) == 3 else None
-    review_id = parse_id(parts[2]) if handler is not None else None
+    press = REVIEW.parse(query.data)
+    handler = _BUTTONS.get(press.fields[0]) if press is not None and len(press) == 2 else None
+    review_id = press.id(1) if press is not None and handler is not None else None
     if handler is None or review_id is None:
         await query.answer(context._("button.expired"), show_alert=True)
         return
@@ -669,13 +671,7 @@ def queue_message(
                 )
             ]
         )
-    pager = []
-    if page.page > 0:
-        pager.append(InlineKeyboardButton("‹", callback_data=_data("q", page.page - 1)))
-    if page.page + 1 < page.pages:
-        pager.append(InlineKeyboardButton("›", callback_data=_data("q", page.page + 1)))
-    if pager:
-        rows.append(pager)
+    rows = with_pager(rows, pager(page.page, page.pages, lambda p: _data("q", p)))
     return fit.compose(lines), InlineKeyboardMarkup(rows)
 
 
@@ -688,7 +684,7 @@ async def queue_command(update: Update, context: BotContext) -> None:
         await context.bot.send_message(chat_id, context._("review.queue_not_allowed"))
         return
     try:
-        async with unit_of_work(context.services.sessions) as session:
+        async with context.unit_of_work() as session:
             page = await review_store.pending_queue(session, actor=member, page=0)
     except Refused as refusal:
         await context.bot.send_message(
@@ -706,13 +702,13 @@ async def setgroup_command(update: Update, context: BotContext) -> None:
     member = context.member
     enabled = not (context.args and context.args[0].lower() in ("off", "stop", "0"))
     try:
-        async with unit_of_work(context.services.sessions) as session:
+        async with context.unit_of_work() as session:
             team = await staff_store.set_manager_chat(
                 session, actor=member, chat_id=chat_id, enabled=enabled
             )
     except Refused as refusal:
         if refusal.code in review_store.AUDITED_REFUSALS:
-            async with unit_of_work(context.services.sessions) as session:
+            async with context.unit_of_work() as session:
                 await review_store.record_refusal(
                     session,
                     actor=member,

@@ -26,21 +26,23 @@ from telegram import (
     Update,
 )
 
-from bot.context import BotContext
+from bot.context import BotContext, chat_id_of
 from bot.i18n import Translator
+from conversations import callback_data as buttons
 from conversations import fit
 from conversations.callback_data import parse_id
 from conversations.fit import Slot
+from conversations.keyboards import pager, with_pager
 from conversations.messages import close_buttons
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step
 from storage import audit, drafts, outbox, validation
 from storage.db import reading, unit_of_work
-from storage.drafts import DraftState
+from storage.drafts import DraftMode, DraftState
 from storage.errors import Refused
 from storage.validation import Invalid
 
 log = logging.getLogger(__name__)
-PREFIX = "w"
+PREFIX = buttons.FLOW.prefixes[0]
 SUMMARY_VALUE_LIMIT = 80
 MAX_ATTACHMENTS = 20
 FLOWS: dict[str, Flow] = {}
@@ -63,12 +65,7 @@ def _env(context: BotContext) -> FlowEnv:
 
 
 def _data(token: int, action: str, arg: object = "") -> str:
-    return f"{PREFIX}:{token}:{action}:{arg}"
-
-
-def _chat_id(update: Update) -> int:
-    assert update.effective_chat is not None
-    return update.effective_chat.id
+    return buttons.FLOW.data(PREFIX, token, action, arg)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,7 +101,7 @@ def _offer(state: DraftState, step: Step, options: list[Option], query: str | No
 async def _prepare(env: FlowEnv, flow: Flow, state: DraftState) -> None:
     """Work out the options of the current choice question, once, and keep them in the draft."""
     step = flow.step(state.step)
-    if state.mode == "summary" or step is None:
+    if state.mode == DraftMode.summary or step is None:
         state.data.pop("_offered", None)
         return
     if step.kind not in _CHOICE_KINDS:
@@ -152,13 +149,13 @@ def _nav_buttons(_: Translator, step: Step, state: DraftState) -> list[list[Inli
     rows: list[list[InlineKeyboardButton]] = []
     if step.kind == Kind.MEDIA:
         rows.append([InlineKeyboardButton(_("button.done"), callback_data=_data(token, "m"))])
-    back = "button.back_to_summary" if state.mode == "edit" else "button.back"
+    back = "button.back_to_summary" if state.mode == DraftMode.edit else "button.back"
     row = [InlineKeyboardButton(_(back), callback_data=_data(token, "b"))]
     if not step.required:
         row.append(InlineKeyboardButton(_("button.skip"), callback_data=_data(token, "s")))
     row.append(InlineKeyboardButton(_("button.cancel"), callback_data=_data(token, "x")))
     rows.append(row)
-    if state.mode == "ask" and not step.required and step.kind != Kind.MEDIA:
+    if state.mode == DraftMode.ask and not step.required and step.kind != Kind.MEDIA:
         rows.append([InlineKeyboardButton(_("button.skip_rest"), callback_data=_data(token, "z"))])
     return rows
 
@@ -182,14 +179,8 @@ def _choice_buttons(
             row = []
     if row:
         rows.append(row)
-    pager = []
-    if page > 0:
-        pager.append(InlineKeyboardButton("‹", callback_data=_data(state.token, "p", page - 1)))
-    if first + step.page_size < len(options):
-        pager.append(InlineKeyboardButton("›", callback_data=_data(state.token, "p", page + 1)))
-    if pager:
-        rows.append(pager)
-    return rows
+    pages = -(-len(options) // step.page_size)
+    return with_pager(rows, pager(page, pages, lambda p: _data(state.token, "p", p)))
 
 
 def _location_keyboard(_: Translator, step: Step) -> ReplyKeyboardMarkup:
@@ -225,7 +216,7 @@ async def _ask(
     if step.search is not None:
         query = state.data.get("_offered", {}).get("query")
         lines.append(_("flow.search_results", query=query) if query else _("flow.search_hint"))
-    if state.mode == "edit" and state.data.get(step.field) not in (None, "", []):
+    if state.mode == DraftMode.edit and state.data.get(step.field) not in (None, "", []):
         current = display_value(_, step, state.data, limit=None)
         lines.append(Slot(current, lambda value: _("flow.current_value", value=value)))
     if step.kind == Kind.MEDIA and state.data.get(step.field):
@@ -321,7 +312,7 @@ async def _show(
             state,
             now=context.services.clock(),
         )
-    if state.mode == "summary":
+    if state.mode == DraftMode.summary:
         await _summary(context, chat_id, flow, state, notice=notice)
     else:
         await _ask(context, chat_id, flow, state, notice=notice)
@@ -348,7 +339,7 @@ async def on_edited(update: Update, context: BotContext) -> bool:
     """An edited message is no answer: say so if a flow is open; False when none is."""
     if await _load(context) is None:
         return False
-    await context.bot.send_message(_chat_id(update), context._("flow.edit_not_taken"))
+    await context.bot.send_message(chat_id_of(update), context._("flow.edit_not_taken"))
     return True
 
 
@@ -358,7 +349,7 @@ async def on_edited(update: Update, context: BotContext) -> bool:
 
 def _advance(flow: Flow, state: DraftState) -> None:
     """Move to the next unanswered question, or to the summary when all are answered."""
-    if state.mode == "ask":
+    if state.mode == DraftMode.ask:
         start = flow.index(state.step) + 1
         following = next(
             (s for s in flow.steps[start:] if s.applies(state.data) and s.field not in state.data),
@@ -369,9 +360,12 @@ def _advance(flow: Flow, state: DraftState) -> None:
             return
     missing = flow.first_missing(state.data)
     if missing is not None:
-        state.step, state.mode = missing.field, "edit" if state.mode != "ask" else "ask"
+        state.step, state.mode = (
+            missing.field,
+            DraftMode.edit if state.mode != DraftMode.ask else DraftMode.ask,
+        )
     else:
-        state.step, state.mode = None, "summary"
+        state.step, state.mode = None, DraftMode.summary
 
 
 async def _load(context: BotContext) -> tuple[Flow, DraftState] | None:
@@ -422,7 +416,7 @@ async def start(
     """Begin `flow` (optionally with answers given, e.g. the customer of a card), or offer to
     continue or discard a draft the user already has."""
     existing = await _load(context)
-    chat_id = _chat_id(update)
+    chat_id = chat_id_of(update)
     if existing is not None and existing[0].disposable:
         await _discard(context)
         existing = None
@@ -479,7 +473,7 @@ async def _begin(
         token=secrets.randbelow(1 << 30) + 2,
     )
     if first is None:
-        state.mode = "summary"
+        state.mode = DraftMode.summary
     await _show(context, chat_id, flow, state)
 
 
@@ -489,7 +483,7 @@ async def resume(update: Update, context: BotContext) -> bool:
     if loaded is None:
         return False
     flow, state = loaded
-    await _show(context, _chat_id(update), flow, state, notice=context._("flow.resumed"))
+    await _show(context, chat_id_of(update), flow, state, notice=context._("flow.resumed"))
     return True
 
 
@@ -497,7 +491,7 @@ async def cancel(update: Update, context: BotContext) -> None:
     """Drop the draft, leaving nothing behind."""
     had = await _discard(context)
     key = "flow.cancelled" if had else "flow.nothing_to_cancel"
-    await context.bot.send_message(_chat_id(update), context._(key), reply_markup=_no_keyboard())
+    await context.bot.send_message(chat_id_of(update), context._(key), reply_markup=_no_keyboard())
 
 
 def _no_keyboard() -> ReplyKeyboardRemove:
@@ -532,7 +526,7 @@ async def _accept(
             warnings = await step.check(env, session, value, state.data)
     state.data.setdefault("_warnings", {})[step.field] = warnings  # the summary shows them again
     _advance(flow, state)
-    if state.mode == "summary" and not flow.confirm:
+    if state.mode == DraftMode.summary and not flow.confirm:
         await _submit(context, chat_id, flow, state)
         return
     await _show(context, chat_id, flow, state, notice="\n".join(warnings) or None)
@@ -559,11 +553,11 @@ async def on_text(update: Update, context: BotContext) -> bool:
         return False
     flow, state = loaded
     _ = context._
-    chat_id = _chat_id(update)
+    chat_id = chat_id_of(update)
     if await _shown_again(context, chat_id, flow, state):
         return True
     step = flow.step(state.step)
-    if state.mode == "summary" or step is None:
+    if state.mode == DraftMode.summary or step is None:
         await _show(context, chat_id, flow, state, notice=_("flow.use_summary_buttons"))
         return True
     env = _env(context)
@@ -656,11 +650,11 @@ async def on_other(update: Update, context: BotContext) -> bool:
         return False
     flow, state = loaded
     _ = context._
-    chat_id = _chat_id(update)
+    chat_id = chat_id_of(update)
     if await _shown_again(context, chat_id, flow, state):
         return True
     step = flow.step(state.step)
-    if state.mode == "summary" or step is None:
+    if state.mode == DraftMode.summary or step is None:
         notice = _("flow.use_summary_buttons")
     elif step.kind == Kind.LOCATION and message.location is not None:
         location = message.location
@@ -713,17 +707,17 @@ async def on_callback(update: Update, context: BotContext) -> None:
     query = update.callback_query
     assert query is not None and query.data is not None
     _ = context._
-    parts = query.data.split(":", 3)
-    token = parse_id(parts[1]) if len(parts) == 4 else None
-    if token is None:
+    press = buttons.FLOW.parse(query.data)
+    token = press.id(0) if press is not None else None
+    if press is None or token is None:
         await query.answer(_("button.expired"), show_alert=True)
         return
-    action, arg = parts[2], parts[3]
+    action, arg = press.fields[1], press.fields[2]
     loaded = await _load(context)
     if loaded is not None and loaded[1].token != token and loaded[1].unseen:
         await query.answer()  # a button of the question before one that never arrived
         await close_buttons(query.message)
-        await _shown_again(context, _chat_id(update), *loaded)
+        await _shown_again(context, chat_id_of(update), *loaded)
         return
     if loaded is None or loaded[1].token != token:
         await query.answer(_("button.expired"), show_alert=True)
@@ -731,7 +725,7 @@ async def on_callback(update: Update, context: BotContext) -> None:
         return
     flow, state = loaded
     state.shown = token  # a press on it proves the prompt arrived
-    chat_id = _chat_id(update)
+    chat_id = chat_id_of(update)
     handler = _ACTIONS.get(action)
     if handler is None:
         await query.answer(_("button.expired"), show_alert=True)
@@ -774,7 +768,7 @@ async def _on_edit(
     query: CallbackQuery, context: BotContext, chat_id: int, flow: Flow, state: DraftState, arg: str
 ) -> None:
     index = parse_id(arg)
-    if state.mode != "summary" or index is None or index >= len(flow.steps):
+    if state.mode != DraftMode.summary or index is None or index >= len(flow.steps):
         await query.answer(context._("button.expired"), show_alert=True)
         return
     step = flow.steps[index]
@@ -783,14 +777,14 @@ async def _on_edit(
         return
     await query.answer()
     await close_buttons(query.message)
-    state.mode, state.step = "edit", step.field
+    state.mode, state.step = DraftMode.edit, step.field
     await _show(context, chat_id, flow, state)
 
 
 async def _on_submit(
     query: CallbackQuery, context: BotContext, chat_id: int, flow: Flow, state: DraftState, arg: str
 ) -> None:
-    if state.mode != "summary":
+    if state.mode != DraftMode.summary:
         await query.answer(context._("button.expired"), show_alert=True)
         return
     await query.answer()
@@ -798,7 +792,7 @@ async def _on_submit(
 
 
 def _current(flow: Flow, state: DraftState) -> Step | None:
-    return None if state.mode == "summary" else flow.step(state.step)
+    return None if state.mode == DraftMode.summary else flow.step(state.step)
 
 
 async def _on_back(
@@ -816,12 +810,12 @@ async def _on_back(
 async def _go_back(
     context: BotContext, chat_id: int, flow: Flow, state: DraftState, step: Step
 ) -> None:
-    if state.mode == "edit":
+    if state.mode == DraftMode.edit:
         missing = flow.first_missing(state.data)
         if missing is not None and missing.field != step.field:
             state.step = missing.field
         elif missing is None:
-            state.mode, state.step = "summary", None
+            state.mode, state.step = DraftMode.summary, None
         await _show(context, chat_id, flow, state)
         return
     previous = flow.previous_step(step.field, state.data)
@@ -940,7 +934,7 @@ async def _submit(
     _ = env._
     missing = flow.first_missing(state.data)
     if missing is not None:
-        state.mode, state.step = "edit", missing.field
+        state.mode, state.step = DraftMode.edit, missing.field
         await _show(context, chat_id, flow, state, notice=_("flow.required"))
         return
     try:

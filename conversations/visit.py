@@ -22,13 +22,13 @@ from bot.context import BotContext
 from bot.i18n import LANGUAGES, Translator, translate
 from conversations import fit, pick_customer, runner
 from conversations import steps as s
-from conversations.callback_data import parse_id
-from conversations.messages import replace_page
+from conversations.callback_data import VISIT
+from conversations.keyboards import button
+from conversations.lists import ListPage, show_records_page
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step, Submitted
 from storage import visits
-from storage.db import reading, unit_of_work
 from storage.errors import NotFound, Refused
-from storage.models import RecordStatus, Staff, Stage, Visit, VisitKind
+from storage.models import Attachment, RecordStatus, Staff, Stage, Visit, VisitKind
 
 log = logging.getLogger(__name__)
 NO_CHANGE = "none"
@@ -209,7 +209,13 @@ async def submit(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> S
     if visit.next_followup_on:
         lines.append(_("visit.saved_followup", date=visit.next_followup_on.isoformat()))
     markup = InlineKeyboardMarkup(
-        [[InlineKeyboardButton(_("visit.button.list"), callback_data=f"cvl:{customer_id}")]]
+        [
+            [
+                InlineKeyboardButton(
+                    _("visit.button.list"), callback_data=VISIT.data("cvl", customer_id)
+                )
+            ]
+        ]
     )
     return Submitted("\n".join(lines), markup=markup)
 
@@ -221,45 +227,39 @@ FLOW = runner.register(Flow(name="visit", steps=STEPS, submit=submit, prepare=pr
 # handlers
 
 
-def _chat_id(update: Update) -> int:
-    assert update.effective_chat is not None
-    return update.effective_chat.id
-
-
 async def start_command(update: Update, context: BotContext) -> None:
     """Start logging a visit; the first question is which customer."""
     await runner.start(update, context, FLOW)
-
-
-def _number(text: str) -> int | None:
-    return parse_id(text)
 
 
 async def on_button(update: Update, context: BotContext) -> None:
     """Handles `cv:` (log a visit for a customer) and `cvl:` (list its visits)."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    prefix, _sep, rest = query.data.partition(":")
-    parts = rest.split(":")
-    customer_id = _number(parts[0])
-    if customer_id is None or len(parts) > 2 or (prefix == "cv" and len(parts) != 1):
+    press = VISIT.parse(query.data)
+    customer_id = press.id(0) if press is not None else None
+    if press is None or customer_id is None or len(press) > 2:
         await query.answer(context._("button.expired"), show_alert=True)
         return
-    if prefix == "cv":
+    if press.prefix == "cv":
+        if len(press) != 1:
+            await query.answer(context._("button.expired"), show_alert=True)
+            return
         await query.answer()
         await runner.start(update, context, FLOW, initial={"customer_id": customer_id})
         return
-    arg = parts[1] if len(parts) == 2 else "p0"
-    number = _number(arg[1:])
-    if arg[:1] not in ("p", "a", "t") or number is None:
+    arg = press.text(1) or "p0"
+    tag = arg[:1]
+    number = press.id(1, tag=tag) if len(press) == 2 else 0
+    if tag not in ("p", "a", "t") or number is None:
         await query.answer(context._("button.expired"), show_alert=True)
         return
-    if arg[0] == "a":
+    if tag == "a":
         await _resend(update, context, number)
-    elif arg[0] == "t":
+    elif tag == "t":
         await _full_text(update, context, number)
     else:
-        await _list(update, context, customer_id, number, edit=len(parts) == 2)
+        await _list(update, context, customer_id, number, edit=len(press) == 2)
 
 
 def _visit_lines(
@@ -304,16 +304,21 @@ async def _list(
     """Show one page of a customer's visits, with a button per visit that has files."""
     query = update.callback_query
     assert query is not None
-    _ = context._
-    async with reading(context.services.sessions) as session:
-        found = await visits.visits_of(
-            session, actor=context.member, customer_id=customer_id, page=page, page_size=PAGE_SIZE
-        )
-    if found is None:
-        await query.answer(_("refused.not_found"), show_alert=True)
-        return
-    await query.answer()
-    tz = zone(context.member, context.services.settings.TIMEZONE)
+    await show_records_page(
+        query,
+        context,
+        visits.visits_of,
+        _page,
+        customer_id=customer_id,
+        page=page,
+        page_size=PAGE_SIZE,
+        edit=edit,
+    )
+
+
+def _page(context: BotContext, found: visits.VisitPage) -> ListPage:
+    """The visits of one page, notes cut to fit, and buttons for the whole notes and files."""
+    _, tz, customer_id = context._, context.zone, found.customer.id
     customer = found.customer
     lines: list[fit.Line] = [
         _("visit.list.title", customer=customer.name, number=customer.customer_no)
@@ -326,82 +331,72 @@ async def _list(
             "",
             *_visit_lines(_, n, entry.visit, entry.salesperson_name, entry.attachments, tz),
         ]
+    pages = -(-found.total // PAGE_SIZE)
     if found.total:
         lines.append("")
-        lines.append(_("visit.list.page", page=found.page + 1, pages=-(-found.total // PAGE_SIZE)))
+        lines.append(_("visit.list.page", page=found.page + 1, pages=pages))
     text, cap = fit.fitted(lines, ceiling=NOTE_LIMIT)
-    keyboard: list[list[InlineKeyboardButton]] = []
-    row: list[InlineKeyboardButton] = []
+    entries: list[InlineKeyboardButton] = []
     for n, entry in enumerate(found.entries, start=first + 1):
         visit = entry.visit
-        wanted = []
         if _cut(visit, cap):
-            wanted.append((_("visit.button.full", n=n), f"cvl:{customer_id}:t{visit.id}"))
+            entries.append(
+                button(_("visit.button.full", n=n), VISIT.data("cvl", customer_id, f"t{visit.id}"))
+            )
         if entry.attachments or visit.latitude is not None:
-            wanted.append((_("visit.button.files", n=n), f"cvl:{customer_id}:a{visit.id}"))
-        for label, data in wanted:
-            row.append(InlineKeyboardButton(label, callback_data=data))
-            if len(row) == 3:
-                keyboard.append(row)
-                row = []
-    if row:
-        keyboard.append(row)
-    pager = []
-    if found.page > 0:
-        pager.append(
-            InlineKeyboardButton("‹", callback_data=f"cvl:{customer_id}:p{found.page - 1}")
-        )
-    if first + found.page_size < found.total:
-        pager.append(
-            InlineKeyboardButton("›", callback_data=f"cvl:{customer_id}:p{found.page + 1}")
-        )
-    if pager:
-        keyboard.append(pager)
-    keyboard.append(
-        [InlineKeyboardButton(_("visit.button.log"), callback_data=f"cv:{customer_id}")]
+            entries.append(
+                button(_("visit.button.files", n=n), VISIT.data("cvl", customer_id, f"a{visit.id}"))
+            )
+    return ListPage(
+        text,
+        found.page,
+        pages,
+        lambda p: VISIT.data("cvl", customer_id, f"p{p}"),
+        entries,
+        width=3,
+        last_row=[button(_("visit.button.log"), VISIT.data("cv", customer_id))],
     )
-    markup = InlineKeyboardMarkup(keyboard)
-    if edit and await replace_page(query.message, text, markup):
-        return
-    await context.bot.send_message(_chat_id(update), text, reply_markup=markup)
+
+
+async def _pressed_visit(
+    update: Update, context: BotContext, visit_id: int
+) -> tuple[Visit, list[Attachment]] | None:
+    """The pressed visit and its attachments, the press answered; None (refused) if not visible."""
+    query = update.callback_query
+    assert query is not None
+    async with context.unit_of_work() as session:
+        found = await visits.visit_attachments(session, actor=context.member, visit_id=visit_id)
+    if found is None:
+        await query.answer(context._("refused.not_found"), show_alert=True)
+        return None
+    await query.answer()
+    return found
 
 
 async def _full_text(update: Update, context: BotContext, visit_id: int) -> None:
     """Send a visit with every note whole, in as many messages as it takes."""
-    query = update.callback_query
-    assert query is not None
-    _ = context._
-    async with unit_of_work(context.services.sessions) as session:
-        found = await visits.visit_attachments(session, actor=context.member, visit_id=visit_id)
+    found = await _pressed_visit(update, context, visit_id)
     if found is None:
-        await query.answer(_("refused.not_found"), show_alert=True)
         return
-    await query.answer()
-    visit = found[0]
-    tz = zone(context.member, context.services.settings.TIMEZONE)
+    _, visit = context._, found[0]
+    tz = context.zone
     lines = [_("visit.full.title", when=local_text(visit.visited_at, tz))]
     for field in NOTE_FIELDS:
         text = getattr(visit, field)
         if text:
             lines += ["", f"{_(f'field.{field}')}:", text]
     for piece in fit.split("\n".join(lines)):
-        await context.bot.send_message(_chat_id(update), piece)
+        await context.bot.send_message(context.chat_id, piece)
 
 
 async def _resend(update: Update, context: BotContext, visit_id: int) -> None:
     """Send a visit's location and attachments again, by Telegram file id."""
-    query = update.callback_query
-    assert query is not None
-    _ = context._
-    async with unit_of_work(context.services.sessions) as session:
-        found = await visits.visit_attachments(session, actor=context.member, visit_id=visit_id)
+    found = await _pressed_visit(update, context, visit_id)
     if found is None:
-        await query.answer(_("refused.not_found"), show_alert=True)
         return
-    await query.answer()
-    visit, attachments = found
-    chat_id = _chat_id(update)
-    tz = zone(context.member, context.services.settings.TIMEZONE)
+    _, (visit, attachments) = context._, found
+    chat_id = context.chat_id
+    tz = context.zone
     when = local_text(visit.visited_at, tz)
     if visit.latitude is not None and visit.longitude is not None:
         await context.bot.send_location(

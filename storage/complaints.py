@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func
+from sqlalchemy import case
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import audit, customers, numbers, permissions, vault
+from storage import audit, numbers, permissions, vault
 from storage.crypto import Keyring
 from storage.errors import NotFound, Refused
 from storage.models import (
@@ -37,6 +37,7 @@ from storage.models import (
     Severity,
     Staff,
 )
+from storage.paging import customer_window
 from storage.permissions import can_view_customer
 from storage.visits import loggable_customer
 
@@ -571,24 +572,23 @@ async def complaints_of(
 ) -> ComplaintPage | None:
     """One page of a customer's complaints, unfinished first, newest first within that;
     None (audited) if the actor may not see the customer."""
-    customer = await customers.visible_customer(
-        session, actor=actor, customer_id=customer_id, purpose="complaint.list"
+    window = await customer_window(
+        session,
+        actor=actor,
+        customer_id=customer_id,
+        record=Complaint,
+        purpose="complaint.list",
+        page=page,
+        page_size=page_size,
     )
-    if customer is None:
+    if window is None:
         return None
-    total = (
-        await session.exec(
-            select(func.count()).select_from(Complaint).where(Complaint.customer_id == customer_id)
-        )
-    ).one()
-    last_page = max(0, (total - 1) // page_size)
-    page = min(max(page, 0), last_page)
     finished = case((col(Complaint.status) == ComplaintStatus.closed, 1), else_=0)
     rows = await session.exec(
         select(Complaint)
         .where(Complaint.customer_id == customer_id)
         .order_by(finished, col(Complaint.received_at).desc(), col(Complaint.id).desc())
-        .offset(page * page_size)
+        .offset(window.offset)
         .limit(page_size)
     )
-    return ComplaintPage(customer, list(rows.all()), total, page, page_size)
+    return ComplaintPage(window.customer, list(rows.all()), window.total, window.page, page_size)

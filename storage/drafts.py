@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import delete, or_, update
@@ -20,7 +21,17 @@ from storage.crypto import Keyring
 from storage.models import Draft
 from storage.types import utcnow
 
-EXPIRED = "expired"  # the mode of a tombstone: an expired draft whose answers are gone
+
+class DraftMode(StrEnum):
+    """Where a draft's member stands in its flow (stored as text in `Draft.mode`)."""
+
+    ask = "ask"  # answering the questions in order
+    edit = "edit"  # changing one answer from the summary, then back to it
+    summary = "summary"  # every answer given: the summary with its Edit buttons
+    expired = "expired"  # a tombstone: an expired draft whose answers are gone
+
+
+EXPIRED = DraftMode.expired
 
 
 @dataclass
@@ -29,7 +40,7 @@ class DraftState:
 
     flow: str
     step: str | None
-    mode: str = "ask"
+    mode: DraftMode = DraftMode.ask
     token: int = 1
     data: dict[str, Any] = field(default_factory=dict)
     shown: int = 0  # token of the last prompt Telegram accepted
@@ -69,7 +80,12 @@ async def load(
     data = keyring.open_json(row.sealed, context=_context(staff_id)) if row.sealed else {}
     shown = row.token if row.shown_token is None else row.shown_token
     return DraftState(
-        flow=row.flow, step=row.step, mode=row.mode, token=row.token, data=data, shown=shown
+        flow=row.flow,
+        step=row.step,
+        mode=DraftMode(row.mode),
+        token=row.token,
+        data=data,
+        shown=shown,
     )
 
 

@@ -36,6 +36,7 @@ from storage.models import (
     Visit,
     VisitKind,
 )
+from storage.paging import customer_window
 
 ATTACHMENT_KINDS = ("photo", "document", "voice")
 MAX_ATTACHMENTS = 20
@@ -300,25 +301,24 @@ async def visits_of(
     session: AsyncSession, *, actor: Staff, customer_id: int, page: int, page_size: int = 5
 ) -> VisitPage | None:
     """One page of a customer's visits, newest first; None (audited) if the actor may not see it."""
-    customer = await customers.visible_customer(
-        session, actor=actor, customer_id=customer_id, purpose="visit.list"
+    window = await customer_window(
+        session,
+        actor=actor,
+        customer_id=customer_id,
+        record=Visit,
+        purpose="visit.list",
+        page=page,
+        page_size=page_size,
     )
-    if customer is None:
+    if window is None:
         return None
-    total = (
-        await session.exec(
-            select(func.count()).select_from(Visit).where(Visit.customer_id == customer_id)
-        )
-    ).one()
-    last_page = max(0, (total - 1) // page_size)
-    page = min(max(page, 0), last_page)
     rows = (
         await session.exec(
             select(Visit, Staff.display_name)
             .join(Staff, col(Staff.id) == Visit.salesperson_id)
             .where(Visit.customer_id == customer_id)
             .order_by(col(Visit.visited_at).desc(), col(Visit.id).desc())
-            .offset(page * page_size)
+            .offset(window.offset)
             .limit(page_size)
         )
     ).all()
@@ -332,7 +332,7 @@ async def visits_of(
         )
         counts = {visit_id: count for visit_id, count in counted.all() if visit_id is not None}
     entries = [VisitEntry(visit, name, counts.get(visit.id or 0, 0)) for visit, name in rows]
-    return VisitPage(customer, entries, total, page, page_size)
+    return VisitPage(window.customer, entries, window.total, window.page, page_size)
 
 
 async def visit_attachments(
