@@ -30,6 +30,7 @@ from conversations.callback_data import parse_id
 from conversations.messages import is_harmless_edit_error
 from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
 from storage import drafts, outbox
+from storage import fields as catalogue
 from storage import reviews as review_store
 from storage import staff as staff_store
 from storage.db import reading, unit_of_work
@@ -41,9 +42,7 @@ log = logging.getLogger(__name__)
 PREFIX = "rv"
 VALUE_LIMIT = 80
 # fields whose stored value is a choice with a label `choice.<field>.<value>` (messages.po)
-CHOICE_FIELDS = frozenset(
-    {"kind", "size", "source", "customer_class", "stage", "deal_status", "consent_method"}
-)
+CHOICE_FIELDS = catalogue.choice_fields()
 COMPLAINT_CHOICES = frozenset({"type", "severity"})
 
 

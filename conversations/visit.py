@@ -25,6 +25,7 @@ from conversations import steps as s
 from conversations.callback_data import parse_id
 from conversations.messages import replace_page
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step, Submitted
+from storage import fields as catalogue
 from storage import visits
 from storage.db import reading, unit_of_work
 from storage.errors import NotFound, Refused
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 NO_CHANGE = "none"
 PAGE_SIZE = 5
 NOTE_LIMIT = 300  # UTF-16 units of each note shown in the list; "full text" shows the rest
-NOTE_FIELDS = ("purpose", "discussion", "needs_feedback", "outcome")
+NOTE_FIELDS = catalogue.fields_at(catalogue.Record.visit, catalogue.Place.notes)
 
 
 # ---------------------------------------------------------------------------------------------
