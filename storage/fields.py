@@ -169,18 +169,27 @@ KEY_PERSON: tuple[FieldSpec, ...] = (
     _kp("kp_notes", "notes"),
 )
 
-VISIT: tuple[FieldSpec, ...] = tuple(
-    FieldSpec(Record.visit, name, shows=(Place.notes,))
-    for name in ("purpose", "discussion", "needs_feedback", "outcome")
+VISIT: tuple[FieldSpec, ...] = (
+    FieldSpec(Record.visit, "visit_kind", choice=True, required=True, column="kind"),
+    FieldSpec(Record.visit, "visited_at"),
+    *(
+        FieldSpec(Record.visit, name, shows=(Place.notes,))
+        for name in ("purpose", "discussion", "needs_feedback", "outcome")
+    ),
+    FieldSpec(Record.visit, "stage_change", choice=True),
+    FieldSpec(Record.visit, "next_followup_on", date=True),
 )
 
-# a complaint's parts as its resolution review shows them (labels `review.field.<name>`)
+# a complaint's parts; its resolution review shows the `notes` ones by column, under the
+# labels `review.field.<column>`
 COMPLAINT: tuple[FieldSpec, ...] = (
-    FieldSpec(Record.complaint, "type", shows=(Place.notes,), choice=True),
-    FieldSpec(Record.complaint, "severity", shows=(Place.notes,), choice=True),
-    FieldSpec(Record.complaint, "description", shows=(Place.notes,)),
+    FieldSpec(Record.complaint, "channel", choice=True),
+    FieldSpec(Record.complaint, "complaint_type", shows=(Place.notes,), choice=True, column="type"),
+    FieldSpec(Record.complaint, "severity", shows=(Place.notes,), choice=True, required=True),
+    FieldSpec(Record.complaint, "description", shows=(Place.notes,), required=True),
     FieldSpec(Record.complaint, "resolution", shows=(Place.notes,)),
     FieldSpec(Record.complaint, "feedback", shows=(Place.notes,)),
+    FieldSpec(Record.complaint, "feedback_at"),
 )
 
 CATALOGUE: dict[Record, tuple[FieldSpec, ...]] = {
@@ -243,6 +252,11 @@ def duplicate_queries(record: Record = Record.customer) -> dict[str, str]:
 def fields_at(record: Record, place: Place) -> tuple[str, ...]:
     """The fields that show at `place`, in catalogue order."""
     return names(f for f in of(record) if place in f.shows)
+
+
+def columns_at(record: Record, place: Place) -> tuple[str, ...]:
+    """Where the values of the fields that show at `place` are kept, in catalogue order."""
+    return tuple(f.stored_as for f in of(record) if place in f.shows)
 
 
 def card_sealed_fields() -> tuple[str, ...]:

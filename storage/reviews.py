@@ -51,7 +51,7 @@ COMPLAINT_TEXT_LIMIT = 300
 # complaint, its parts (storage.fields)
 KEY_FIELDS = catalogue.review_key_fields()
 FULL_FIELDS = catalogue.fields_at(catalogue.Record.customer, catalogue.Place.review_full)
-COMPLAINT_FIELDS = catalogue.fields_at(catalogue.Record.complaint, catalogue.Place.notes)
+COMPLAINT_FIELDS = catalogue.columns_at(catalogue.Record.complaint, catalogue.Place.notes)
 # Refusals worth a line in the audit log: someone tried what they may not do.
 AUDITED_REFUSALS = frozenset({"not_allowed", "not_found", "own_submission"})
 
