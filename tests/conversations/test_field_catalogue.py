@@ -16,7 +16,7 @@ from storage import fields as catalogue
 from storage.crypto import Keyring
 from storage.db import SessionFactory, unit_of_work
 from storage.fields import Record
-from storage.models import Complaint, Customer, KeyPerson, Role, Staff, Team, Visit
+from storage.models import Complaint, Customer, KeyPerson, Role, Staff, Visit
 
 KEYRING = Keyring([bytes(range(32))])
 # questions of a flow that are no field of its record: gates, the customer picked, the
@@ -115,11 +115,7 @@ async def test_a_value_no_field_declares_is_refused_not_dropped(
     session_factory: SessionFactory,
 ) -> None:
     async with unit_of_work(session_factory) as session:
-        team = Team(name="East")
-        session.add(team)
-        await session.flush()
-        seller = Staff(telegram_id=1001, display_name="Li", role=Role.salesperson, team_id=team.id)
-        session.add(seller)
+        session.add(seller := Staff(telegram_id=1001, display_name="Li", role=Role.salesperson))
         await session.flush()
         with pytest.raises(ValueError, match="legal_rep_typo"):
             await customers.create_customer(
