@@ -92,8 +92,9 @@ _KEY_FULL = (Place.review_key, Place.review_full)
 _CARD_FULL = (Place.card, Place.review_full)
 _EVERYWHERE = (Place.card, Place.review_key, Place.review_full)
 
-# The order is /new's: the full review card lists fields in it. `card=` positions order the
-# sealed values on the card (phones first), `key=` the short notice's lines.
+# The order is /new's: the full review card lists fields in it. CARD_ORDER orders the sealed
+# values on the card (phones first) and KEY_ORDER the short notice's lines; a field missing
+# from them comes after the listed ones, in this order.
 CUSTOMER: tuple[FieldSpec, ...] = (
     _customer("kind", shows=_KEY_FULL, required=True, choice=True),
     _customer("name", required=True, duplicates="name"),
