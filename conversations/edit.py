@@ -22,25 +22,19 @@ from conversations import duplicates, fit, new_customer, runner
 from conversations.callback_data import EDIT
 from conversations.steps import Checker, Flow, FlowEnv, Kind, Option, Step, Submitted
 from storage import changes, customers, outbox
+from storage import fields as catalogue
 from storage.errors import Refused
 from storage.models import Customer
-from storage.validation import mask_phone, mask_tail, mask_text
 
 FIELD = "edit_field"
-NOT_FIELDS = frozenset({"finance"})  # /new's "fill in financial data now?" gate, not a field
-SOURCE_STEPS = tuple(s for s in new_customer.STEPS if s.field not in NOT_FIELDS)
+SOURCE_STEPS = tuple(s for s in new_customer.STEPS if s.field not in new_customer.GATES)
 BY_FIELD = {s.field: s for s in SOURCE_STEPS}
 # changing one of these asks its follow-up questions again, as /new does
 FOLLOW_UPS = {"consent_given": ("consent_method", "consent_on", "consent_note")}
 # financial fields may be edited whenever they apply to the kind of customer
 ASSUMED = {"finance": "yes"}
 # duplicate checks of /new, redone here without the customer being edited
-DUPLICATE_QUERIES = {
-    "name": "name",
-    "phones": "phones",
-    "billing_phone": "phones",
-    "tax_no": "tax_no",
-}
+DUPLICATE_QUERIES = catalogue.duplicate_queries()
 # answers that decide whether other fields apply (company-only fields, consent details)
 DECIDING = frozenset({"kind", "consent_given"})
 SHOWN_LIMIT = 80
@@ -65,15 +59,7 @@ def _cleared(data: dict[str, Any]) -> list[str]:
 
 def _masked(field: str, value: Any) -> Any:
     """A stored value as lists show it: sensitive values masked (SPEC section 4)."""
-    if value is None or field not in customers.SEALED_FIELDS or field == "consent_method":
-        return value
-    if field == "phones":
-        return [mask_phone(p) for p in value]
-    if field == "billing_phone":
-        return mask_phone(value)
-    if field in ("account_no", "tax_no"):
-        return mask_tail(value)
-    return mask_text(str(value))
+    return value if value is None else catalogue.mask(field, value)
 
 
 def shown(_: Translator, field: str, value: Any) -> str:
@@ -85,7 +71,7 @@ def shown(_: Translator, field: str, value: Any) -> str:
         return _("common.yes" if value in (True, "yes") else "common.no")
     if step is not None and step.kind == Kind.CHOICE and step.choices:
         return _(f"choice.{field}.{value}")
-    if step is not None and step.display is not None and field not in customers.SEALED_FIELDS:
+    if step is not None and step.display is not None and not catalogue.is_sealed(field):
         value = step.display(value, _)
     if isinstance(value, list):
         value = ", ".join(str(v) for v in value)

@@ -25,10 +25,11 @@ from conversations.keyboards import button
 from conversations.messages import close_buttons
 from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
 from storage import customers, key_persons
+from storage import fields as catalogue
 from storage.errors import Refused
+from storage.fields import Record
 from storage.key_persons import FIELDS, INFLUENCE_LEVELS, KeyPersonRecord
 from storage.models import Customer, KeyPersonRole
-from storage.validation import mask_phone
 
 NOTES_SHOWN = 60
 PEOPLE_PER_MESSAGE = 10  # two buttons each: a list of many people comes in several messages
@@ -56,11 +57,10 @@ STEPS = (
     Step(
         "kp_phones",
         parse=s.phones,
-        sensitive=True,
         display=s.show_phones,
         example="example.phones",
     ),
-    Step("kp_birthday", parse=s.birthday, sensitive=True, example="example.kp_birthday"),
+    Step("kp_birthday", parse=s.birthday, example="example.kp_birthday"),
     Step("kp_notes", parse=s.text(1000)),
 )
 
@@ -173,7 +173,7 @@ def _person_lines(_: Translator, number: int, person: KeyPersonRecord) -> list[f
         head.append(" · " + _(f"choice.kp_influence.{values['kp_influence']}"))
     lines: list[fit.Line] = [head]
     if values["kp_phones"]:
-        masked = ", ".join(mask_phone(p) for p in values["kp_phones"])
+        masked = ", ".join(catalogue.mask("kp_phones", values["kp_phones"], Record.key_person))
         lines.append(_("kp.line_phones", phones=masked))
     if values["kp_birthday"]:
         lines.append(_("kp.line_birthday"))  # the date itself is sensitive: only that it is known

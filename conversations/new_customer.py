@@ -54,46 +54,46 @@ def _followup_hint(env: FlowEnv, data: dict[str, Any]) -> dict[str, object]:
     return {"default": _followup_default_text(env, data)}
 
 
+# questions that only decide which others apply; they are no field of the record
+GATES = frozenset({"finance"})
+
 STEPS = (
     Step("kind", Kind.CHOICE, required=True, choices=tuple(CustomerKind)),
     Step("name", required=True, parse=s.text(100), check=duplicates.by_name),
     Step("short_name", parse=s.text(30)),
     Step("industry", parse=s.text(50)),
     Step("region", parse=s.text(50)),
-    Step("address", parse=s.text(200), sensitive=True),
+    Step("address", parse=s.text(200)),
     Step("parent_org", parse=s.text(100), when=_company),
     Step("size", Kind.CHOICE, choices=tuple(CustomerSize), when=_company),
     Step("profile", parse=s.text(1000)),
     Step("source", Kind.CHOICE, required=True, choices=tuple(CustomerSource), columns=3),
-    Step(
-        "phones", parse=s.phones, check=duplicates.by_phones, sensitive=True, display=s.show_phones
-    ),
-    Step("email", parse=s.email, sensitive=True),
+    Step("phones", parse=s.phones, check=duplicates.by_phones, display=s.show_phones),
+    Step("email", parse=s.email),
     Step("website", parse=s.website, when=_company),
-    Step("wechat", parse=s.text(50), sensitive=True),
+    Step("wechat", parse=s.text(50)),
     Step("customer_class", Kind.CHOICE, required=True, choices=tuple(CustomerClass), columns=1),
     Step("stage", Kind.CHOICE, required=True, choices=tuple(Stage), columns=1),
     Step("deal_status", Kind.CHOICE, required=True, choices=tuple(DealStatus)),
     Step("credit_status", parse=s.text(100)),
     Step("trade_notes", parse=s.text(1000)),
+    Step("legal_representative", parse=s.text(50), when=_company),
     Step("finance", Kind.YES_NO, required=True),
-    Step("invoice_title", parse=s.text(100), when=_company_finance, sensitive=True),
+    Step("invoice_title", parse=s.text(100), when=_company_finance),
     Step(
         "tax_no",
         parse=s.tax_number,
         when=_company_finance,
         check=duplicates.by_tax_number,
-        sensitive=True,
     ),
-    Step("bank", parse=s.text(100), when=_finance, sensitive=True),
-    Step("account_no", parse=s.bank_account, when=_finance, sensitive=True),
-    Step("billing_address", parse=s.text(200), when=_finance, sensitive=True),
+    Step("bank", parse=s.text(100), when=_finance),
+    Step("account_no", parse=s.bank_account, when=_finance),
+    Step("billing_address", parse=s.text(200), when=_finance),
     Step(
         "billing_phone",
         parse=s.phone,
         when=_finance,
         check=duplicates.by_phones,
-        sensitive=True,
         display=s.show_phones,
     ),
     Step("consent_given", Kind.YES_NO, required=True),
@@ -106,7 +106,7 @@ STEPS = (
         columns=3,
     ),
     Step("consent_on", required=True, parse=s.past_date, when=_consented, example="example.date"),
-    Step("consent_note", parse=s.text(200), when=_consented, sensitive=True),
+    Step("consent_note", parse=s.text(200), when=_consented),
     Step(
         "next_followup_on",
         parse=s.future_date,
@@ -127,9 +127,13 @@ def _add_key_person(env: FlowEnv, customer_id: int) -> InlineKeyboardMarkup:
 
 async def submit(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> Submitted:
     """Save the customer as pending review and say its number."""
-    values = {k: v for k, v in data.items() if not k.startswith("_") and k != "finance"}
-    values["consent_given"] = data.get("consent_given") == "yes"
-    values["next_followup_on"] = data.get("next_followup_on") or _followup_default_text(env, data)
+    values = customers.CustomerCreate(
+        {
+            **{k: v for k, v in data.items() if not k.startswith("_") and k not in GATES},
+            "consent_given": data.get("consent_given") == "yes",
+            "next_followup_on": data.get("next_followup_on") or _followup_default_text(env, data),
+        }
+    )
     customer = await customers.create_customer(
         session, keyring=env.services.keyring, actor=env.staff, values=values
     )

@@ -31,6 +31,7 @@ from conversations.keyboards import pager, with_pager
 from conversations.messages import is_harmless_edit_error
 from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
 from storage import drafts, outbox, permissions
+from storage import fields as catalogue
 from storage import reviews as review_store
 from storage import staff as staff_store
 from storage.db import unit_of_work
@@ -42,9 +43,7 @@ log = logging.getLogger(__name__)
 PREFIX = REVIEW.prefixes[0]
 VALUE_LIMIT = 80
 # fields whose stored value is a choice with a label `choice.<field>.<value>` (messages.po)
-CHOICE_FIELDS = frozenset(
-    {"kind", "size", "source", "customer_class", "stage", "deal_status", "consent_method"}
-)
+CHOICE_FIELDS = catalogue.choice_fields()
 COMPLAINT_CHOICES = frozenset({"type", "severity"})
 
 

@@ -4,7 +4,8 @@
 reason and an example, the summary card with an Edit button per field, and restart-safety.
 Adding a field to a flow is one `Step` here plus its messages in the catalogues:
 `<flow>.ask.<field>` (the question), `field.<field>` (its label) and, for choices,
-`choice.<field>.<value>`.
+`choice.<field>.<value>`. How a field is kept, masked and shown is not the flow's business:
+a record's field is declared once in the catalogue (storage.fields).
 """
 
 from __future__ import annotations
@@ -71,7 +72,6 @@ class Step:
     when: Callable[[dict[str, Any]], bool] | None = None
     check: Checker | None = None  # warnings after a valid answer (duplicates)
     columns: int = 2
-    sensitive: bool = False
     prompt_values: Callable[[FlowEnv, dict[str, Any]], dict[str, object]] | None = None
     display: Callable[[Any, Translator], Any] | None = None  # how the summary shows the value
     search: Searcher | None = None  # typed text on a choice question looks for options

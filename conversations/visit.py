@@ -26,6 +26,7 @@ from conversations.callback_data import VISIT
 from conversations.keyboards import button
 from conversations.lists import ListPage, show_records_page
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step, Submitted
+from storage import fields as catalogue
 from storage import visits
 from storage.errors import NotFound, Refused
 from storage.models import Attachment, RecordStatus, Staff, Stage, Visit, VisitKind
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 NO_CHANGE = "none"
 PAGE_SIZE = 5
 NOTE_LIMIT = 300  # UTF-16 units of each note shown in the list; "full text" shows the rest
-NOTE_FIELDS = ("purpose", "discussion", "needs_feedback", "outcome")
+NOTE_FIELDS = catalogue.fields_at(catalogue.Record.visit, catalogue.Place.notes)
 
 
 # ---------------------------------------------------------------------------------------------

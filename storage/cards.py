@@ -17,7 +17,8 @@ from typing import Any
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import audit, customers, key_persons, vault
+from storage import audit, customers, vault
+from storage import fields as catalogue
 from storage.crypto import Keyring
 from storage.errors import NotFound
 from storage.models import (
@@ -31,15 +32,12 @@ from storage.models import (
 )
 from storage.permissions import customers_visible_to
 from storage.search import Filters
-from storage.validation import mask_phone, mask_tail, mask_text
 
-REVEALABLE = customers.SEALED_FIELDS
+# the sealed values a card shows masked and may reveal, in the card's order (storage.fields)
+REVEALABLE = catalogue.card_sealed_fields()
 # fields whose values a history never shows: the customer's sealed ones and key persons'
-SENSITIVE_FIELDS = frozenset(customers.SEALED_FIELDS) | frozenset(key_persons.SEALED)
-_PHONE_FIELDS = {"phones", "billing_phone"}
-_TAIL_FIELDS = {"account_no", "tax_no"}
-_HIDDEN_FIELDS = {"consent_method", "consent_on"}  # short values a first letter would give away
-HIDDEN = "••••"
+SENSITIVE_FIELDS = catalogue.sensitive_fields()
+HIDDEN = catalogue.HIDDEN
 LISTED_STATUSES = (
     RecordStatus.draft,
     RecordStatus.pending,
@@ -50,17 +48,7 @@ LISTED_STATUSES = (
 
 def mask(field: str, value: Any) -> str | list[str] | None:
     """A sensitive value as a card shows it: `138****5678`, `**** 1234`, `杭******`."""
-    if value in (None, "", []):
-        return None
-    if isinstance(value, list):
-        return [str(mask(field, v)) for v in value]
-    if field in _PHONE_FIELDS:
-        return mask_phone(str(value))
-    if field in _TAIL_FIELDS:
-        return mask_tail(str(value))
-    if field in _HIDDEN_FIELDS:
-        return HIDDEN
-    return mask_text(str(value))
+    return catalogue.mask(field, value)
 
 
 # ---------------------------------------------------------------------------------------------

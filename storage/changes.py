@@ -18,7 +18,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import audit, customers, vault
+from storage import audit, customers, fields, vault
 from storage.crypto import Keyring
 from storage.errors import NotFound, Refused
 from storage.models import (
@@ -34,10 +34,10 @@ from storage.permissions import can_edit_customer
 from storage.types import utcnow
 
 EDITABLE_FIELDS = (*customers.CLEAR_FIELDS, *customers.SEALED_FIELDS)
-# columns that cannot be empty: an edit may change them, never clear them
-REQUIRED_FIELDS = frozenset({"kind", "name", "customer_class", "deal_status", "consent_given"})
+# columns that cannot be empty: an edit may change them, never clear them (storage.fields)
+REQUIRED_FIELDS = fields.required_fields()
 # sealed values that have blind indexes, so changing one re-writes them
-INDEXED_FIELDS = frozenset({"phones", "billing_phone", "tax_no"})
+INDEXED_FIELDS = frozenset(customers.INDEXED_FIELDS)
 
 
 class ChangedMeanwhile(Refused):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
@@ -15,7 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import audit, numbers, vault
+from storage import audit, fields, numbers, vault
 from storage.crypto import Keyring
 from storage.db import write_soon
 from storage.errors import Refused
@@ -35,44 +35,48 @@ from storage.types import utcnow
 
 NUMBER_PREFIX = "KH"
 
-# Columns a customer keeps in clear: what lists, filters and the scheduler need.
-CLEAR_FIELDS = (
-    "kind",
-    "name",
-    "short_name",
-    "industry",
-    "region",
-    "parent_org",
-    "size",
-    "profile",
-    "source",
-    "website",
-    "customer_class",
-    "stage",
-    "deal_status",
-    "credit_status",
-    "trade_notes",
-    "consent_given",
-    "next_followup_on",
-)
-# Values sealed with the customer's data key (SPEC section 5).
-SEALED_FIELDS = (
-    "phones",
-    "email",
-    "wechat",
-    "address",
-    "invoice_title",
-    "bank",
-    "account_no",
-    "tax_no",
-    "billing_address",
-    "billing_phone",
-    "consent_method",
-    "consent_on",
-    "consent_note",
-)
-DATE_FIELDS = {"next_followup_on"}
+# the catalogue's lists (storage.fields): columns kept in clear, values sealed with the
+# customer's data key (SPEC section 5), calendar days, blind-indexed values
+CLEAR_FIELDS = fields.clear_fields()
+SEALED_FIELDS = fields.sealed_fields()
+DATE_FIELDS = fields.date_fields()
+INDEXED_FIELDS = fields.indexed_fields()
 NAME_MATCH_THRESHOLD = 88
+
+
+@dataclass(frozen=True)
+class CustomerCreate:
+    """A new customer's values, checked against the catalogue (storage.fields): every name is a
+    customer field, so an answer no field declares is refused, never silently dropped."""
+
+    values: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.values) - set(fields.names(fields.CUSTOMER)))
+        if unknown:
+            raise ValueError(f"not customer fields: {unknown}")
+
+    @classmethod
+    def of(cls, values: CustomerCreate | Mapping[str, Any]) -> CustomerCreate:
+        return values if isinstance(values, CustomerCreate) else cls(dict(values))
+
+    def get(self, name: str) -> Any:
+        return self.values.get(name)
+
+    def filled(self) -> dict[str, Any]:
+        """The values given, in the form a history and the sealed blob keep them."""
+        return {f: v for f, v in self.values.items() if v not in (None, "", [])}
+
+    def clear(self) -> dict[str, Any]:
+        """The clear columns that are set, dates as dates."""
+        return {
+            f: _clear_value(f, self.values[f])
+            for f in CLEAR_FIELDS
+            if self.values.get(f) is not None
+        }
+
+    def sealed(self) -> dict[str, Any]:
+        return {f: v for f, v in self.filled().items() if f in SEALED_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,13 @@ def _clear_value(field: str, value: Any) -> Any:
     return value
 
 
+def _each(value: Any) -> list[Any]:
+    """A value as a list of its parts: phones are several, a tax number one."""
+    if value in (None, "", []):
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
 def _jsonable(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date | datetime) else value
 
@@ -127,11 +138,7 @@ async def reindex(
     )
     for row in old.all():
         await session.delete(row)
-    entries = [("phone", p) for p in sealed.get("phones") or []]
-    if sealed.get("billing_phone"):
-        entries.append(("phone", sealed["billing_phone"]))
-    if sealed.get("tax_no"):
-        entries.append(("tax_no", sealed["tax_no"]))
+    entries = [(kind, v) for name, kind in INDEXED_FIELDS.items() for v in _each(sealed.get(name))]
     for kind, value in entries:
         session.add(
             BlindIndex(
@@ -144,9 +151,14 @@ async def reindex(
 
 
 async def create_customer(
-    session: AsyncSession, *, keyring: Keyring, actor: Staff, values: dict[str, Any]
+    session: AsyncSession,
+    *,
+    keyring: Keyring,
+    actor: Staff,
+    values: CustomerCreate | Mapping[str, Any],
 ) -> Customer:
     """Enter a new customer as `pending`, with its number, data key, history and review."""
+    values = CustomerCreate.of(values)
     if not can_create_customer(actor):
         raise Refused("not_allowed")
     if not values.get("name") or not values.get("kind"):
@@ -158,18 +170,18 @@ async def create_customer(
         team_id=actor.team_id,
         status=RecordStatus.pending,
         submitted_at=now,
-        **{f: _clear_value(f, values[f]) for f in CLEAR_FIELDS if values.get(f) is not None},
+        **values.clear(),
     )
     session.add(customer)
     await session.flush()
     assert customer.id is not None
     key = await vault.create_data_key(session, keyring, customer.id)
-    sealed = {f: values[f] for f in SEALED_FIELDS if values.get(f) not in (None, "", [])}
+    sealed = values.sealed()
     customer.sealed_seq = 1
     customer.sealed = vault.seal_customer(key, sealed, customer_id=customer.id, sealed_seq=1)
     session.add(customer)
     await reindex(session, keyring, customer, sealed)
-    diff = {f: [None, _jsonable(v)] for f, v in values.items() if v not in (None, "", [])}
+    diff = {f: [None, _jsonable(v)] for f, v in values.filled().items()}
     await vault.add_change(
         session,
         key,
@@ -405,20 +417,25 @@ def decode_matches(stored: str | None) -> list[Match]:
 
 
 async def submission_matches(
-    session: AsyncSession, *, keyring: Keyring, customer: Customer, values: dict[str, Any]
+    session: AsyncSession,
+    *,
+    keyring: Keyring,
+    customer: Customer,
+    values: CustomerCreate | Mapping[str, Any],
 ) -> str | None:
     """The duplicates of a submission, for its review: looked up by the server, so neither
     capped nor audited (nobody is shown them until a decider opens the card)."""
-    phones = list(values.get("phones") or [])
-    if values.get("billing_phone"):
-        phones.append(values["billing_phone"])
+    values = CustomerCreate.of(values)
+    queries: dict[str, list[Any]] = {}
+    for name, query in fields.duplicate_queries().items():
+        queries.setdefault(query, []).extend(_each(values.get(name)))
     found = await matches(
         session,
         keyring=keyring,
         team_id=customer.team_id,
-        phones=phones,
-        tax_no=values.get("tax_no") or None,
-        name=values.get("name") or None,
+        phones=queries.get("phones"),
+        tax_no=next(iter(queries.get("tax_no") or []), None),
+        name=next(iter(queries.get("name") or []), None),
         exclude=customer.id,
     )
     return encode_matches(found)

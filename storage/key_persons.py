@@ -16,7 +16,7 @@ from sqlalchemy import delete, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import audit, vault
+from storage import audit, fields, vault
 from storage.changes import ChangedMeanwhile
 from storage.crypto import Keyring
 from storage.errors import NotFound, Refused
@@ -32,16 +32,10 @@ from storage.models import (
 from storage.permissions import can_view_customer
 from storage.types import utcnow
 
-# value key → column (clear) or sealed name
-CLEAR = {
-    "kp_name": "name",
-    "kp_title": "title",
-    "kp_role": "role",
-    "kp_influence": "influence",
-    "kp_notes": "notes",
-}
-SEALED = {"kp_phones": "phones", "kp_birthday": "birthday"}
-FIELDS = ("kp_name", "kp_title", "kp_role", "kp_influence", "kp_phones", "kp_birthday", "kp_notes")
+# value key → column (clear) or name in the sealed blob, from the catalogue (storage.fields)
+CLEAR = {f.name: f.stored_as for f in fields.KEY_PERSON if not f.sealed}
+SEALED = {f.name: f.stored_as for f in fields.KEY_PERSON if f.sealed}
+FIELDS = fields.names(fields.KEY_PERSON)
 INFLUENCE_LEVELS = (90, 70, 50, 30)
 TEXT_LIMITS = {"kp_name": 100, "kp_title": 100, "kp_notes": 1000}
 # records whose key persons may change; archived ones are read-only, destroyed ones are gone

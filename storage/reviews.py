@@ -22,6 +22,7 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import audit, changes, complaints, customers, permissions, validation, vault
+from storage import fields as catalogue
 from storage.crypto import Keyring
 from storage.customers import SEALED_FIELDS, Duplicate, sealed_fields, visible_customer
 from storage.errors import NotFound, Refused
@@ -45,50 +46,11 @@ REASON_MAX = 500
 QUEUE_PAGE_SIZE = 5
 COMPLAINT_TEXT_LIMIT = 300
 
-# What a card shows of a new customer: the short notice, and the full card behind "Open".
-KEY_FIELDS = (
-    "kind",
-    "customer_class",
-    "stage",
-    "deal_status",
-    "source",
-    "industry",
-    "region",
-    "phones",
-    "tax_no",
-)
-FULL_FIELDS = (
-    "kind",
-    "short_name",
-    "industry",
-    "region",
-    "address",
-    "parent_org",
-    "size",
-    "profile",
-    "source",
-    "phones",
-    "email",
-    "website",
-    "wechat",
-    "customer_class",
-    "stage",
-    "deal_status",
-    "credit_status",
-    "trade_notes",
-    "invoice_title",
-    "tax_no",
-    "bank",
-    "account_no",
-    "billing_address",
-    "billing_phone",
-    "consent_given",
-    "next_followup_on",
-)
-COMPLAINT_FIELDS = ("type", "severity", "description", "resolution", "feedback")
-PHONE_FIELDS = frozenset({"phones", "billing_phone"})
-TAIL_FIELDS = frozenset({"tax_no", "account_no"})
-CLEAR_CHOICES = frozenset({"consent_method"})  # sealed with the consent, but no personal data
+# What a card shows of a new customer: the short notice, and the full card behind "Open"; of a
+# complaint, its parts (storage.fields)
+KEY_FIELDS = catalogue.review_key_fields()
+FULL_FIELDS = catalogue.fields_at(catalogue.Record.customer, catalogue.Place.review_full)
+COMPLAINT_FIELDS = catalogue.columns_at(catalogue.Record.complaint, catalogue.Place.notes)
 # Refusals worth a line in the audit log: someone tried what they may not do.
 AUDITED_REFUSALS = frozenset({"not_allowed", "not_found", "own_submission"})
 
@@ -248,20 +210,12 @@ async def _name(session: AsyncSession, staff_id: int | None) -> str | None:
 
 def mask(field_name: str, value: Any) -> Any:
     """A sensitive value as lists and cards show it: `138****5678`, `**** 2233`, `杭*****`."""
-    if value in (None, "", []):
-        return None
-    if isinstance(value, list):
-        return [mask(field_name, v) for v in value]
-    if field_name in PHONE_FIELDS:
-        return validation.mask_phone(str(value))
-    if field_name in TAIL_FIELDS:
-        return validation.mask_tail(str(value))
-    return validation.mask_text(str(value))
+    return catalogue.mask(field_name, value)
 
 
 def _shown(field_name: str, value: Any) -> Any:
     """A value as a card shows it: masked when sensitive, dates as ISO text."""
-    if field_name in SEALED_FIELDS and field_name not in CLEAR_CHOICES:
+    if field_name in SEALED_FIELDS:
         return mask(field_name, value)
     if isinstance(value, date | datetime):
         return value.isoformat()
