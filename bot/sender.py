@@ -274,18 +274,7 @@ class Sender:
             try:
                 sent = await self._send(bot, chat_id, outgoing, report)
             except RetryAfter as error:
-                wait = max(1.0, retry_seconds(error))
-                async with unit_of_work(services.sessions) as session:
-                    now = services.clock()
-                    await store.defer(
-                        session,
-                        ids=rest,
-                        until=now + timedelta(seconds=wait),
-                        error="flood control (RetryAfter)",
-                        now=now,
-                        counted=False,
-                    )
-                report.deferred += len(rest)
+                await self._defer_for_flood(services, rest, error, report)
                 return report
             except Forbidden as error:
                 await self._fail(services, rest, f"forbidden: {error.message}", person, report)
@@ -426,18 +415,7 @@ class Sender:
                 chat_id, outgoing = content
                 message_id = (await self._send(bot, chat_id, outgoing, report, False)).message_id
         except RetryAfter as error:
-            wait = max(1.0, retry_seconds(error))
-            async with unit_of_work(services.sessions) as session:
-                now = services.clock()
-                await store.defer(
-                    session,
-                    ids=ids,
-                    until=now + timedelta(seconds=wait),
-                    error="flood control (RetryAfter)",
-                    now=now,
-                    counted=False,
-                )
-            report.deferred += 1
+            await self._defer_for_flood(services, ids, error, report)
             return report, []
         except BadRequest as error:
             gone = message.kind == outbox.Kind.delete and any(
@@ -509,6 +487,23 @@ class Sender:
                 if attempt == 1:
                     raise
         raise AssertionError("unreachable")
+
+    async def _defer_for_flood(
+        self, services: Services, ids: list[int], error: RetryAfter, report: Report
+    ) -> None:
+        """Telegram asked us to wait: these go out again after that, not counted as a try."""
+        wait = max(1.0, retry_seconds(error))
+        async with unit_of_work(services.sessions) as session:
+            now = services.clock()
+            await store.defer(
+                session,
+                ids=ids,
+                until=now + timedelta(seconds=wait),
+                error="flood control (RetryAfter)",
+                now=now,
+                counted=False,
+            )
+        report.deferred += len(ids)
 
     async def _fail(
         self, services: Services, ids: list[int], error: str, person: Staff | None, report: Report

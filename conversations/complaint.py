@@ -10,6 +10,7 @@ it over. Every press is checked again in `storage.complaints`; the button only n
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,6 +41,9 @@ _ACTION_BUTTONS = {
     "resolve": "complaint.button.resolve",
     "assign": "complaint.button.assign",
 }
+
+# a handler's change to a complaint, made in the unit of work that reads it back
+Change = Callable[[AsyncSession], Awaitable[object]]
 
 
 def refusal_text(_: Translator, refusal: Refused) -> str:
@@ -461,21 +465,18 @@ async def _show(
     await _send_card(update, context, view)
 
 
-async def _take(update: Update, context: BotContext, complaint_id: int) -> None:
-    """Start handling: open → in progress."""
+async def _changed(
+    update: Update, context: BotContext, complaint_id: int, change: Change
+) -> ComplaintView | None:
+    """Make a handler's change to a complaint and read it back for the card; a refusal (audited
+    in this transaction, which therefore commits) is answered, and None returned."""
     query = update.callback_query
     assert query is not None
     refusal: Refused | None = None
     view: ComplaintView | None = None
     async with context.unit_of_work() as session:
-        try:  # refusals are audited in this transaction, which therefore commits
-            await complaints.start_progress(
-                session,
-                keyring=context.services.keyring,
-                actor=context.member,
-                complaint_id=complaint_id,
-                now=context.services.clock(),
-            )
+        try:
+            await change(session)
             view = await complaints.visible_complaint(
                 session, actor=context.member, complaint_id=complaint_id, purpose="complaint.view"
             )
@@ -483,10 +484,28 @@ async def _take(update: Update, context: BotContext, complaint_id: int) -> None:
             refusal = error
     if refusal is not None or view is None:
         await query.answer(refusal_text(context._, refusal or NotFound()), show_alert=True)
-        return
+        return None
     await query.answer()
     await close_buttons(query.message)
-    await _send_card(update, context, view, notice=context._("complaint.taken"))
+    return view
+
+
+async def _take(update: Update, context: BotContext, complaint_id: int) -> None:
+    """Start handling: open → in progress."""
+    view = await _changed(
+        update,
+        context,
+        complaint_id,
+        lambda session: complaints.start_progress(
+            session,
+            keyring=context.services.keyring,
+            actor=context.member,
+            complaint_id=complaint_id,
+            now=context.services.clock(),
+        ),
+    )
+    if view is not None:
+        await _send_card(update, context, view, notice=context._("complaint.taken"))
 
 
 async def _resolve(update: Update, context: BotContext, complaint_id: int) -> None:
@@ -547,30 +566,21 @@ async def _offer_handlers(update: Update, context: BotContext, complaint_id: int
 
 async def _assign(update: Update, context: BotContext, complaint_id: int, handler_id: int) -> None:
     """Hand the complaint to another member of the team and tell them."""
-    query = update.callback_query
-    assert query is not None
-    refusal: Refused | None = None
-    view: ComplaintView | None = None
-    async with context.unit_of_work() as session:
-        try:
-            await complaints.reassign(
-                session,
-                keyring=context.services.keyring,
-                actor=context.member,
-                complaint_id=complaint_id,
-                handler_id=handler_id,
-                now=context.services.clock(),
-            )
-            view = await complaints.visible_complaint(
-                session, actor=context.member, complaint_id=complaint_id, purpose="complaint.view"
-            )
-        except Refused as error:
-            refusal = error
-    if refusal is not None or view is None:
-        await query.answer(refusal_text(context._, refusal or NotFound()), show_alert=True)
+    view = await _changed(
+        update,
+        context,
+        complaint_id,
+        lambda session: complaints.reassign(
+            session,
+            keyring=context.services.keyring,
+            actor=context.member,
+            complaint_id=complaint_id,
+            handler_id=handler_id,
+            now=context.services.clock(),
+        ),
+    )
+    if view is None:
         return
-    await query.answer()
-    await close_buttons(query.message)
     name = view.handler.display_name if view.handler else ""
     await _send_card(update, context, view, notice=context._("complaint.assigned_to", name=name))
     notice = handler_notice(context.services, view, context.member)

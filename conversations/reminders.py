@@ -32,7 +32,7 @@ from storage import reminders as store
 from storage.db import unit_of_work
 from storage.errors import Refused
 from storage.models import Customer
-from storage.reminders import Outcome, Rules
+from storage.reminders import Notice, Outcome, Rules
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +94,11 @@ async def _act(query: CallbackQuery, context: BotContext, action: Action) -> Non
     await close_buttons(query.message, text)
 
 
-async def _open(update: Update, context: BotContext, reminder_id: int, arg: str) -> None:
-    """Send one reminder of a grouped message on its own, with its buttons."""
-    query = _query(update)
+async def _notice(context: BotContext, reminder_id: int) -> Notice | None:
+    """The reminder as its recipient reads it now; None once it is gone or not theirs."""
     services = context.services
     async with unit_of_work(services.sessions) as session:
-        notice = await store.notice_of(
+        return await store.notice_of(
             session,
             keyring=services.keyring,
             rules=_rules(context),
@@ -107,6 +106,12 @@ async def _open(update: Update, context: BotContext, reminder_id: int, arg: str)
             reminder_id=reminder_id,
             now=services.clock(),
         )
+
+
+async def _open(update: Update, context: BotContext, reminder_id: int, arg: str) -> None:
+    """Send one reminder of a grouped message on its own, with its buttons."""
+    query = _query(update)
+    notice = await _notice(context, reminder_id)
     if notice is None:
         await query.answer(context._("reminders.gone"), show_alert=True)
         return
@@ -193,16 +198,7 @@ async def _markup(query: CallbackQuery, keyboard: InlineKeyboardMarkup | None) -
 async def _back(update: Update, context: BotContext, reminder_id: int, arg: str) -> None:
     """Put the reminder's own buttons back."""
     query = _query(update)
-    services = context.services
-    async with unit_of_work(services.sessions) as session:
-        notice = await store.notice_of(
-            session,
-            keyring=services.keyring,
-            rules=_rules(context),
-            actor=context.member,
-            reminder_id=reminder_id,
-            now=services.clock(),
-        )
+    notice = await _notice(context, reminder_id)
     if notice is None:
         await query.answer(context._("reminders.gone"), show_alert=True)
         await _markup(query, None)

@@ -298,11 +298,8 @@ async def _all_warnings(env: FlowEnv, flow: Flow, data: dict[str, Any]) -> list[
     return warnings
 
 
-async def _show(
-    context: BotContext, chat_id: int, flow: Flow, state: DraftState, notice: str | None = None
-) -> None:
-    """Save the draft under a new token, then send the question or the summary it is at."""
-    await _prepare(_env(context), flow, state)
+async def _save_under_new_token(context: BotContext, state: DraftState) -> None:
+    """Save the draft with a new prompt token: buttons of every earlier prompt are now stale."""
     state.token += 1
     async with unit_of_work(context.services.sessions) as session:
         await drafts.save(
@@ -312,6 +309,14 @@ async def _show(
             state,
             now=context.services.clock(),
         )
+
+
+async def _show(
+    context: BotContext, chat_id: int, flow: Flow, state: DraftState, notice: str | None = None
+) -> None:
+    """Save the draft under a new token, then send the question or the summary it is at."""
+    await _prepare(_env(context), flow, state)
+    await _save_under_new_token(context, state)
     if state.mode == DraftMode.summary:
         await _summary(context, chat_id, flow, state, notice=notice)
     else:
@@ -428,15 +433,7 @@ async def start(
     state.data["_then"] = {"flow": flow.name, "initial": initial or {}}
     await _prepare(_env(context), old_flow, state)
     question_seen = not state.unseen  # the offer below leaves the question as the user saw it
-    state.token += 1
-    async with unit_of_work(context.services.sessions) as session:
-        await drafts.save(
-            session,
-            context.services.keyring,
-            context.member.id or 0,
-            state,
-            now=context.services.clock(),
-        )
+    await _save_under_new_token(context, state)
     keyboard = InlineKeyboardMarkup(
         [
             [

@@ -10,7 +10,7 @@ version it started from, so of two people editing at once exactly one wins.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from enum import StrEnum
 from typing import Any
 
@@ -22,7 +22,6 @@ from storage import audit, customers, fields, vault
 from storage.crypto import Keyring
 from storage.errors import NotFound, Refused
 from storage.models import (
-    ChangeRecord,
     Customer,
     RecordStatus,
     Review,
@@ -31,7 +30,7 @@ from storage.models import (
     Staff,
 )
 from storage.permissions import can_edit_customer
-from storage.types import utcnow
+from storage.types import jsonable, utcnow
 
 EDITABLE_FIELDS = (*customers.CLEAR_FIELDS, *customers.SEALED_FIELDS)
 # columns that cannot be empty: an edit may change them, never clear them (storage.fields)
@@ -87,10 +86,6 @@ def _normal(value: Any) -> Any:
     return None if _empty(value) else value
 
 
-def _jsonable(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, date | datetime) else value
-
-
 def _column_value(field_name: str, value: Any) -> Any:
     if field_name in customers.DATE_FIELDS and isinstance(value, str):
         return date.fromisoformat(value)
@@ -108,7 +103,7 @@ async def current_values(
 ) -> dict[str, Any]:
     """Every editable value of the customer, sealed ones opened, in the form edits use."""
     sealed = await customers.sealed_fields(session, keyring, customer)
-    values = {f: _normal(_jsonable(getattr(customer, f))) for f in customers.CLEAR_FIELDS}
+    values = {f: _normal(jsonable(getattr(customer, f))) for f in customers.CLEAR_FIELDS}
     values.update({f: _normal(sealed.get(f)) for f in customers.SEALED_FIELDS})
     return values
 
@@ -219,7 +214,7 @@ async def apply_change(
         if name in REQUIRED_FIELDS and new is None:
             raise Refused("incomplete")
         if name in customers.CLEAR_FIELDS:
-            before = _normal(_jsonable(getattr(customer, name)))
+            before = _normal(jsonable(getattr(customer, name)))
             columns[name] = _column_value(name, new)
         else:
             before = _normal(sealed.get(name))
@@ -261,14 +256,8 @@ async def apply_change(
     await vault.add_change(
         session,
         key,
-        ChangeRecord(
-            entity="customer",
-            entity_id=customer.id,
-            customer_id=customer.id,
-            action="update",
-            changed_by=actor_id,
-            changed_at=now,
-            review_id=review_id,
+        vault.customer_change(
+            customer.id, action="update", changed_by=actor_id, changed_at=now, review_id=review_id
         ),
         history,
     )
@@ -343,14 +332,8 @@ async def propose_change(
     await vault.add_change(
         session,
         key,
-        ChangeRecord(
-            entity="customer",
-            entity_id=customer.id,
-            customer_id=customer.id,
-            action="propose",
-            changed_by=actor.id,
-            changed_at=now,
-            review_id=review.id,
+        vault.customer_change(
+            customer.id, action="propose", changed_by=actor.id, changed_at=now, review_id=review.id
         ),
         changes,
     )

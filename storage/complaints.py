@@ -39,6 +39,7 @@ from storage.models import (
 )
 from storage.paging import customer_window
 from storage.permissions import can_view_customer
+from storage.types import jsonable
 from storage.visits import loggable_customer
 
 NUMBER_PREFIX = "TS"
@@ -231,7 +232,7 @@ async def _history(
             changed_at=now,
             review_id=review_id,
         ),
-        {f: [_jsonable(a), _jsonable(b)] for f, (a, b) in diff.items()},
+        {f: [jsonable(a), jsonable(b)] for f, (a, b) in diff.items()},
     )
     await session.flush()
     await audit.record(
@@ -279,10 +280,6 @@ async def _change(
         now=now,
         review_id=review_id,
     )
-
-
-def _jsonable(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def _text(value: Any, limit: int, *, required: bool) -> str | None:

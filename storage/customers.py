@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from functools import partial
 from typing import Any
 
@@ -21,7 +21,6 @@ from storage.db import write_soon
 from storage.errors import Refused
 from storage.models import (
     BlindIndex,
-    ChangeRecord,
     Customer,
     DuplicateCheckCount,
     RecordStatus,
@@ -31,7 +30,7 @@ from storage.models import (
     Team,
 )
 from storage.permissions import can_create_customer, can_view_customer
-from storage.types import utcnow
+from storage.types import jsonable, utcnow
 
 NUMBER_PREFIX = "KH"
 
@@ -122,10 +121,6 @@ def _each(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
-def _jsonable(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, date | datetime) else value
-
-
 async def reindex(
     session: AsyncSession, keyring: Keyring, customer: Customer, sealed: dict[str, Any]
 ) -> None:
@@ -181,18 +176,11 @@ async def create_customer(
     customer.sealed = vault.seal_customer(key, sealed, customer_id=customer.id, sealed_seq=1)
     session.add(customer)
     await reindex(session, keyring, customer, sealed)
-    diff = {f: [None, _jsonable(v)] for f, v in values.filled().items()}
+    diff = {f: [None, jsonable(v)] for f, v in values.filled().items()}
     await vault.add_change(
         session,
         key,
-        ChangeRecord(
-            entity="customer",
-            entity_id=customer.id,
-            customer_id=customer.id,
-            action="create",
-            changed_by=actor.id,
-            changed_at=now,
-        ),
+        vault.customer_change(customer.id, action="create", changed_by=actor.id, changed_at=now),
         diff,
     )
     review = Review(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import DateTime
@@ -13,6 +13,11 @@ from sqlalchemy.types import TypeDecorator
 def utcnow() -> datetime:
     """Return the current time, timezone-aware in UTC."""
     return datetime.now(UTC)
+
+
+def jsonable(value: Any) -> Any:
+    """Dates and times as ISO text, so a field-by-field difference can be sealed as JSON."""
+    return value.isoformat() if isinstance(value, date | datetime) else value
 
 
 class UTCDateTime(TypeDecorator[datetime]):

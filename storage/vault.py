@@ -11,6 +11,7 @@ them in the bound format (`reseal_legacy` in storage.rotation).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import select
@@ -82,6 +83,26 @@ def open_change(key: bytes, record: ChangeRecord) -> Any:
     if token[:1] == _BOUND:
         return open_with(key, token[1:], context=_change_context(record))
     return unseal(key, token, table="change_records", row_id=record.customer_id)
+
+
+def customer_change(
+    customer_id: int,
+    *,
+    action: str,
+    changed_by: int | None,
+    changed_at: datetime,
+    review_id: int | None = None,
+) -> ChangeRecord:
+    """A history line of the customer record itself (entity and customer are the same)."""
+    return ChangeRecord(
+        entity="customer",
+        entity_id=customer_id,
+        customer_id=customer_id,
+        action=action,
+        changed_by=changed_by,
+        changed_at=changed_at,
+        review_id=review_id,
+    )
 
 
 async def add_change(

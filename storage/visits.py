@@ -37,6 +37,7 @@ from storage.models import (
     VisitKind,
 )
 from storage.paging import customer_window
+from storage.types import jsonable
 
 ATTACHMENT_KINDS = ("photo", "document", "voice")
 MAX_ATTACHMENTS = 20
@@ -72,10 +73,6 @@ class VisitPage:
     total: int
     page: int
     page_size: int
-
-
-def _jsonable(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, date | datetime) else value
 
 
 def followup_default(customer_class: str | None, today: date, cycles: dict[str, int]) -> date:
@@ -244,16 +241,16 @@ async def log_visit(
     key = await vault.data_key(session, keyring, customer.id)
     visit_diff = {
         "kind": [None, visit.kind],
-        "visited_at": [None, _jsonable(visit.visited_at)],
+        "visited_at": [None, jsonable(visit.visited_at)],
         "location": [None, [visit.latitude, visit.longitude] if location else None],
         **{f: [None, checked[f]] for f in TEXT_LIMITS if checked[f] is not None},
         "stage_change": [None, visit.stage_change],
-        "next_followup_on": [None, _jsonable(visit.next_followup_on)],
+        "next_followup_on": [None, jsonable(visit.next_followup_on)],
         "attachments": [None, len(checked["attachments"])],
     }
     history = [("visit", visit.id, "create", visit_diff)]
     if changes:
-        diff = {f: [_jsonable(old), _jsonable(new)] for f, (old, new) in changes.items()}
+        diff = {f: [jsonable(old), jsonable(new)] for f, (old, new) in changes.items()}
         history.append(("customer", customer.id, "visit", diff))
     for entity, entity_id, action, diff in history:
         await vault.add_change(

@@ -13,7 +13,7 @@ from storage import audit, vault
 from storage.crypto import Keyring
 from storage.customers import visible_customer
 from storage.errors import Refused
-from storage.models import ChangeRecord, Customer, RecordStatus, Reminder, ReminderStatus, Staff
+from storage.models import Customer, RecordStatus, Reminder, ReminderStatus, Staff
 from storage.reminders.kinds import Kind
 from storage.reminders.notices import describe_rows
 from storage.reminders.reading import Notice, effective_followup
@@ -126,18 +126,6 @@ async def snooze(
     return Outcome("snoozed", until=until)
 
 
-def _history_line(customer_id: int, *, actor: Staff, action: str, now: datetime) -> ChangeRecord:
-    """The customer's history line for a change made from a reminder."""
-    return ChangeRecord(
-        entity="customer",
-        entity_id=customer_id,
-        customer_id=customer_id,
-        action=action,
-        changed_by=actor.id,
-        changed_at=now,
-    )
-
-
 async def _set_next_followup(
     session: AsyncSession,
     *,
@@ -160,7 +148,7 @@ async def _set_next_followup(
     await vault.add_change(
         session,
         key,
-        _history_line(customer.id, actor=actor, action="update", now=now),
+        vault.customer_change(customer.id, action="update", changed_by=actor.id, changed_at=now),
         diff,
     )
     await audit.record(
@@ -257,7 +245,9 @@ async def confirm_accurate(
     old = customer.last_checked_at
     customer.last_checked_at, customer.updated_at = now, now
     session.add(customer)
-    session.add(_history_line(customer.id, actor=actor, action="confirm", now=now))
+    session.add(
+        vault.customer_change(customer.id, action="confirm", changed_by=actor.id, changed_at=now)
+    )
     reminder.acted, reminder.acted_at, reminder.updated_at = "confirmed", now, now
     session.add(reminder)
     await audit.record(
