@@ -32,7 +32,7 @@ from storage.crypto import Keyring
 from storage.db import make_engine, make_session_factory, unit_of_work
 from storage.migrate import upgrade_database
 from storage.models import Staff
-from tests.fake_telegram import TOKEN, FakeTelegram, Person
+from tests.auxil.fake_telegram import TOKEN, FakeTelegram, Person
 
 # One pass through /new: (kind of input, value). 14 updates, each one wizard step.
 PASS: list[tuple[str, str]] = [

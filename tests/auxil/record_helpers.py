@@ -11,8 +11,8 @@ from storage import vault
 from storage.db import SessionFactory, unit_of_work
 from storage.models import AuditEntry, ChangeRecord, Customer, KeyPerson, Staff
 from storage.staff import staff_by_telegram_id
-from tests.bot.conftest import World
-from tests.fake_telegram import Person
+from tests.auxil.fake_telegram import Person
+from tests.auxil.world import World
 
 COMPANY = "杭州明远机械有限公司"
 

@@ -12,8 +12,8 @@ from sqlmodel import col, select
 from bot.context import Services
 from storage.db import unit_of_work
 from storage.models import ChangeRecord, Complaint, Review
-from tests.bot.conftest import NOW, World
-from tests.bot.field_helpers import (
+from tests.auxil.fake_telegram import Person, buttons
+from tests.auxil.field_helpers import (
     CUSTOMER,
     all_rows,
     customer_of,
@@ -22,8 +22,8 @@ from tests.bot.field_helpers import (
     restart,
     staff_of,
 )
-from tests.bot.flow_helpers import audit_actions, draft_of, labels, question
-from tests.fake_telegram import Person, buttons
+from tests.auxil.flow_helpers import audit_actions, draft_of, labels, question
+from tests.auxil.world import NOW, World
 
 EXPIRED = "这个按钮已过期,请使用最新的消息。"
 NOT_FOUND = "找不到该记录,或您无权查看。"

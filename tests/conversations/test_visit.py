@@ -12,8 +12,8 @@ from sqlmodel import col, select
 from bot.context import Services
 from storage.db import unit_of_work
 from storage.models import Attachment, ChangeRecord, Customer, Visit
-from tests.bot.conftest import World
-from tests.bot.field_helpers import (
+from tests.auxil.fake_telegram import Person, buttons
+from tests.auxil.field_helpers import (
     CUSTOMER,
     all_rows,
     customer_of,
@@ -25,8 +25,8 @@ from tests.bot.field_helpers import (
     send_voice,
     staff_of,
 )
-from tests.bot.flow_helpers import audit_actions, draft_of, labels, question
-from tests.fake_telegram import Person, buttons
+from tests.auxil.flow_helpers import audit_actions, draft_of, labels, question
+from tests.auxil.world import World
 
 
 @pytest.fixture

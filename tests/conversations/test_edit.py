@@ -15,9 +15,9 @@ from storage import customers as customer_store
 from storage import outbox, vault
 from storage.db import unit_of_work
 from storage.models import Customer, Reminder, Review
-from tests.bot.conftest import ADMIN_ID, World, start_app
-from tests.bot.flow_helpers import draft_of, labels, question, start_new_company
-from tests.bot.record_helpers import (
+from tests.auxil.fake_telegram import FakeTelegram, Person
+from tests.auxil.flow_helpers import draft_of, labels, question, start_new_company
+from tests.auxil.record_helpers import (
     COMPANY,
     audit_entries,
     card,
@@ -27,7 +27,7 @@ from tests.bot.record_helpers import (
     sealed_of,
     staff_of,
 )
-from tests.fake_telegram import FakeTelegram, Person
+from tests.auxil.world import ADMIN_ID, World, start_app
 
 LABEL = f"{COMPANY} · KH-2026-000001"
 

@@ -16,8 +16,8 @@ from storage import customers as customer_store
 from storage.db import unit_of_work
 from storage.models import AuditEntry, Customer, Staff
 from storage.staff import staff_by_telegram_id
-from tests.bot.conftest import World, start_app
-from tests.fake_telegram import FakeTelegram, Person
+from tests.auxil.fake_telegram import FakeTelegram, Person
+from tests.auxil.world import World, start_app
 
 CUSTOMER = "杭州明远机械有限公司"
 

@@ -31,9 +31,9 @@ from storage.models import (
 )
 from storage.staff import staff_by_telegram_id
 from storage.types import utcnow
-from tests.bot.conftest import World, start_app
-from tests.bot.flow_helpers import audit_actions, customers, labels, question, start_new_company
-from tests.fake_telegram import FakeTelegram, Person, buttons
+from tests.auxil.fake_telegram import FakeTelegram, Person, buttons
+from tests.auxil.flow_helpers import audit_actions, customers, labels, question, start_new_company
+from tests.auxil.world import World, start_app
 
 GROUP_ID = -100_555
 RACES = 25  # the storage tests race 50 times per mix

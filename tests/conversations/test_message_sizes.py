@@ -29,9 +29,9 @@ from storage.db import unit_of_work
 from storage.models import Customer
 from storage.reminders import Kind as ReminderKind
 from storage.reminders import Notice
-from tests.bot.conftest import World
-from tests.bot.record_helpers import make_customer, set_status, staff_of
-from tests.fake_telegram import Person, buttons
+from tests.auxil.fake_telegram import Person, buttons
+from tests.auxil.record_helpers import make_customer, set_status, staff_of
+from tests.auxil.world import World
 
 
 def wide(length: int, seed: int = 0) -> str:
