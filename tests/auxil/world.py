@@ -61,4 +61,3 @@ async def start_app(services: Services, telegram: FakeTelegram) -> Application:
     await app.initialize()
     await _post_init(app)
     return app
-

@@ -10,6 +10,7 @@ from storage import customers as customer_store
 from storage import key_persons, search
 from storage.db import unit_of_work
 from storage.models import BlindIndex
+from tests.auxil.customer_factory import staff_of
 from tests.auxil.fake_telegram import FakeTelegram, Person
 from tests.auxil.flow_helpers import answer_required_rest, labels, question, start_new_company
 from tests.auxil.record_helpers import (
@@ -20,7 +21,6 @@ from tests.auxil.record_helpers import (
     key_person_rows,
     make_customer,
     set_status,
-    staff_of,
 )
 from tests.auxil.world import World, start_app
 

@@ -29,8 +29,9 @@ from storage.db import unit_of_work
 from storage.models import Customer
 from storage.reminders import Kind as ReminderKind
 from storage.reminders import Notice
+from tests.auxil.customer_factory import staff_of
 from tests.auxil.fake_telegram import Person, buttons
-from tests.auxil.record_helpers import make_customer, set_status, staff_of
+from tests.auxil.record_helpers import make_customer, set_status
 from tests.auxil.world import World
 
 
