@@ -37,7 +37,7 @@ class FieldTelegram(FakeTelegram):
 
 @asynccontextmanager
 async def field_world(services: Services) -> AsyncIterator[World]:
-    """The bot on a FieldTelegram (tests/bot/conftest.py `world`, with the extras above)."""
+    """The bot on a FieldTelegram (tests/conftest.py `world`, with the extras above)."""
     telegram = FieldTelegram()
     app = await start_app(services, telegram)
     world = World(app, telegram, services, itertools.count(700_001))

@@ -1,6 +1,6 @@
 """Benchmark: wizard steps per second, in-process on SQLite, beside a bare echo handler.
 
-Both bots run on the same fake Telegram request layer (tests/fake_telegram.py), so the figures
+Both bots run on the same fake Telegram request layer (tests/auxil/fake_telegram.py), so the figures
 compare our handler work (gate, draft load/save with encryption, validation, rendering) with
 python-telegram-bot's own per-update cost.
 

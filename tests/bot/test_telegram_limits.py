@@ -1,6 +1,6 @@
 """The in-process fake Telegram refuses what Telegram refuses, and the bot copes with 429.
 
-The same rules (tests/telegram_rules.py) serve the HTTP fake; tests/e2e/test_fake_bot_api.py
+The same rules (tests/auxil/telegram_rules.py) serve the HTTP fake; tests/e2e/test_fake_bot_api.py
 checks them there.
 """
 
