@@ -4,7 +4,7 @@ Each `FieldSpec` says whether a value is sealed (SPEC section 5) or kept in clea
 index it feeds, how it is masked, where it shows and under which label. Storage, cards, review
 diffs and the edit flow read their lists from here (`clear_fields`, `sealed_fields`, ...), and
 `mask` is the one masking rule. A flow's `Step` names the field it asks; a test holds the flows
-and this catalogue in step (tests/storage/test_field_catalogue.py).
+and this catalogue in step (tests/conversations/test_field_catalogue.py).
 
 Later readers: export columns and import headers are meant to be `fields_at(record, Place...)`
 selections of the same declarations, added as places when those features are built.

@@ -1,10 +1,12 @@
 """Shared test fixtures.
 
-Each section holds the fixtures of one concern; only the database ones live here so far.
+Each section holds the fixtures of one concern: the database, then the bot on the fake Telegram.
+Shared tools (the fake Telegram, factories, helpers) live in tests/auxil/.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -15,10 +17,14 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.context import Services
+from bot.settings import Settings
 from storage import audit
 from storage.crypto import Keyring, decode_master_key, new_master_key
 from storage.db import SessionFactory, make_engine, make_session_factory
 from storage.migrate import upgrade_database
+from tests.auxil.fake_telegram import TOKEN, FakeTelegram
+from tests.auxil.world import ADMIN_ID, NOW, World, start_app
 
 # ---------------------------------------------------------------------------------------------
 # Database
@@ -96,3 +102,42 @@ def session_factory(engine: AsyncEngine, keyring: Keyring) -> SessionFactory:
     factory = make_session_factory(engine)
     audit.use_keyring(factory, keyring)
     return factory
+
+
+# ---------------------------------------------------------------------------------------------
+# The bot on the fake Telegram (tests/auxil/world.py)
+#
+#   settings  the bot's settings: a test token, DATA_DIR in tmp_path, ADMIN_ID as admin
+#   services  the bot's services on `session_factory` and `keyring`, its clock stopped at NOW
+#   world     the running application on a FakeTelegram; a message Telegram would refuse fails
+#             the test (unless the test set `expect_refusals`)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        DATA_DIR=tmp_path,
+        ADMIN_TELEGRAM_IDS=str(ADMIN_ID),
+    )
+
+
+@pytest.fixture
+def services(settings: Settings, session_factory: SessionFactory, keyring: Keyring) -> Services:
+    return Services(settings=settings, sessions=session_factory, keyring=keyring, clock=lambda: NOW)
+
+
+@pytest.fixture
+async def world(services: Services) -> AsyncIterator[World]:
+    telegram = FakeTelegram()
+    app = await start_app(services, telegram)
+    world = World(app, telegram, services, itertools.count(700_001))
+    try:
+        yield world
+    finally:
+        await app.shutdown()
+    # a message Telegram would refuse fails its test, even where the bot carried on after it
+    refused = [(r.method, r.description) for r in world.telegram.refused]
+    assert world.telegram.expect_refusals or not refused, refused

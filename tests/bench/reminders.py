@@ -47,8 +47,8 @@ from storage.crypto import Keyring
 from storage.db import make_engine, make_session_factory, unit_of_work
 from storage.migrate import upgrade_database
 from storage.models import Reminder
+from tests.auxil.fake_telegram import TOKEN
 from tests.e2e.fake_bot_api import _PATH_RE, FakeBotApi
-from tests.fake_telegram import TOKEN
 
 NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 TODAY = NOW.date()

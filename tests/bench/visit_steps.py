@@ -24,8 +24,8 @@ from storage import customers
 from storage import staff as staff_store
 from storage.db import unit_of_work
 from storage.models import Staff, Visit
+from tests.auxil.fake_telegram import Person
 from tests.bench.wizard_steps import echo_rate, print_rates, start_bench_bot
-from tests.fake_telegram import Person
 
 # One visit, logged from start to finish: 16 updates, each one wizard step.
 PASS: list[tuple[str, str]] = [

@@ -1,6 +1,6 @@
 """Benchmark: wizard steps per second, in-process on SQLite, beside a bare echo handler.
 
-Both bots run on the same fake Telegram request layer (tests/fake_telegram.py), so the figures
+Both bots run on the same fake Telegram request layer (tests/auxil/fake_telegram.py), so the figures
 compare our handler work (gate, draft load/save with encryption, validation, rendering) with
 python-telegram-bot's own per-update cost.
 
@@ -32,7 +32,7 @@ from storage.crypto import Keyring
 from storage.db import make_engine, make_session_factory, unit_of_work
 from storage.migrate import upgrade_database
 from storage.models import Staff
-from tests.fake_telegram import TOKEN, FakeTelegram, Person
+from tests.auxil.fake_telegram import TOKEN, FakeTelegram, Person
 
 # One pass through /new: (kind of input, value). 14 updates, each one wizard step.
 PASS: list[tuple[str, str]] = [

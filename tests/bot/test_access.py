@@ -10,9 +10,9 @@ from storage.db import unit_of_work
 from storage.models import AuditEntry, Invite, Staff
 from storage.staff import staff_by_telegram_id
 from storage.types import utcnow
-from tests.bot.conftest import World
-from tests.bot.flow_helpers import audit_actions, labels, question
-from tests.fake_telegram import Person, buttons
+from tests.auxil.fake_telegram import Person, buttons
+from tests.auxil.flow_helpers import audit_actions, labels, question
+from tests.auxil.world import World
 
 
 async def invite_link(inviter: Person, role_label: str, team_label: str | None) -> str:

@@ -10,8 +10,8 @@ from bot.context import Services
 from storage import staff as staff_store
 from storage.db import unit_of_work
 from storage.models import AuditEntry, Role, Staff
-from tests.bot.conftest import ADMIN_ID, World, start_app
-from tests.bot.flow_helpers import labels
+from tests.auxil.flow_helpers import labels
+from tests.auxil.world import ADMIN_ID, World, start_app
 
 
 async def configured_admin(world: World) -> Staff:

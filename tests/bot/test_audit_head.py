@@ -20,9 +20,9 @@ from storage import audit
 from storage.crypto import Keyring
 from storage.db import SessionFactory, unit_of_work
 from storage.models import Staff
-from tests.bot.conftest import ADMIN_ID, World
-from tests.bot.test_reminders import Clock, FakeTime, member, texts, tick, utc
-from tests.fake_telegram import TOKEN
+from tests.auxil.fake_telegram import TOKEN
+from tests.auxil.world import ADMIN_ID, World
+from tests.conversations.test_reminders import Clock, FakeTime, member, texts, tick, utc
 
 HEAD = re.compile(r"verify-audit --expect (\d+:[0-9a-f]{64})$", re.MULTILINE)
 

@@ -21,13 +21,13 @@ from bot.settings import Settings
 from storage import outbox
 from storage.db import unit_of_work
 from storage.models import Reminder, ReviewNotice
-from tests.bot.conftest import NOW, World, start_app
-from tests.bot.customer_factory import add_customer
-from tests.bot.flow_helpers import customers, start_new_company
-from tests.bot.record_helpers import card, make_customer
-from tests.bot.test_review import GROUP_ID, cards, in_group, submit_customer
-from tests.fake_telegram import FakeTelegram, Person
-from tests.storage.settings_env import clean_settings_env
+from tests.auxil.customer_factory import add_customer
+from tests.auxil.fake_telegram import FakeTelegram, Person
+from tests.auxil.flow_helpers import customers, start_new_company
+from tests.auxil.record_helpers import card, make_customer
+from tests.auxil.settings_env import clean_settings_env
+from tests.auxil.world import NOW, World, start_app
+from tests.conversations.test_review import GROUP_ID, cards, in_group, submit_customer
 
 CONFIRMATION = "已提交审核"
 CLEAR_PHONE = "138 1234 5678"

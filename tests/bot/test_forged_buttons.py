@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from conversations.callback_data import RECORD_ID_MAX, parse_id, parse_ids
-from tests.bot.conftest import World
-from tests.bot.customer_factory import add_customer
-from tests.fake_telegram import Person, buttons
+from tests.auxil.customer_factory import add_customer
+from tests.auxil.fake_telegram import Person, buttons
+from tests.auxil.world import World
 
 BAD_IDS = ("²", "٣", "-1", "+1", " 1", "1e3", "1.0", "12345678901234567890", "99999999999", "")
 

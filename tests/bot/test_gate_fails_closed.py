@@ -19,9 +19,9 @@ from storage import staff as staff_store
 from storage.db import unit_of_work
 from storage.models import AuditEntry
 from storage.types import utcnow
-from tests.bot.conftest import World
-from tests.bot.flow_helpers import draft_of
-from tests.fake_telegram import Person
+from tests.auxil.fake_telegram import Person
+from tests.auxil.flow_helpers import draft_of
+from tests.auxil.world import World
 
 SORRY_EN = "Sorry, something went wrong. Please try again; your answers so far are kept."
 SORRY_ZH = "抱歉,处理时出了问题,请稍后再试。您已填写的内容已保存。"

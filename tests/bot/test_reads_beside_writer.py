@@ -18,11 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.db import is_reading, reading, unit_of_work
 from storage.models import Team
-from tests.bot.conftest import World
-from tests.bot.customer_factory import add_customer, staff_of
-from tests.bot.flow_helpers import draft_of, question
+from tests.auxil.customer_factory import add_customer, staff_of
+from tests.auxil.fake_telegram import Person, buttons
+from tests.auxil.flow_helpers import draft_of, question
+from tests.auxil.world import World
 from tests.conftest import IS_POSTGRES
-from tests.fake_telegram import Person, buttons
 
 T = TypeVar("T")
 PATIENCE = 5.0  # seconds; SQLite's busy timeout is 10, so a read that queued would exceed it

@@ -1,4 +1,4 @@
-from tests.bot.conftest import World
+from tests.auxil.world import World
 
 
 async def test_admin_gets_help(world: World) -> None:

@@ -1,6 +1,6 @@
 """The in-process fake Telegram refuses what Telegram refuses, and the bot copes with 429.
 
-The same rules (tests/telegram_rules.py) serve the HTTP fake; tests/e2e/test_fake_bot_api.py
+The same rules (tests/auxil/telegram_rules.py) serve the HTTP fake; tests/e2e/test_fake_bot_api.py
 checks them there.
 """
 
@@ -18,9 +18,9 @@ from bot.app import _post_init, build_application
 from bot.context import Services
 from bot.sender import Pacer
 from conversations import fit
-from tests.bot.conftest import World
-from tests.fake_telegram import FakeTelegram
-from tests.telegram_rules import FloodControl, units
+from tests.auxil.fake_telegram import FakeTelegram
+from tests.auxil.telegram_rules import FloodControl, units
+from tests.auxil.world import World
 
 CHAT = 700_001
 WIDE = "𠀀"  # one character, two UTF-16 units

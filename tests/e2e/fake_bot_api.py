@@ -11,7 +11,7 @@ Conventions for tests:
 - Texts are stored as sent: HTML/Markdown is not parsed (look at ``calls`` for parse_mode).
 - Only inline keyboards are echoed back to the bot in Message.reply_markup (as Telegram
   does); the test-side copy keeps whatever reply_markup the bot sent.
-- What Telegram refuses is refused here too (tests.telegram_rules: oversize texts, captions
+- What Telegram refuses is refused here too (tests.auxil.telegram_rules: oversize texts, captions
   and callback answers, empty texts, button data over 64 bytes), with Telegram's 400 and its
   description; every refusal is kept in `refused`. `flood.enabled = True` turns on flood
   control (429 with retry_after when a chat or the bot sends too fast).
@@ -33,8 +33,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from tests import telegram_rules
-from tests.telegram_rules import FloodControl, Refused
+from tests.auxil import telegram_rules
+from tests.auxil.telegram_rules import FloodControl, Refused
 
 JSON = dict[str, Any]
 _TEST_KEYS = ("seq", "event", "deleted")

@@ -14,7 +14,7 @@ from bot.cli import main
 from storage import audit
 from storage.db import SessionFactory, unit_of_work
 from storage.models import AuditEntry
-from tests.storage.settings_env import clean_settings_env
+from tests.auxil.settings_env import clean_settings_env
 
 
 async def _record_some(session_factory: SessionFactory, count: int) -> None:

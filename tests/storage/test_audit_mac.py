@@ -27,7 +27,7 @@ from storage.db import SessionFactory, make_engine, make_session_factory, unit_o
 from storage.migrate import alembic_config, upgrade_database
 from storage.models import AuditEntry, AuditKey
 from storage.types import utcnow
-from tests.storage.settings_env import clean_settings_env
+from tests.auxil.settings_env import clean_settings_env
 
 ENTRIES = 8
 

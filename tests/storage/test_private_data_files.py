@@ -15,7 +15,7 @@ from sqlalchemy import text
 from bot.cli import main
 from storage.crypto import load_or_create_keys
 from storage.db import make_engine, make_session_factory, unit_of_work
-from tests.storage.settings_env import clean_settings_env
+from tests.auxil.settings_env import clean_settings_env
 
 
 def mode(path: Path) -> int:

@@ -21,8 +21,8 @@ from storage.crypto import Keyring
 from storage.db import SessionFactory, unit_of_work
 from storage.models import Customer, Reminder, Staff, Team
 from storage.reminders import Kind, Rules
+from tests.auxil.fake_telegram import TOKEN
 from tests.conftest import IS_POSTGRES
-from tests.fake_telegram import TOKEN
 
 NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -13,7 +13,7 @@ from storage import customers
 from storage.crypto import Keyring, MasterKey, decode_master_key, new_master_key
 from storage.db import SessionFactory, unit_of_work
 from storage.models import Role, Staff, Team
-from tests.storage.settings_env import clean_settings_env
+from tests.auxil.settings_env import clean_settings_env
 
 
 async def seed(session_factory: SessionFactory, keyring: Keyring) -> None:

@@ -9,7 +9,7 @@ import pytest
 from bot.cli import main
 from bot.settings import Settings, parse_quiet_hours
 from storage.crypto import decode_master_key, new_master_key
-from tests.storage.settings_env import TOKEN, clean_settings_env
+from tests.auxil.settings_env import TOKEN, clean_settings_env
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ from storage.db import unit_of_work
 from storage.models import AuditEntry, Invite, Role
 from storage.staff import staff_by_telegram_id, token_hash
 from storage.types import utcnow
-from tests.bot.conftest import World
-from tests.bot.flow_helpers import labels
-from tests.fake_telegram import Person, buttons
+from tests.auxil.fake_telegram import Person, buttons
+from tests.auxil.flow_helpers import labels
+from tests.auxil.world import World
 
 NOT_ALLOWED = "您没有权限执行此操作。"
 

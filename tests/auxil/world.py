@@ -1,49 +1,25 @@
-"""Fixtures for driving the real application through the fake Telegram."""
+"""The real application on the fake Telegram: `World`, `start_app`, NOW and ADMIN_ID.
+
+The fixtures (`settings`, `services`, `world`) live in tests/conftest.py."""
 
 from __future__ import annotations
 
 import itertools
-import os
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import pytest
 from telegram.ext import Application
 
 from bot.app import _post_init, build_application
 from bot.context import Services
-from bot.settings import Settings
 from storage import staff as staff_store
-from storage.crypto import Keyring
-from storage.db import SessionFactory, unit_of_work
+from storage.db import unit_of_work
 from storage.models import Staff
-from tests.fake_telegram import TOKEN, FakeTelegram, Person
+from tests.auxil.fake_telegram import FakeTelegram, Person
 
 ADMIN_ID = 900_001
 NOW = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        TELEGRAM_BOT_TOKEN=TOKEN,
-        DATA_DIR=tmp_path,
-        ADMIN_TELEGRAM_IDS=str(ADMIN_ID),
-    )
-
-
-@pytest.fixture
-def keyring() -> Keyring:
-    return Keyring([os.urandom(32)])
-
-
-@pytest.fixture
-def services(settings: Settings, session_factory: SessionFactory, keyring: Keyring) -> Services:
-    return Services(settings=settings, sessions=session_factory, keyring=keyring, clock=lambda: NOW)
 
 
 @dataclass
@@ -85,17 +61,3 @@ async def start_app(services: Services, telegram: FakeTelegram) -> Application:
     await app.initialize()
     await _post_init(app)
     return app
-
-
-@pytest.fixture
-async def world(services: Services) -> AsyncIterator[World]:
-    telegram = FakeTelegram()
-    app = await start_app(services, telegram)
-    world = World(app, telegram, services, itertools.count(700_001))
-    try:
-        yield world
-    finally:
-        await app.shutdown()
-    # a message Telegram would refuse fails its test, even where the bot carried on after it
-    refused = [(r.method, r.description) for r in world.telegram.refused]
-    assert world.telegram.expect_refusals or not refused, refused

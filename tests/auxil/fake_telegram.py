@@ -15,8 +15,8 @@ from telegram import Update
 from telegram.ext import Application
 from telegram.request import BaseRequest, RequestData
 
-from tests import telegram_rules
-from tests.telegram_rules import FloodControl, Refused
+from tests.auxil import telegram_rules
+from tests.auxil.telegram_rules import FloodControl, Refused
 
 BOT_ID = 4242
 BOT_USERNAME = "archive_test_bot"
@@ -31,7 +31,7 @@ class TelegramDown(Exception):
 class FakeTelegram(BaseRequest):
     """Records every call and answers like the Bot API; messages are kept with their edits.
 
-    It refuses what Telegram refuses (tests.telegram_rules: texts over 4,096 UTF-16 units,
+    It refuses what Telegram refuses (tests.auxil.telegram_rules: texts over 4,096 UTF-16 units,
     captions over 1,024, empty texts, button data over 64 bytes, ...) with Telegram's 400 and
     keeps each refusal in `refused`; `flood` answers 429 once a test enables it.
     """

@@ -14,10 +14,10 @@ from sqlmodel import select
 from bot.context import Services
 from storage.db import unit_of_work
 from storage.models import Visit
-from tests.bot.conftest import World
-from tests.bot.field_helpers import customer_of, field_world
-from tests.bot.flow_helpers import answer_required_rest, question, start_new_company
-from tests.bot.record_helpers import card, make_customer
+from tests.auxil.field_helpers import customer_of, field_world
+from tests.auxil.flow_helpers import answer_required_rest, question, start_new_company
+from tests.auxil.record_helpers import card, make_customer
+from tests.auxil.world import World
 
 VISIT_TIME = "拜访时间?输入时间或日期,例如 15:30 或 11-21 15:30。刚拜访完?跳过即为现在。"
 

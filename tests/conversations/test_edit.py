@@ -15,9 +15,10 @@ from storage import customers as customer_store
 from storage import outbox, vault
 from storage.db import unit_of_work
 from storage.models import Customer, Reminder, Review
-from tests.bot.conftest import ADMIN_ID, World, start_app
-from tests.bot.flow_helpers import draft_of, labels, question, start_new_company
-from tests.bot.record_helpers import (
+from tests.auxil.customer_factory import staff_of
+from tests.auxil.fake_telegram import FakeTelegram, Person
+from tests.auxil.flow_helpers import draft_of, labels, question, start_new_company
+from tests.auxil.record_helpers import (
     COMPANY,
     audit_entries,
     card,
@@ -25,9 +26,8 @@ from tests.bot.record_helpers import (
     history_of,
     make_customer,
     sealed_of,
-    staff_of,
 )
-from tests.fake_telegram import FakeTelegram, Person
+from tests.auxil.world import ADMIN_ID, World, start_app
 
 LABEL = f"{COMPANY} · KH-2026-000001"
 

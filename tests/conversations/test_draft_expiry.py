@@ -17,9 +17,9 @@ from bot.settings import Settings, describe_errors
 from storage.crypto import Keyring
 from storage.db import SessionFactory, reading
 from storage.models import Draft
-from tests.bot.conftest import NOW, World
-from tests.bot.flow_helpers import draft_of, question
-from tests.fake_telegram import TOKEN, Person
+from tests.auxil.fake_telegram import TOKEN, Person
+from tests.auxil.flow_helpers import draft_of, question
+from tests.auxil.world import NOW, World
 
 DAYS = 14  # the default DRAFT_EXPIRY_DAYS
 EXPIRED = translate("zh", "flow.expired", title="新建客户", days=DAYS)

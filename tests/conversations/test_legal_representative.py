@@ -9,17 +9,17 @@ from conversations import new_customer
 from storage import vault
 from storage.db import unit_of_work
 from storage.models import Customer
-from tests.bot.conftest import ADMIN_ID, World
-from tests.bot.flow_helpers import labels
-from tests.bot.record_helpers import (
+from tests.auxil.fake_telegram import buttons
+from tests.auxil.flow_helpers import labels
+from tests.auxil.record_helpers import (
     audit_entries,
     card,
     customer_row,
     make_customer,
     sealed_of,
 )
-from tests.bot.test_edit import reviews, start_edit
-from tests.fake_telegram import buttons
+from tests.auxil.world import ADMIN_ID, World
+from tests.conversations.test_edit import reviews, start_edit
 
 
 async def test_it_is_sealed_masked_on_the_card_and_revealed_with_an_audit(world: World) -> None:

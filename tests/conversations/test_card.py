@@ -21,10 +21,10 @@ from storage.models import (
     ReviewStatus,
 )
 from storage.types import utcnow
-from tests.bot.conftest import World
-from tests.bot.customer_factory import add_customer, set_columns, staff_of
-from tests.bot.flow_helpers import audit_actions
-from tests.fake_telegram import Person, buttons
+from tests.auxil.customer_factory import add_customer, set_columns, staff_of
+from tests.auxil.fake_telegram import Person, buttons
+from tests.auxil.flow_helpers import audit_actions
+from tests.auxil.world import World
 
 FULL = {
     "short_name": "明远",

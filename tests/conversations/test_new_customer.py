@@ -11,8 +11,8 @@ from sqlmodel import select
 from storage import customers as customer_store
 from storage.db import unit_of_work
 from storage.models import BlindIndex, ChangeRecord, Review
-from tests.bot.conftest import World, start_app
-from tests.bot.flow_helpers import (
+from tests.auxil.fake_telegram import FakeTelegram, Person, buttons
+from tests.auxil.flow_helpers import (
     answer_required_rest,
     audit_actions,
     customers,
@@ -21,7 +21,7 @@ from tests.bot.flow_helpers import (
     question,
     start_new_company,
 )
-from tests.fake_telegram import FakeTelegram, Person, buttons
+from tests.auxil.world import World, start_app
 
 
 async def test_salesperson_enters_a_complete_customer(world: World) -> None:

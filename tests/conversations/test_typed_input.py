@@ -13,15 +13,15 @@ from typing import Any
 from storage import drafts
 from storage.db import unit_of_work
 from storage.staff import staff_by_telegram_id
-from tests.bot.conftest import World
-from tests.bot.flow_helpers import (
+from tests.auxil.fake_telegram import Person
+from tests.auxil.flow_helpers import (
     answer_required_rest,
     customers,
     draft_of,
     question,
     start_new_company,
 )
-from tests.fake_telegram import Person
+from tests.auxil.world import World
 
 EDIT_NOT_TAKEN = "修改过的消息不会作为回答。请把回答重新发送一条新消息。"
 

@@ -1,6 +1,6 @@
 """Every screen with the longest valid data still reaches the user (Telegram's limits).
 
-The fake Telegram refuses what Telegram refuses (tests/telegram_rules.py): a message over
+The fake Telegram refuses what Telegram refuses (tests/auxil/telegram_rules.py): a message over
 4,096 UTF-16 units, a caption over 1,024, a callback answer over 200, button data over 64
 bytes. Here every field of /new is typed at its longest, in characters of the CJK extension
 planes (two units each, the widest a valid answer can be), the customer gets many key
@@ -29,9 +29,10 @@ from storage.db import unit_of_work
 from storage.models import Customer
 from storage.reminders import Kind as ReminderKind
 from storage.reminders import Notice
-from tests.bot.conftest import World
-from tests.bot.record_helpers import make_customer, set_status, staff_of
-from tests.fake_telegram import Person, buttons
+from tests.auxil.customer_factory import staff_of
+from tests.auxil.fake_telegram import Person, buttons
+from tests.auxil.record_helpers import make_customer, set_status
+from tests.auxil.world import World
 
 
 def wide(length: int, seed: int = 0) -> str:

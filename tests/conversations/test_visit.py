@@ -12,8 +12,9 @@ from sqlmodel import col, select
 from bot.context import Services
 from storage.db import unit_of_work
 from storage.models import Attachment, ChangeRecord, Customer, Visit
-from tests.bot.conftest import World
-from tests.bot.field_helpers import (
+from tests.auxil.customer_factory import staff_of
+from tests.auxil.fake_telegram import Person, buttons
+from tests.auxil.field_helpers import (
     CUSTOMER,
     all_rows,
     customer_of,
@@ -23,10 +24,9 @@ from tests.bot.field_helpers import (
     restart,
     send_document,
     send_voice,
-    staff_of,
 )
-from tests.bot.flow_helpers import audit_actions, draft_of, labels, question
-from tests.fake_telegram import Person, buttons
+from tests.auxil.flow_helpers import audit_actions, draft_of, labels, question
+from tests.auxil.world import World
 
 
 @pytest.fixture
@@ -334,7 +334,7 @@ async def test_a_salesperson_cannot_log_a_visit_for_a_colleagues_customer(
     [visit] = await all_rows(world, Visit)
     assert (visit.customer_id, visit.salesperson_id) == (
         theirs.id,
-        (await staff_of(world, boss)).id,
+        (await staff_of(world.services.sessions, boss)).id,
     )
 
 
@@ -346,7 +346,7 @@ async def test_a_customer_handed_over_mid_flow_cannot_be_logged(world: World) ->
     await li.press("明远")
     await li.press("电话")
     await li.press("跳过其余")
-    new_owner = await staff_of(world, zhao)
+    new_owner = await staff_of(world.services.sessions, zhao)
     async with unit_of_work(world.services.sessions) as session:  # an admin hands it over
         row = await session.get(Customer, customer.id)
         assert row is not None

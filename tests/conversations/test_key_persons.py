@@ -10,9 +10,10 @@ from storage import customers as customer_store
 from storage import key_persons, search
 from storage.db import unit_of_work
 from storage.models import BlindIndex
-from tests.bot.conftest import World, start_app
-from tests.bot.flow_helpers import answer_required_rest, labels, question, start_new_company
-from tests.bot.record_helpers import (
+from tests.auxil.customer_factory import staff_of
+from tests.auxil.fake_telegram import FakeTelegram, Person
+from tests.auxil.flow_helpers import answer_required_rest, labels, question, start_new_company
+from tests.auxil.record_helpers import (
     COMPANY,
     audit_entries,
     card,
@@ -20,9 +21,8 @@ from tests.bot.record_helpers import (
     key_person_rows,
     make_customer,
     set_status,
-    staff_of,
 )
-from tests.fake_telegram import FakeTelegram, Person
+from tests.auxil.world import World, start_app
 
 TITLE = f"“{COMPANY} · KH-2026-000001”的关键联系人姓名?"
 

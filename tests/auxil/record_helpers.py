@@ -9,44 +9,32 @@ from sqlmodel import col, select
 from storage import customers as customer_store
 from storage import vault
 from storage.db import SessionFactory, unit_of_work
-from storage.models import AuditEntry, ChangeRecord, Customer, KeyPerson, Staff
-from storage.staff import staff_by_telegram_id
-from tests.bot.conftest import World
-from tests.fake_telegram import Person
-
-COMPANY = "杭州明远机械有限公司"
-
-
-async def staff_of(sessions: SessionFactory, person: Person) -> Staff:
-    async with unit_of_work(sessions) as session:
-        staff = await staff_by_telegram_id(session, person.id)
-    assert staff is not None
-    return staff
+from storage.models import AuditEntry, ChangeRecord, Customer, KeyPerson
+from tests.auxil.customer_factory import COMPANY, add_customer
+from tests.auxil.fake_telegram import Person
+from tests.auxil.world import World
 
 
 async def make_customer(
     world: World, owner: Person, *, status: str = "pending", name: str = COMPANY, **values: Any
 ) -> int:
     """A company customer of `owner`, entered as /new would, then put in `status`."""
-    actor = await staff_of(world.services.sessions, owner)
-    async with unit_of_work(world.services.sessions) as session:
-        customer = await customer_store.create_customer(
-            session,
-            keyring=world.services.keyring,
-            actor=actor,
-            values={
-                "kind": "company",
-                "name": name,
-                "source": "visit",
-                "customer_class": "B",
-                "stage": "green",
-                "deal_status": "none",
-                "consent_given": False,
-                **values,
-            },
-        )
-        customer.status = status
-        session.add(customer)
+    customer = await add_customer(
+        world.services.sessions,
+        world.services.keyring,
+        owner,
+        name,
+        status=status,
+        status_in_place=True,
+        **{
+            "source": "visit",
+            "customer_class": "B",
+            "stage": "green",
+            "deal_status": "none",
+            "consent_given": False,
+            **values,
+        },
+    )
     assert customer.id is not None
     return customer.id
 

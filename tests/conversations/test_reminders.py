@@ -42,9 +42,9 @@ from storage.models import (
     Visit,
 )
 from storage.reminders import Kind
-from tests.bot.conftest import ADMIN_ID, World, start_app
-from tests.bot.flow_helpers import audit_actions
-from tests.fake_telegram import TOKEN, FakeTelegram, Person, buttons
+from tests.auxil.fake_telegram import TOKEN, FakeTelegram, Person, buttons
+from tests.auxil.flow_helpers import audit_actions
+from tests.auxil.world import ADMIN_ID, World, start_app
 
 SHANGHAI = "Asia/Shanghai"  # UTC+8 all year (no DST)
 BERLIN = "Europe/Berlin"  # UTC+1 in winter, +2 in summer

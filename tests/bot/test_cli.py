@@ -19,7 +19,7 @@ from storage.crypto import Keyring, MasterKey, decode_master_key, new_master_key
 from storage.db import SessionFactory, make_engine, unit_of_work
 from storage.errors import Refused
 from storage.models import DataKey, Invite, Role, Staff, Team
-from tests.storage.settings_env import clean_settings_env
+from tests.auxil.settings_env import clean_settings_env
 
 COMMANDS = ("run", "migrate", "invite", "backup", "restore", "rotate-keys", "verify-audit")
 LINK = re.compile(r"^https://t\.me/archive_bot\?start=([A-Za-z0-9_-]{20,})$")

@@ -9,7 +9,7 @@ from sqlmodel import select
 from storage import audit
 from storage.db import SessionFactory, unit_of_work
 from storage.models import AuditEntry, Customer, Draft
-from tests.fake_telegram import Person, buttons
+from tests.auxil.fake_telegram import Person, buttons
 
 
 async def start_new_company(person: Person, name: str = "杭州明远机械有限公司") -> None:

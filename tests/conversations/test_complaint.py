@@ -12,18 +12,18 @@ from sqlmodel import col, select
 from bot.context import Services
 from storage.db import unit_of_work
 from storage.models import ChangeRecord, Complaint, Review
-from tests.bot.conftest import NOW, World
-from tests.bot.field_helpers import (
+from tests.auxil.customer_factory import staff_of
+from tests.auxil.fake_telegram import Person, buttons
+from tests.auxil.field_helpers import (
     CUSTOMER,
     all_rows,
     customer_of,
     denied,
     field_world,
     restart,
-    staff_of,
 )
-from tests.bot.flow_helpers import audit_actions, draft_of, labels, question
-from tests.fake_telegram import Person, buttons
+from tests.auxil.flow_helpers import audit_actions, draft_of, labels, question
+from tests.auxil.world import NOW, World
 
 EXPIRED = "这个按钮已过期,请使用最新的消息。"
 NOT_FOUND = "找不到该记录,或您无权查看。"
@@ -86,7 +86,7 @@ async def test_salesperson_logs_a_complaint_and_is_its_handler(world: World) -> 
     )
     assert labels(li.last_message()) == ["▶️ 开始处理", "✅ 填写处理结果"]
     [complaint] = await all_rows(world, Complaint)
-    me = await staff_of(world, li)
+    me = await staff_of(world.services.sessions, li)
     assert complaint.complaint_no == "TS-2026-000001"
     assert (complaint.customer_id, complaint.received_by, complaint.handler_id) == (
         customer.id,
@@ -188,7 +188,7 @@ async def test_a_manager_assigns_a_handler_who_is_told_and_resolves_it(world: Wo
     )
 
     [complaint] = await all_rows(world, Complaint)
-    handler = await staff_of(world, zhao)
+    handler = await staff_of(world.services.sessions, zhao)
     assert (complaint.status, complaint.handler_id) == ("resolved", handler.id)
     assert complaint.resolution == "免费更换损坏部件"
     assert complaint.feedback == "已电话告知,客户满意"
@@ -339,7 +339,7 @@ async def test_a_manager_changes_the_handler_from_the_list(world: World) -> None
     assert boss.last_text().startswith("👤 已改由 Zhao 处理。")
     assert zhao.last_text().startswith("📣 Boss 把一件投诉交给您处理:")
     second = (await all_rows(world, Complaint))[1]
-    assert second.handler_id == (await staff_of(world, zhao)).id
+    assert second.handler_id == (await staff_of(world.services.sessions, zhao)).id
     assert "complaint.assign" in await audit_actions(world.services.sessions)
 
 
@@ -410,5 +410,8 @@ async def test_an_approved_resolution_closes_the_complaint(world: World) -> None
     review_card = card_of(boss, world, "投诉处理结果")
     await boss.press("通过", review_card)
     [complaint] = await all_rows(world, Complaint)
-    assert (complaint.status, complaint.approver_id) == ("closed", (await staff_of(world, boss)).id)
+    assert (complaint.status, complaint.approver_id) == (
+        "closed",
+        (await staff_of(world.services.sessions, boss)).id,
+    )
     assert complaint.closed_at is not None

@@ -11,10 +11,10 @@ from conversations import find
 from storage import search
 from storage.db import unit_of_work
 from storage.models import Draft, RecordStatus
-from tests.bot.conftest import World, start_app
-from tests.bot.customer_factory import add_customer, follow_up, set_columns
-from tests.bot.flow_helpers import draft_of
-from tests.fake_telegram import Person, buttons
+from tests.auxil.customer_factory import add_customer, follow_up, set_columns
+from tests.auxil.fake_telegram import Person, buttons
+from tests.auxil.flow_helpers import draft_of
+from tests.auxil.world import World, start_app
 
 EXPIRED = "这个按钮已过期,请使用最新的消息。"
 LIST_EXPIRED = "这个列表已过期,请重新发送 /find。"

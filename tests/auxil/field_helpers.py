@@ -12,14 +12,13 @@ from typing import Any, TypeVar
 from sqlmodel import SQLModel, col, select
 
 from bot.context import Services
-from storage import customers as customer_store
 from storage.db import unit_of_work
-from storage.models import AuditEntry, Customer, Staff
-from storage.staff import staff_by_telegram_id
-from tests.bot.conftest import World, start_app
-from tests.fake_telegram import FakeTelegram, Person
+from storage.models import AuditEntry, Customer
+from tests.auxil.customer_factory import COMPANY, add_customer
+from tests.auxil.fake_telegram import FakeTelegram, Person
+from tests.auxil.world import World, start_app
 
-CUSTOMER = "杭州明远机械有限公司"
+CUSTOMER = COMPANY
 
 
 @dataclass
@@ -38,7 +37,7 @@ class FieldTelegram(FakeTelegram):
 
 @asynccontextmanager
 async def field_world(services: Services) -> AsyncIterator[World]:
-    """The bot on a FieldTelegram (tests/bot/conftest.py `world`, with the extras above)."""
+    """The bot on a FieldTelegram (tests/conftest.py `world`, with the extras above)."""
     telegram = FieldTelegram()
     app = await start_app(services, telegram)
     world = World(app, telegram, services, itertools.count(700_001))
@@ -68,31 +67,17 @@ async def send_voice(person: Person) -> list[dict[str, Any]]:
     return await person._feed(person._message(voice=voice))
 
 
-async def staff_of(world: World, person: Person) -> Staff:
-    async with unit_of_work(world.services.sessions) as session:
-        staff = await staff_by_telegram_id(session, person.id)
-    assert staff is not None
-    return staff
-
-
 async def customer_of(
     world: World, person: Person, name: str = CUSTOMER, **values: Any
 ) -> Customer:
     """A customer entered by `person`, straight through storage (class B, yellow apple)."""
-    actor = await staff_of(world, person)
-    async with unit_of_work(world.services.sessions) as session:
-        return await customer_store.create_customer(
-            session,
-            keyring=world.services.keyring,
-            actor=actor,
-            values={
-                "kind": "company",
-                "name": name,
-                "customer_class": "B",
-                "stage": "yellow",
-                **values,
-            },
-        )
+    return await add_customer(
+        world.services.sessions,
+        world.services.keyring,
+        person,
+        name,
+        **{"customer_class": "B", "stage": "yellow", **values},
+    )
 
 
 async def reload(world: World, customer: Customer) -> Customer:

@@ -18,10 +18,10 @@ from sqlmodel import col, select
 
 from storage.db import unit_of_work
 from storage.models import AuditEntry, DuplicateCheckCount, Review, Team
-from tests.bot.conftest import NOW, World
-from tests.bot.flow_helpers import question, start_new_company
-from tests.bot.record_helpers import card, make_customer
-from tests.fake_telegram import Person
+from tests.auxil.fake_telegram import Person
+from tests.auxil.flow_helpers import question, start_new_company
+from tests.auxil.record_helpers import card, make_customer
+from tests.auxil.world import NOW, World
 
 GROUP_ID = -100_321
 WEST_PHONE = "13900001111"
@@ -451,8 +451,8 @@ async def test_a_resubmitted_customer_is_checked_again_for_its_review(world: Wor
 async def test_after_a_restart_the_summary_repeats_the_warnings_without_a_look_up(
     world: World,
 ) -> None:
-    from tests.bot.conftest import start_app
-    from tests.fake_telegram import FakeTelegram
+    from tests.auxil.fake_telegram import FakeTelegram
+    from tests.auxil.world import start_app
 
     await west_customer(world)
     sales = await world.member("salesperson", "East", "Li")
@@ -480,7 +480,7 @@ def test_a_bad_daily_cap_is_refused_naming_the_setting(value: str) -> None:
     from pydantic import ValidationError
 
     from bot.settings import Settings, describe_errors
-    from tests.fake_telegram import TOKEN
+    from tests.auxil.fake_telegram import TOKEN
 
     with pytest.raises(ValidationError) as refused:
         Settings(  # type: ignore[call-arg]

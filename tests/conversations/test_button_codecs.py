@@ -11,7 +11,7 @@ from telegram.ext import CallbackQueryHandler
 
 from conversations import callback_data as buttons
 from conversations.callback_data import CODECS, Press
-from tests.bot.conftest import World
+from tests.auxil.world import World
 from tests.bot.test_forged_buttons import FORMS
 
 

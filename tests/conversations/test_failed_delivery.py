@@ -7,9 +7,9 @@ from typing import Any
 
 from storage import drafts
 from storage.db import unit_of_work
-from tests.bot.conftest import World, start_app
-from tests.bot.flow_helpers import question
-from tests.fake_telegram import FakeTelegram, Person, buttons
+from tests.auxil.fake_telegram import FakeTelegram, Person, buttons
+from tests.auxil.flow_helpers import question
+from tests.auxil.world import World, start_app
 
 SORRY = "Sorry, something went wrong. Please try again; your answers so far are kept."
 AGAIN = "This question did not reach you earlier, so nothing was taken yet. Here it is:"

@@ -1,7 +1,7 @@
 """What Telegram refuses, as both test fakes answer it (standard library only).
 
 Why: a fake that takes anything lets a test pass on a message Telegram would reject, so the
-page can never be shown to a real user. Both `tests.fake_telegram` (request layer) and
+page can never be shown to a real user. Both `tests.auxil.fake_telegram` (request layer) and
 `tests.e2e.fake_bot_api` (HTTP server) ask `refusal()` before answering a call, and answer
 400 with Telegram's own description; `FloodControl` answers 429 with `retry_after` when a
 test switches it on.

@@ -31,9 +31,10 @@ from storage.models import (
 )
 from storage.staff import staff_by_telegram_id
 from storage.types import utcnow
-from tests.bot.conftest import World, start_app
-from tests.bot.flow_helpers import audit_actions, customers, labels, question, start_new_company
-from tests.fake_telegram import FakeTelegram, Person, buttons
+from tests.auxil.customer_factory import staff_of
+from tests.auxil.fake_telegram import FakeTelegram, Person, buttons
+from tests.auxil.flow_helpers import audit_actions, customers, labels, question, start_new_company
+from tests.auxil.world import World, start_app
 
 GROUP_ID = -100_555
 RACES = 25  # the storage tests race 50 times per mix
@@ -84,13 +85,6 @@ def in_group(world: World, person: Person, group_id: int = GROUP_ID) -> Person:
     member = world.person(person.id, str(person.user["first_name"]))
     member.chat = {"id": group_id, "type": "group", "title": "East managers"}
     return member
-
-
-async def staff_row(world: World, person: Person) -> Staff:
-    async with unit_of_work(world.services.sessions) as session:
-        staff = await staff_by_telegram_id(session, person.id)
-    assert staff is not None
-    return staff
 
 
 async def the_review(world: World, customer_id: int | None = None) -> Review:
@@ -279,7 +273,7 @@ async def _approved_customer(world: World, manager: Person, sales: Person) -> Cu
 
 async def _propose(world: World, sales: Person, customer: Customer, **values: Any) -> Review:
     """A pending change filed through storage (what the edit flow's submit does)."""
-    actor = await staff_row(world, sales)
+    actor = await staff_of(world.services.sessions, sales)
     async with unit_of_work(world.services.sessions) as session:
         row = await session.get(Customer, customer.id)
         assert row is not None
@@ -341,8 +335,8 @@ async def _resolved_complaint(
     world: World, customer: Customer, sales: Person, handler: Person
 ) -> Review:
     """A complaint awaiting approval of its resolution, entered directly."""
-    received_by = await staff_row(world, sales)
-    handled_by = await staff_row(world, handler)
+    received_by = await staff_of(world.services.sessions, sales)
+    handled_by = await staff_of(world.services.sessions, handler)
     now = utcnow()
     async with unit_of_work(world.services.sessions) as session:
         complaint = Complaint(
@@ -391,7 +385,7 @@ async def test_a_complaint_resolution_is_approved_and_closes_the_complaint(world
     async with unit_of_work(world.services.sessions) as session:
         complaint = await session.get(Complaint, review.complaint_id)
     assert complaint is not None and complaint.status == "closed"
-    assert complaint.approver_id == (await staff_row(world, manager)).id
+    assert complaint.approver_id == (await staff_of(world.services.sessions, manager)).id
     assert complaint.closed_at is not None
     assert "投诉已关闭" in handler.last_text()
 
@@ -405,8 +399,11 @@ async def test_two_managers_deciding_at_once_give_exactly_one_decision(world: Wo
     chen = await world.member("manager", "East", "Chen")
     zhou = await world.member("manager", "East", "Zhou")
     sales = await world.member("salesperson", "East", "Li")
-    chen_id, zhou_id = (await staff_row(world, chen)).id, (await staff_row(world, zhou)).id
-    li = await staff_row(world, sales)
+    chen_id, zhou_id = (
+        (await staff_of(world.services.sessions, chen)).id,
+        (await staff_of(world.services.sessions, zhou)).id,
+    )
+    li = await staff_of(world.services.sessions, sales)
     for n in range(RACES):
         await quick_customer(world, li, f"同时审核测试 {n} 有限公司")
         chen_card, zhou_card = cards(world, chen.id)[-1], cards(world, zhou.id)[-1]
