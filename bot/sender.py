@@ -48,7 +48,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.i18n import Translator, pick_language
 from bot.reminder_text import Outgoing, render
-from conversations import review as review_chat
+from conversations import review_card as review_chat
 from storage import outbox
 from storage import reminders as store
 from storage import reviews as review_store

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import (
@@ -24,177 +23,37 @@ from telegram.error import BadRequest, TelegramError
 
 from bot.context import BotContext
 from bot.i18n import Translator, has_message, pick_language
-from conversations import duplicates, fit, runner
+from conversations import fit, runner
 from conversations import steps as s
-from conversations.callback_data import CARD, EDIT, REVIEW
+from conversations.callback_data import EDIT, REVIEW
 from conversations.keyboards import pager, with_pager
 from conversations.messages import is_harmless_edit_error
+from conversations.review_card import (
+    card_markup,
+    card_text,
+    group_card_text,
+    review_data,
+    subject,
+    when_text,
+)
 from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
 from storage import drafts, outbox, permissions
-from storage import fields as catalogue
 from storage import reviews as review_store
 from storage import staff as staff_store
 from storage.db import unit_of_work
 from storage.errors import Refused
 from storage.models import ReviewKind, ReviewStatus
-from storage.reviews import AlreadyDecided, Decision, Line, QueuePage, ReviewView
+from storage.reviews import AlreadyDecided, Decision, QueuePage, ReviewView
 
 log = logging.getLogger(__name__)
-PREFIX = REVIEW.prefixes[0]
-VALUE_LIMIT = 80
-# fields whose stored value is a choice with a label `choice.<field>.<value>` (messages.po)
-CHOICE_FIELDS = catalogue.choice_fields()
-COMPLAINT_CHOICES = frozenset({"type", "severity"})
-
-
-def _data(action: str, arg: object) -> str:
-    return REVIEW.data(PREFIX, action, arg)
 
 
 def _zone(timezone: str | None, context: BotContext) -> str:
     return timezone or context.services.settings.TIMEZONE
 
 
-def _when(moment: datetime | None, timezone: str) -> str:
-    if moment is None:
-        return ""
-    return moment.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M")
-
-
 def _translator(context: BotContext, language: str | None) -> Translator:
     return Translator(pick_language(language, None, context.services.settings.DEFAULT_LANGUAGE))
-
-
-# ---------------------------------------------------------------------------------------------
-# the card
-
-
-def subject(_: Translator, view: ReviewView) -> str:
-    """What the review is about, in a few words: `KH-2026-000001 · 杭州明远机械`."""
-    number = view.complaint_no or view.customer_no
-    parts = [p for p in (number, view.customer_name) if p]
-    return " · ".join(parts) if parts else _("review.subject_gone")
-
-
-def _value(_: Translator, view: ReviewView, field: str, value: Any) -> str:
-    if value is None:
-        return _("common.empty")
-    if isinstance(value, bool):
-        return _("common.yes" if value else "common.no")
-    if view.kind == ReviewKind.complaint_resolution and field in COMPLAINT_CHOICES:
-        text = _(f"review.complaint.{field}.{value}")
-    elif field in CHOICE_FIELDS:
-        text = _(f"choice.{field}.{value}")
-    elif isinstance(value, list):
-        text = ", ".join(str(v) for v in value)
-    else:
-        text = str(value)
-    return fit.clip(text, VALUE_LIMIT)
-
-
-def _label(_: Translator, view: ReviewView, field: str) -> str:
-    if view.kind == ReviewKind.complaint_resolution:
-        return _(f"review.field.{field}")
-    return _(f"field.{field}")
-
-
-def _line(_: Translator, view: ReviewView, line: Line) -> fit.Line:
-    label = _label(_, view, line.field)
-    if view.kind == ReviewKind.customer_change:
-        before = _value(_, view, line.field, line.before)
-        after = _value(_, view, line.field, line.after)
-        return (f"• {label}: ", fit.Slot(before), " → ", fit.Slot(after))
-    return (f"• {label}: ", fit.Slot(_value(_, view, line.field, line.after)))
-
-
-def state_line(_: Translator, view: ReviewView, timezone: str) -> str:
-    when = _when(view.decided_at, timezone)
-    if view.status == ReviewStatus.approved:
-        return _("review.state.approved", name=view.decider_name or "", when=when)
-    if view.status == ReviewStatus.rejected:
-        return _(
-            "review.state.rejected", name=view.decider_name or "", when=when, reason=view.reason
-        )
-    if view.status == ReviewStatus.withdrawn:
-        return _("review.state.withdrawn")
-    return _("review.state.pending")
-
-
-def card_text(_: Translator, view: ReviewView, timezone: str) -> str:
-    """The card: what, who submitted, the fields (masked), the before/after, the decision."""
-    lines: list[fit.Line] = [
-        _(f"review.title.{view.kind}"),
-        subject(_, view),
-        _(
-            "review.submitted",
-            name=view.submitter_name,
-            when=_when(view.submitted_at, timezone),
-            team=view.team_name or _("common.empty"),
-        ),
-    ]
-    if view.lines:
-        lines.append("")
-        if view.kind == ReviewKind.customer_change:
-            lines.append(_("review.changes_heading"))
-        lines += [_line(_, view, line) for line in view.lines]
-    if view.duplicates:
-        warned = duplicates.warnings(_, view.duplicates)
-        lines += ["", _("review.duplicates_heading"), *(fit.Slot(w) for w in warned)]
-    lines += ["", fit.Slot(state_line(_, view, timezone))]
-    if view.pending and view.viewer_is_submitter:
-        lines.append(_("review.own_note"))
-    return fit.compose(lines)
-
-
-def group_card_text(_: Translator, view: ReviewView, timezone: str) -> str:
-    """The card in a managers' group chat, where salespeople may read along: only the kind,
-    the record's number and the submitter; the details go to a manager privately (Open)."""
-    lines = [
-        _(f"review.title.{view.kind}"),
-        view.complaint_no or view.customer_no or _("review.subject_gone"),
-        _(
-            "review.submitted",
-            name=view.submitter_name,
-            when=_when(view.submitted_at, timezone),
-            team=view.team_name or _("common.empty"),
-        ),
-        "",
-    ]
-    if view.status == ReviewStatus.rejected:  # the reason may name the customer's details
-        when = _when(view.decided_at, timezone)
-        lines.append(_("review.state.rejected_short", name=view.decider_name or "", when=when))
-    else:
-        lines.append(state_line(_, view, timezone))
-    if view.pending:
-        lines.append(_("review.group_details"))
-    return "\n".join(lines)
-
-
-def card_markup(
-    _: Translator, view: ReviewView, *, for_deciders: bool, full: bool
-) -> InlineKeyboardMarkup | None:
-    """Approve / Reject while pending; a notice adds Open, the full card the customer's card."""
-    rows = []
-    if view.pending and for_deciders:
-        rows.append(
-            [
-                InlineKeyboardButton(_("review.button.approve"), callback_data=_data("a", view.id)),
-                InlineKeyboardButton(_("review.button.reject"), callback_data=_data("r", view.id)),
-            ]
-        )
-        if not full:
-            rows.append(
-                [InlineKeyboardButton(_("review.button.open"), callback_data=_data("o", view.id))]
-            )
-    if full and view.customer_name is not None:  # the card module shows it, with its history
-        rows.append(
-            [
-                InlineKeyboardButton(
-                    _("review.button.customer"), callback_data=CARD.data("cu", view.customer_id)
-                )
-            ]
-        )
-    return InlineKeyboardMarkup(rows) if rows else None
 
 
 async def _edit(
@@ -222,15 +81,6 @@ async def _edit(
 
 # ---------------------------------------------------------------------------------------------
 # notices
-
-
-def notice_card(
-    _: Translator, view: ReviewView, timezone: str, *, group: bool = False
-) -> tuple[str, InlineKeyboardMarkup | None]:
-    """The notice of a submission as the deciders get it (bot.sender delivers it); a group
-    chat's copy names only the record and the submitter."""
-    text = group_card_text(_, view, timezone) if group else card_text(_, view, timezone)
-    return text, card_markup(_, view, for_deciders=True, full=False)
 
 
 async def _send(
@@ -271,7 +121,8 @@ def _outcome_markup(_: Translator, view: ReviewView, approved: bool) -> InlineKe
                         _("review.button.correct"), callback_data=EDIT.data("ce", view.customer_id)
                     ),
                     InlineKeyboardButton(
-                        _("review.button.resubmit"), callback_data=_data("rs", view.customer_id)
+                        _("review.button.resubmit"),
+                        callback_data=review_data("rs", view.customer_id),
                     ),
                 ]
             ]
@@ -357,7 +208,7 @@ def refusal_text(_: Translator, refusal: Refused, timezone: str) -> str:
             if refusal.status == ReviewStatus.rejected
             else "review.already_closed"
         )
-        return _(key, name=refusal.decider_name, when=_when(refusal.decided_at, timezone))
+        return _(key, name=refusal.decider_name, when=when_text(refusal.decided_at, timezone))
     for key in (f"review.refused.{refusal.code}", f"refused.{refusal.code}"):
         if has_message(key):
             return _(key, limit=review_store.REASON_MAX)
@@ -656,7 +507,7 @@ def queue_message(
                 kind=_(f"review.kind.{item.kind}"),
                 subject=subject,
                 name=item.submitter_name,
-                when=_when(item.submitted_at, timezone),
+                when=when_text(item.submitted_at, timezone),
             )
             return f"{text} {_('review.queue_own')}" if item.own else text
 
@@ -666,11 +517,11 @@ def queue_message(
             [
                 InlineKeyboardButton(
                     fit.label(_("review.queue_open", n=n, subject=subject_label)),
-                    callback_data=_data("o", item.review_id),
+                    callback_data=review_data("o", item.review_id),
                 )
             ]
         )
-    rows = with_pager(rows, pager(page.page, page.pages, lambda p: _data("q", p)))
+    rows = with_pager(rows, pager(page.page, page.pages, lambda p: review_data("q", p)))
     return fit.compose(lines), InlineKeyboardMarkup(rows)
 
 
