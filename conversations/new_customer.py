@@ -77,6 +77,7 @@ STEPS = (
     Step("deal_status", Kind.CHOICE, required=True, choices=tuple(DealStatus)),
     Step("credit_status", parse=s.text(100)),
     Step("trade_notes", parse=s.text(1000)),
+    Step("legal_representative", parse=s.text(50), when=_company),
     Step("finance", Kind.YES_NO, required=True),
     Step("invoice_title", parse=s.text(100), when=_company_finance),
     Step(

@@ -103,6 +103,7 @@ CUSTOMER: tuple[FieldSpec, ...] = (
     _customer("region", shows=_KEY_FULL),
     _sealed("address", shows=_CARD_FULL),
     _customer("parent_org", shows=_FULL),
+    _sealed("legal_representative", shows=_CARD_FULL),
     _customer("size", shows=_FULL, choice=True),
     _customer("profile", shows=_FULL),
     _customer("source", shows=_KEY_FULL, choice=True),

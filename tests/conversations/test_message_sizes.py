@@ -60,6 +60,7 @@ LONGEST: dict[str, str] = {
     "wechat": wide(50, 8),
     "credit_status": wide(100, 9),
     "trade_notes": wide(1000, 10),
+    "legal_representative": wide(50, 15),
     "invoice_title": wide(100, 11),
     "tax_no": _tax_number(),
     "bank": wide(100, 12),

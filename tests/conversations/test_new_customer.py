@@ -44,6 +44,7 @@ async def test_salesperson_enters_a_complete_customer(world: World) -> None:
     await sales.press("首次成交")
     await sales.send("良好")  # credit
     await sales.send("2025 年采购 3 台")  # past trade
+    await sales.send("王建国")  # legal representative (sealed)
     await sales.press("是")  # financial data now
     await sales.send("杭州明远机械有限公司")  # invoice title
     await sales.send("91350100M000100Y43")  # tax number
@@ -83,6 +84,7 @@ async def test_salesperson_enters_a_complete_customer(world: World) -> None:
     assert sealed["tax_no"] == "91350100M000100Y43"
     assert sealed["consent_on"] == "2026-11-20"
     assert sealed["address"] == "杭州市西湖区文三路 100 号"
+    assert sealed["legal_representative"] == "王建国"
     assert [(r.kind, r.status) for r in reviews] == [("customer_new", "pending")]
     assert [h.action for h in history] == ["create"]
     assert sorted(i.kind for i in index) == ["phone", "phone", "phone", "tax_no"]
