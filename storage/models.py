@@ -150,6 +150,27 @@ class ReminderStatus(StrEnum):
     cancelled = "cancelled"
 
 
+class HandoverReason(StrEnum):
+    leave = "leave"  # 离职: deactivated
+    move = "move"  # 调岗: moved to another team
+
+
+class HandoverStatus(StrEnum):
+    open = "open"  # successors being chosen; the records still wait
+    done = "done"
+    cancelled = "cancelled"
+
+
+class Transfer(StrEnum):
+    """Why a customer changed hands: its history action and audit action."""
+
+    handover = "handover"  # 离职/调岗交接
+    reassign = "reassign"  # 在职继承
+    pool_release = "pool_release"  # into the team pool
+    pool_claim = "pool_claim"  # claimed from it by a salesperson
+    pool_assign = "pool_assign"  # assigned from it by a manager
+
+
 class Timestamped(SQLModel):
     """Created/updated stamps every table carries."""
 
@@ -178,6 +199,19 @@ class Staff(Timestamped, table=True):
     quiet_hours: str | None = Field(default=None, max_length=10)  # None: QUIET_HOURS setting
     active: bool = Field(default=True)
     version: int = Field(default=1)
+    # when the person last used the bot (the gate writes it at most once an hour), for /staff
+    last_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class TeamLead(SQLModel, table=True):
+    """A team a manager leads besides their own `Staff.team_id` (SPEC section 10: a sales
+    director over several teams)."""
+
+    __tablename__ = "team_leads"
+
+    staff_id: int = Field(foreign_key="staff.id", primary_key=True)
+    team_id: int = Field(foreign_key="teams.id", primary_key=True, index=True)
+    created_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime, nullable=False)
 
 
 class Invite(Timestamped, table=True):
@@ -267,6 +301,11 @@ class Customer(Timestamped, table=True):
     approved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     archived_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     destroyed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # in the team pool (公海) since then; `owner_id` keeps the last owner meanwhile, who no
+    # longer sees it as their own (storage.permissions)
+    pooled_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    # when the present owner claimed it from the pool: the claim limit counts these
+    claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     version: int = Field(default=1)
     # bumped with every write of `sealed`, which is bound to it (storage.vault.seal_customer)
     sealed_seq: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
@@ -501,3 +540,30 @@ class DuplicateCheckCount(SQLModel, table=True):
     staff_id: int = Field(foreign_key="staff.id", primary_key=True)
     day: date = Field(primary_key=True)
     count: int = Field(default=0)
+
+
+class Handover(Timestamped, table=True):
+    """交接: the records of someone who left or moved, waiting for their successors. Kept in
+    the database so a restart in the middle resumes it; `done` once everything moved."""
+
+    __tablename__ = "handovers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    from_staff_id: int = Field(foreign_key="staff.id", index=True)
+    started_by: int | None = Field(default=None, foreign_key="staff.id")  # None: command line
+    reason: str = Field(max_length=10)  # HandoverReason
+    new_team_id: int | None = Field(default=None, foreign_key="teams.id")  # a move's new team
+    successor_id: int | None = Field(default=None, foreign_key="staff.id")  # one for all
+    status: str = Field(default=HandoverStatus.open, max_length=10, index=True)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    version: int = Field(default=1)
+
+
+class HandoverPick(SQLModel, table=True):
+    """A split hand-over: this customer goes to this successor (the rest to `successor_id`)."""
+
+    __tablename__ = "handover_picks"
+
+    handover_id: int = Field(foreign_key="handovers.id", primary_key=True)
+    customer_id: int = Field(foreign_key="customers.id", primary_key=True)
+    successor_id: int = Field(foreign_key="staff.id")
