@@ -588,3 +588,48 @@ async def test_a_customer_with_many_records_moves_with_all_its_complaints(world:
         ).all()
     assert set(handlers) == {await staff_id(world, zhao)}
     assert "5 个处理中的投诉" in chen.last_text()
+
+
+async def test_a_deactivated_manager_is_refused_at_the_confirmation(world: World) -> None:
+    chen = await world.member("manager", "East", "Chen")
+    li = await world.member("salesperson", "East", "Li")
+    await world.member("salesperson", "East", "Zhao")
+    customer_id = await approved(world, li, "杭州明远机械有限公司")
+    card = await open_card(chen, customer_id)
+    await chen.press("改派", card)
+    await chen.press("Zhao")
+    confirmation = chen.last_message()
+    async with unit_of_work(world.services.sessions) as session:
+        manager = (await session.exec(select(Staff).where(Staff.display_name == "Chen"))).one()
+        manager.active = False
+        session.add(manager)
+    await chen.press_data(confirmation, data_of(confirmation, "确认改派"))
+    assert await owner_of(world, customer_id) == await staff_id(world, li)
+    assert await audit_of(world, "customer.reassign") == []
+    assert notices(world, li) == []
+
+
+async def test_cancel_and_clear_leave_everything_as_it_was(world: World) -> None:
+    chen = await world.member("manager", "East", "Chen")
+    li = await world.member("salesperson", "East", "Li")
+    await world.member("salesperson", "East", "Zhao")
+    ids = [await approved(world, li, f"客户{n}号") for n in range(2)]
+    card = await open_card(chen, ids[0])
+    await chen.press("改派", card)
+    await chen.press("Zhao")
+    await chen.press("取消")
+    assert "已取消,没有改派" in chen.last_text() and ra_data(chen.last_message()) == []
+    await chen.send("/my")
+    await chen.press("选择客户改派")
+    await chen.press_data(chen.last_message(), f"ra:t:{ids[0]}:0")
+    await chen.press_data(chen.last_message(), f"ra:t:{ids[1]}:0")
+    await chen.press_data(chen.last_message(), f"ra:t:{ids[1]}:0")  # untick
+    assert "已选 1 个" in chen.last_text()
+    await chen.press("清空选择")
+    assert "团队的客户" in chen.last_text()  # /my as it was
+    async with unit_of_work(world.services.sessions) as session:
+        assert (await session.exec(select(ReassignPick))).all() == []
+    assert "没有已选的客户" in await refused(chen, "ra:n")
+    li_id = await staff_id(world, li)
+    assert [await owner_of(world, i) for i in ids] == [li_id, li_id]
+    assert await audit_of(world, "customer.reassign") == []
