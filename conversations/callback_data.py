@@ -116,5 +116,7 @@ KEY_PERSONS = ButtonCodec("key persons", ("ck", "kp"))  # list, act on one
 EDIT = ButtonCodec("edit", ("ce",))  # ce:<customer id>
 REVIEW = ButtonCodec("review", ("rv",))  # rv:<action>:<id>
 REMINDERS = ButtonCodec("reminders", ("rm",))  # rm:<action>:<reminder id>[:<argument>]
+REASSIGN = ButtonCodec("reassign", ("ra",))  # ra:<action>[:<argument>...] (在职继承)
 
 CODECS = (FLOW, LANGUAGE, CARD, FIND, VISIT, COMPLAINT, KEY_PERSONS, EDIT, REVIEW, REMINDERS)
+CODECS += (REASSIGN,)

@@ -20,7 +20,15 @@ from telegram.error import Forbidden, TelegramError
 from bot.context import BotContext
 from bot.i18n import Translator, has_message
 from conversations import fit
-from conversations.callback_data import CARD, COMPLAINT, EDIT, KEY_PERSONS, VISIT, parse_id
+from conversations.callback_data import (
+    CARD,
+    COMPLAINT,
+    EDIT,
+    KEY_PERSONS,
+    REASSIGN,
+    VISIT,
+    parse_id,
+)
 from conversations.fit import Slot
 from conversations.keyboards import button, pager, rows_of
 from conversations.messages import edit_quietly
@@ -29,6 +37,7 @@ from storage.cards import CustomerCard, FieldChange, HistoryEntry, HistoryPage, 
 from storage.db import unit_of_work
 from storage.errors import NotFound
 from storage.models import RecordStatus
+from storage.reassign import offers_reassign
 from storage.validation import format_phone
 
 log = logging.getLogger(__name__)
@@ -122,8 +131,11 @@ def _button(_: Translator, key: str, data: str) -> InlineKeyboardButton:
     return button(_(key), data)
 
 
-def card_markup(_: Translator, card: CustomerCard) -> InlineKeyboardMarkup:
-    """What can be done from the card; archived records are read-only, pending ones wait."""
+def card_markup(
+    _: Translator, card: CustomerCard, *, reassign: bool = False
+) -> InlineKeyboardMarkup:
+    """What can be done from the card; archived records are read-only, pending ones wait;
+    `reassign` offers giving it to someone else (conversations.reassign checks the press)."""
     cid = card.id
     rows: list[list[InlineKeyboardButton]] = []
     if not card.read_only:
@@ -147,6 +159,8 @@ def card_markup(_: Translator, card: CustomerCard) -> InlineKeyboardMarkup:
     if card.revealable:
         last.insert(0, _button(_, "card.button.reveal", CARD.data("cr", cid)))
     rows.append(last)
+    if reassign:
+        rows.append([_button(_, "reassign.button.card", REASSIGN.data("ra", "o", cid))])
     return InlineKeyboardMarkup(rows)
 
 
@@ -233,8 +247,11 @@ async def _card(context: BotContext, customer_id: int) -> CustomerCard | None:
 async def _send_view(context: BotContext, chat_id: int, card: CustomerCard) -> None:
     _ = context._
     today = context.today
+    reassign = offers_reassign(
+        context.member, team_id=card.team_id, status=card.status, pooled=card.pooled
+    )
     await context.bot.send_message(
-        chat_id, card_text(_, card, today), reply_markup=card_markup(_, card)
+        chat_id, card_text(_, card, today), reply_markup=card_markup(_, card, reassign=reassign)
     )
 
 

@@ -27,7 +27,7 @@ from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 from bot.context import BotContext, Services
 from bot.i18n import Translator
 from conversations import fit, runner
-from conversations.callback_data import CARD, FIND, Press, parse_id
+from conversations.callback_data import CARD, FIND, REASSIGN, Press, parse_id
 from conversations.card import STATUS_MARKS
 from conversations.keyboards import button, pager, rows_of, with_pager
 from conversations.messages import close_buttons, edit_quietly
@@ -37,6 +37,7 @@ from storage.cards import CustomerList, ListEntry
 from storage.drafts import DraftMode, DraftState
 from storage.models import CustomerClass, RecordStatus, Staff, Stage
 from storage.permissions import Scope, view_scope
+from storage.reassign import may_reassign_any
 from storage.search import NO_FILTERS, Filters
 
 FLOW_NAME = "find"
@@ -537,11 +538,17 @@ def my_label(_: Translator, entry: ListEntry) -> str:
     return mark + name
 
 
-def my_markup(_: Translator, listed: CustomerList) -> InlineKeyboardMarkup | None:
+def my_markup(
+    _: Translator, listed: CustomerList, *, select: bool = False
+) -> InlineKeyboardMarkup | None:
+    """The list's cards and pages; `select` offers ticking customers to reassign them
+    together (conversations.reassign takes it from there)."""
     rows = [[button(fit.label(my_label(_, e), 64), CARD.data("cu", e.id))] for e in listed.entries]
     rows = with_pager(
         rows, pager(listed.page, listed.pages, lambda p: FIND.data("fm", p), counter=True)
     )
+    if select and listed.total:
+        rows.append([button(_("reassign.button.select"), REASSIGN.data("ra", "m", listed.page))])
     return InlineKeyboardMarkup(rows) if rows else None
 
 
@@ -550,7 +557,11 @@ async def _my_view(context: BotContext, page: int) -> tuple[str, InlineKeyboardM
         listed = await cards.my_customers(
             session, actor=context.member, today=context.today, page=page, page_size=PAGE_SIZE
         )
-    return my_text(context._, view_scope(context.member), listed), my_markup(context._, listed)
+    select = may_reassign_any(context.member)
+    return (
+        my_text(context._, view_scope(context.member), listed),
+        my_markup(context._, listed, select=select),
+    )
 
 
 async def my_command(update: Update, context: BotContext) -> None:

@@ -77,6 +77,8 @@ class CustomerCard:
     masked: dict[str, str | list[str]]
     pending_change: bool
     rejection_reason: str | None
+    team_id: int | None = None  # whose managers may reassign it (storage.reassign)
+    pooled: bool = False  # in the team pool: the pool's to assign, not to reassign
 
     @property
     def read_only(self) -> bool:
@@ -137,6 +139,8 @@ async def customer_card(
         masked=masked,
         pending_change=pending.first() is not None,
         rejection_reason=reason,
+        team_id=customer.team_id,
+        pooled=customer.pooled_at is not None,
     )
 
 

@@ -567,3 +567,15 @@ class HandoverPick(SQLModel, table=True):
     handover_id: int = Field(foreign_key="handovers.id", primary_key=True)
     customer_id: int = Field(foreign_key="customers.id", primary_key=True)
     successor_id: int = Field(foreign_key="staff.id")
+
+
+class ReassignPick(SQLModel, table=True):
+    """A customer someone ticked in /my to reassign with others (在职继承), with its owner when
+    ticked: the selection survives page turns and restarts, and is checked again on confirm."""
+
+    __tablename__ = "reassign_picks"
+
+    staff_id: int = Field(foreign_key="staff.id", primary_key=True)
+    customer_id: int = Field(foreign_key="customers.id", primary_key=True)
+    owner_id: int = Field(foreign_key="staff.id")
+    picked_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime, nullable=False)

@@ -186,8 +186,19 @@ def admins() -> list[Any]:
 
 def can_reassign(actor: Staff, team_id: int | None) -> bool:
     """Row "re-assign, hand-over": within the team for its managers, anywhere for admins.
-    Built for complaints (choosing their handler); customers' hand-over is not built yet."""
+    Complaints' handler and customers' owner (storage.reassign) both ask it."""
     return leads_team(actor, team_id)
+
+
+def can_reassign_customer(actor: Staff, customer: Customer, to_staff: Staff) -> bool:
+    """Row "re-assign, hand-over", for one customer and its new owner (在职继承): the actor may
+    reassign in the customer's team and in the new owner's (a manager: teams they lead, so
+    a customer leaves their teams only with an admin), and the new owner may be handed it."""
+    return (
+        can_reassign(actor, customer.team_id)
+        and can_reassign(actor, to_staff.team_id)
+        and can_be_handed_to(to_staff, to_staff.team_id)
+    )
 
 
 def can_be_handed_to(staff: Staff, team_id: int | None) -> bool:

@@ -60,6 +60,19 @@ FORMS = (
     "rm:s:1:X",
     "rm:d:1:X",
     "rm:a:X",
+    "ra:o:X",
+    "ra:T:cX:0",
+    "ra:T:c{cid}:X",
+    "ra:p:c{cid}:X:0",
+    "ra:p:c{cid}:1:X",
+    "ra:k:cX:1",
+    "ra:k:c{cid}:X",
+    "ra:y:c{cid}:X:1",
+    "ra:y:c{cid}:1:X",
+    "ra:y:s:X:0123456789",
+    "ra:m:X",
+    "ra:t:X:0",
+    "ra:t:{cid}:X",
 )
 
 

@@ -79,6 +79,10 @@ backup                                        -      no    no      no        yes
 keys                                          -      no    no      no        yes   no
 audit log                                     -      no    no      no        yes   no
 reminder samples (/testreminder)              -      no    no      no        yes   no
+reassign a customer to a teammate            own    no    yes     no        yes   no
+reassign a customer to a teammate            team   no    yes     no        yes   no
+reassign a customer to a teammate            other  no    no      no        yes   no
+reassign a customer out of the team          team   no    no      no        yes   no
 claim from the team pool                      own    yes   no      no        no    no
 claim from the team pool                      team   yes   no      no        no    no
 claim from the team pool                      other  no    no      no        no    no
@@ -137,6 +141,10 @@ ACTIONS: dict[str, Check] = {
     "keys": lambda a, c: p.can_manage_keys(a),
     "audit log": lambda a, c: p.can_read_audit_log(a),
     "reminder samples (/testreminder)": lambda a, c: p.can_send_samples(a),
+    "reassign a customer to a teammate": lambda a, c: p.can_reassign_customer(
+        a, c, TEAMMATE if c.team_id == TEAM_A else OUTSIDER
+    ),
+    "reassign a customer out of the team": lambda a, c: p.can_reassign_customer(a, c, OUTSIDER),
     "claim from the team pool": lambda a, c: p.can_claim_from_pool(a, c.team_id),
     "assign from the team pool": lambda a, c: p.can_assign_from_pool(a, c.team_id),
     "import from a spreadsheet": lambda a, c: p.can_import(a, c.team_id),
