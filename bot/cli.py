@@ -294,6 +294,9 @@ def cmd_staff(args: argparse.Namespace) -> int:
             await preflight.migrate(settings.database_url)
             result: int = await args.staff_run(services, args)
             return result
+        except cli_staff.Refusal as refusal:
+            print(f"Cannot {args.staff_command}: {refusal}", file=sys.stderr)
+            return 2
         finally:
             await services.dispose()
 
