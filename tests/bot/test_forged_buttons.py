@@ -60,6 +60,11 @@ FORMS = (
     "rm:s:1:X",
     "rm:d:1:X",
     "rm:a:X",
+    "sf:l:X:0",
+    "sf:p:X:0:0",
+    "sf:q:X:1:d",
+    "sf:ok:1:X:m:1",
+    "sf:tv:X",
 )
 
 

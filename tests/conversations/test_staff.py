@@ -10,10 +10,12 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import event, func
 from sqlmodel import select
 
 from bot.i18n import translate
+from conversations.callback_data import RECORD_ID_MAX
 from storage import staff as staff_store
 from storage.db import unit_of_work
 from storage.models import Draft, Handover, HandoverReason, Role, Staff, Team
@@ -21,6 +23,7 @@ from tests.auxil.customer_factory import add_customer, staff_of
 from tests.auxil.fake_telegram import Person, buttons
 from tests.auxil.flow_helpers import audit_actions, start_new_company
 from tests.auxil.world import NOW, World, start_app
+from tests.bot.test_forged_buttons import BAD_IDS
 
 DEACTIVATED = translate("zh", "access.deactivated")
 
@@ -328,6 +331,49 @@ async def test_malformed_staff_buttons_are_expired(world: World) -> None:
     for forged in ("sf:p:²:0:0", "sf:l:0:2", "sf:ok:1:1:z", "sf:q:1:1:r:boss", "sf:ok:1:x:d"):
         await admin.press_data(admin.last_message(), forged)
         assert admin.last_answer() == translate("zh", "button.expired"), forged
+
+
+ADMIN_FORMS = (
+    "sf:l:X:0",
+    "sf:l:0:X",
+    "sf:p:X:0:0",
+    "sf:p:{li}:X:0",
+    "sf:r:X:1",
+    "sf:r:{li}:X",
+    "sf:m:{li}:1:X",
+    "sf:rt:{li}:1:manager:X",
+    "sf:at:X:1:0",
+    "sf:q:X:1:d",
+    "sf:q:{li}:1:m:X",
+    "sf:q:{li}:1:r:manager:X",
+    "sf:ok:X:1:d",
+    "sf:ok:{li}:X:d",
+    "sf:ok:{li}:1:m:X",
+    "sf:ok:{li}:1:a:X",
+    "sf:t:X",
+    "sf:tv:X",
+    "sf:tr:X",
+)
+
+
+@pytest.mark.parametrize("form", ADMIN_FORMS)
+async def test_an_admin_forging_ids_gets_a_polite_answer(world: World, form: str) -> None:
+    caught: list[BaseException | None] = []
+
+    async def record(update: object, context: Any) -> None:
+        caught.append(context.error)
+
+    world.app.add_error_handler(record)
+    admin = world.admin()
+    li = await row(world, await world.member("salesperson", name="Li"))
+    await admin.send("/staff")
+    for bad in (*BAD_IDS, str(RECORD_ID_MAX)):
+        before = len(world.telegram.answers())
+        data = form.format(li=li.id).replace("X", bad)
+        await admin.press_data(admin.last_message(), data)
+        answers = world.telegram.answers()[before:]
+        assert caught == [] and len(answers) == 1, (data, caught, answers)
+    assert (await row(world, world.person(li.telegram_id))).active
 
 
 async def test_a_stale_confirmation_is_refused(world: World) -> None:
