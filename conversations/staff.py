@@ -326,21 +326,38 @@ class Change:
         return None
 
 
-def change_text(_: Translator, change: Change, staff: Staff, team: Team | None) -> str:
-    """The change in words, naming the person: what the confirmation asks and the result says."""
+def change_text(
+    _: Translator, change: Change, staff: Staff, team: Team | None, *, done: bool = False
+) -> str:
+    """The change in words, naming the person: as the confirmation asks it, or (`done`) as the
+    result says it."""
     name = fit.clip(staff.display_name, 200)
     team_name = fit.clip(team.name, TEAM_LIMIT) if team else ""
-    if change.code == "d":
-        return _("staff.change.deactivate", name=name)
-    if change.code == "a":
-        if team is not None:
-            return _("staff.change.reactivate_team", name=name, team=team_name)
-        return _("staff.change.reactivate", name=name)
-    if change.code == "m":
-        return _("staff.change.move", name=name, team=team_name)
     role = role_name(_, change.role or "")
+    if change.code == "d":
+        if done:
+            return _("staff.result.deactivate", name=name)
+        return _("staff.change.deactivate", name=name)
+    if change.code == "a" and team is not None:
+        if done:
+            return _("staff.result.reactivate_team", name=name, team=team_name)
+        return _("staff.change.reactivate_team", name=name, team=team_name)
+    if change.code == "a":
+        return (
+            _("staff.result.reactivate", name=name)
+            if done
+            else _("staff.change.reactivate", name=name)
+        )
+    if change.code == "m":
+        if done:
+            return _("staff.result.move", name=name, team=team_name)
+        return _("staff.change.move", name=name, team=team_name)
     if team is not None:
+        if done:
+            return _("staff.result.role_team", name=name, role=role, team=team_name)
         return _("staff.change.role_team", name=name, role=role, team=team_name)
+    if done:
+        return _("staff.result.role", name=name, role=role)
     return _("staff.change.role", name=name, role=role)
 
 
@@ -673,10 +690,7 @@ async def _on_confirm(query: CallbackQuery, context: BotContext, press: Press) -
         return
     await context.send_queued(queued)
     shown_team = team if change.code != "d" else None
-    lines: list[fit.Line] = [
-        _("staff.done"),
-        fit.Slot(change_text(_, change, done.staff, shown_team)),
-    ]
+    lines: list[fit.Line] = [fit.Slot(change_text(_, change, done.staff, shown_team, done=True))]
     rows: list[Row] = []
     if done.handover is not None and held is not None:
         lines += ["", _("staff.handover_opened"), *holdings_lines(_, held)]

@@ -150,7 +150,7 @@ async def test_deactivating_asks_first_then_refuses_every_next_update(world: Wor
     assert "Deactivate Li?" in admin.last_text()
     assert await row(world, li) is not None and (await row(world, li)).active  # only asked
     await admin.press("Confirm")
-    assert "✅ Done:" in admin.last_text()
+    assert "is deactivated" in admin.last_text()
     staff = await row(world, li)
     assert (staff.active, staff.version) == (False, 2)
     async with unit_of_work(world.services.sessions) as session:
@@ -197,6 +197,9 @@ async def test_moving_someone_moves_them_at_once_and_tells_them(world: World) ->
     await admin.press("West")
     assert "Move Li to team West?" in admin.last_text()
     await admin.press("Confirm")
+    assert "✅ Li has moved to team West." in admin.last_text()
+    assert "hand-over is open" in admin.last_text() and "Holds: 1 customers" in admin.last_text()
+    assert "Choose successors" in str(buttons(admin.last_message()))
     staff = await row(world, li)
     async with unit_of_work(world.services.sessions) as session:
         west = await staff_store.team_by_name(session, "West")
@@ -218,6 +221,7 @@ async def test_changing_a_role_is_confirmed_and_the_person_told_in_their_languag
     await admin.press("Manager")
     assert "Make Li a Manager?" in admin.last_text()
     await admin.press("Confirm")
+    assert admin.last_text() == "✅ Li is now a Manager in team East."
     assert (await row(world, li)).role == Role.manager
     assert li.last_text().startswith("您的角色已改为:销售经理")
     await li.send("/help")
@@ -443,7 +447,7 @@ async def test_restart_between_the_question_and_the_press(world: World) -> None:
     world.app = await start_app(world.services, world.telegram)  # a new process
     admin.app = world.app
     await admin.press("Confirm", confirmation)
-    assert "✅ Done:" in admin.last_text()
+    assert "is deactivated" in admin.last_text()
     assert not (await row(world, li)).active
 
 
