@@ -212,9 +212,9 @@ async def _change(services: Services, args: argparse.Namespace) -> int:
     print(_describe(done, moved_to.name if moved_to else None))
     if done.handover is not None and held is not None:
         print(
-            f"hand-over {done.handover.id} is open: {held.customers} customers, "
-            f"{held.complaints} open complaints, {held.reviews} pending reviews, "
-            f"{held.followups} follow-ups due; choose successors in the bot (/staff) "
+            f"hand-over {done.handover.id} is open: {held.customers} customers "
+            f"({held.followups} with a follow-up planned), {held.complaints} open complaints, "
+            f"{held.reviews} pending reviews; choose successors in the bot (/staff) "
             f"or with `staff handover {done.staff.id} --to ID`"
         )
     return 0

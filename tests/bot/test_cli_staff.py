@@ -97,7 +97,10 @@ async def test_deactivate_by_staff_id_or_telegram_id_and_the_hand_over(
     assert await cli("deactivate", str(li.id)) == 0
     out = capsys.readouterr().out
     assert f"deactivated {li.id} (Li)" in out
-    assert "hand-over" in out and "is open: 2 customers, 0 open complaints" in out
+    assert (
+        "hand-over" in out
+        and "is open: 2 customers (0 with a follow-up planned), 0 open complaints" in out
+    )
     assert not (await _row(session_factory, li.id)).active
     async with unit_of_work(session_factory) as session:
         (handover,) = (await session.exec(select(Handover))).all()

@@ -177,7 +177,10 @@ async def test_deactivating_someone_who_holds_records_opens_a_hand_over(world: W
     await admin.press("Deactivate")
     await admin.press("Confirm")
     text = admin.last_text()
-    assert "hand-over is open" in text and "3 customers, 0 open complaints" in text
+    assert (
+        "hand-over is open" in text
+        and "3 customers (0 with a follow-up planned), 0 open complaints" in text
+    )
     (handover,) = await handovers(world)
     assert (handover.reason, handover.from_staff_id) == (
         HandoverReason.leave,
