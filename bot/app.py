@@ -25,7 +25,18 @@ from bot.errors import on_error
 from bot.gate import recognise
 from bot.i18n import LANGUAGES, translate
 from conversations import callback_data as buttons
-from conversations import card, complaint, edit, find, key_persons, reminders, review, runner, visit
+from conversations import (
+    card,
+    complaint,
+    edit,
+    find,
+    key_persons,
+    reminders,
+    review,
+    runner,
+    staff,
+    visit,
+)
 from conversations import reassign as reassign_flow
 from storage import search
 from storage import staff as staff_store
@@ -89,6 +100,7 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CommandHandler("my", find.my_command, filters=private),
             CommandHandler("review", review.queue_command, filters=private),
             CommandHandler("testreminder", reminders.testreminder_command, filters=private),
+            CommandHandler("staff", staff.staff_command, filters=private),
             CommandHandler(
                 "setgroup",
                 review.setgroup_command,
@@ -106,6 +118,7 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CallbackQueryHandler(review.on_button, pattern=buttons.REVIEW.pattern),
             CallbackQueryHandler(reminders.on_button, pattern=buttons.REMINDERS.pattern),
             CallbackQueryHandler(reassign_flow.on_button, pattern=buttons.REASSIGN.pattern),
+            CallbackQueryHandler(staff.on_button, pattern=buttons.STAFF.pattern),
             CallbackQueryHandler(commands.stale_button),
             # messages: edits (never answers), unknown commands, answers, everything else
             MessageHandler(edited, commands.edited_message),

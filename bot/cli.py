@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 from pydantic import ValidationError
 
-from bot import logs, preflight
+from bot import cli_staff, logs, preflight
 from bot.settings import Settings, describe_errors
 
 if TYPE_CHECKING:
@@ -284,6 +284,25 @@ def cmd_verify_audit(args: argparse.Namespace) -> int:
     return asyncio.run(verify())
 
 
+def cmd_staff(args: argparse.Namespace) -> int:
+    """`staff <subcommand>` (bot.cli_staff): changes are audited, so this needs the keys."""
+    settings = load_settings()
+    services = _services(settings)
+
+    async def run() -> int:
+        try:
+            await preflight.migrate(settings.database_url)
+            result: int = await args.staff_run(services, args)
+            return result
+        except cli_staff.Refusal as refusal:
+            print(f"Cannot {args.staff_command}: {refusal}", file=sys.stderr)
+            return 2
+        finally:
+            await services.dispose()
+
+    return checked(lambda: asyncio.run(run()))
+
+
 def cmd_not_yet(args: argparse.Namespace) -> int:
     print(
         f"'{args.command}' is not available yet: backups arrive with a later release.",
@@ -324,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID:MAC",
         help="a head printed earlier (or sent to admins): fail if the log no longer reaches it",
     )
+    cli_staff.add_group(sub)
     sub.add_parser("backup", help="back up the database (not available yet)")
     sub.add_parser("restore", help="restore a backup (not available yet)")
     sub.add_parser("new-key", help="print a fresh master key for ENCRYPTION_KEYS")
@@ -336,6 +356,7 @@ HANDLERS = {
     "invite": cmd_invite,
     "rotate-keys": cmd_rotate_keys,
     "verify-audit": cmd_verify_audit,
+    "staff": cmd_staff,
     "backup": cmd_not_yet,
     "restore": cmd_not_yet,
     "new-key": cmd_new_key,

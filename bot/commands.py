@@ -7,6 +7,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from bot.context import BotContext
 from bot.i18n import LANGUAGES
 from conversations import fit, runner
+from conversations import staff as staff_flow
 from conversations.callback_data import LANGUAGE
 from conversations.invite import FLOW as INVITE_FLOW
 from conversations.new_customer import FLOW as NEW_CUSTOMER_FLOW
@@ -26,6 +27,7 @@ MENU_COMMANDS = (
     "my",
     "review",
     "invite",
+    "staff",
     "cancel",
     "lang",
     "help",
@@ -38,6 +40,7 @@ def commands_for(member: Staff) -> tuple[str, ...]:
         *_STAFF_COMMANDS,
         *(["review"] if permissions.is_decider(member) else []),
         *(["invite"] if permissions.roles_inviteable_by(member) else []),
+        *(["staff"] if staff_flow.may_open(member) else []),
         *(["testreminder"] if permissions.can_send_samples(member) else []),
     ]
     return (*offered, *_OWN_COMMANDS)

@@ -16,6 +16,7 @@ from bot.context import LANGUAGE_KEY, BotContext
 from bot.i18n import pick_language, translate
 from storage import staff as staff_store
 from storage.db import reading, unit_of_work
+from storage.models import Staff
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +71,7 @@ async def _recognise(update: Update, context: BotContext) -> None:
         )
     )
     if staff is not None and staff.active:
-        if staff.language is None:  # e.g. a configured admin's first message: remember it
-            async with unit_of_work(services.sessions) as session:
-                await staff_store.set_language(
-                    session, staff_id=staff.id or 0, language=context.language
-                )
-            staff.language = context.language
+        await _remember(context, staff)
         context.staff = staff
         return
     if is_join_attempt(update):
@@ -90,6 +86,25 @@ async def _recognise(update: Update, context: BotContext) -> None:
     except TelegramError as failure:  # the refusal is logged; no second attempt
         log.warning("could not refuse update %s: %s", update.update_id, type(failure).__name__)
     raise ApplicationHandlerStop
+
+
+async def _remember(context: BotContext, staff: Staff) -> None:
+    """Keep a member's language (a configured admin's first message) and, at most once an hour,
+    when they were last seen (/staff shows it): most updates write nothing."""
+    now = context.services.clock()
+    seen_due = staff_store.seen_is_due(staff, now)
+    if staff.language is not None and not seen_due:
+        return
+    async with unit_of_work(context.services.sessions) as session:
+        if staff.language is None:
+            await staff_store.set_language(
+                session, staff_id=staff.id or 0, language=context.language
+            )
+        if seen_due:
+            await staff_store.note_seen(session, staff_id=staff.id or 0, now=now)
+    staff.language = staff.language or context.language
+    if seen_due:
+        staff.last_seen_at = now
 
 
 async def _fail_closed(update: Update, context: BotContext, error: Exception) -> None:

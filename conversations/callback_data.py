@@ -117,6 +117,23 @@ EDIT = ButtonCodec("edit", ("ce",))  # ce:<customer id>
 REVIEW = ButtonCodec("review", ("rv",))  # rv:<action>:<id>
 REMINDERS = ButtonCodec("reminders", ("rm",))  # rm:<action>:<reminder id>[:<argument>]
 REASSIGN = ButtonCodec("reassign", ("ra",))  # ra:<action>[:<argument>...] (在职继承)
+STAFF = ButtonCodec("staff", ("sf",))  # sf:<action>:<staff or team id>[:…] (conversations/staff)
+# built here for /staff's buttons, routed by the features that handle them (hand-over: `ho:o:<id>`
+# "choose successors"; teams led: `tl:<staff id>`), which add them to CODECS with their route
+HANDOVER = ButtonCodec("hand-over", ("ho",))
+TEAMS_LED = ButtonCodec("teams led", ("tl",))
 
-CODECS = (FLOW, LANGUAGE, CARD, FIND, VISIT, COMPLAINT, KEY_PERSONS, EDIT, REVIEW, REMINDERS)
-CODECS += (REASSIGN,)
+CODECS = (
+    FLOW,
+    LANGUAGE,
+    CARD,
+    FIND,
+    VISIT,
+    COMPLAINT,
+    KEY_PERSONS,
+    EDIT,
+    REVIEW,
+    REMINDERS,
+    REASSIGN,
+    STAFF,
+)

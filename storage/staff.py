@@ -4,18 +4,32 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from enum import StrEnum
 
+from sqlalchemy import func, or_, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import audit, permissions
+from storage import audit, drafts, permissions
+from storage import handover as handover_store
 from storage.crypto import random_token
-from storage.errors import Refused
-from storage.models import AuditEntry, Invite, Staff, Team
+from storage.errors import NotFound, Refused
+from storage.models import (
+    AuditEntry,
+    Handover,
+    HandoverReason,
+    HandoverStatus,
+    Invite,
+    Role,
+    Staff,
+    Team,
+)
 from storage.types import utcnow
+from storage.validation import printable
 
-MAX_NAME = 100
+MAX_NAME = 100  # a team's name (the column's length)
 REFUSAL_AUDIT_EVERY = timedelta(hours=1)
 
 
@@ -61,9 +75,7 @@ async def team_by_name(session: AsyncSession, name: str) -> Team | None:
 
 
 async def get_or_create_team(session: AsyncSession, name: str, *, actor: Staff | None) -> Team:
-    name = name.strip()
-    if not name or len(name) > MAX_NAME:
-        raise Refused("team_name")
+    name = clean_team_name(name)
     team = await team_by_name(session, name)
     if team is None:
         if actor is not None and not permissions.can_manage_staff(actor):
@@ -248,24 +260,6 @@ async def refresh_display_name(session: AsyncSession, *, staff_id: int, name: st
         session.add(staff)
 
 
-async def deactivate(session: AsyncSession, *, actor: Staff | None, staff_id: int) -> Staff:
-    if actor is not None and not permissions.can_manage_staff(actor):
-        raise Refused("not_allowed")
-    staff = await session.get(Staff, staff_id)
-    if staff is None:
-        raise Refused("not_found")
-    staff.active, staff.updated_at = False, utcnow()
-    session.add(staff)
-    await audit.record(
-        session,
-        action="staff.deactivate",
-        actor_staff_id=actor.id if actor else None,
-        entity="staff",
-        entity_id=staff.id,
-    )
-    return staff
-
-
 async def record_refusal(
     session: AsyncSession, *, telegram_id: int | None, reason: str, kind: str
 ) -> bool:
@@ -293,3 +287,465 @@ async def record_refusal(
         detail={"reason": reason, "update": kind},
     )
     return True
+
+
+# ---------------------------------------------------------------------------------------------
+# last activity
+
+
+SEEN_EVERY = timedelta(hours=1)
+
+
+def seen_is_due(staff: Staff, now: datetime) -> bool:
+    """Whether the gate should write `last_seen_at` now: at most once per `SEEN_EVERY`."""
+    return staff.last_seen_at is None or now - staff.last_seen_at >= SEEN_EVERY
+
+
+async def note_seen(session: AsyncSession, *, staff_id: int, now: datetime) -> bool:
+    """Record that the person used the bot; one conditional UPDATE, so two updates at once
+    write once. It leaves `version` alone: being seen is no change to the person."""
+    result = await session.exec(
+        update(Staff)
+        .where(
+            col(Staff.id) == staff_id,
+            or_(col(Staff.last_seen_at).is_(None), col(Staff.last_seen_at) <= now - SEEN_EVERY),
+        )
+        .values(last_seen_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------------------------
+# teams: create and rename (admins)
+
+
+def clean_team_name(name: str) -> str:
+    """A team name as stored: control characters out, spaces collapsed, 1 to MAX_NAME long."""
+    name = " ".join(printable(name).split())
+    if not name or len(name) > MAX_NAME:
+        raise Refused("team_name")
+    return name
+
+
+async def _team_named_like(session: AsyncSession, name: str, *, other_than: int | None) -> bool:
+    """Whether another team has this name, ignoring case ("East" and "east" are one team)."""
+    query = select(Team.id).where(func.lower(Team.name) == name.lower())
+    if other_than is not None:
+        query = query.where(col(Team.id) != other_than)
+    return (await session.exec(query)).first() is not None
+
+
+async def _acting_admin(session: AsyncSession, actor: Staff | None) -> Staff | None:
+    """The actor as the database has them now (an admin deactivated a moment ago acts no more);
+    None for the command line, the server's operator."""
+    if actor is None:
+        return None
+    fresh = await session.get(Staff, actor.id, populate_existing=True)
+    if fresh is None or not permissions.can_manage_staff(fresh):
+        raise Refused("not_allowed")
+    return fresh
+
+
+async def create_team(session: AsyncSession, *, actor: Staff | None, name: str) -> Team:
+    """A new team; its name unique (ignoring case) and clean."""
+    actor = await _acting_admin(session, actor)
+    name = clean_team_name(name)
+    if await _team_named_like(session, name, other_than=None):
+        raise Refused("team_exists")
+    team = Team(name=name)
+    try:
+        async with session.begin_nested():  # two admins creating one name at once: one wins
+            session.add(team)
+            await session.flush()
+    except IntegrityError:
+        raise Refused("team_exists") from None
+    await audit.record(
+        session,
+        action="team.create",
+        actor_staff_id=actor.id if actor else None,
+        actor_telegram_id=actor.telegram_id if actor else None,
+        entity="team",
+        entity_id=team.id,
+    )
+    return team
+
+
+async def rename_team(
+    session: AsyncSession,
+    *,
+    actor: Staff | None,
+    team_id: int,
+    name: str,
+    expected_name: str | None = None,
+) -> Team:
+    """Give a team a new name. `expected_name` is the name the actor saw: if someone renamed it
+    meanwhile, this rename is refused (`stale`) rather than overwriting theirs."""
+    actor = await _acting_admin(session, actor)
+    name = clean_team_name(name)
+    team = await session.get(Team, team_id, with_for_update=True, populate_existing=True)
+    if team is None:
+        raise Refused("not_found")
+    if expected_name is not None and team.name != expected_name:
+        raise Refused("stale")
+    if team.name == name:
+        raise Refused("unchanged")
+    if await _team_named_like(session, name, other_than=team.id):
+        raise Refused("team_exists")
+    old = team.name
+    try:
+        async with session.begin_nested():
+            team.name, team.updated_at = name, utcnow()
+            session.add(team)
+            await session.flush()
+    except IntegrityError:
+        team.name = old
+        raise Refused("team_exists") from None
+    await audit.record(
+        session,
+        action="team.rename",
+        actor_staff_id=actor.id if actor else None,
+        actor_telegram_id=actor.telegram_id if actor else None,
+        entity="team",
+        entity_id=team.id,
+    )
+    return team
+
+
+# ---------------------------------------------------------------------------------------------
+# reading staff: admins everyone, managers their teams (read-only)
+
+
+@dataclass(frozen=True)
+class StaffPage:
+    """One page of the staff an actor may see, ordered by team then name."""
+
+    entries: list[Staff]
+    teams: dict[int, Team]  # every team an entry works in
+    total: int
+    page: int
+    pages: int
+
+
+async def visible_teams(session: AsyncSession, actor: Staff | None) -> list[Team]:
+    """The teams whose staff `actor` may read (the command line: all)."""
+    every = await teams(session)
+    if actor is None:
+        return every
+    return [t for t in every if permissions.can_view_staff(actor, t.id)]
+
+
+async def staff_page(
+    session: AsyncSession,
+    *,
+    actor: Staff | None,
+    team_id: int | None = None,
+    include_inactive: bool = False,
+    page: int = 0,
+    page_size: int = 10,
+) -> StaffPage:
+    """One page of staff by team (team headers come from `teams`); people without a team
+    (admins) last, and only for admins."""
+    shown = {t.id: t for t in await visible_teams(session, actor)}
+    query = select(Staff).outerjoin(Team, col(Team.id) == col(Staff.team_id))
+    if team_id is not None:
+        query = query.where(col(Staff.team_id) == (team_id if team_id in shown else -1))
+    elif actor is not None and not permissions.can_view_staff(actor, None):
+        query = query.where(col(Staff.team_id).in_([i for i in shown if i is not None] or [-1]))
+    if not include_inactive:
+        query = query.where(col(Staff.active).is_(True))
+    total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
+    pages = max(1, -(-total // page_size))
+    page = min(max(page, 0), pages - 1)
+    ordered = query.order_by(
+        col(Team.name).is_(None), col(Team.name), col(Staff.display_name), col(Staff.id)
+    )
+    entries = list((await session.exec(ordered.offset(page * page_size).limit(page_size))).all())
+    used = {s.team_id for s in entries if s.team_id is not None}
+    return StaffPage(entries, {i: t for i, t in shown.items() if i in used}, total, page, pages)
+
+
+async def person_for(session: AsyncSession, *, actor: Staff | None, staff_id: int) -> Staff:
+    """One person, if `actor` may read them; NotFound alike for missing and not theirs."""
+    staff = await session.get(Staff, staff_id)
+    if staff is None:
+        raise NotFound()
+    if actor is not None and not permissions.can_view_staff(actor, staff.team_id):
+        raise NotFound()
+    return staff
+
+
+# ---------------------------------------------------------------------------------------------
+# changing staff (admins; the command line): role, team, deactivate, reactivate
+#
+# Each change names the version of the person it was decided on (`version`; None: whatever it is
+# now, for the command line). The active admins are locked first, then the person: of two
+# admins changing one person at once exactly one wins, the other is refused `stale`; and two
+# admins deactivating each other at once cannot leave the company without one.
+
+
+class StaffChangeKind(StrEnum):
+    role = "role"
+    team = "team"
+    deactivate = "deactivate"
+    reactivate = "reactivate"
+
+
+@dataclass(frozen=True)
+class StaffChange:
+    """What a change did: the person after it, what they were, and any hand-over it opened."""
+
+    staff: Staff
+    kind: StaffChangeKind
+    old_role: str
+    old_team_id: int | None
+    handover: Handover | None = None
+
+    @property
+    def team_changed(self) -> bool:
+        return self.staff.team_id != self.old_team_id
+
+    @property
+    def role_changed(self) -> bool:
+        return self.staff.role != self.old_role
+
+
+async def _locked(
+    session: AsyncSession, *, actor: Staff | None, staff_id: int, version: int | None
+) -> tuple[Staff | None, Staff, list[Staff]]:
+    """The actor re-checked, the person locked at the version the change was decided on, and
+    the active admins (locked, in id order, before the person)."""
+    admins = list(
+        (
+            await session.exec(
+                select(Staff)
+                .where(*permissions.admins())
+                .order_by(col(Staff.id))
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+    )
+    if actor is not None and actor.id not in {a.id for a in admins}:
+        raise Refused("not_allowed")  # no longer an (active) admin
+    acting = await _acting_admin(session, actor)
+    staff = (
+        await session.exec(
+            select(Staff)
+            .where(col(Staff.id) == staff_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).first()
+    if staff is None:
+        raise NotFound()
+    if version is not None and staff.version != version:
+        raise Refused("stale")
+    return acting, staff, admins
+
+
+def _refuse_self(actor: Staff | None, staff: Staff) -> None:
+    if actor is not None and actor.id == staff.id:
+        raise Refused("self")
+
+
+def _refuse_last_admin(staff: Staff, admins: list[Staff]) -> None:
+    if staff.active and staff.role == Role.admin and not [a for a in admins if a.id != staff.id]:
+        raise Refused("last_admin")
+
+
+async def _team(session: AsyncSession, team_id: int | None) -> Team | None:
+    if team_id is None:
+        return None
+    team = await session.get(Team, team_id)
+    if team is None:
+        raise Refused("team_not_found")
+    return team
+
+
+async def _write(
+    session: AsyncSession,
+    *,
+    actor: Staff | None,
+    staff: Staff,
+    kind: StaffChangeKind,
+    old_role: str,
+    old_team_id: int | None,
+    handover: Handover | None = None,
+) -> StaffChange:
+    staff.version += 1
+    staff.updated_at = utcnow()
+    session.add(staff)
+    await session.flush()
+    detail: dict[str, object] = {}
+    if staff.role != old_role:
+        detail["role"] = [old_role, staff.role]
+    if staff.team_id != old_team_id:
+        detail["team_id"] = [old_team_id, staff.team_id]
+    if handover is not None:
+        detail["handover_id"] = handover.id
+    await audit.record(
+        session,
+        action=f"staff.{kind}",
+        actor_staff_id=actor.id if actor else None,
+        actor_telegram_id=actor.telegram_id if actor else None,
+        entity="staff",
+        entity_id=staff.id,
+        detail=detail or None,
+    )
+    return StaffChange(staff, kind, old_role, old_team_id, handover)
+
+
+async def change_role(
+    session: AsyncSession,
+    *,
+    actor: Staff | None,
+    staff_id: int,
+    role: str,
+    version: int | None,
+    team_id: int | None = None,
+) -> StaffChange:
+    """Give someone another role (and, where the new role needs one, a team: `team_id`).
+
+    Nobody demotes themselves, the last active admin stays an admin; a new team is a move, so
+    their records wait in a hand-over for the old team's successors."""
+    acting, staff, admins = await _locked(session, actor=actor, staff_id=staff_id, version=version)
+    if role not in permissions.ALL_ROLES:
+        raise Refused("invalid_role")
+    if not staff.active:
+        raise Refused("inactive")
+    new_team = await _team(session, team_id) if team_id is not None else None
+    new_team_id = new_team.id if new_team is not None else staff.team_id
+    if role == staff.role and new_team_id == staff.team_id:
+        raise Refused("unchanged")
+    if role != staff.role:
+        _refuse_self(acting, staff)
+        if role != Role.admin:
+            _refuse_last_admin(staff, admins)
+    if permissions.role_needs_team(role) and new_team_id is None:
+        raise Refused("team_required")
+    old_role, old_team_id = staff.role, staff.team_id
+    staff.role, staff.team_id = role, new_team_id
+    handover = None
+    if new_team_id != old_team_id:
+        handover = await handover_store.open_for(
+            session,
+            actor=acting,
+            staff=staff,
+            reason=HandoverReason.move,
+            new_team_id=new_team_id,
+        )
+    return await _write(
+        session,
+        actor=acting,
+        staff=staff,
+        kind=StaffChangeKind.role,
+        old_role=old_role,
+        old_team_id=old_team_id,
+        handover=handover,
+    )
+
+
+async def move_to_team(
+    session: AsyncSession, *, actor: Staff | None, staff_id: int, team_id: int, version: int | None
+) -> StaffChange:
+    """Move someone to another team at once; what they hold waits in a hand-over (调岗交接) for
+    successors of the old team."""
+    acting, staff, _admins = await _locked(session, actor=actor, staff_id=staff_id, version=version)
+    team = await _team(session, team_id)
+    assert team is not None
+    if not staff.active:
+        raise Refused("inactive")
+    if staff.team_id == team.id:
+        raise Refused("unchanged")
+    old_team_id = staff.team_id
+    staff.team_id = team.id
+    handover = await handover_store.open_for(
+        session, actor=acting, staff=staff, reason=HandoverReason.move, new_team_id=team.id
+    )
+    return await _write(
+        session,
+        actor=acting,
+        staff=staff,
+        kind=StaffChangeKind.team,
+        old_role=staff.role,
+        old_team_id=old_team_id,
+        handover=handover,
+    )
+
+
+async def deactivate(
+    session: AsyncSession, *, actor: Staff | None, staff_id: int, version: int | None = None
+) -> StaffChange:
+    """Deactivate someone (离职): their draft goes, their next update is refused, and what they
+    hold waits in a hand-over (离职交接). Never oneself, never the last active admin."""
+    acting, staff, admins = await _locked(session, actor=actor, staff_id=staff_id, version=version)
+    if not staff.active:
+        raise Refused("already_inactive")
+    _refuse_self(acting, staff)
+    _refuse_last_admin(staff, admins)
+    await drafts.discard(session, staff.id or 0)
+    staff.active = False
+    handover = await handover_store.open_for(
+        session, actor=acting, staff=staff, reason=HandoverReason.leave
+    )
+    return await _write(
+        session,
+        actor=acting,
+        staff=staff,
+        kind=StaffChangeKind.deactivate,
+        old_role=staff.role,
+        old_team_id=staff.team_id,
+        handover=handover,
+    )
+
+
+async def reactivate(
+    session: AsyncSession,
+    *,
+    actor: Staff | None,
+    staff_id: int,
+    version: int | None = None,
+    team_id: int | None = None,
+) -> StaffChange:
+    """Let someone back in, in their team or in `team_id`; refused `team_required` when their
+    role needs a team they no longer have. Back in their own team, they hold their records
+    again (a leave hand-over still open is cancelled); in another, what they still hold waits
+    in a hand-over of the old team, as for a move."""
+    acting, staff, _admins = await _locked(session, actor=actor, staff_id=staff_id, version=version)
+    if staff.active:
+        raise Refused("already_active")
+    team = await _team(session, team_id if team_id is not None else staff.team_id)
+    new_team_id = team.id if team is not None else None
+    if permissions.role_needs_team(staff.role) and new_team_id is None:
+        raise Refused("team_required")
+    old_team_id = staff.team_id
+    staff.active, staff.team_id = True, new_team_id
+    waiting = await handover_store.open_handover(session, staff.id or 0)
+    if waiting is not None:
+        waiting.status, waiting.finished_at = HandoverStatus.cancelled, utcnow()
+        waiting.version += 1
+        session.add(waiting)
+        await session.flush()
+        await audit.record(
+            session,
+            action="handover.cancel",
+            actor_staff_id=acting.id if acting else None,
+            actor_telegram_id=acting.telegram_id if acting else None,
+            entity="handover",
+            entity_id=waiting.id,
+            detail={"staff_id": staff.id, "reason": "reactivated"},
+        )
+    handover = None
+    if new_team_id != old_team_id:
+        handover = await handover_store.open_for(
+            session, actor=acting, staff=staff, reason=HandoverReason.move, new_team_id=new_team_id
+        )
+    return await _write(
+        session,
+        actor=acting,
+        staff=staff,
+        kind=StaffChangeKind.reactivate,
+        old_role=staff.role,
+        old_team_id=old_team_id,
+        handover=handover,
+    )

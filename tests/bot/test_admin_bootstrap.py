@@ -31,6 +31,7 @@ async def test_a_deactivated_configured_admin_stays_deactivated_after_a_restart(
     world: World,
 ) -> None:
     admin = world.admin()
+    await world.member("admin", team=None, name="Second admin")  # the last admin stays active
     async with unit_of_work(world.services.sessions) as session:
         await staff_store.deactivate(
             session, actor=None, staff_id=(await configured_admin(world)).id or 0

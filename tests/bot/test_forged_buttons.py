@@ -73,6 +73,11 @@ FORMS = (
     "ra:m:X",
     "ra:t:X:0",
     "ra:t:{cid}:X",
+    "sf:l:X:0",
+    "sf:p:X:0:0",
+    "sf:q:X:1:d",
+    "sf:ok:1:X:m:1",
+    "sf:tv:X",
 )
 
 
