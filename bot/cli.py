@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 from pydantic import ValidationError
 
 from bot import logs, preflight
+from bot.cli_handover import add_handover_commands
 from bot.settings import Settings, describe_errors
 
 if TYPE_CHECKING:
@@ -292,6 +293,12 @@ def cmd_not_yet(args: argparse.Namespace) -> int:
     return 2
 
 
+def cmd_staff(args: argparse.Namespace) -> int:
+    """The `staff` group: each subcommand set its own handler (`run`)."""
+    run: Callable[[argparse.Namespace], int] = args.run
+    return run(args)
+
+
 def cmd_new_key(args: argparse.Namespace) -> int:
     from storage.crypto import new_master_key
 
@@ -327,6 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("backup", help="back up the database (not available yet)")
     sub.add_parser("restore", help="restore a backup (not available yet)")
     sub.add_parser("new-key", help="print a fresh master key for ENCRYPTION_KEYS")
+    staff = sub.add_parser("staff", help="staff on the server: hand-over, orphans")
+    staff_commands = staff.add_subparsers(dest="staff_command", metavar="STAFF_COMMAND")
+    staff_commands.required = True
+    add_handover_commands(staff_commands)
     return parser
 
 
@@ -339,6 +350,7 @@ HANDLERS = {
     "backup": cmd_not_yet,
     "restore": cmd_not_yet,
     "new-key": cmd_new_key,
+    "staff": cmd_staff,
 }
 
 

@@ -39,6 +39,7 @@ def commands_for(member: Staff) -> tuple[str, ...]:
         *(["review"] if permissions.is_decider(member) else []),
         *(["invite"] if permissions.roles_inviteable_by(member) else []),
         *(["testreminder"] if permissions.can_send_samples(member) else []),
+        *(["handover"] if permissions.can_manage_staff(member) else []),
     ]
     return (*offered, *_OWN_COMMANDS)
 

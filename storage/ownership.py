@@ -382,3 +382,26 @@ async def move_complaints(
         detail={"to": to_staff.id, "from": sorted(by_old), "complaints": len(ids)},
     )
     return Moved(complaint_ids=tuple(ids), reminders=reminders, from_owners=frozenset(by_old))
+
+
+async def move_reminders_of(
+    session: AsyncSession, *, from_id: int, to_id: int, subject_types: Sequence[str]
+) -> int:
+    """Re-address every pending reminder of `from_id` about subjects of these types (a
+    hand-over's rest: those no moved customer or complaint took along) to `to_id`."""
+    moved = 0
+    for subject_type in subject_types:
+        rows = await session.exec(
+            select(Reminder.subject_id).where(
+                Reminder.recipient_id == from_id,
+                Reminder.status == ReminderStatus.pending,
+                Reminder.subject_type == subject_type,
+                col(Reminder.subject_id).is_not(None),
+            )
+        )
+        subjects = sorted({s for s in rows.all() if s is not None})
+        if subjects:
+            moved += await _move_reminders(
+                session, subject_type=subject_type, subjects_by_old={from_id: subjects}, to_id=to_id
+            )
+    return moved
