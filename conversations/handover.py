@@ -190,7 +190,9 @@ def held_markup(
         [button(held_label(_, entry), _data("k", hid, entry.customer_id, 0))]
         for entry in found.entries
     ]
-    rows = with_pager(rows, pager(found.page, found.pages, lambda p: _data("c", hid, p), True))
+    rows = with_pager(
+        rows, pager(found.page, found.pages, lambda p: _data("c", hid, p), counter=True)
+    )
     search = [button(_("handover.button.search"), _data("q", hid))]
     if query:
         search.append(button(_("handover.button.show_all"), _data("x", hid)))
@@ -279,8 +281,8 @@ async def _search_of(context: BotContext, hid: int) -> str | None:
 
 
 async def _remember_search(context: BotContext, hid: int, query: str | None) -> None:
-    """Keep the search in the admin's draft, so typing again narrows again; never over
-    another flow's draft."""
+    """Keep the search (None: none, the whole list) in the admin's draft, so typing again
+    narrows again; never over another flow's draft."""
     staff_id, keyring = context.member.id or 0, context.services.keyring
     async with context.unit_of_work() as session:
         current = await drafts.load(
@@ -288,17 +290,14 @@ async def _remember_search(context: BotContext, hid: int, query: str | None) -> 
         )
         if current is not None and current.flow != FLOW_NAME:
             return
-        if query is None:
-            if current is not None:
-                await drafts.discard(session, staff_id)
-            return
+        # "show all" keeps the draft with no text, so typing afterwards searches again
         token = current.token + 1 if current is not None else secrets.randbelow(1 << 30) + 2
         state = DraftState(
             flow=FLOW_NAME,
             step=FIELD,
             mode=DraftMode.ask,
             token=token,
-            data={"handover_id": hid, FIELD: query},
+            data={"handover_id": hid, FIELD: query or ""},
             shown=token,
         )
         await drafts.save(session, keyring, staff_id, state, now=context.services.clock())
