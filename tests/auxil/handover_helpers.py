@@ -232,3 +232,47 @@ async def staff_row(sessions: SessionFactory, staff_id: int) -> Staff:
         staff = await session.get(Staff, staff_id)
     assert staff is not None
     return staff
+
+
+async def bulk_customers(
+    sessions: SessionFactory,
+    *,
+    owner_id: int,
+    team_id: int | None,
+    count: int,
+    name: str = "客",
+    start: int = 0,
+) -> list[int]:
+    """Many approved customers of one owner, inserted as rows (no data keys: a hand-over's
+    history line then carries no sealed diff, which costs nothing to measure)."""
+    from storage.types import utcnow
+
+    now = utcnow()
+    rows = [
+        {
+            "customer_no": f"KH-B-{start + n:06d}",
+            "kind": "company",
+            "name": (name * 200)[:200] if len(name) < 200 else name,
+            "customer_class": "C",
+            "deal_status": "none",
+            "consent_given": False,
+            "owner_id": owner_id,
+            "team_id": team_id,
+            "status": "approved",
+            "next_followup_on": NOW.date() + timedelta(days=n % 60),
+            "version": 1,
+            "sealed_seq": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for n in range(count)
+    ]
+    table = Customer.__table__  # type: ignore[attr-defined]
+    async with unit_of_work(sessions) as session:
+        await session.exec(table.insert(), params=rows)  # type: ignore[call-overload]
+        found = await session.exec(
+            select(Customer.id)
+            .where(col(Customer.customer_no).like("KH-B-%"), Customer.owner_id == owner_id)
+            .order_by(col(Customer.id))
+        )
+        return [i for i in found.all() if i is not None]
