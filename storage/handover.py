@@ -481,20 +481,20 @@ async def overview(session: AsyncSession, opened: Opened) -> Overview:
     new_team = await session.get(Team, handover.new_team_id) if handover.new_team_id else None
     held = await holdings(session, leaver_id)
     rows = await session.exec(
-        select(Staff.display_name, func.count())
+        select(Staff.id, Staff.display_name, func.count())
         .select_from(HandoverPick)
         .join(Staff, col(Staff.id) == col(HandoverPick.successor_id))
         .where(*_picks_of_held(opened.id, leaver_id))
         .group_by(col(Staff.id), col(Staff.display_name))
-        .order_by(func.count().desc())
     )
-    counts = {name: int(n) for name, n in rows.all()}
+    counts = {(sid or 0, name): int(n) for sid, name, n in rows.all()}
     picked = sum(counts.values())
     if successor is not None and held.customers - picked:
-        counts[successor.display_name] = counts.get(successor.display_name, 0) + (
-            held.customers - picked
-        )
-    by_successor = tuple(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+        key = (successor.id or 0, successor.display_name)
+        counts[key] = counts.get(key, 0) + held.customers - picked
+    by_successor = tuple(
+        (name, n) for (_sid, name), n in sorted(counts.items(), key=lambda i: (-i[1], i[0][1]))
+    )
     return Overview(
         opened=opened,
         holdings=held,

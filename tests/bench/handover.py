@@ -269,7 +269,8 @@ def _report(name: str, results: list[tuple[float, float]]) -> None:
     finish = statistics.median(r[0] for r in results)
     bare = statistics.median(r[1] for r in results)
     print(
-        f"  median: finish {finish:.2f} s, bare UPDATE {bare * 1000:.1f} ms, ratio {finish / bare:.0f}"
+        f"  medians: finish {finish:.2f} s, bare UPDATE {bare * 1000:.1f} ms "
+        f"(ratio of the medians {finish / bare:.0f})"
     )
 
 

@@ -60,6 +60,13 @@ FORMS = (
     "rm:s:1:X",
     "rm:d:1:X",
     "rm:a:X",
+    "ho:o:X",
+    "ho:a:X:0",
+    "ho:a:1:X",
+    "ho:k:1:X:0",
+    "ho:p:1:1:X",
+    "ho:y:1:X",
+    "ho:l:X",
 )
 
 
