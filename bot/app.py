@@ -30,6 +30,7 @@ from conversations import (
     complaint,
     edit,
     find,
+    handover,
     key_persons,
     reminders,
     review,
@@ -101,6 +102,7 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CommandHandler("review", review.queue_command, filters=private),
             CommandHandler("testreminder", reminders.testreminder_command, filters=private),
             CommandHandler("staff", staff.staff_command, filters=private),
+            CommandHandler("handover", handover.handover_command, filters=private),
             CommandHandler(
                 "setgroup",
                 review.setgroup_command,
@@ -119,6 +121,7 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CallbackQueryHandler(reminders.on_button, pattern=buttons.REMINDERS.pattern),
             CallbackQueryHandler(reassign_flow.on_button, pattern=buttons.REASSIGN.pattern),
             CallbackQueryHandler(staff.on_button, pattern=buttons.STAFF.pattern),
+            CallbackQueryHandler(handover.on_button, pattern=buttons.HANDOVER.pattern),
             CallbackQueryHandler(commands.stale_button),
             # messages: edits (never answers), unknown commands, answers, everything else
             MessageHandler(edited, commands.edited_message),

@@ -42,6 +42,7 @@ def commands_for(member: Staff) -> tuple[str, ...]:
         *(["invite"] if permissions.roles_inviteable_by(member) else []),
         *(["staff"] if staff_flow.may_open(member) else []),
         *(["testreminder"] if permissions.can_send_samples(member) else []),
+        *(["handover"] if permissions.can_manage_staff(member) else []),
     ]
     return (*offered, *_OWN_COMMANDS)
 

@@ -118,9 +118,8 @@ REVIEW = ButtonCodec("review", ("rv",))  # rv:<action>:<id>
 REMINDERS = ButtonCodec("reminders", ("rm",))  # rm:<action>:<reminder id>[:<argument>]
 REASSIGN = ButtonCodec("reassign", ("ra",))  # ra:<action>[:<argument>...] (在职继承)
 STAFF = ButtonCodec("staff", ("sf",))  # sf:<action>:<staff or team id>[:…] (conversations/staff)
-# built here for /staff's buttons, routed by the features that handle them (hand-over: `ho:o:<id>`
-# "choose successors"; teams led: `tl:<staff id>`), which add them to CODECS with their route
-HANDOVER = ButtonCodec("hand-over", ("ho",))
+HANDOVER = ButtonCodec("handover", ("ho",))  # ho:<action>:<hand-over id>[:...] (handover.py)
+# built here for /staff's buttons, routed by the feature that handles them (`tl:<staff id>`)
 TEAMS_LED = ButtonCodec("teams led", ("tl",))
 
 CODECS = (
@@ -136,4 +135,5 @@ CODECS = (
     REMINDERS,
     REASSIGN,
     STAFF,
+    HANDOVER,
 )

@@ -201,6 +201,12 @@ def can_reassign_customer(actor: Staff, customer: Customer, to_staff: Staff) -> 
     )
 
 
+def can_hand_over(actor: Staff, team_ids: frozenset[int] | set[int]) -> bool:
+    """Row "re-assign, hand-over", for a leaver's or mover's records (离职/调岗交接): it goes
+    with changing staff, so admins only, and only where they may re-assign (every team)."""
+    return can_manage_staff(actor) and all(can_reassign(actor, team) for team in team_ids)
+
+
 def can_be_handed_to(staff: Staff, team_id: int | None) -> bool:
     """Row "re-assign, hand-over", its other end: an active non-admin member of the team."""
     return (

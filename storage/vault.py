@@ -67,13 +67,26 @@ def is_legacy(token: bytes | None) -> bool:
 
 
 def _change_context(record: ChangeRecord) -> str:
-    return f"change_records:{record.id}:{record.entity}:{record.entity_id}:{record.action}"
+    return _change_context_of(record.id, record.entity, record.entity_id, record.action)
+
+
+def _change_context_of(record_id: int | None, entity: str, entity_id: int, action: str) -> str:
+    return f"change_records:{record_id}:{entity}:{entity_id}:{action}"
 
 
 def seal_change(key: bytes, diff: Any, record: ChangeRecord) -> bytes:
     """A change record's difference, bound to that record (it must have its id already)."""
     assert record.id is not None
     return _BOUND + seal_with(key, diff, context=_change_context(record))
+
+
+def seal_change_row(
+    key: bytes, diff: Any, *, record_id: int, entity: str, entity_id: int, action: str
+) -> bytes:
+    """`seal_change` for a row written in bulk (storage.ownership), without its ORM object."""
+    return _BOUND + seal_with(
+        key, diff, context=_change_context_of(record_id, entity, entity_id, action)
+    )
 
 
 def open_change(key: bytes, record: ChangeRecord) -> Any:

@@ -78,6 +78,13 @@ FORMS = (
     "sf:q:X:1:d",
     "sf:ok:1:X:m:1",
     "sf:tv:X",
+    "ho:o:X",
+    "ho:a:X:0",
+    "ho:a:1:X",
+    "ho:k:1:X:0",
+    "ho:p:1:1:X",
+    "ho:y:1:X",
+    "ho:l:X",
 )
 
 

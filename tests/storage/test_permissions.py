@@ -60,6 +60,9 @@ approve / reject                              other  no    no      no        yes
 re-assign, hand-over                          own    no    yes     yes       yes   no
 re-assign, hand-over                          team   no    yes     no        yes   no
 re-assign, hand-over                          other  no    no      no        yes   no
+hand over a leaver's records                  own    no    no      no        yes   no
+hand over a leaver's records                  team   no    no      no        yes   no
+hand over a leaver's records                  other  no    no      no        yes   no
 export                                        own    yes   yes     yes       yes   no
 export                                        team   no    yes     no        yes   no
 export                                        other  no    no      no        yes   no
@@ -129,6 +132,7 @@ ACTIONS: dict[str, Check] = {
     "have reviews to decide": lambda a, c: p.is_decider(a),
     "approve / reject": lambda a, c: p.can_decide(a, team_id=c.team_id, submitted_by=c.owner_id),
     "re-assign, hand-over": lambda a, c: p.can_reassign(a, c.team_id),
+    "hand over a leaver's records": lambda a, c: p.can_hand_over(a, {c.team_id or 0}),
     "export": p.can_export,
     "export sensitive fields in clear": lambda a, c: p.can_export_in_clear(a),
     "staff: change staff and teams": lambda a, c: p.can_manage_staff(a),
