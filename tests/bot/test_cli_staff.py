@@ -203,18 +203,19 @@ def test_a_bad_id_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
 async def test_another_module_adds_subcommands_to_the_group(
     cli_env: Path, people: dict[str, Staff], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async def orphans(services: object, args: argparse.Namespace) -> int:
-        print(f"orphans of {args.who}")
+    async def greet(services: object, args: argparse.Namespace) -> int:
+        print(f"hello {args.who}")
         return 0
 
-    def add_orphans(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-        parser = commands.add_parser("orphans")
+    def add_greet(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+        parser = commands.add_parser("greet")
         parser.add_argument("who")
-        parser.set_defaults(staff_run=orphans)
+        parser.set_defaults(staff_run=greet)
 
-    cli_staff.REGISTRARS.append(add_orphans)
+    cli_staff.REGISTRARS.append(add_greet)
     try:
-        assert await cli("orphans", "everyone") == 0
+        assert await cli("greet", "everyone") == 0
     finally:
-        cli_staff.REGISTRARS.remove(add_orphans)
-    assert capsys.readouterr().out.strip() == "orphans of everyone"
+        cli_staff.REGISTRARS.remove(add_greet)
+    assert capsys.readouterr().out.strip() == "hello everyone"
+    assert cli_staff.add_handover_commands in cli_staff.REGISTRARS  # the hand-over's own
