@@ -25,7 +25,18 @@ from bot.errors import on_error
 from bot.gate import recognise
 from bot.i18n import LANGUAGES, translate
 from conversations import callback_data as buttons
-from conversations import card, complaint, edit, find, key_persons, reminders, review, runner, visit
+from conversations import (
+    card,
+    complaint,
+    edit,
+    find,
+    key_persons,
+    pool,
+    reminders,
+    review,
+    runner,
+    visit,
+)
 from storage import search
 from storage import staff as staff_store
 from storage.db import unit_of_work
@@ -87,6 +98,7 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CommandHandler("find", find.find_command, filters=private),
             CommandHandler("my", find.my_command, filters=private),
             CommandHandler("review", review.queue_command, filters=private),
+            CommandHandler("pool", pool.pool_command, filters=private),
             CommandHandler("testreminder", reminders.testreminder_command, filters=private),
             CommandHandler(
                 "setgroup",
@@ -104,6 +116,7 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CallbackQueryHandler(edit.on_button, pattern=buttons.EDIT.pattern),
             CallbackQueryHandler(review.on_button, pattern=buttons.REVIEW.pattern),
             CallbackQueryHandler(reminders.on_button, pattern=buttons.REMINDERS.pattern),
+            CallbackQueryHandler(pool.on_button, pattern=buttons.POOL.pattern),
             CallbackQueryHandler(commands.stale_button),
             # messages: edits (never answers), unknown commands, answers, everything else
             MessageHandler(edited, commands.edited_message),

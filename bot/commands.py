@@ -24,6 +24,7 @@ MENU_COMMANDS = (
     "complaint",
     "find",
     "my",
+    "pool",
     "review",
     "invite",
     "cancel",
@@ -36,6 +37,7 @@ def commands_for(member: Staff) -> tuple[str, ...]:
     """What /help offers the member: asked of the predicates storage refuses with."""
     offered = [
         *_STAFF_COMMANDS,
+        *(["pool"] if permissions.sees_some_pool(member) else []),
         *(["review"] if permissions.is_decider(member) else []),
         *(["invite"] if permissions.roles_inviteable_by(member) else []),
         *(["testreminder"] if permissions.can_send_samples(member) else []),

@@ -116,5 +116,6 @@ KEY_PERSONS = ButtonCodec("key persons", ("ck", "kp"))  # list, act on one
 EDIT = ButtonCodec("edit", ("ce",))  # ce:<customer id>
 REVIEW = ButtonCodec("review", ("rv",))  # rv:<action>:<id>
 REMINDERS = ButtonCodec("reminders", ("rm",))  # rm:<action>:<reminder id>[:<argument>]
+POOL = ButtonCodec("pool", ("pl",))  # pl:<action>[:<id>...] (conversations/pool.py)
 
-CODECS = (FLOW, LANGUAGE, CARD, FIND, VISIT, COMPLAINT, KEY_PERSONS, EDIT, REVIEW, REMINDERS)
+CODECS = (FLOW, LANGUAGE, CARD, FIND, VISIT, COMPLAINT, KEY_PERSONS, EDIT, REVIEW, REMINDERS, POOL)
