@@ -332,6 +332,10 @@ async def claim(
     )
     if not moved.customers:
         raise Refused("pool_taken")
+    # the claim's time on the bot's clock, which the limit's window is measured by
+    await session.exec(
+        update(Customer).where(col(Customer.id) == customer_id).values(claimed_at=now)
+    )
     await _follow_up_on(
         session,
         keyring,
