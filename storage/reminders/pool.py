@@ -154,10 +154,10 @@ def released_by(rules: Rules, last_day: date) -> Any:
     return or_(*branches) if branches else false()
 
 
-def release_date_shown(reader_rules: Rules, row: Reminder) -> datetime:
+def release_date_shown(rules: Rules, row: Reminder) -> datetime:
     """When the warned customer goes to the pool at the earliest: the warning's time plus
     POOL_WARNING_DAYS (storage.pool releases no sooner)."""
-    return row.due_at + timedelta(days=reader_rules.pool_warning_days)
+    return row.due_at + timedelta(days=rules.pool_warning_days)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -528,3 +528,24 @@ async def test_the_released_owner_no_longer_finds_it(world: World) -> None:
     async with unit_of_work(world.services.sessions) as session:
         customer = await session.get(Customer, customer_id)
         assert customer is not None and customer.pooled_at is not None
+
+
+async def test_a_late_warning_waits_for_the_end_of_the_quiet_hours(world: World) -> None:
+    """Long overdue when the pool is switched on at 23:00: the warning goes out at 08:00 (the
+    owner's quiet hours, 21-8), and the release comes three days after it was due."""
+    li, _wang, _chen = await east(world)
+    customer_id = await overdue_customer(world, li, followup=date(2026, 9, 1))
+    late_evening = 13 / 24 + 1  # 2026-11-23 15:00 UTC: 23:00 in Shanghai
+    at(world, late_evening)
+    await tick(world)
+    assert not [t for t in texts(world, li) if WARNED in t]
+    at(world, late_evening + 9 / 24)  # 08:00 in Shanghai
+    await tick(world)
+    [warning] = [t for t in texts(world, li) if WARNED in t]
+    assert "2026-11-26" in warning  # three days after 23:00 on the 23rd, in Shanghai
+    at(world, late_evening + 3 - 1 / 24)
+    await tick(world)
+    assert not await released(world, customer_id)
+    at(world, late_evening + 3)
+    await tick(world)
+    assert await released(world, customer_id)
