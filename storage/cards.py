@@ -77,6 +77,7 @@ class CustomerCard:
     masked: dict[str, str | list[str]]
     pending_change: bool
     rejection_reason: str | None
+    pooled_at: datetime | None = None  # in the team pool since (storage.pool)
 
     @property
     def read_only(self) -> bool:
@@ -137,6 +138,7 @@ async def customer_card(
         masked=masked,
         pending_change=pending.first() is not None,
         rejection_reason=reason,
+        pooled_at=customer.pooled_at,
     )
 
 

@@ -176,6 +176,8 @@ async def test_the_owner_is_warned_three_days_before_and_the_customer_goes_after
     # the manager still sees it as the team's
     await chen.send("/my")
     assert any("明远机械" in label for label, _ in buttons(chen.last_message()))
+    await chen.press_data(card(chen), f"cu:{customer_id}")
+    assert "2026-11-25 起在团队公海" in chen.last_text()
 
 
 async def test_a_visit_logged_in_time_keeps_the_customer(world: World) -> None:
