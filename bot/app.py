@@ -32,6 +32,7 @@ from conversations import (
     find,
     handover,
     key_persons,
+    pool,
     reminders,
     review,
     runner,
@@ -100,6 +101,7 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CommandHandler("find", find.find_command, filters=private),
             CommandHandler("my", find.my_command, filters=private),
             CommandHandler("review", review.queue_command, filters=private),
+            CommandHandler("pool", pool.pool_command, filters=private),
             CommandHandler("testreminder", reminders.testreminder_command, filters=private),
             CommandHandler("staff", staff.staff_command, filters=private),
             CommandHandler("handover", handover.handover_command, filters=private),
@@ -122,6 +124,7 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CallbackQueryHandler(reassign_flow.on_button, pattern=buttons.REASSIGN.pattern),
             CallbackQueryHandler(staff.on_button, pattern=buttons.STAFF.pattern),
             CallbackQueryHandler(handover.on_button, pattern=buttons.HANDOVER.pattern),
+            CallbackQueryHandler(pool.on_button, pattern=buttons.POOL.pattern),
             CallbackQueryHandler(commands.stale_button),
             # messages: edits (never answers), unknown commands, answers, everything else
             MessageHandler(edited, commands.edited_message),

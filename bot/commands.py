@@ -25,6 +25,7 @@ MENU_COMMANDS = (
     "complaint",
     "find",
     "my",
+    "pool",
     "review",
     "invite",
     "staff",
@@ -38,6 +39,7 @@ def commands_for(member: Staff) -> tuple[str, ...]:
     """What /help offers the member: asked of the predicates storage refuses with."""
     offered = [
         *_STAFF_COMMANDS,
+        *(["pool"] if permissions.sees_some_pool(member) else []),
         *(["review"] if permissions.is_decider(member) else []),
         *(["invite"] if permissions.roles_inviteable_by(member) else []),
         *(["staff"] if staff_flow.may_open(member) else []),

@@ -20,7 +20,7 @@ from telegram.ext import Application
 
 from bot.context import OUTBOX_DELIVERY, REMINDER_DELIVERY, BotContext, Services
 from bot.sender import Report, Sender
-from storage import drafts, reminders
+from storage import drafts, pool, reminders
 from storage.db import unit_of_work
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ class Tick:
     """What one wake-up did."""
 
     planned: dict[str, int] = field(default_factory=dict)
+    released: int = 0  # customers released into their team's pool
     delivered: Report = field(default_factory=Report)
     drafts_expired: int = 0
 
@@ -74,7 +75,7 @@ def install(application: AnyApplication) -> None:
 async def tick(context: BotContext) -> None:
     """The job: plan, then deliver."""
     result = await run_once(context.application)
-    if result.delivered.messages or any(result.planned.values()):
+    if result.delivered.messages or any(result.planned.values()) or result.released:
         log.info(
             "reminders: planned %s, sent %d in %d messages, %d deferred, %d failed",
             {k: v for k, v in result.planned.items() if v},
@@ -90,18 +91,32 @@ async def run_once(application: AnyApplication) -> Tick:
     and delivery still runs; what was not planned now is planned at the next tick."""
     services: Services = application.bot_data["services"]
     result = Tick()
+    rules = reminders.Rules.from_settings(services.settings)
     try:
         result.planned = await reminders.plan(
-            services.sessions,
-            keyring=services.keyring,
-            rules=reminders.Rules.from_settings(services.settings),
-            now=services.clock(),
+            services.sessions, keyring=services.keyring, rules=rules, now=services.clock()
         )
     except SQLAlchemyError:
         log.exception("planning reminders failed; retrying at the next tick")
+    result.released = await release_to_pool(services, rules)
     result.drafts_expired = await expire_drafts(services)
     result.delivered = await deliver_now(application)
     return result
+
+
+async def release_to_pool(services: Services, rules: reminders.Rules) -> int:
+    """Release the customers due for their team's pool (storage.pool); their owners' notices
+    are outbox rows, sent by this tick's delivery."""
+    try:
+        released = await pool.release_due(
+            services.sessions, keyring=services.keyring, rules=rules, now=services.clock()
+        )
+    except SQLAlchemyError:
+        log.exception("releasing customers to the pool failed; retrying at the next tick")
+        return 0
+    if released:
+        log.info("pool: %d customers released into their teams' pools", released)
+    return released
 
 
 async def expire_drafts(services: Services) -> int:

@@ -31,6 +31,35 @@ def _parse_pairs(raw: str, setting: str) -> dict[str, int]:
     return pairs
 
 
+DEFAULT_POOL_AFTER_DAYS = "A=30,B=45,C=60,D=90"
+POOL_OFF = "off"
+POOL_CLASSES = ("A", "B", "C", "D")
+POOL_MAX_DAYS = 3 * 365
+
+
+def parse_pool_after(raw: str) -> dict[str, int]:
+    """`A=30,B=45` → {"A": 30, "B": 45}; `off` (or empty) → {}: no class is ever pooled. A class
+    left out is never pooled either."""
+    text = raw.strip()
+    if not text or text.lower() == POOL_OFF:
+        return {}
+    pairs: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, equals, value = (piece.strip() for piece in part.partition("="))
+        name = name.upper()
+        if not equals or name not in POOL_CLASSES or not value.isascii() or not value.isdigit():
+            raise ValueError(
+                f"'{part}' is not CLASS=days; give days per class A, B, C or D, "
+                f"e.g. {DEFAULT_POOL_AFTER_DAYS}, or off"
+            )
+        if not 1 <= int(value) <= POOL_MAX_DAYS:
+            raise ValueError(f"'{part}': the days must be from 1 to {POOL_MAX_DAYS}")
+        if name in pairs:
+            raise ValueError(f"class {name} is given twice")
+        pairs[name] = int(value)
+    return pairs
+
+
 class Settings(BaseSettings):
     """Every setting of SPEC section 9, with the names people put in their environment."""
 
@@ -68,6 +97,10 @@ class Settings(BaseSettings):
     REMINDER_CATCHUP_DAYS: int = 7
     DRAFT_EXPIRY_DAYS: int = 14  # unfinished entries hold personal data: gone after this
     AUDIT_HEAD_DAYS: int = 1
+    # the team pool (公海, SPEC section 10): storage.pool
+    POOL_AFTER_DAYS: str = DEFAULT_POOL_AFTER_DAYS
+    POOL_WARNING_DAYS: int = 3
+    POOL_CLAIM_LIMIT: int = 10
     WEBHOOK_URL: str | None = None
     WEBHOOK_SECRET: SecretStr | None = Field(default=None, validate_default=True)
     WEBHOOK_LISTEN: str = "0.0.0.0"
@@ -159,6 +192,28 @@ class Settings(BaseSettings):
     def _audit_head_days(cls, value: int) -> int:
         if not 0 <= value <= 31:
             raise ValueError("must be a number of days from 1 to 31, or 0 for never")
+        return value
+
+    @field_validator("POOL_AFTER_DAYS")
+    @classmethod
+    def _pool_after(cls, value: str) -> str:
+        parse_pool_after(value)
+        return value.strip()
+
+    @field_validator("POOL_WARNING_DAYS")
+    @classmethod
+    def _pool_warning(cls, value: int) -> int:
+        if not 1 <= value <= 30:
+            raise ValueError("must be a number of days from 1 to 30")
+        return value
+
+    @field_validator("POOL_CLAIM_LIMIT")
+    @classmethod
+    def _pool_claims(cls, value: int) -> int:
+        if not 0 <= value <= 10_000:
+            raise ValueError(
+                "must be claims per person per 30 days, from 0 (nobody claims) to 10000"
+            )
         return value
 
     @field_validator("QUIET_HOURS")
@@ -262,6 +317,11 @@ class Settings(BaseSettings):
     @cached_property
     def followup_cycles(self) -> dict[str, int]:
         return _parse_pairs(self.FOLLOWUP_CYCLES, "FOLLOWUP_CYCLES")
+
+    @cached_property
+    def pool_after_days(self) -> dict[str, int]:
+        """Days overdue per class before a customer goes to the pool; {} when it is off."""
+        return parse_pool_after(self.POOL_AFTER_DAYS)
 
     @cached_property
     def complaint_due_hours(self) -> dict[str, int]:

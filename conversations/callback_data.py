@@ -121,6 +121,7 @@ STAFF = ButtonCodec("staff", ("sf",))  # sf:<action>:<staff or team id>[:…] (c
 HANDOVER = ButtonCodec("handover", ("ho",))  # ho:<action>:<hand-over id>[:...] (handover.py)
 # built here for /staff's buttons, routed by the feature that handles them (`tl:<staff id>`)
 TEAMS_LED = ButtonCodec("teams led", ("tl",))
+POOL = ButtonCodec("pool", ("pl",))  # pl:<action>[:<id>...] (conversations/pool.py)
 
 CODECS = (
     FLOW,
@@ -136,4 +137,5 @@ CODECS = (
     REASSIGN,
     STAFF,
     HANDOVER,
+    POOL,
 )

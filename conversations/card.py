@@ -96,6 +96,8 @@ def card_text(_: Translator, card: CustomerCard, today: date) -> str:
     status = _(f"card.status.{card.status}")
     if card.pending_change:
         status = f"{status} · {_('card.pending_change')}"
+    if card.pooled_at is not None:  # only its team's managers and admins see such a card
+        status = f"{status} · {_('card.in_pool', since=card.pooled_at.date().isoformat())}"
     rows: list[tuple[str, str]] = [
         (_("card.label.number"), card.customer_no),
         (label(_, "kind"), shown_value(_, "kind", card.kind)),

@@ -78,7 +78,12 @@ class CustomerCard:
     pending_change: bool
     rejection_reason: str | None
     team_id: int | None = None  # whose managers may reassign it (storage.reassign)
-    pooled: bool = False  # in the team pool: the pool's to assign, not to reassign
+    pooled_at: datetime | None = None  # in the team pool since (storage.pool)
+
+    @property
+    def pooled(self) -> bool:
+        """In the team pool: the pool's to assign, not to reassign."""
+        return self.pooled_at is not None
 
     @property
     def read_only(self) -> bool:
@@ -140,7 +145,7 @@ async def customer_card(
         pending_change=pending.first() is not None,
         rejection_reason=reason,
         team_id=customer.team_id,
-        pooled=customer.pooled_at is not None,
+        pooled_at=customer.pooled_at,
     )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import false, true
+from sqlalchemy import and_, false, true
 from sqlmodel import col
 
 from storage.models import Customer, Role, Staff
@@ -113,8 +113,8 @@ def customers_visible_to(actor: Staff) -> Any:
         if len(teams) == 1:
             return col(Customer.team_id) == teams[0]
         return col(Customer.team_id).in_(teams)
-    if scope == Scope.own:
-        return col(Customer.owner_id) == actor.id
+    if scope == Scope.own:  # a customer in the team pool is nobody's own (its last owner's neither)
+        return and_(col(Customer.owner_id) == actor.id, col(Customer.pooled_at).is_(None))
     return false()
 
 
@@ -125,7 +125,7 @@ def can_view_customer(actor: Staff, customer: Customer) -> bool:
         return True
     if scope == Scope.team:
         return customer.team_id is not None and customer.team_id in _teams_of(actor)
-    return scope == Scope.own and customer.owner_id == actor.id
+    return scope == Scope.own and customer.owner_id == actor.id and customer.pooled_at is None
 
 
 def can_edit_customer(actor: Staff, customer: Customer) -> bool:
@@ -308,19 +308,39 @@ def can_send_samples(actor: Staff) -> bool:
 
 # ---------------------------------------------------------------------------------------------
 # claim from the team pool (公海): own team's pool, up to a limit / assign from own teams' pool /
-# all. Not built yet.
+# all. The pool's customers are listed to its claimants without sensitive columns
+# (storage.pool); they are no one's own until claimed (`customers_visible_to`).
 
 
 def can_claim_from_pool(actor: Staff, team_id: int | None) -> bool:
-    """Row "claim from the team pool": a salesperson of the team (the limit is the pool's).
-    Not built yet."""
+    """Row "claim from the team pool": a salesperson of the team (the limit is storage.pool's)."""
     return _works_in(actor, Role.salesperson, team_id)
 
 
 def can_assign_from_pool(actor: Staff, team_id: int | None) -> bool:
     """Row "claim from the team pool": managers assign from their teams' pool, admins from
-    any. Not built yet."""
+    any."""
     return leads_team(actor, team_id)
+
+
+def can_be_assigned_from_pool(staff: Staff, team_id: int | None) -> bool:
+    """Row "claim from the team pool", its other end: an active salesperson of the team."""
+    return staff.active and staff.role == Role.salesperson and staff.team_id == team_id
+
+
+def can_see_pool(actor: Staff, team_id: int | None) -> bool:
+    """Row "claim from the team pool": whoever may claim from it or assign from it."""
+    return can_claim_from_pool(actor, team_id) or can_assign_from_pool(actor, team_id)
+
+
+def sees_some_pool(actor: Staff) -> bool:
+    """Whether /pool is offered: salespeople with a team, managers and admins (a manager's
+    teams are `can_see_pool`'s to decide, team by team)."""
+    return (
+        is_admin(actor)
+        or (actor.active and actor.role == Role.manager)
+        or (can_claim_from_pool(actor, actor.team_id))
+    )
 
 
 # ---------------------------------------------------------------------------------------------

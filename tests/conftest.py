@@ -107,7 +107,10 @@ def session_factory(engine: AsyncEngine, keyring: Keyring) -> SessionFactory:
 # ---------------------------------------------------------------------------------------------
 # The bot on the fake Telegram (tests/auxil/world.py)
 #
-#   settings  the bot's settings: a test token, DATA_DIR in tmp_path, ADMIN_ID as admin
+#   settings  the bot's settings: a test token, DATA_DIR in tmp_path, ADMIN_ID as admin, and
+#             the team pool off (POOL_AFTER_DAYS=off), so tests that move the clock months on
+#             keep their customers; tests/bot/test_pool_settings.py checks the real default and
+#             the pool's own tests switch it on
 #   services  the bot's services on `session_factory` and `keyring`, its clock stopped at NOW
 #   world     the running application on a FakeTelegram; a message Telegram would refuse fails
 #             the test (unless the test set `expect_refusals`)
@@ -121,6 +124,7 @@ def settings(tmp_path: Path) -> Settings:
         TELEGRAM_BOT_TOKEN=TOKEN,
         DATA_DIR=tmp_path,
         ADMIN_TELEGRAM_IDS=str(ADMIN_ID),
+        POOL_AFTER_DAYS="off",
     )
 
 

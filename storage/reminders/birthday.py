@@ -90,6 +90,7 @@ async def scan(session: AsyncSession, ctx: Plan, after: int) -> tuple[list[Row],
                 col(KeyPerson.id) > after,
                 col(KeyPerson.sealed).is_not(None),
                 col(Customer.status).in_(LIVE),
+                col(Customer.pooled_at).is_(None),  # in the team pool: nobody's to greet
                 col(DataKey.wrapped).is_not(None),
             )
             .order_by(col(KeyPerson.id))
@@ -162,6 +163,7 @@ async def _read(
         person is None
         or customer is None
         or customer.status not in LIVE
+        or customer.pooled_at is not None
         or customer.owner_id != row.recipient_id
         or not reader.recipient_ok(row)
     ):

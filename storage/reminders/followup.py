@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import exists, or_
+from sqlalchemy import and_, exists, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -29,7 +29,11 @@ def followup_sources(
     customer's next follow-up date (read from ix_customers_next_followup_on), or, without one,
     its class cycle after the last visit (ix_customers_last_visit_on). Either way a date range
     of an index: a few days' worth of customers, however many there are."""
-    live = unindexed(col(Customer.status), dialect).in_(LIVE)
+    # a customer in the team pool has nobody to follow it up (storage.pool)
+    live = and_(
+        unindexed(col(Customer.status), dialect).in_(LIVE),
+        unindexed(col(Customer.pooled_at), dialect).is_(None),
+    )
     sources: list[tuple[Any, list[Any]]] = [
         (
             col(Customer.next_followup_on),
@@ -123,9 +127,10 @@ PLANNER = Planner("followup", find, bulk=True)
 
 
 def still_due(reader: Reader, row: Reminder, customers: dict[int, Customer]) -> Customer | None:
-    """The row's customer if it is live and that day is still its follow-up day."""
+    """The row's customer if it is live, out of the team pool, and that day is still its
+    follow-up day."""
     customer = customers.get(row.subject_id or 0)
-    if customer is None or customer.status not in LIVE:
+    if customer is None or customer.status not in LIVE or customer.pooled_at is not None:
         return None
     if effective_followup(customer, reader.rules.cycles) != row.period_on:
         return None

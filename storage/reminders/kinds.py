@@ -20,6 +20,9 @@ class Kind(StrEnum):
     survey = "survey"  # every SURVEY_INTERVAL_DAYS of cooperation → owner asks the customer
     weekly = "weekly"  # the week in numbers → managers and admins
     audit_head = "audit_head"  # every AUDIT_HEAD_DAYS: the audit log's head (id, MAC) → admins
+    pool_warning = "pool_warning"  # POOL_WARNING_DAYS before a customer goes to the pool → owner
+    pool_released = "pool_released"  # it went to the team pool → its last owner
+    pool_assigned = "pool_assigned"  # a manager assigned it from the pool → the new owner
 
 
 # customers whose follow-ups matter: not drafts, not archived or destroyed

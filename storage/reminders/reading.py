@@ -92,11 +92,13 @@ class Reader:
         return records, customers
 
     def approved_owned(self, row: Reminder, customers: dict[int, Customer]) -> Customer | None:
-        """The row's customer if it is approved and still belongs to the (active) recipient."""
+        """The row's customer if it is approved and still belongs to the (active) recipient
+        (not in the team pool)."""
         customer = customers.get(row.subject_id or 0)
         if (
             customer is not None
             and customer.status == RecordStatus.approved
+            and customer.pooled_at is None  # in the team pool: nobody's own
             and customer.owner_id == row.recipient_id
             and self.recipient_ok(row)
         ):

@@ -22,6 +22,7 @@ from storage.reminders import (
     complaint,
     followup,
     overdue,
+    pool,
     rejected,
     review,
     stale,
@@ -72,6 +73,9 @@ REGISTRY: tuple[Registered, ...] = (
     Registered(Kind.birthday, birthday.describe, (), birthday.PLANNER),
     Registered(Kind.stale, stale.describe, stale.ACTIONS, stale.PLANNER),
     Registered(Kind.survey, survey.describe, survey.ACTIONS, survey.PLANNER),
+    Registered(Kind.pool_warning, pool.describe, pool.ACTIONS, pool.PLANNER),
+    Registered(Kind.pool_released, pool.describe_released),  # written by storage.pool
+    Registered(Kind.pool_assigned, pool.describe_assigned, pool.ACTIONS),  # storage.pool too
 )
 BY_KIND: dict[str, Registered] = {entry.kind: entry for entry in REGISTRY}
 assert set(BY_KIND) == set(Kind), "every reminder kind needs its row in the registry"

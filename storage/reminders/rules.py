@@ -33,6 +33,10 @@ class Rules:
     weekly_weekday: int = 1  # ISO: 1 = Monday
     catchup_days: int = 7
     audit_head_days: int = 1  # 0: never
+    # the team pool (storage.pool): days overdue per class before release ({}: off; a class
+    # left out is never released), and how many days before release the owner is warned
+    pool_after: dict[str, int] = field(default_factory=dict)
+    pool_warning_days: int = 3
 
     @classmethod
     def from_settings(cls, settings: Any) -> Rules:
@@ -52,6 +56,8 @@ class Rules:
             weekly_weekday=settings.WEEKLY_SUMMARY_WEEKDAY,
             catchup_days=settings.REMINDER_CATCHUP_DAYS,
             audit_head_days=settings.AUDIT_HEAD_DAYS,
+            pool_after=dict(settings.pool_after_days),
+            pool_warning_days=settings.POOL_WARNING_DAYS,
         )
 
     def zone_of(self, staff: Staff | None) -> tzinfo:

@@ -54,6 +54,7 @@ async def find(session: AsyncSession, ctx: Plan) -> list[Row]:
         .join(Staff, col(Staff.id) == col(Customer.owner_id))
         .where(
             col(Customer.status) == RecordStatus.approved,
+            col(Customer.pooled_at).is_(None),  # in the team pool: nobody's to confirm
             col(Staff.active).is_(True),
             basis <= cutoff,
             ~exists().where(

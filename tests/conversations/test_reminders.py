@@ -100,6 +100,7 @@ def settings(tmp_path: Path) -> Settings:
         # out of every test but the weekly one
         WEEKLY_SUMMARY_WEEKDAY=3,
         AUDIT_HEAD_DAYS=0,  # the admins' audit head is tested in test_audit_head.py
+        POOL_AFTER_DAYS="off",  # the team pool is tested in test_pool.py
     )
 
 

@@ -13,6 +13,7 @@ this table is what the bot does; the flows' own tests show it through the bot's 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 from sqlmodel import col, select
@@ -49,6 +50,9 @@ work on a complaint (its handler)             other  yes   yes     yes       yes
 view customers                                own    yes   yes     yes       yes   no
 view customers                                team   no    yes     no        yes   no
 view customers                                other  no    no      no        yes   no
+view customers in the team pool               own    no    yes     yes       yes   no
+view customers in the team pool               team   no    yes     no        yes   no
+view customers in the team pool               other  no    no      no        yes   no
 edit customers (as view)                      team   no    yes     no        yes   no
 view sensitive fields in clear                own    yes   yes     yes       yes   no
 view sensitive fields in clear                team   no    yes     no        yes   no
@@ -92,6 +96,9 @@ claim from the team pool                      other  no    no      no        no 
 assign from the team pool                     own    no    yes     yes       yes   no
 assign from the team pool                     team   no    yes     no        yes   no
 assign from the team pool                     other  no    no      no        yes   no
+see the team pool (/pool)                     own    yes   yes     yes       yes   no
+see the team pool (/pool)                     team   yes   yes     no        yes   no
+see the team pool (/pool)                     other  no    no      no        yes   no
 import from a spreadsheet                     own    no    yes     yes       yes   no
 import from a spreadsheet                     team   no    yes     no        yes   no
 import from a spreadsheet                     other  no    no      no        yes   no
@@ -111,6 +118,14 @@ def _customer(owner: Staff, number: int = 1) -> Customer:
     return customer
 
 
+def _pooled(customer: Customer) -> Customer:
+    """The same customer released into its team's pool (its last owner kept)."""
+    pooled = Customer(customer_no=customer.customer_no, kind=customer.kind, name=customer.name)
+    pooled.owner_id, pooled.team_id, pooled.status = customer.owner_id, customer.team_id, "approved"
+    pooled.pooled_at = datetime(2026, 11, 1, tzinfo=UTC)
+    return pooled
+
+
 def _record(scope: str, actor: Staff) -> Customer:
     """The customer (or submission) of that scope, seen from `actor`."""
     return _customer({"own": actor, "-": actor, "team": TEAMMATE, "other": OUTSIDER}[scope])
@@ -127,6 +142,8 @@ ACTIONS: dict[str, Check] = {
         a, handler_id=a.id, customer=c
     ),
     "view customers": p.can_view_customer,
+    # its last owner (`own`) no longer sees it: a pooled customer is nobody's own
+    "view customers in the team pool": lambda a, c: p.can_view_customer(a, _pooled(c)),
     "edit customers (as view)": p.can_edit_customer,
     "view sensitive fields in clear": p.can_reveal,
     "have reviews to decide": lambda a, c: p.is_decider(a),
@@ -151,6 +168,7 @@ ACTIONS: dict[str, Check] = {
     "reassign a customer out of the team": lambda a, c: p.can_reassign_customer(a, c, OUTSIDER),
     "claim from the team pool": lambda a, c: p.can_claim_from_pool(a, c.team_id),
     "assign from the team pool": lambda a, c: p.can_assign_from_pool(a, c.team_id),
+    "see the team pool (/pool)": lambda a, c: p.can_see_pool(a, c.team_id),
     "import from a spreadsheet": lambda a, c: p.can_import(a, c.team_id),
     "reports: receive them (weekly summary)": lambda a, c: p.receives_reports(a),
     "reports": lambda a, c: p.can_see_reports(a, c.team_id),
@@ -205,8 +223,10 @@ async def test_the_query_clause_agrees_with_the_check(session_factory: SessionFa
         for staff in (*PEOPLE.values(), TEAMMATE, OUTSIDER):
             session.add(staff.model_copy())
         await session.flush()
-        for number, owner in enumerate((*PEOPLE.values(), TEAMMATE, OUTSIDER), start=1):
+        owners = (*PEOPLE.values(), TEAMMATE, OUTSIDER)
+        for number, owner in enumerate(owners, start=1):
             session.add(_customer(owner, number))
+            session.add(_pooled(_customer(owner, 100 + number)))  # and one in the pool
     async with unit_of_work(session_factory) as session:
         everyone = list((await session.exec(select(Customer))).all())
         for person, actor in PEOPLE.items():
@@ -215,3 +235,14 @@ async def test_the_query_clause_agrees_with_the_check(session_factory: SessionFa
             )
             expected = [c.id for c in everyone if p.can_view_customer(actor, c)]
             assert sorted(listed.all()) == sorted(expected), person
+
+
+def test_only_an_active_salesperson_of_the_team_is_assigned_from_its_pool() -> None:
+    """The other end of "assign from the team pool": a manager assigns to the team's
+    salespeople, never to another team's, a manager, an admin or someone deactivated."""
+    assert p.can_be_assigned_from_pool(PEOPLE["sales"], TEAM_A)
+    assert p.can_be_assigned_from_pool(TEAMMATE, TEAM_A)
+    assert not p.can_be_assigned_from_pool(OUTSIDER, TEAM_A)
+    assert not p.can_be_assigned_from_pool(PEOPLE["manager"], TEAM_A)
+    assert not p.can_be_assigned_from_pool(PEOPLE["admin"], TEAM_A)
+    assert not p.can_be_assigned_from_pool(PEOPLE["gone"], TEAM_A)

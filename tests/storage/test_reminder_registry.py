@@ -34,6 +34,10 @@ def test_each_kind_lives_in_a_module_of_its_own(kind: Kind) -> None:
         Kind.complaint_soon: "complaint",
         Kind.complaint_overdue: "complaint",
         Kind.review: "review",
+        # the team pool's three: the warning, and the notices storage.pool writes
+        Kind.pool_warning: "pool",
+        Kind.pool_released: "pool",
+        Kind.pool_assigned: "pool",
     }
     module = importlib.import_module(f"storage.reminders.{homes.get(kind, kind.value)}")
     assert BY_KIND[kind].describe.__module__ == "storage.reminders.reading"  # per_row's
@@ -45,7 +49,12 @@ def test_every_kind_is_planned_by_some_planner_and_planners_have_distinct_names(
     assert len(names) == len(set(names))
     # kinds without a planner of their own are planned with the kind their module plans
     unplanned = {entry.kind for entry in REGISTRY if entry.planner is None}
-    assert unplanned == {Kind.review_digest, Kind.complaint_overdue}
+    assert unplanned == {
+        Kind.review_digest,
+        Kind.complaint_overdue,
+        Kind.pool_released,  # written by storage.pool's release job, with the release
+        Kind.pool_assigned,  # written by storage.pool.assign, with the assignment
+    }
     # the planners' names are what ReminderPlanRun remembers: renaming one re-plans from scratch
     assert names == [
         "followup",
@@ -58,6 +67,7 @@ def test_every_kind_is_planned_by_some_planner_and_planners_have_distinct_names(
         "birthday",
         "stale",
         "survey",
+        "pool_warning",
         "purge",
     ]
 
@@ -70,6 +80,8 @@ def test_the_buttons_are_the_rows_buttons() -> None:
         Kind.rejected,
         Kind.stale,
         Kind.survey,
+        Kind.pool_warning,
+        Kind.pool_assigned,
     }
 
 
