@@ -509,6 +509,8 @@ def queue_message(
                 name=item.submitter_name,
                 when=when_text(item.submitted_at, timezone),
             )
+            if page.several_teams and item.team_name:
+                text = f"{text} {_('teams.queue_team', team=fit.clip(item.team_name, 30))}"
             return f"{text} {_('review.queue_own')}" if item.own else text
 
         lines.append(fit.Slot(what, line))
