@@ -26,6 +26,7 @@ from bot.gate import recognise
 from bot.i18n import LANGUAGES, translate
 from conversations import callback_data as buttons
 from conversations import card, complaint, edit, find, key_persons, reminders, review, runner, visit
+from conversations import teams as teams_led
 from storage import search
 from storage import staff as staff_store
 from storage.db import unit_of_work
@@ -104,6 +105,7 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CallbackQueryHandler(edit.on_button, pattern=buttons.EDIT.pattern),
             CallbackQueryHandler(review.on_button, pattern=buttons.REVIEW.pattern),
             CallbackQueryHandler(reminders.on_button, pattern=buttons.REMINDERS.pattern),
+            CallbackQueryHandler(teams_led.on_button, pattern=buttons.TEAMS_LED.pattern),
             CallbackQueryHandler(commands.stale_button),
             # messages: edits (never answers), unknown commands, answers, everything else
             MessageHandler(edited, commands.edited_message),

@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 from pydantic import ValidationError
 
 from bot import logs, preflight
+from bot.cli_teams import add_team_lead_commands
 from bot.settings import Settings, describe_errors
 
 if TYPE_CHECKING:
@@ -327,7 +328,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("backup", help="back up the database (not available yet)")
     sub.add_parser("restore", help="restore a backup (not available yet)")
     sub.add_parser("new-key", help="print a fresh master key for ENCRYPTION_KEYS")
+    staff = sub.add_parser("staff", help="staff and the teams they lead")
+    staff_commands = staff.add_subparsers(dest="staff_command", metavar="COMMAND", required=True)
+    add_team_lead_commands(staff_commands)
     return parser
+
+
+def cmd_staff(args: argparse.Namespace) -> int:
+    """`staff ...`: each subcommand's `handler` runs with the services (audited: needs keys)."""
+    settings = load_settings()
+    services = _services(settings)
+
+    async def run() -> int:
+        try:
+            await preflight.migrate(settings.database_url)
+            return int(await args.handler(args, services))
+        finally:
+            await services.dispose()
+
+    return checked(lambda: asyncio.run(run()))
 
 
 HANDLERS = {
@@ -339,6 +358,7 @@ HANDLERS = {
     "backup": cmd_not_yet,
     "restore": cmd_not_yet,
     "new-key": cmd_new_key,
+    "staff": cmd_staff,
 }
 
 

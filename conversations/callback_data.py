@@ -116,5 +116,19 @@ KEY_PERSONS = ButtonCodec("key persons", ("ck", "kp"))  # list, act on one
 EDIT = ButtonCodec("edit", ("ce",))  # ce:<customer id>
 REVIEW = ButtonCodec("review", ("rv",))  # rv:<action>:<id>
 REMINDERS = ButtonCodec("reminders", ("rm",))  # rm:<action>:<reminder id>[:<argument>]
+# tl:<staff id>[:p<page> | :<team id>[:a|r]] (teams a manager leads), tl:g:<team id>:<1|0>
+TEAMS_LED = ButtonCodec("teams led", ("tl",))
 
-CODECS = (FLOW, LANGUAGE, CARD, FIND, VISIT, COMPLAINT, KEY_PERSONS, EDIT, REVIEW, REMINDERS)
+CODECS = (
+    FLOW,
+    LANGUAGE,
+    CARD,
+    FIND,
+    VISIT,
+    COMPLAINT,
+    KEY_PERSONS,
+    EDIT,
+    REVIEW,
+    REMINDERS,
+    TEAMS_LED,
+)

@@ -47,6 +47,15 @@ async def teams_led_by(session: AsyncSession, staff: Staff) -> list[Team]:
     return sorted(found, key=lambda t: t.id != staff.team_id)
 
 
+async def team_by_name_or_id(session: AsyncSession, given: str) -> Team | None:
+    """A team by its exact name, else by its id (the operator's words): never guessed."""
+    given = given.strip()
+    team = (await session.exec(select(Team).where(Team.name == given))).first()
+    if team is None and given.isascii() and given.isdigit() and len(given) <= 9:
+        team = await session.get(Team, int(given))
+    return team
+
+
 @dataclass(frozen=True)
 class LeadChange:
     """What `lead_team` or `unlead_team` did: `changed` False when it was so already."""
@@ -181,4 +190,70 @@ async def managers_leading(session: AsyncSession, team_id: int) -> list[Staff]:
                 select(Staff).where(*permissions.managers_of(team_id)).order_by(col(Staff.id))
             )
         ).all()
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# the "Teams led" view of one person (admins)
+
+
+@dataclass(frozen=True)
+class TeamChoice:
+    """A team as the view offers it: whether the person leads it besides their own."""
+
+    team_id: int
+    name: str
+    leads: bool
+
+
+@dataclass(frozen=True)
+class LeadView:
+    """A person's teams, and one page of the other teams to add or remove."""
+
+    staff_id: int
+    name: str
+    role: str
+    active: bool
+    own_team_id: int | None
+    own_team: str | None
+    led_ids: frozenset[int]  # the teams they lead besides their own
+    led: tuple[str, ...]  # their names
+    choices: tuple[TeamChoice, ...]  # this page of the teams other than their own
+    page: int
+    pages: int
+
+    @property
+    def may_lead_more(self) -> bool:
+        """Only an active manager leads teams besides their own."""
+        return self.active and self.role == Role.manager
+
+
+async def lead_view(
+    session: AsyncSession, *, actor: Staff, staff_id: int, page: int = 0, page_size: int = 8
+) -> LeadView:
+    """The teams a person leads, for an admin deciding which; refuses anyone else."""
+    if not permissions.can_manage_staff(actor):
+        raise Refused("not_allowed")
+    staff = await session.get(Staff, staff_id, populate_existing=True)
+    if staff is None:
+        raise NotFound()
+    led_ids = extra_teams_of(staff)
+    teams = (await session.exec(select(Team).order_by(col(Team.name), col(Team.id)))).all()
+    own = next((t.name for t in teams if t.id == staff.team_id), None)
+    others = [t for t in teams if t.id != staff.team_id and t.id is not None]
+    pages = max(1, -(-len(others) // page_size))
+    page = min(max(page, 0), pages - 1)
+    shown = others[page * page_size : (page + 1) * page_size]
+    return LeadView(
+        staff_id=staff_id,
+        name=staff.display_name,
+        role=staff.role,
+        active=staff.active,
+        own_team_id=staff.team_id,
+        own_team=own,
+        led_ids=led_ids,
+        led=tuple(t.name for t in others if t.id in led_ids),
+        choices=tuple(TeamChoice(t.id or 0, t.name, t.id in led_ids) for t in shown),
+        page=page,
+        pages=pages,
     )
