@@ -60,6 +60,12 @@ FORMS = (
     "rm:s:1:X",
     "rm:d:1:X",
     "rm:a:X",
+    "tl:X",
+    "tl:1:pX",
+    "tl:1:X",
+    "tl:X:1:a",
+    "tl:1:X:r",
+    "tl:g:X:1",
 )
 
 
