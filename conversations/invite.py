@@ -24,8 +24,8 @@ async def team_options(env: FlowEnv, session: AsyncSession, data: dict[str, Any]
     team or start a new one."""
     teams = await staff_store.teams(session)
     if not permissions.can_manage_staff(env.staff):
-        role = data.get("role") or ""
-        teams = [t for t in teams if permissions.can_invite(env.staff, role=role, team_id=t.id)]
+        mine = permissions.teams_of(env.staff)  # whether the role may be invited: at submit
+        teams = [t for t in teams if t.id in mine]
         return [Option(str(t.id), t.name, translate=False) for t in teams]
     return [Option(str(t.id), t.name, translate=False) for t in teams] + [
         Option(NEW_TEAM, "choice.team.new")
