@@ -40,6 +40,7 @@ from conversations import (
     visit,
 )
 from conversations import reassign as reassign_flow
+from conversations import teams as teams_led
 from storage import search
 from storage import staff as staff_store
 from storage.db import unit_of_work
@@ -125,6 +126,7 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CallbackQueryHandler(staff.on_button, pattern=buttons.STAFF.pattern),
             CallbackQueryHandler(handover.on_button, pattern=buttons.HANDOVER.pattern),
             CallbackQueryHandler(pool.on_button, pattern=buttons.POOL.pattern),
+            CallbackQueryHandler(teams_led.on_button, pattern=buttons.TEAMS_LED.pattern),
             CallbackQueryHandler(commands.stale_button),
             # messages: edits (never answers), unknown commands, answers, everything else
             MessageHandler(edited, commands.edited_message),

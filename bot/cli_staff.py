@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from bot.cli_handover import add_handover_commands
+from bot.cli_teams import add_team_lead_commands
 
 if TYPE_CHECKING:
     from sqlmodel.ext.asyncio.session import AsyncSession
@@ -101,7 +102,7 @@ def add_staff_commands(commands: Any) -> None:
 
 
 # Each adds subcommands to `staff`; another module appends its own (see the module docstring).
-REGISTRARS: list[Registrar] = [add_staff_commands, add_handover_commands]
+REGISTRARS: list[Registrar] = [add_staff_commands, add_handover_commands, add_team_lead_commands]
 
 
 def add_group(sub: Any) -> None:

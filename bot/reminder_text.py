@@ -26,6 +26,10 @@ REASON_LIMIT = 300
 MAX_OPEN_BUTTONS = 10
 FOLD_AFTER = 10  # reminders of one kind listed in full; more are counted
 LABEL_LIMIT = 24
+# a weekly summary of a manager of many teams: a line per team, each name at most TEAM_LIMIT,
+# so the summary stays well within one message (about 120 units a line)
+WEEKLY_TEAMS = 20
+TEAM_LIMIT = 30
 # most urgent first
 KIND_ORDER = {
     kind: index
@@ -133,6 +137,8 @@ def _item_text(notice: Notice, _: Translator) -> str:
         return "\n".join(lines)
     if kind == Kind.weekly:
         team = values.get("team") or _("reminders.weekly.all_teams")
+        if values.get("teams"):  # a manager of several teams: their sum, then each team
+            team = _("teams.weekly.several", count=values["teams"])
         return "\n".join(
             [
                 _("reminders.item.weekly", team=team),
@@ -142,9 +148,22 @@ def _item_text(notice: Notice, _: Translator) -> str:
                 _("reminders.weekly.overdue", count=values["overdue"]),
                 _("reminders.weekly.complaints", **values),
                 _("reminders.weekly.reviews", count=values["reviews"]),
+                *_weekly_team_lines(notice, _),
             ]
         )
     return _(f"reminders.item.{kind}", **values)
+
+
+def _weekly_team_lines(notice: Notice, _: Translator) -> list[str]:
+    """A line per team of a manager of several teams, the first WEEKLY_TEAMS of them."""
+    if not notice.lines:
+        return []
+    shown = [
+        _("teams.weekly.team_line", **{**line, "team": fit.clip(str(line["team"]), TEAM_LIMIT)})
+        for line in notice.lines[:WEEKLY_TEAMS]
+    ]
+    more = len(notice.lines) - WEEKLY_TEAMS
+    return ["", *shown, *([_("teams.weekly.more", count=more)] if more > 0 else [])]
 
 
 def actions_markup(notice: Notice, _: Translator) -> InlineKeyboardMarkup | None:

@@ -119,7 +119,7 @@ REMINDERS = ButtonCodec("reminders", ("rm",))  # rm:<action>:<reminder id>[:<arg
 REASSIGN = ButtonCodec("reassign", ("ra",))  # ra:<action>[:<argument>...] (在职继承)
 STAFF = ButtonCodec("staff", ("sf",))  # sf:<action>:<staff or team id>[:…] (conversations/staff)
 HANDOVER = ButtonCodec("handover", ("ho",))  # ho:<action>:<hand-over id>[:...] (handover.py)
-# built here for /staff's buttons, routed by the feature that handles them (`tl:<staff id>`)
+# tl:<staff id>[:p<page> | :<team id>[:a|r]] (teams a manager leads), tl:g:<team id>:<1|0>
 TEAMS_LED = ButtonCodec("teams led", ("tl",))
 POOL = ButtonCodec("pool", ("pl",))  # pl:<action>[:<id>...] (conversations/pool.py)
 
@@ -138,4 +138,5 @@ CODECS = (
     STAFF,
     HANDOVER,
     POOL,
+    TEAMS_LED,
 )

@@ -191,8 +191,13 @@ async def send_notice(context: BotContext, notice: HandlerNotice) -> bool:
 
 
 def _start_data(env: FlowEnv) -> dict[str, Any]:
-    # only what is offered: the customers they may log for are all in their team (admins: any)
-    return {"_may_assign": permissions.can_reassign(env.staff, env.staff.team_id)}
+    # only what is offered: the customers they may log for are all in their teams (admins:
+    # any); storage asks again for the customer chosen
+    staff = env.staff
+    may_assign = permissions.is_admin(staff) or any(
+        permissions.can_reassign(staff, team) for team in permissions.teams_of(staff)
+    )
+    return {"_may_assign": may_assign}
 
 
 def _may_assign(data: dict[str, Any]) -> bool:

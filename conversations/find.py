@@ -36,7 +36,7 @@ from storage import cards, drafts, search, validation
 from storage.cards import CustomerList, ListEntry
 from storage.drafts import DraftMode, DraftState
 from storage.models import CustomerClass, RecordStatus, Staff, Stage
-from storage.permissions import Scope, view_scope
+from storage.permissions import Scope, teams_of, view_scope
 from storage.reassign import may_reassign_any
 from storage.search import NO_FILTERS, Filters
 
@@ -513,12 +513,13 @@ _ACTIONS = {
 # /my
 
 
-def my_text(_: Translator, scope: str, listed: CustomerList) -> str:
+def my_text(_: Translator, scope: str, listed: CustomerList, teams: int = 1) -> str:
     title = {Scope.team: "my.title_team", Scope.all: "my.title_all"}.get(scope, "my.title")
+    heading = _("teams.my_title", count=teams) if scope == Scope.team and teams > 1 else _(title)
     if not listed.total:
-        return f"{_(title)}\n{_('my.empty')}"
+        return f"{heading}\n{_('my.empty')}"
     lines = [
-        _(title),
+        heading,
         _("my.counts", total=listed.total, overdue=listed.overdue, today=listed.due_today),
     ]
     if listed.pages > 1:
@@ -557,15 +558,13 @@ async def _my_view(context: BotContext, page: int) -> tuple[str, InlineKeyboardM
         listed = await cards.my_customers(
             session, actor=context.member, today=context.today, page=page, page_size=PAGE_SIZE
         )
-    select = may_reassign_any(context.member)
-    return (
-        my_text(context._, view_scope(context.member), listed),
-        my_markup(context._, listed, select=select),
-    )
+    member = context.member
+    text = my_text(context._, view_scope(member), listed, teams=len(teams_of(member)))
+    return text, my_markup(context._, listed, select=may_reassign_any(member))
 
 
 async def my_command(update: Update, context: BotContext) -> None:
-    """List the member's customers (a manager's: the team's), follow-ups due first."""
+    """List the member's customers (a manager's: their teams'), follow-ups due first."""
     text, markup = await _my_view(context, 0)
     await context.bot.send_message(context.chat_id, text, reply_markup=markup)
 

@@ -20,10 +20,12 @@ async def role_options(env: FlowEnv, session: AsyncSession, data: dict[str, Any]
 
 
 async def team_options(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> list[Option]:
-    """Managers invite into their own team; admins pick any team or start a new one."""
+    """Managers invite into the teams they lead (a director chooses which); admins pick any
+    team or start a new one."""
     teams = await staff_store.teams(session)
     if not permissions.can_manage_staff(env.staff):
-        teams = [t for t in teams if t.id == env.staff.team_id]
+        mine = permissions.teams_of(env.staff)  # whether the role may be invited: at submit
+        teams = [t for t in teams if t.id in mine]
         return [Option(str(t.id), t.name, translate=False) for t in teams]
     return [Option(str(t.id), t.name, translate=False) for t in teams] + [
         Option(NEW_TEAM, "choice.team.new")

@@ -25,6 +25,7 @@ from bot.context import BotContext
 from bot.i18n import Translator, has_message, pick_language
 from conversations import fit, runner
 from conversations import steps as s
+from conversations import teams as teams_led
 from conversations.callback_data import EDIT, REVIEW
 from conversations.keyboards import pager, with_pager
 from conversations.messages import is_harmless_edit_error
@@ -509,6 +510,8 @@ def queue_message(
                 name=item.submitter_name,
                 when=when_text(item.submitted_at, timezone),
             )
+            if page.several_teams and item.team_name:
+                text = f"{text} {_('teams.queue_team', team=fit.clip(item.team_name, 30))}"
             return f"{text} {_('review.queue_own')}" if item.own else text
 
         lines.append(fit.Slot(what, line))
@@ -557,6 +560,9 @@ async def setgroup_command(update: Update, context: BotContext) -> None:
                 session, actor=member, chat_id=chat_id, enabled=enabled
             )
     except Refused as refusal:
+        if refusal.code == "choose_team":  # a manager of several teams: buttons, one a team
+            await teams_led.send_group_choice(context, chat_id)
+            return
         if refusal.code in review_store.AUDITED_REFUSALS:
             async with context.unit_of_work() as session:
                 await review_store.record_refusal(

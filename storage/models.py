@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint, event
+from sqlalchemy.orm import Mapped, relationship
+from sqlmodel import Field, Relationship, SQLModel
 
 from storage.types import UTCDateTime, utcnow
 
@@ -201,6 +203,25 @@ class Staff(Timestamped, table=True):
     version: int = Field(default=1)
     # when the person last used the bot (the gate writes it at most once an hour), for /staff
     last_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # the teams a manager leads besides `team_id`, loaded with every Staff however it is loaded
+    # (one extra SELECT ... IN per query): the permission predicates are synchronous and must
+    # see them (storage.permissions.teams_of, storage.team_leads)
+    team_leads: Mapped[list[TeamLead]] = Relationship(
+        sa_relationship=relationship(
+            "TeamLead",
+            uselist=True,
+            lazy="selectin",
+            cascade="all, delete-orphan",
+            order_by="TeamLead.team_id",
+        )
+    )
+
+
+@event.listens_for(Staff, "init")
+def _new_staff_leads_no_other_team(target: Staff, args: Any, kwargs: dict[str, Any]) -> None:
+    """A Staff made here (not loaded) starts with its led teams loaded, as none: without this,
+    reading them after its INSERT would try a lazy load, which an async session cannot do."""
+    kwargs.setdefault("team_leads", [])
 
 
 class TeamLead(SQLModel, table=True):

@@ -6,7 +6,8 @@ Rows not built yet have their predicate anyway, so the table here is whole; thei
 so. tests/storage/test_permissions.py holds the table itself, every role against every row.
 
 "A manager of the team" is `manages_team` everywhere: SPEC section 10 lets a manager lead
-several teams, and when Staff learns that, `_teams_of` is the one place to change.
+several teams (their own `Staff.team_id` and the `TeamLead` rows, storage.team_leads), and
+`teams_of` is the one place that knows it; `managers_of` says the same as WHERE clauses.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, false, true
+from sqlalchemy import and_, exists, false, inspect, or_, true
 from sqlmodel import col
 
-from storage.models import Customer, Role, Staff
+from storage.models import Customer, Role, Staff, TeamLead
 
 ALL_ROLES: tuple[str, ...] = (Role.salesperson, Role.manager, Role.admin)
 
@@ -35,9 +36,31 @@ class Scope(StrEnum):
 # the columns: who someone is
 
 
+class LedTeamsNotLoaded(RuntimeError):
+    """A Staff whose led teams were never loaded (or were expired): answering from its
+    `team_id` alone would quietly take a director's other teams away, so nothing answers."""
+
+
+def teams_of(actor: Staff) -> frozenset[int]:
+    """The teams a person works in: their own, and for a manager every team they lead besides
+    (SPEC section 10: a sales director over several teams).
+
+    The led teams are `Staff.team_leads`, which every load of a Staff brings along (a
+    selectin relationship), so this stays synchronous. They count only while the person is a
+    manager: a demoted manager's rows (storage.team_leads removes them) never widen a
+    salesperson's or an admin's reach, whoever changed the role and however.
+    """
+    own = frozenset() if actor.team_id is None else frozenset({actor.team_id})
+    if actor.role != Role.manager:
+        return own
+    if "team_leads" in inspect(actor).unloaded:
+        raise LedTeamsNotLoaded(f"staff {actor.id}: led teams not loaded")
+    return own | {lead.team_id for lead in actor.team_leads}
+
+
 def _teams_of(actor: Staff) -> frozenset[int]:
-    """The teams a person works in (one today; SPEC section 10: a manager may lead several)."""
-    return frozenset() if actor.team_id is None else frozenset({actor.team_id})
+    """`teams_of`, under the name the predicates below use."""
+    return teams_of(actor)
 
 
 def is_admin(actor: Staff) -> bool:
@@ -168,11 +191,18 @@ def can_decide(actor: Staff, *, team_id: int | None, submitted_by: int | None) -
     return decides_for_team(actor, team_id) and submitted_by != actor.id
 
 
-def managers_of(team_id: int | None) -> list[Any]:
-    """Row "approve / reject", as WHERE clauses on Staff: the team's active managers."""
+def managers_of(team_id: int | Any | None, *, staff: Any = Staff) -> list[Any]:
+    """Row "approve / reject", as WHERE clauses on Staff: the team's active managers, whether
+    it is their own team or one they lead besides (`teams_of` as SQL). `team_id` may be a
+    column (a join on the customer's team); `staff` an alias of Staff."""
     if team_id is None:
         return [false()]
-    return [Staff.role == Role.manager, Staff.team_id == team_id, col(Staff.active).is_(True)]
+    leads = exists().where(TeamLead.staff_id == staff.id, TeamLead.team_id == team_id)
+    return [
+        staff.role == Role.manager,
+        or_(staff.team_id == team_id, leads),
+        col(staff.active).is_(True),
+    ]
 
 
 def admins() -> list[Any]:

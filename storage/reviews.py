@@ -149,6 +149,7 @@ class QueueItem:
     submitter_name: str
     submitted_at: datetime
     own: bool
+    team_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,7 @@ class QueuePage:
     total: int
     page: int
     pages: int
+    several_teams: bool = False  # a manager of several teams: each line names its team
 
 
 class AlreadyDecided(Refused):
@@ -848,29 +850,34 @@ async def pending_review_of(
 async def pending_queue(
     session: AsyncSession, *, actor: Staff, page: int = 0, page_size: int = QUEUE_PAGE_SIZE
 ) -> QueuePage:
-    """What awaits a decision: the manager's team (admins: everything), oldest first."""
+    """What awaits a decision: the manager's teams (admins: everything), oldest first."""
     if not permissions.is_decider(actor):
         raise Refused("not_allowed")
     scope = [Review.status == ReviewStatus.pending]
+    teams: list[int] = []
     if not permissions.is_admin(actor):
-        if actor.team_id is None:
+        teams = sorted(permissions.teams_of(actor))  # every team a manager leads
+        if not teams:
             raise Refused("team_required")
-        scope.append(Review.team_id == actor.team_id)
+        scope.append(col(Review.team_id).in_(teams))
     total = (await session.exec(select(func.count()).select_from(Review).where(*scope))).one()
     pages = max(1, math.ceil(total / page_size))
     page = min(max(page, 0), pages - 1)
     rows = await session.exec(
-        select(Review, Staff.display_name, Customer.customer_no, Customer.name, Complaint)
+        select(
+            Review, Staff.display_name, Customer.customer_no, Customer.name, Complaint, Team.name
+        )
         .join(Staff, col(Staff.id) == Review.submitted_by)
         .join(Customer, col(Customer.id) == Review.customer_id, isouter=True)
         .join(Complaint, col(Complaint.id) == Review.complaint_id, isouter=True)
+        .join(Team, col(Team.id) == Review.team_id, isouter=True)
         .where(*scope)
         .order_by(col(Review.submitted_at), col(Review.id))
         .offset(page * page_size)
         .limit(page_size)
     )
     items = []
-    for review, submitter, number, name, complaint in rows.all():
+    for review, submitter, number, name, complaint, team_name in rows.all():
         if complaint is not None:
             number = complaint.complaint_no
         items.append(
@@ -882,6 +889,7 @@ async def pending_queue(
                 submitter_name=submitter,
                 submitted_at=review.submitted_at,
                 own=review.submitted_by == actor.id,
+                team_name=team_name,
             )
         )
-    return QueuePage(tuple(items), total, page, pages)
+    return QueuePage(tuple(items), total, page, pages, several_teams=len(teams) > 1)

@@ -30,7 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage import validation
 from storage.crypto import Keyring
 from storage.models import BlindIndex, Customer, RecordStatus, Staff
-from storage.permissions import Scope, customers_visible_to, view_scope
+from storage.permissions import Scope, customers_visible_to, teams_of, view_scope
 
 NAME_CUTOFF = 60  # rapidfuzz WRatio score a fuzzy match needs
 SMALL_SCOPE = 2_000  # a scope this small is scored whole, without the bigram pre-filter
@@ -287,8 +287,8 @@ class _NameIndex:
         scope = view_scope(actor)
         if scope == Scope.all:
             return None
-        if scope == Scope.team:
-            return set(self.by_team.get(actor.team_id, ()))
+        if scope == Scope.team:  # every team a manager leads
+            return set().union(*(self.by_team.get(t, ()) for t in teams_of(actor)))
         if scope == Scope.own:
             return set(self.by_owner.get(actor.id or 0, ()))
         return set()

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import audit, drafts, permissions
+from storage import audit, drafts, permissions, team_leads
 from storage import handover as handover_store
 from storage.crypto import random_token
 from storage.errors import NotFound, Refused
@@ -195,6 +195,7 @@ async def redeem_invite(
         staff.role, staff.team_id, staff.active = invite.role, invite.team_id, True
         staff.display_name, staff.updated_at = display_name[:200], utcnow()
         session.add(staff)
+        await team_leads.tidy(session, actor=None, staff=staff, drop_all=True)  # afresh
     await session.flush()
     invite.used_by = staff.id
     session.add(invite)
@@ -222,12 +223,35 @@ async def record_invite_refusal(session: AsyncSession, *, telegram_id: int, reas
 
 
 async def set_manager_chat(
-    session: AsyncSession, *, actor: Staff, chat_id: int, enabled: bool = True
+    session: AsyncSession,
+    *,
+    actor: Staff,
+    chat_id: int,
+    enabled: bool = True,
+    team_id: int | None = None,
 ) -> Team:
-    """Send (or stop sending) the review cards of the actor's team to this group chat."""
+    """Send (or stop sending) the review cards of one of the actor's teams to this group chat.
+
+    `team_id` says which team; without it, the actor's only team (or, to stop, the only one of
+    theirs sending its cards here). A manager of several teams must say which: Refused
+    "choose_team", whose `teams` detail lists the ids to choose from.
+    """
     if not permissions.is_decider(actor):
         raise Refused("not_allowed")
-    team = await session.get(Team, actor.team_id) if actor.team_id else None
+    mine = sorted(permissions.teams_of(actor))
+    if team_id is None:
+        choices = mine
+        if not enabled and len(mine) > 1:
+            here = await session.exec(
+                select(Team.id).where(col(Team.id).in_(mine), Team.manager_chat_id == chat_id)
+            )
+            choices = [t for t in here.all() if t is not None] or mine[:1]
+        if len(choices) > 1:
+            raise Refused("choose_team", teams=choices)
+        team_id = choices[0] if choices else None
+    elif team_id not in mine:
+        raise Refused("not_allowed")
+    team = await session.get(Team, team_id) if team_id else None
     if team is None:
         raise Refused("team_required")
     if not enabled and team.manager_chat_id != chat_id:
@@ -572,10 +596,13 @@ async def _write(
     old_team_id: int | None,
     handover: Handover | None = None,
 ) -> StaffChange:
+    """Write a change of `staff` and audit it; the teams they led and no longer count go
+    (a leaver, someone demoted, a manager moved into a team they led)."""
     staff.version += 1
     staff.updated_at = utcnow()
     session.add(staff)
     await session.flush()
+    await team_leads.tidy(session, actor=actor, staff=staff)
     detail: dict[str, object] = {}
     if staff.role != old_role:
         detail["role"] = [old_role, staff.role]

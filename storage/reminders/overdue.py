@@ -1,4 +1,5 @@
-"""`overdue`: a follow-up overdue by OVERDUE_ESCALATION_DAYS, escalated to the team's managers."""
+"""`overdue`: a follow-up overdue by OVERDUE_ESCALATION_DAYS, escalated to the team's managers
+(every manager leading the team, whether it is their own or one they lead besides)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import permissions
-from storage.models import Customer, Reminder, Role, Staff
+from storage.models import Customer, Reminder, Staff
 from storage.reminders.followup import dated_rows, followup_sources, no_reminder, still_due
 from storage.reminders.kinds import Kind
 from storage.reminders.planning import Plan, Planner, Row, dialect_of
@@ -31,9 +32,8 @@ def overdue_query(lo: date, hi: date, rules: Rules, dialect: str) -> list[Any]:
             .join(
                 manager,
                 and_(
-                    col(manager.team_id) == col(Customer.team_id),
-                    col(manager.role) == Role.manager,
-                    col(manager.active).is_(True),
+                    # every manager leading the customer's team, their own or one besides
+                    *permissions.managers_of(col(Customer.team_id), staff=manager),
                     col(manager.id) != col(Customer.owner_id),
                 ),
             )

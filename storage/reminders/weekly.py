@@ -1,4 +1,8 @@
-"""`weekly`: the week in numbers for each manager (their team) and admin (the company)."""
+"""`weekly`: the week in numbers for each manager (their teams) and admin (the company).
+
+A manager of several teams gets one summary: the numbers of all their teams together, then a
+line per team (`Notice.lines`), so the whole stays one message however many teams they lead.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from sqlalchemy import func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import permissions
+from storage import permissions, team_leads
 from storage.models import (
     Complaint,
     Customer,
@@ -18,7 +22,6 @@ from storage.models import (
     Reminder,
     Review,
     ReviewStatus,
-    Team,
     Visit,
 )
 from storage.reminders.kinds import LIVE, OPEN_COMPLAINTS, Kind
@@ -54,24 +57,40 @@ async def _nothing(reader: Reader, group: Sequence[Reminder]) -> None:
 
 
 async def _read(reader: Reader, row: Reminder, _: None) -> Notice | None:
-    """The numbers as they are now, for a recipient who is still a manager or an admin."""
+    """The numbers as they are now, for a recipient who is still a manager or an admin: the
+    company's for an admin, each team's a manager leads (and their sum) for a manager."""
     person = reader.staff.get(row.recipient_id)
     if person is None or not permissions.receives_reports(person):
         return None
-    team_id = None if permissions.is_admin(person) else person.team_id
-    if team_id is None and not permissions.is_admin(person):
-        return None
-    today = reader.today(row.recipient_id)
-    numbers = await summary_numbers(
-        reader.session,
-        team_id=team_id,
-        since=reader.now - timedelta(days=7),
-        now=reader.now,
-        today=today,
-    )
-    team = await reader.session.get(Team, team_id) if team_id else None
     assert row.id is not None
-    return Notice(row.id, row.kind, {"team": team.name if team else None, **numbers})
+    today = reader.today(row.recipient_id)
+    since = reader.now - timedelta(days=7)
+
+    async def numbers_of(team_id: int | None) -> dict[str, int]:
+        return await summary_numbers(
+            reader.session, team_id=team_id, since=since, now=reader.now, today=today
+        )
+
+    if permissions.is_admin(person):
+        return Notice(row.id, row.kind, {"team": None, **await numbers_of(None)})
+    teams = [
+        t
+        for t in await team_leads.teams_led_by(reader.session, person)
+        if permissions.can_see_reports(person, t.id)
+    ]
+    if not teams:
+        return None
+    per_team = [(team, await numbers_of(team.id)) for team in teams]
+    if len(per_team) == 1:
+        team, numbers = per_team[0]
+        return Notice(row.id, row.kind, {"team": team.name, **numbers})
+    totals = {key: sum(numbers[key] for _, numbers in per_team) for key in per_team[0][1]}
+    return Notice(
+        row.id,
+        row.kind,
+        {"team": None, "teams": len(per_team), **totals},
+        lines=tuple({"team": team.name, **numbers} for team, numbers in per_team),
+    )
 
 
 describe = per_row(_nothing, _read)

@@ -85,6 +85,12 @@ FORMS = (
     "ho:p:1:1:X",
     "ho:y:1:X",
     "ho:l:X",
+    "tl:X",
+    "tl:1:pX",
+    "tl:1:X",
+    "tl:X:1:a",
+    "tl:1:X:r",
+    "tl:g:X:1",
 )
 
 

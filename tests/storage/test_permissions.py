@@ -1,10 +1,12 @@
 """SPEC section 4 as one table: every role against every row of it, in every scope.
 
 The columns are the people: a salesperson of team A, a manager of team A ("the team"), a
-manager of team B ("another team"), an admin (no team), and a salesperson of team A who has been
-deactivated. The scopes are whose record it is, seen from that person: `own` (they own or
-submitted it, in their own team; the admin's has no team), `team` (a salesperson of team A's)
-and `other` (a salesperson of team C's). `-` rows have no scope.
+manager of team B ("another team"), an admin (no team), a salesperson of team A who has been
+deactivated, a sales director (manager of team B who leads team A besides: SPEC section 10),
+and a manager of team B demoted to salesperson whose row for team A was left behind. The
+scopes are whose record it is, seen from that person: `own` (they own or submitted it, in
+their own team; the admin's has no team), `team` (a salesperson of team A's) and `other` (a
+salesperson of team C's). `-` rows have no scope.
 
 The storage modules and the handlers ask exactly these predicates (storage.permissions), so
 this table is what the bot does; the flows' own tests show it through the bot's surface.
@@ -20,7 +22,7 @@ from sqlmodel import col, select
 
 from storage import permissions as p
 from storage.db import SessionFactory, unit_of_work
-from storage.models import Customer, Role, Staff, Team
+from storage.models import Customer, Role, Staff, Team, TeamLead
 
 TEAM_A, TEAM_B, TEAM_C = 1, 2, 3
 PEOPLE = {
@@ -32,81 +34,99 @@ PEOPLE = {
         id=5, telegram_id=105, display_name="G", role=Role.salesperson, team_id=TEAM_A, active=False
     ),
 }
+# a sales director: manager of team B who leads team A besides; and a former manager of team B,
+# demoted to salesperson, whose row for team A was left behind (it must count for nothing)
+PEOPLE["director"] = Staff(
+    id=8,
+    telegram_id=108,
+    display_name="D",
+    role=Role.manager,
+    team_id=TEAM_B,
+    team_leads=[TeamLead(staff_id=8, team_id=TEAM_A)],
+)
+PEOPLE["demoted"] = Staff(
+    id=9,
+    telegram_id=109,
+    display_name="F",
+    role=Role.salesperson,
+    team_id=TEAM_B,
+    team_leads=[TeamLead(staff_id=9, team_id=TEAM_A)],
+)
 TEAMMATE = Staff(id=6, telegram_id=106, display_name="T", role=Role.salesperson, team_id=TEAM_A)
 OUTSIDER = Staff(id=7, telegram_id=107, display_name="X", role=Role.salesperson, team_id=TEAM_C)
 COLUMNS = tuple(PEOPLE)
 
 # One line per row of SPEC section 4 (and per scope): yes / no for each person, in COLUMNS order.
 TABLE = """
-row                                           scope  sales manager other_mgr admin gone
-create customers                              -      yes   yes     yes       yes   no
-log visits and complaints                     own    yes   yes     yes       yes   no
-log visits and complaints                     team   no    yes     no        yes   no
-log visits and complaints                     other  no    no      no        yes   no
-work on a complaint (not its handler)         own    no    yes     yes       yes   no
-work on a complaint (not its handler)         team   no    yes     no        yes   no
-work on a complaint (not its handler)         other  no    no      no        yes   no
-work on a complaint (its handler)             other  yes   yes     yes       yes   no
-view customers                                own    yes   yes     yes       yes   no
-view customers                                team   no    yes     no        yes   no
-view customers                                other  no    no      no        yes   no
-view customers in the team pool               own    no    yes     yes       yes   no
-view customers in the team pool               team   no    yes     no        yes   no
-view customers in the team pool               other  no    no      no        yes   no
-edit customers (as view)                      team   no    yes     no        yes   no
-view sensitive fields in clear                own    yes   yes     yes       yes   no
-view sensitive fields in clear                team   no    yes     no        yes   no
-view sensitive fields in clear                other  no    no      no        yes   no
-have reviews to decide                        -      no    yes     yes       yes   no
-approve / reject                              own    no    no      no        no    no
-approve / reject                              team   no    yes     no        yes   no
-approve / reject                              other  no    no      no        yes   no
-re-assign, hand-over                          own    no    yes     yes       yes   no
-re-assign, hand-over                          team   no    yes     no        yes   no
-re-assign, hand-over                          other  no    no      no        yes   no
-hand over a leaver's records                  own    no    no      no        yes   no
-hand over a leaver's records                  team   no    no      no        yes   no
-hand over a leaver's records                  other  no    no      no        yes   no
-export                                        own    yes   yes     yes       yes   no
-export                                        team   no    yes     no        yes   no
-export                                        other  no    no      no        yes   no
-export sensitive fields in clear              -      no    yes     yes       yes   no
-staff: change staff and teams                 -      no    no      no        yes   no
-staff: read                                   own    no    yes     yes       yes   no
-staff: read                                   team   no    yes     no        yes   no
-staff: read                                   other  no    no      no        yes   no
-invites: a salesperson                        own    no    yes     yes       yes   no
-invites: a salesperson                        team   no    yes     no        yes   no
-invites: a salesperson                        other  no    no      no        yes   no
-invites: a manager                            own    no    no      no        yes   no
-invites: a manager                            team   no    no      no        yes   no
-invites: an admin                             -      no    no      no        yes   no
-archive / destroy                             -      no    no      no        yes   no
-backup                                        -      no    no      no        yes   no
-keys                                          -      no    no      no        yes   no
-audit log                                     -      no    no      no        yes   no
-reminder samples (/testreminder)              -      no    no      no        yes   no
-reassign a customer to a teammate            own    no    yes     no        yes   no
-reassign a customer to a teammate            team   no    yes     no        yes   no
-reassign a customer to a teammate            other  no    no      no        yes   no
-reassign a customer out of the team          team   no    no      no        yes   no
-claim from the team pool                      own    yes   no      no        no    no
-claim from the team pool                      team   yes   no      no        no    no
-claim from the team pool                      other  no    no      no        no    no
-assign from the team pool                     own    no    yes     yes       yes   no
-assign from the team pool                     team   no    yes     no        yes   no
-assign from the team pool                     other  no    no      no        yes   no
-see the team pool (/pool)                     own    yes   yes     yes       yes   no
-see the team pool (/pool)                     team   yes   yes     no        yes   no
-see the team pool (/pool)                     other  no    no      no        yes   no
-import from a spreadsheet                     own    no    yes     yes       yes   no
-import from a spreadsheet                     team   no    yes     no        yes   no
-import from a spreadsheet                     other  no    no      no        yes   no
-reports: receive them (weekly summary)        -      no    yes     yes       yes   no
-reports                                       own    no    yes     yes       yes   no
-reports                                       team   no    yes     no        yes   no
-reports                                       other  no    no      no        yes   no
-own /stats                                    -      yes   yes     yes       yes   no
+row                                     scope  sales manager other_mgr admin gone  director demoted
+create customers                        -      yes   yes     yes       yes   no    yes      yes
+log visits and complaints               own    yes   yes     yes       yes   no    yes      yes
+log visits and complaints               team   no    yes     no        yes   no    yes      no
+log visits and complaints               other  no    no      no        yes   no    no       no
+work on a complaint (not its handler)   own    no    yes     yes       yes   no    yes      no
+work on a complaint (not its handler)   team   no    yes     no        yes   no    yes      no
+work on a complaint (not its handler)   other  no    no      no        yes   no    no       no
+work on a complaint (its handler)       other  yes   yes     yes       yes   no    yes      yes
+view customers                          own    yes   yes     yes       yes   no    yes      yes
+view customers                          team   no    yes     no        yes   no    yes      no
+view customers                          other  no    no      no        yes   no    no       no
+view customers in the team pool         own    no    yes     yes       yes   no    yes      no
+view customers in the team pool         team   no    yes     no        yes   no    yes      no
+view customers in the team pool         other  no    no      no        yes   no    no       no
+edit customers (as view)                team   no    yes     no        yes   no    yes      no
+view sensitive fields in clear          own    yes   yes     yes       yes   no    yes      yes
+view sensitive fields in clear          team   no    yes     no        yes   no    yes      no
+view sensitive fields in clear          other  no    no      no        yes   no    no       no
+have reviews to decide                  -      no    yes     yes       yes   no    yes      no
+approve / reject                        own    no    no      no        no    no    no       no
+approve / reject                        team   no    yes     no        yes   no    yes      no
+approve / reject                        other  no    no      no        yes   no    no       no
+re-assign, hand-over                    own    no    yes     yes       yes   no    yes      no
+re-assign, hand-over                    team   no    yes     no        yes   no    yes      no
+re-assign, hand-over                    other  no    no      no        yes   no    no       no
+hand over a leaver's records            own    no    no      no        yes   no    no       no
+hand over a leaver's records            team   no    no      no        yes   no    no       no
+hand over a leaver's records            other  no    no      no        yes   no    no       no
+export                                  own    yes   yes     yes       yes   no    yes      yes
+export                                  team   no    yes     no        yes   no    yes      no
+export                                  other  no    no      no        yes   no    no       no
+export sensitive fields in clear        -      no    yes     yes       yes   no    yes      no
+staff: change staff and teams           -      no    no      no        yes   no    no       no
+staff: read                             own    no    yes     yes       yes   no    yes      no
+staff: read                             team   no    yes     no        yes   no    yes      no
+staff: read                             other  no    no      no        yes   no    no       no
+invites: a salesperson                  own    no    yes     yes       yes   no    yes      no
+invites: a salesperson                  team   no    yes     no        yes   no    yes      no
+invites: a salesperson                  other  no    no      no        yes   no    no       no
+invites: a manager                      own    no    no      no        yes   no    no       no
+invites: a manager                      team   no    no      no        yes   no    no       no
+invites: an admin                       -      no    no      no        yes   no    no       no
+archive / destroy                       -      no    no      no        yes   no    no       no
+backup                                  -      no    no      no        yes   no    no       no
+keys                                    -      no    no      no        yes   no    no       no
+audit log                               -      no    no      no        yes   no    no       no
+reminder samples (/testreminder)        -      no    no      no        yes   no    no       no
+reassign a customer to a teammate       own    no    yes     no        yes   no    yes      no
+reassign a customer to a teammate       team   no    yes     no        yes   no    yes      no
+reassign a customer to a teammate       other  no    no      no        yes   no    no       no
+reassign a customer out of the team     team   no    no      no        yes   no    no       no
+claim from the team pool                own    yes   no      no        no    no    no       yes
+claim from the team pool                team   yes   no      no        no    no    no       no
+claim from the team pool                other  no    no      no        no    no    no       no
+assign from the team pool               own    no    yes     yes       yes   no    yes      no
+assign from the team pool               team   no    yes     no        yes   no    yes      no
+assign from the team pool               other  no    no      no        yes   no    no       no
+see the team pool (/pool)               own    yes   yes     yes       yes   no    yes      yes
+see the team pool (/pool)               team   yes   yes     no        yes   no    yes      no
+see the team pool (/pool)               other  no    no      no        yes   no    no       no
+import from a spreadsheet               own    no    yes     yes       yes   no    yes      no
+import from a spreadsheet               team   no    yes     no        yes   no    yes      no
+import from a spreadsheet               other  no    no      no        yes   no    no       no
+reports: receive them (weekly summary)  -      no    yes     yes       yes   no    yes      no
+reports                                 own    no    yes     yes       yes   no    yes      no
+reports                                 team   no    yes     no        yes   no    yes      no
+reports                                 other  no    no      no        yes   no    no       no
+own /stats                              -      yes   yes     yes       yes   no    yes      yes
 """
 
 
@@ -246,3 +266,39 @@ def test_only_an_active_salesperson_of_the_team_is_assigned_from_its_pool() -> N
     assert not p.can_be_assigned_from_pool(PEOPLE["manager"], TEAM_A)
     assert not p.can_be_assigned_from_pool(PEOPLE["admin"], TEAM_A)
     assert not p.can_be_assigned_from_pool(PEOPLE["gone"], TEAM_A)
+
+
+async def test_managers_of_finds_the_managers_leading_a_team_however_they_lead_it(
+    session_factory: SessionFactory,
+) -> None:
+    """`managers_of` (review routing, escalations) says in SQL what `manages_team` says: the
+    team's own managers and those leading it besides, never a demoted manager's old row."""
+    async with unit_of_work(session_factory) as session:
+        for team_id in (TEAM_A, TEAM_B, TEAM_C):
+            session.add(Team(id=team_id, name=f"team {team_id}"))
+        await session.flush()
+        for staff in PEOPLE.values():
+            session.add(
+                Staff(
+                    **staff.model_dump(exclude={"team_leads"}),
+                    team_leads=[
+                        TeamLead(staff_id=staff.id or 0, team_id=t.team_id)
+                        for t in staff.team_leads
+                    ],
+                )
+            )
+    async with unit_of_work(session_factory) as session:
+        loaded = {s.id: s for s in (await session.exec(select(Staff))).all()}
+        for team_id in (TEAM_A, TEAM_B, TEAM_C, None):
+            found = await session.exec(
+                select(Staff.id).where(*p.managers_of(team_id)).order_by(col(Staff.id))
+            )
+            expected = [i for i, s in sorted(loaded.items()) if p.manages_team(s, team_id)]
+            assert list(found.all()) == expected, team_id
+        assert p.teams_of(loaded[8]) == {TEAM_A, TEAM_B}  # loaded by a select: rows came along
+        assert p.teams_of(loaded[9]) == {TEAM_B}
+        director = await session.get(Staff, 8)
+        assert director is not None and p.manages_team(director, TEAM_A)
+        session.expire(director, ["team_leads"])  # never answer from team_id alone
+        with pytest.raises(p.LedTeamsNotLoaded):
+            p.teams_of(director)
