@@ -106,7 +106,7 @@ backup                                  -      no    no      no        yes   no 
 keys                                    -      no    no      no        yes   no    no       no
 audit log                               -      no    no      no        yes   no    no       no
 reminder samples (/testreminder)        -      no    no      no        yes   no    no       no
-reassign a customer to a teammate       own    no    yes     no        yes   no    yes      no
+reassign a customer to a teammate       own    no    yes     no        yes   no    no       no
 reassign a customer to a teammate       team   no    yes     no        yes   no    yes      no
 reassign a customer to a teammate       other  no    no      no        yes   no    no       no
 reassign a customer out of the team     team   no    no      no        yes   no    no       no
