@@ -363,8 +363,7 @@ def tool_major(tool: Path) -> int:
     match = re.search(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?", done.stdout)
     if done.returncode != 0 or match is None:
         raise BackupError(f"{tool} did not say its version; is it PostgreSQL's {tool.name}?")
-    major = int(match[1])
-    return major if major >= 10 else major * 10 + int(match[2] or 0)  # 9.6 → 96, older than 10
+    return int(match[1])  # 9.6 → 9: older than any server this bot supports anyway
 
 
 def libpq_target(url: str) -> tuple[str, dict[str, str]]:
@@ -448,9 +447,12 @@ async def _facts_of_sqlite_file(path: Path) -> Facts:
 
 def _gzip(source: Path, target: Path) -> None:
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with source.open("rb") as raw, os.fdopen(fd, "wb") as out:
-        with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0) as packed:
-            shutil.copyfileobj(raw, packed, _CHUNK)
+    with (
+        source.open("rb") as raw,
+        os.fdopen(fd, "wb") as out,
+        gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0) as packed,
+    ):
+        shutil.copyfileobj(raw, packed, _CHUNK)
 
 
 async def _sqlite_backup(url: str, work: Path) -> tuple[Facts, Path, dict[str, Any]]:

@@ -20,6 +20,7 @@ class Kind(StrEnum):
     survey = "survey"  # every SURVEY_INTERVAL_DAYS of cooperation → owner asks the customer
     weekly = "weekly"  # the week in numbers → managers and admins
     audit_head = "audit_head"  # every AUDIT_HEAD_DAYS: the audit log's head (id, MAC) → admins
+    backup = "backup"  # after each scheduled backup: how it went (or why it failed) → admins
 
 
 # customers whose follow-ups matter: not drafts, not archived or destroyed

@@ -18,6 +18,7 @@ from storage.db import SessionFactory, unit_of_work
 from storage.models import ReminderPlanRun, Staff
 from storage.reminders import (
     audit_head,
+    backup,
     birthday,
     complaint,
     followup,
@@ -72,6 +73,7 @@ REGISTRY: tuple[Registered, ...] = (
     Registered(Kind.birthday, birthday.describe, (), birthday.PLANNER),
     Registered(Kind.stale, stale.describe, stale.ACTIONS, stale.PLANNER),
     Registered(Kind.survey, survey.describe, survey.ACTIONS, survey.PLANNER),
+    Registered(Kind.backup, backup.describe),  # written by the backup job, never planned
 )
 BY_KIND: dict[str, Registered] = {entry.kind: entry for entry in REGISTRY}
 assert set(BY_KIND) == set(Kind), "every reminder kind needs its row in the registry"
