@@ -58,10 +58,14 @@ async def fresh_database(like: str, tmp_path: Path, name: str) -> AsyncIterator[
 async def staff_and_team(sessions: SessionFactory) -> None:
     async with unit_of_work(sessions) as session:
         team = await staff_store.get_or_create_team(session, "East", actor=None)
-        session.add(Staff(telegram_id=ADMIN_ID, display_name="Boss", role="admin"))
-        session.add(
-            Staff(telegram_id=SALES_ID, display_name="Li Lei", role="salesperson", team_id=team.id)
-        )
+        if await staff_store.staff_by_telegram_id(session, ADMIN_ID) is None:
+            session.add(Staff(telegram_id=ADMIN_ID, display_name="Boss", role="admin"))
+        if await staff_store.staff_by_telegram_id(session, SALES_ID) is None:
+            session.add(
+                Staff(
+                    telegram_id=SALES_ID, display_name="Li Lei", role="salesperson", team_id=team.id
+                )
+            )
 
 
 async def fill(sessions: SessionFactory, keyring: Keyring, count: int = 3) -> list[Customer]:
