@@ -335,8 +335,16 @@ def bench(
             restore(made[-1], url=url, keyring=keyring, work_dir=work, now=datetime.now(UTC))
         )
         assert report.rows["customers"] == manifest["tables"]["customers"]
+        phases.append(report.seconds)
 
+    phases: list[dict[str, float]] = []
     line("restore (python -m bot restore's work)", timed(runs, our_restore))
+    print(
+        "    of which (median): "
+        + ", ".join(
+            f"{name} {statistics.median(p[name] for p in phases):.2f} s" for name in phases[0]
+        )
+    )
     if kind == "sqlite":
         line(
             "reference: plain file copy",
