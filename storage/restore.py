@@ -95,7 +95,8 @@ AfterRestore = Callable[[AsyncSession, Restored], Awaitable[None]]
 
 # Steps run on the restored, migrated database, each in a unit of work of its own, before it is
 # verified and used. Issue 11 item 4 appends the re-application of destruction records here
-# (customers destroyed after the backup was taken must not come back readable).
+# (customers destroyed after the backup was taken must not come back readable). A step that
+# finds the restored data unusable raises VerificationFailed: the restore then exits with code 2.
 AFTER_RESTORE: list[AfterRestore] = []
 
 

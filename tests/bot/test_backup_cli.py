@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text, update
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.cli import main
 from storage import audit
@@ -562,3 +563,73 @@ async def test_backup_without_pg_dump_says_so_in_one_line(
     assert done.returncode == 2
     assert done.stderr.startswith(f"backup failed: {fake} is version 9, older than the server")
     assert not backups_in(tmp_path / "data" / "backups")
+
+
+# --- the after-restore step (issue 11 item 4 hooks destruction records here) ------------------
+
+
+async def test_after_restore_steps_run_on_the_migrated_database_before_it_is_verified(
+    cli_env: Path,
+    database_url: str,
+    session_factory: SessionFactory,
+    keyring: Keyring,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A step sees the current schema and the backup's manifest; what it writes (here: an
+    audit entry, as re-applying a destruction would) is there once the restore has verified."""
+    from storage import restore as restore_module
+
+    await fill(session_factory, keyring, count=1)
+    await back_up(capsys)
+    path = the_backup(cli_env / "data" / "backups")
+    seen: list[tuple[str, str]] = []
+
+    async def step(session: AsyncSession, restored: restore_module.Restored) -> None:
+        revision = (await session.exec(text("SELECT version_num FROM alembic_version"))).one()
+        seen.append((revision[0], restored.source.name))
+        await audit.record(session, action="restore.step", detail={"backup": restored.source.name})
+
+    monkeypatch.setattr(restore_module, "AFTER_RESTORE", [step])
+    async with fresh_database(database_url, tmp_path, "restored") as target:
+        monkeypatch.setenv("DATABASE_URL", target)
+        assert await cli("restore", str(path)) == 0, capsys.readouterr().err
+        engine = make_engine(target)
+        try:
+            factory = make_session_factory(engine)
+            audit.use_keyring(factory, keyring)
+            async with reading(factory) as session:
+                actions = (
+                    await session.exec(select(AuditEntry.action).order_by(AuditEntry.id))  # type: ignore[arg-type]
+                ).all()
+        finally:
+            await engine.dispose()
+    assert seen == [("0007_staff_over_time", path.name)]
+    assert actions[-2:] == ["restore.step", "restore"]
+
+
+async def test_a_failing_after_restore_step_stops_the_restore(
+    cli_env: Path,
+    database_url: str,
+    session_factory: SessionFactory,
+    keyring: Keyring,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from storage import restore as restore_module
+
+    await fill(session_factory, keyring, count=1)
+    await back_up(capsys)
+    path = the_backup(cli_env / "data" / "backups")
+
+    async def step(session: AsyncSession, restored: restore_module.Restored) -> None:
+        raise restore_module.VerificationFailed(["destruction records could not be re-applied"])
+
+    monkeypatch.setattr(restore_module, "AFTER_RESTORE", [step])
+    async with fresh_database(database_url, tmp_path, "restored") as target:
+        monkeypatch.setenv("DATABASE_URL", target)
+        assert await cli("restore", str(path)) == 2
+    err = capsys.readouterr().err
+    assert "restore verification FAILED: destruction records could not be re-applied" in err

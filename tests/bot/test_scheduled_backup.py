@@ -19,8 +19,8 @@ from bot.sender import Pacer, Sender
 from bot.settings import Settings
 from storage import backup as backup_store
 from storage.crypto import Keyring
-from storage.db import SessionFactory, reading
-from storage.models import AuditEntry, Reminder
+from storage.db import SessionFactory, reading, unit_of_work
+from storage.models import AuditEntry, Reminder, Staff
 from tests.auxil.backup_helpers import fill, manifest_of
 from tests.auxil.fake_telegram import TOKEN, FakeTelegram
 from tests.auxil.world import ADMIN_ID, World, start_app
@@ -74,6 +74,12 @@ async def test_admins_hear_of_each_scheduled_backup(
 ) -> None:
     english = await member(world, "admin", team=None, language="en", name="Ada")
     manager = await member(world, "manager", name="Zhou")
+    former = await member(world, "admin", team=None, name="Former")
+    async with unit_of_work(world.services.sessions) as session:
+        staff = await session.get(Staff, former.staff_id)
+        assert staff is not None
+        staff.active = False
+        session.add(staff)
     await fill(world.services.sessions, keyring, count=2)
 
     assert await scheduler.scheduled_backup(world.app) is None  # first start: from the next 03:00
@@ -97,7 +103,7 @@ async def test_admins_hear_of_each_scheduled_backup(
         f"💾 Backup done: {path.name} ({told['size']})\nCustomers 2 · key persons 2"
     )
     assert "ENCRYPTION_KEYS" in en
-    assert texts(world, manager) == []
+    assert texts(world, manager) == [] and texts(world, former) == []
 
     clock.advance(hours=5)
     assert await scheduler.scheduled_backup(world.app) is None  # once a slot
