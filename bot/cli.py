@@ -303,12 +303,16 @@ def cmd_staff(args: argparse.Namespace) -> int:
     return checked(lambda: asyncio.run(run()))
 
 
-def cmd_not_yet(args: argparse.Namespace) -> int:
-    print(
-        f"'{args.command}' is not available yet: backups arrive with a later release.",
-        file=sys.stderr,
-    )
-    return 2
+def cmd_backup(args: argparse.Namespace) -> int:
+    from bot.backup_cli import cmd_backup as backup
+
+    return backup(args, load_settings())
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from bot.backup_cli import cmd_restore as restore
+
+    return restore(args, load_settings())
 
 
 def cmd_new_key(args: argparse.Namespace) -> int:
@@ -344,8 +348,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="a head printed earlier (or sent to admins): fail if the log no longer reaches it",
     )
     cli_staff.add_group(sub)
-    sub.add_parser("backup", help="back up the database (not available yet)")
-    sub.add_parser("restore", help="restore a backup (not available yet)")
+    backup = sub.add_parser(
+        "backup", help="back up the database now (consistent while the bot runs), into BACKUP_DIR"
+    )
+    backup.add_argument("--out", metavar="DIR", help="write it here instead (never pruned)")
+    restore = sub.add_parser(
+        "restore", help="restore a backup into DATABASE_URL (empty), migrate it and verify it"
+    )
+    restore.add_argument("file", metavar="FILE", help="a backup made by `backup`")
+    restore.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a database that holds records (it is backed up first, into BACKUP_DIR)",
+    )
     sub.add_parser("new-key", help="print a fresh master key for ENCRYPTION_KEYS")
     return parser
 
@@ -357,8 +372,8 @@ HANDLERS = {
     "rotate-keys": cmd_rotate_keys,
     "verify-audit": cmd_verify_audit,
     "staff": cmd_staff,
-    "backup": cmd_not_yet,
-    "restore": cmd_not_yet,
+    "backup": cmd_backup,
+    "restore": cmd_restore,
     "new-key": cmd_new_key,
 }
 

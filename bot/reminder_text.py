@@ -50,6 +50,7 @@ KIND_ORDER = {
             Kind.survey,
             Kind.weekly,
             Kind.audit_head,
+            Kind.backup,
         )
     )
 }
@@ -135,6 +136,8 @@ def _item_text(notice: Notice, _: Translator) -> str:
         if values.get("more"):
             lines.append(_("reminders.digest.more", count=values["more"]))
         return "\n".join(lines)
+    if kind == Kind.backup and values.get("failed"):
+        return _("reminders.item.backup_failed", **values)
     if kind == Kind.weekly:
         team = values.get("team") or _("reminders.weekly.all_teams")
         if values.get("teams"):  # a manager of several teams: their sum, then each team

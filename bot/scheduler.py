@@ -8,23 +8,31 @@ delivers (bot.sender), so a restart loses nothing and repeats nothing. All time 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
 from telegram.ext import Application
 
 from bot.context import OUTBOX_DELIVERY, REMINDER_DELIVERY, BotContext, Services
 from bot.sender import Report, Sender
+from bot.settings import Settings
 from storage import drafts, pool, reminders
+from storage.backup import BackupError, BackupResult, create_backup, prune
+from storage.crypto import Keyring
 from storage.db import unit_of_work
+from storage.reminders import backup as backup_report
 
 log = logging.getLogger(__name__)
 JOB_NAME = "reminders"
+BACKUP_JOB = "backups"
+BACKUP_POLL_SECONDS = 60  # how often the backup job asks whether today's BACKUP_HOUR has come
 SENDER_KEY = "reminder_sender"
 FIRST_RUN_SECONDS = 5  # soon after start: whatever fell due while the bot was down goes out
 
@@ -70,6 +78,14 @@ def install(application: AnyApplication) -> None:
         name=JOB_NAME,
         job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
     )
+    if services.settings.BACKUP_HOUR is not None and not queue.get_jobs_by_name(BACKUP_JOB):
+        queue.run_repeating(
+            backup_tick,
+            interval=BACKUP_POLL_SECONDS,
+            first=FIRST_RUN_SECONDS * 2,
+            name=BACKUP_JOB,
+            job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+        )
 
 
 async def tick(context: BotContext) -> None:
@@ -160,3 +176,67 @@ async def deliver_messages(application: AnyApplication, ids: Sequence[int]) -> R
     except SQLAlchemyError:
         log.exception("delivering outbox messages failed; retrying at the next tick")
         return Report(errors=["database"])
+
+
+# ---------------------------------------------------------------------------------------------
+# scheduled backups
+
+
+async def backup_tick(context: BotContext) -> None:
+    """The job: back up once BACKUP_HOUR has come today (at most once a day, one process)."""
+    await scheduled_backup(context.application)
+
+
+def _backup_in_thread(settings: Settings, keyring: Keyring, now: datetime) -> BackupResult:
+    """The whole backup on a worker thread with a loop and engines of its own: the snapshot,
+    the compression and the checksum never hold up the bot's event loop."""
+    result = asyncio.run(
+        create_backup(
+            settings.database_url,
+            folder=settings.backup_dir,
+            keyring=keyring,
+            now=now,
+            pg_bin=settings.PG_BIN,
+            reason="schedule",
+        )
+    )
+    prune(settings.backup_dir, settings.BACKUP_KEEP)
+    return result
+
+
+async def scheduled_backup(application: AnyApplication) -> dict[str, Any] | None:
+    """Back up if this process claims the day's slot, then tell every admin how it went (through
+    the outbox). Returns what the admins were told, or None when there was nothing to do."""
+    services: Services = application.bot_data["services"]
+    settings = services.settings
+    if settings.BACKUP_HOUR is None:
+        return None
+    now = services.clock()
+    slot = backup_report.latest_slot(now, settings.BACKUP_HOUR, ZoneInfo(settings.TIMEZONE))
+    try:
+        async with unit_of_work(services.sessions) as session:
+            if not await backup_report.claim(session, slot=slot):
+                return None
+    except SQLAlchemyError:
+        log.exception("claiming the scheduled backup failed; retrying at the next tick")
+        return None
+    log.info("scheduled backup of %s starting", slot.isoformat())
+    try:
+        result = await asyncio.to_thread(_backup_in_thread, settings, services.keyring, now)
+    except BackupError as error:
+        log.error("scheduled backup failed: %s", error.line)
+        values = backup_report.failure_values(error.line)
+    except Exception:  # the admins must hear of any failure; the log has the traceback
+        log.exception("scheduled backup failed")
+        values = backup_report.failure_values("unexpected error (see the bot's log)")
+    else:
+        log.info("scheduled backup written: %s (%d bytes)", result.path, result.size)
+        values = backup_report.success_values(result)
+    try:
+        async with unit_of_work(services.sessions) as session:
+            await backup_report.queue_report(session, values=values, slot=slot, now=now)
+    except SQLAlchemyError:
+        log.exception("queuing the backup report for admins failed")
+        return values
+    await deliver_now(application)
+    return values

@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     POOL_AFTER_DAYS: str = DEFAULT_POOL_AFTER_DAYS
     POOL_WARNING_DAYS: int = 3
     POOL_CLAIM_LIMIT: int = 10
+    # backups (storage.backup): where, at which local hour (None: `off`), how many are kept
+    BACKUP_DIR: Path | None = None
+    BACKUP_HOUR: int | None = 3
+    BACKUP_KEEP: int = 14
+    PG_BIN: Path | None = None  # the PostgreSQL client's bin folder; else pg_dump from PATH
     WEBHOOK_URL: str | None = None
     WEBHOOK_SECRET: SecretStr | None = Field(default=None, validate_default=True)
     WEBHOOK_LISTEN: str = "0.0.0.0"
@@ -216,6 +221,40 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("BACKUP_HOUR", mode="before")
+    @classmethod
+    def _backup_hour(cls, value: object) -> object:
+        """A local hour in TIMEZONE, or `off` for no scheduled backups."""
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if value in ("off", "none", ""):
+                return None
+            if not value.isdigit():
+                raise ValueError("must be an hour from 0 to 23, or off")
+            value = int(value)
+        if value is not None and not (isinstance(value, int) and 0 <= value <= 23):
+            raise ValueError("must be an hour from 0 to 23, or off")
+        return value
+
+    @field_validator("BACKUP_KEEP")
+    @classmethod
+    def _backup_keep(cls, value: int) -> int:
+        if not 1 <= value <= 1000:
+            raise ValueError("must be how many backups to keep, from 1 to 1000")
+        return value
+
+    @field_validator("BACKUP_DIR", "PG_BIN", mode="before")
+    @classmethod
+    def _empty_path(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("PG_BIN")
+    @classmethod
+    def _pg_bin(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"{value} is not a folder (the PostgreSQL client's bin folder)")
+        return value
+
     @field_validator("QUIET_HOURS")
     @classmethod
     def _quiet(cls, value: str) -> str:
@@ -309,6 +348,11 @@ class Settings(BaseSettings):
     def database_url(self) -> str:
         """The configured URL, or a SQLite file under DATA_DIR."""
         return self.DATABASE_URL or f"sqlite:///{self.DATA_DIR / 'archive.db'}"
+
+    @property
+    def backup_dir(self) -> Path:
+        """BACKUP_DIR, or `backups` in DATA_DIR."""
+        return self.BACKUP_DIR or self.DATA_DIR / "backups"
 
     @property
     def key_file(self) -> Path:

@@ -23,6 +23,7 @@ class Kind(StrEnum):
     pool_warning = "pool_warning"  # POOL_WARNING_DAYS before a customer goes to the pool → owner
     pool_released = "pool_released"  # it went to the team pool → its last owner
     pool_assigned = "pool_assigned"  # a manager assigned it from the pool → the new owner
+    backup = "backup"  # after each scheduled backup: how it went (or why it failed) → admins
 
 
 # customers whose follow-ups matter: not drafts, not archived or destroyed

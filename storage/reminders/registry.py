@@ -18,6 +18,7 @@ from storage.db import SessionFactory, unit_of_work
 from storage.models import ReminderPlanRun, Staff
 from storage.reminders import (
     audit_head,
+    backup,
     birthday,
     complaint,
     followup,
@@ -76,6 +77,7 @@ REGISTRY: tuple[Registered, ...] = (
     Registered(Kind.pool_warning, pool.describe, pool.ACTIONS, pool.PLANNER),
     Registered(Kind.pool_released, pool.describe_released),  # written by storage.pool
     Registered(Kind.pool_assigned, pool.describe_assigned, pool.ACTIONS),  # storage.pool too
+    Registered(Kind.backup, backup.describe),  # written by the backup job, never planned
 )
 BY_KIND: dict[str, Registered] = {entry.kind: entry for entry in REGISTRY}
 assert set(BY_KIND) == set(Kind), "every reminder kind needs its row in the registry"

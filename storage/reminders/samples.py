@@ -51,6 +51,12 @@ def sample_notice(row: Reminder) -> Notice:
         "reviews": 2,
         "entry": 1234,
         "mac": "0" * 64,
+        "file": "backup-20261122T190000Z.tar",
+        "size": "12.3 MB",
+        "customers": 12,
+        "key_persons": 30,
+        "staff": 8,
+        "audit": 1234,
     }
     lines: tuple[dict[str, Any], ...] = ()
     if row.kind == Kind.review_digest:

@@ -30,6 +30,10 @@ SETTINGS_ENV = (
     "WEBHOOK_SECRET",
     "WEBHOOK_LISTEN",
     "WEBHOOK_PORT",
+    "BACKUP_DIR",
+    "BACKUP_HOUR",
+    "BACKUP_KEEP",
+    "PG_BIN",
 )
 
 

@@ -52,7 +52,7 @@ async def cli(*argv: str) -> int:
     return await asyncio.to_thread(main, list(argv))
 
 
-# --- help, placeholders, new-key -------------------------------------------------------------
+# --- help, new-key (backup and restore: tests/bot/test_backup_cli.py) -----------------------
 
 
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
@@ -69,16 +69,6 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
         main(["frobnicate"])
     assert stopped.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("command", ["backup", "restore"])
-def test_backup_and_restore_are_not_available_yet(
-    command: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main([command]) == 2
-    captured = capsys.readouterr()
-    assert "not available yet" in captured.err and command in captured.err
-    assert captured.out == ""
 
 
 def test_new_key_prints_a_usable_master_key(capsys: pytest.CaptureFixture[str]) -> None:
