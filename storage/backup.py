@@ -280,12 +280,18 @@ def _sha256(path: Path) -> str:
 
 
 def _archive_name(folder: Path, prefix: str, now: datetime) -> Path:
+    """A name after every backup of the same second: one past the highest number taken, never
+    a lower one freed by pruning (which would sort as the oldest and be pruned next)."""
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
-    path, n = folder / f"{prefix}-{stamp}.tar", 1
-    while path.exists():
-        n += 1
-        path = folder / f"{prefix}-{stamp}-{n}.tar"
-    return path
+    taken = [
+        int(match["n"] or 1)
+        for path in (folder.iterdir() if folder.is_dir() else ())
+        if (match := _NAME.match(path.name.removeprefix(".").removesuffix(".partial")))
+        and match["prefix"] == prefix
+        and match["stamp"] == stamp
+    ]
+    n = max(taken, default=0) + 1
+    return folder / (f"{prefix}-{stamp}.tar" if n == 1 else f"{prefix}-{stamp}-{n}.tar")
 
 
 def _write_archive(path: Path, manifest: Manifest, data: Path) -> None:

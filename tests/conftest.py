@@ -24,6 +24,7 @@ from storage.crypto import Keyring, decode_master_key, new_master_key
 from storage.db import SessionFactory, make_engine, make_session_factory
 from storage.migrate import upgrade_database
 from tests.auxil.fake_telegram import TOKEN, FakeTelegram
+from tests.auxil.settings_env import clean_settings_env
 from tests.auxil.world import ADMIN_ID, NOW, World, start_app
 
 # ---------------------------------------------------------------------------------------------
@@ -145,3 +146,24 @@ async def world(services: Services) -> AsyncIterator[World]:
     # a message Telegram would refuse fails its test, even where the bot carried on after it
     refused = [(r.method, r.description) for r in world.telegram.refused]
     assert world.telegram.expect_refusals or not refused, refused
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line (`python -m bot ...`, run with tests/auxil/cli_helpers.run_cli)
+
+
+@pytest.fixture
+def cli_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str, master_key_text: str
+) -> Path:
+    """The environment `python -m bot` reads: the test's database and master key (so its audit
+    entries chain with the bot's), a data folder in tmp_path."""
+    clean_settings_env(
+        monkeypatch,
+        tmp_path,
+        DATABASE_URL=database_url,
+        DATA_DIR=str(tmp_path / "data"),
+        BOT_USERNAME="archive_bot",
+        ENCRYPTION_KEYS=master_key_text,
+    )
+    return tmp_path

@@ -21,6 +21,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import text, update
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -30,7 +31,7 @@ from storage import audit
 from storage.backup import MANIFEST, backups_in
 from storage.crypto import Keyring, decode_master_key, new_master_key
 from storage.db import SessionFactory, make_engine, make_session_factory, reading, unit_of_work
-from storage.migrate import upgrade_database
+from storage.migrate import alembic_config, upgrade_database
 from storage.models import AuditEntry, Customer, DataKey
 from tests.auxil.backup_helpers import (
     archive_view,
@@ -44,6 +45,10 @@ from tests.auxil.settings_env import clean_settings_env
 from tests.conftest import IS_POSTGRES, postgres_only
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# the schema revision a fresh database is migrated to (the newest migration shipped)
+HEAD_REVISION = ScriptDirectory.from_config(
+    alembic_config("sqlite:///unused.db")
+).get_current_head()
 
 
 @pytest.fixture
@@ -119,7 +124,7 @@ async def test_a_backup_while_a_client_keeps_writing_is_consistent(
     assert f"backup written: {path}" in out
     manifest = manifest_of(path)
     assert manifest.database == ("postgresql" if IS_POSTGRES else "sqlite")
-    assert manifest.schema_revision == "0007_staff_over_time"
+    assert manifest.schema_revision == HEAD_REVISION
     assert manifest.audit_head is not None
     assert manifest.key_ids["data_keys"] == [keyring.current.kid]
     assert manifest.key_ids["audit_key"] == [keyring.current.kid]
@@ -446,7 +451,7 @@ async def test_a_backup_of_an_older_schema_restores_and_is_upgraded(
     monkeypatch.setenv("DATABASE_URL", database_url)
     assert await cli("restore", str(path)) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
-    assert "schema 0006_outbox_chats" in out and "schema now 0007_staff_over_time" in out
+    assert "schema 0006_outbox_chats" in out and f"schema now {HEAD_REVISION}" in out
     engine = make_engine(database_url)
     try:
         async with engine.connect() as connection:
@@ -605,7 +610,7 @@ async def test_after_restore_steps_run_on_the_migrated_database_before_it_is_ver
                 ).all()
         finally:
             await engine.dispose()
-    assert seen == [("0007_staff_over_time", path.name)]
+    assert seen == [(HEAD_REVISION, path.name)]
     assert actions[-2:] == ["restore.step", "restore"]
 
 

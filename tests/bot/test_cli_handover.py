@@ -4,38 +4,20 @@ finds nothing (exit 0)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 from sqlmodel import col, select
 
-from bot.cli import main
 from storage.db import reading
 from storage.models import Handover, HandoverStatus, Reminder
+from tests.auxil.cli_helpers import run_cli
 from tests.auxil.handover_helpers import company, deactivate, leave, owners, pending_of
-from tests.auxil.settings_env import clean_settings_env
 from tests.auxil.world import World
 
 
-@pytest.fixture
-def cli_env(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str, master_key_text: str
-) -> Path:
-    """The environment `python -m bot` reads, on the test's database and master key."""
-    clean_settings_env(
-        monkeypatch,
-        tmp_path,
-        DATABASE_URL=database_url,
-        DATA_DIR=str(tmp_path / "data"),
-        BOT_USERNAME="archive_bot",
-        ENCRYPTION_KEYS=master_key_text,
-    )
-    return tmp_path
-
-
 async def cli(*argv: str) -> int:
-    return await asyncio.to_thread(main, list(argv))
+    return await run_cli(*argv)
 
 
 async def test_orphans_then_handover_then_none(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -16,27 +15,12 @@ from storage import staff as staff_store
 from storage.crypto import Keyring
 from storage.db import SessionFactory, unit_of_work
 from storage.models import Handover, Reminder, Role, Staff, Team
+from tests.auxil.cli_helpers import run_cli
 from tests.auxil.customer_factory import add_customer
-from tests.auxil.settings_env import clean_settings_env
-
-
-@pytest.fixture
-def cli_env(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str, master_key_text: str
-) -> Path:
-    clean_settings_env(
-        monkeypatch,
-        tmp_path,
-        DATABASE_URL=database_url,
-        DATA_DIR=str(tmp_path / "data"),
-        BOT_USERNAME="archive_bot",
-        ENCRYPTION_KEYS=master_key_text,
-    )
-    return tmp_path
 
 
 async def cli(*argv: str) -> int:
-    return await asyncio.to_thread(main, ["staff", *argv])
+    return await run_cli("staff", *argv)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ leads (storage.team_leads), audited and told to the manager through the outbox."
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -12,28 +11,11 @@ from sqlmodel import col, select
 from bot.cli import main
 from storage.db import SessionFactory, unit_of_work
 from storage.models import AuditEntry, Reminder, Role, Staff, Team, TeamLead
-from tests.auxil.settings_env import clean_settings_env
-
-
-@pytest.fixture
-def cli_env(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str, master_key_text: str
-) -> Path:
-    """The environment `python -m bot` reads, with the test's master key (one audit MAC)."""
-    clean_settings_env(
-        monkeypatch,
-        tmp_path,
-        DATABASE_URL=database_url,
-        DATA_DIR=str(tmp_path / "data"),
-        BOT_USERNAME="archive_bot",
-        ENCRYPTION_KEYS=master_key_text,
-    )
-    return tmp_path
+from tests.auxil.cli_helpers import run_cli
 
 
 async def cli(*argv: str) -> int:
-    """Run main() in a worker thread: it calls asyncio.run, which needs a loop of its own."""
-    return await asyncio.to_thread(main, list(argv))
+    return await run_cli(*argv)
 
 
 async def company(sessions: SessionFactory) -> dict[str, int]:
