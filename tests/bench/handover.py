@@ -42,7 +42,6 @@ from storage.models import (
     Complaint,
     Customer,
     DataKey,
-    HandoverReason,
     Reminder,
     Review,
     Role,
@@ -205,10 +204,8 @@ async def _run(url: str, keyring: Keyring, count: int) -> tuple[float, float]:
         audit.use_keyring(sessions, keyring)
         li, zhao, _boss = await _fill(sessions, keyring, count)
         async with unit_of_work(sessions) as session:
-            staff = await staff_store.deactivate(session, actor=None, staff_id=li)
-            opened = await handovers.open_for(
-                session, actor=None, staff=staff, reason=HandoverReason.leave
-            )
+            # deactivating opens the hand-over in the same transaction
+            opened = (await staff_store.deactivate(session, actor=None, staff_id=li)).handover
             assert opened is not None and opened.id is not None
             hid = opened.id
             await handovers.choose_successor(
