@@ -176,11 +176,11 @@ async def _move_reminders(
     subject_type: str,
     subjects_by_old: dict[int, list[int]],
     to_id: int,
+    now: datetime,
 ) -> int:
     """Re-address the old recipients' pending reminders about these subjects; where the new
     recipient already has the same reminder, the old one is cancelled rather than doubled."""
     moves: list[dict[str, Any]] = []
-    now = utcnow()
     for old_id, subject_ids in subjects_by_old.items():
         if old_id == to_id:
             continue
@@ -239,15 +239,18 @@ async def move_customers(
     transfer: Transfer,
     only_if: Sequence[Any] = (),
     audit_detail: dict[str, Any] | None = None,
+    now: datetime | None = None,
 ) -> Moved:
     """Give these customers to `to_staff`, with what follows their owner (module docstring).
 
     `only_if` adds WHERE clauses checked on the locked rows (e.g. "still in the pool"): a
     customer that no longer matches is skipped, which is how of two people claiming one
-    customer at once exactly one wins. Returns what moved; nothing moved is an empty `Moved`.
+    customer at once exactly one wins. `now` is the caller's clock (the bot's), which stamps
+    the move, its history and a claim's `claimed_at`. Returns what moved; nothing moved is an
+    empty `Moved`.
     """
     assert to_staff.id is not None
-    now = utcnow()
+    now = now or utcnow()
     claimed_at = now if transfer == Transfer.pool_claim else None
     rows: list[tuple[int, int, int | None]] = []
     for chunk in _chunks(list(dict.fromkeys(customer_ids))):
@@ -322,10 +325,14 @@ async def move_customers(
             .values(handler_id=to_staff.id, version=col(Complaint.version) + 1, updated_at=now)
         )
     reminders = await _move_reminders(
-        session, subject_type="customer", subjects_by_old=by_old, to_id=to_staff.id
+        session, subject_type="customer", subjects_by_old=by_old, to_id=to_staff.id, now=now
     )
     reminders += await _move_reminders(
-        session, subject_type="complaint", subjects_by_old=complaints_by_old, to_id=to_staff.id
+        session,
+        subject_type="complaint",
+        subjects_by_old=complaints_by_old,
+        to_id=to_staff.id,
+        now=now,
     )
 
     names = await _names(session, {*by_old, to_staff.id})
@@ -389,11 +396,12 @@ async def move_complaints(
     to_staff: Staff,
     actor_id: int | None,
     transfer: Transfer,
+    now: datetime | None = None,
 ) -> Moved:
     """Give these open complaints (handled by someone, about anyone's customer) to `to_staff`,
     with the old handler's pending reminders about them; history on each, one audit entry."""
     assert to_staff.id is not None
-    now = utcnow()
+    now = now or utcnow()
     rows: list[tuple[int, int, int | None]] = []
     for chunk in _chunks(list(dict.fromkeys(complaint_ids))):
         found = await session.exec(
@@ -416,7 +424,7 @@ async def move_complaints(
         if handler is not None:
             by_old[handler].append(complaint_id)
     reminders = await _move_reminders(
-        session, subject_type="complaint", subjects_by_old=by_old, to_id=to_staff.id
+        session, subject_type="complaint", subjects_by_old=by_old, to_id=to_staff.id, now=now
     )
     names = await _names(session, {h for _, _, h in rows if h is not None} | {to_staff.id})
     keys: dict[int, bytes] = {}
@@ -466,6 +474,10 @@ async def move_reminders_of(
         subjects = sorted({s for s in rows.all() if s is not None})
         if subjects:
             moved += await _move_reminders(
-                session, subject_type=subject_type, subjects_by_old={from_id: subjects}, to_id=to_id
+                session,
+                subject_type=subject_type,
+                subjects_by_old={from_id: subjects},
+                to_id=to_id,
+                now=utcnow(),
             )
     return moved

@@ -292,6 +292,46 @@ def _today_of(staff: Staff, now: datetime, timezone: str) -> date:
     return now.astimezone(zone(staff.timezone, timezone)).date()
 
 
+async def _take(
+    session: AsyncSession,
+    keyring: Keyring,
+    *,
+    customer: Customer,
+    to_staff: Staff,
+    actor_id: int | None,
+    transfer: Transfer,
+    now: datetime,
+    timezone: str,
+) -> None:
+    """Take a customer out of the pool for `to_staff` (a claim or an assignment): moved only if
+    it is still in that team's pool (of two at once, one wins: `pool_taken` for the other),
+    stamped by the bot's clock, with its follow-up due on the new owner's today, so the pool
+    does not take it straight back."""
+    assert customer.id is not None and customer.pooled_at is not None
+    moved = await ownership.move_customers(
+        session,
+        keyring,
+        customer_ids=[customer.id],
+        to_staff=to_staff,
+        actor_id=actor_id,
+        transfer=transfer,
+        only_if=_still_pooled(customer.team_id),
+        audit_detail={"pooled_at": customer.pooled_at.isoformat()},
+        now=now,
+    )
+    if not moved.customers:
+        raise Refused("pool_taken")
+    await _follow_up_on(
+        session,
+        keyring,
+        customer_id=customer.id,
+        on=_today_of(to_staff, now, timezone),
+        actor_id=actor_id,
+        transfer=transfer,
+        now=now,
+    )
+
+
 async def claim(
     session: AsyncSession,
     keyring: Keyring,
@@ -320,30 +360,15 @@ async def claim(
     await session.exec(select(Staff.id).where(col(Staff.id) == actor.id).with_for_update())
     if await claims_in_window(session, staff_id=actor.id, now=now) >= limit:
         raise Refused("pool_limit", limit=limit, days=CLAIM_WINDOW.days)
-    moved = await ownership.move_customers(
+    await _take(
         session,
         keyring,
-        customer_ids=[customer_id],
+        customer=customer,
         to_staff=actor,
         actor_id=actor.id,
         transfer=Transfer.pool_claim,
-        only_if=_still_pooled(customer.team_id),
-        audit_detail={"pooled_at": customer.pooled_at.isoformat()},
-    )
-    if not moved.customers:
-        raise Refused("pool_taken")
-    # the claim's time on the bot's clock, which the limit's window is measured by
-    await session.exec(
-        update(Customer).where(col(Customer.id) == customer_id).values(claimed_at=now)
-    )
-    await _follow_up_on(
-        session,
-        keyring,
-        customer_id=customer_id,
-        on=_today_of(actor, now, timezone),
-        actor_id=actor.id,
-        transfer=Transfer.pool_claim,
         now=now,
+        timezone=timezone,
     )
     return customer_id
 
@@ -373,26 +398,15 @@ async def assign(
     if assignee is None or not permissions.can_be_assigned_from_pool(assignee, customer.team_id):
         raise Refused("pool_assignee")
     assert assignee.id is not None
-    moved = await ownership.move_customers(
+    await _take(
         session,
         keyring,
-        customer_ids=[customer_id],
+        customer=customer,
         to_staff=assignee,
         actor_id=actor.id,
         transfer=Transfer.pool_assign,
-        only_if=_still_pooled(customer.team_id),
-        audit_detail={"pooled_at": customer.pooled_at.isoformat()},
-    )
-    if not moved.customers:
-        raise Refused("pool_taken")
-    await _follow_up_on(
-        session,
-        keyring,
-        customer_id=customer_id,
-        on=_today_of(assignee, now, timezone),
-        actor_id=actor.id,
-        transfer=Transfer.pool_assign,
         now=now,
+        timezone=timezone,
     )
     await add_reminders(
         session,
