@@ -12,9 +12,10 @@ from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.i18n import Translator
 from bot.settings import Settings
-from storage import audit
+from storage import audit, erasure_ledger
 from storage.crypto import Keyring
 from storage.db import SessionFactory, reading, unit_of_work
+from storage.erasure_ledger import Ledger
 from storage.models import Staff
 
 if TYPE_CHECKING:
@@ -53,6 +54,8 @@ class Services:
     def __post_init__(self) -> None:
         # every session of this process signs its audit entries with the keyring's MAC key
         audit.use_keyring(self.sessions, self.keyring)
+        # and records its erasures where a restored backup cannot undo them
+        erasure_ledger.use(self.sessions, Ledger(self.settings.erasure_ledger, self.keyring))
 
     async def dispose(self) -> None:
         """Close the database connections (commands that run once, tests)."""

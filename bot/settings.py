@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     BACKUP_HOUR: int | None = 3
     BACKUP_KEEP: int = 14
     PG_BIN: Path | None = None  # the PostgreSQL client's bin folder; else pg_dump from PATH
+    # the record of every erasure, kept beside the keys: a restored backup is erased again by it
+    ERASURE_LEDGER: Path | None = None
     WEBHOOK_URL: str | None = None
     WEBHOOK_SECRET: SecretStr | None = Field(default=None, validate_default=True)
     WEBHOOK_LISTEN: str = "0.0.0.0"
@@ -243,7 +245,7 @@ class Settings(BaseSettings):
             raise ValueError("must be how many backups to keep, from 1 to 1000")
         return value
 
-    @field_validator("BACKUP_DIR", "PG_BIN", mode="before")
+    @field_validator("BACKUP_DIR", "PG_BIN", "ERASURE_LEDGER", mode="before")
     @classmethod
     def _empty_path(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -357,6 +359,11 @@ class Settings(BaseSettings):
     @property
     def key_file(self) -> Path:
         return self.DATA_DIR / "encryption.key"
+
+    @property
+    def erasure_ledger(self) -> Path:
+        """ERASURE_LEDGER, or `erasures.log` in DATA_DIR, next to the key file."""
+        return self.ERASURE_LEDGER or self.DATA_DIR / "erasures.log"
 
     @cached_property
     def followup_cycles(self) -> dict[str, int]:

@@ -98,6 +98,8 @@ def card_text(_: Translator, view: ReviewView, timezone: str) -> str:
             team=view.team_name or _("common.empty"),
         ),
     ]
+    if view.request_reason:  # why an archive, reactivation or destruction is asked
+        lines.append(fit.Slot(_("review.request_reason", reason=view.request_reason)))
     if view.lines:
         lines.append("")
         if view.kind == ReviewKind.customer_change:

@@ -133,8 +133,9 @@ class ReviewKind(StrEnum):
     customer_new = "customer_new"
     customer_change = "customer_change"
     complaint_resolution = "complaint_resolution"
-    archive = "archive"
-    destroy = "destroy"
+    archive = "archive"  # 合作终止: approved → archived (storage.life_cycle)
+    reactivate = "reactivate"  # archived → approved again
+    destroy = "destroy"  # 销毁: personal data erased, a tombstone stays (storage.erasure)
 
 
 class ReviewStatus(StrEnum):
@@ -423,7 +424,10 @@ class Review(Timestamped, table=True):
     submitted_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
     decided_by: int | None = Field(default=None, foreign_key="staff.id")
     decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    reason: str | None = Field(default=None, sa_type=Text)
+    reason: str | None = Field(default=None, sa_type=Text)  # the decider's (required to reject)
+    # why the submitter asks, for requests that are not record contents (archive, reactivate,
+    # destroy): kept with a destruction as its record of why
+    request_reason: str | None = Field(default=None, sa_type=Text)
     # field-by-field difference of a change, sealed with the customer's data key
     changes_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     # existing customers the submission looked like, found when it was filed: JSON

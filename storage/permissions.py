@@ -311,9 +311,22 @@ def can_invite(actor: Staff, *, role: str, team_id: int | None) -> bool:
 
 
 def can_archive_or_destroy(actor: Staff) -> bool:
-    """Row "archive/destroy": requesting it is for admins (a second person approves, SPEC
-    section 3). Not built yet."""
+    """Row "archive/destroy", its admin column: all of it (the command line, retention)."""
     return is_admin(actor)
+
+
+def can_request_archive(actor: Staff, customer: Customer) -> bool:
+    """Row "archive/destroy", archiving and reactivating (issue 11 widens the row): its owner,
+    a manager of its team or an admin asks; a second person decides (storage.life_cycle)."""
+    if not can_view_customer(actor, customer):
+        return False
+    return customer.owner_id == actor.id or leads_team(actor, customer.team_id)
+
+
+def can_request_destruction(actor: Staff, customer: Customer) -> bool:
+    """Row "archive/destroy", destruction: a manager of its team or an admin asks; a second
+    person decides (storage.life_cycle)."""
+    return leads_team(actor, customer.team_id)
 
 
 def can_back_up(actor: Staff) -> bool:

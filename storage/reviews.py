@@ -21,7 +21,16 @@ from sqlalchemy import update
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import audit, changes, complaints, customers, permissions, validation, vault
+from storage import (
+    audit,
+    changes,
+    complaints,
+    customers,
+    life_cycle,
+    permissions,
+    validation,
+    vault,
+)
 from storage import fields as catalogue
 from storage.crypto import Keyring
 from storage.customers import SEALED_FIELDS, Duplicate, sealed_fields, visible_customer
@@ -100,6 +109,7 @@ class ReviewView:
     decided_at: datetime | None
     reason: str | None
     lines: tuple[Line, ...] = ()
+    request_reason: str | None = None  # why an archive, reactivation or destruction is asked
     duplicates: tuple[Duplicate, ...] = ()  # as this viewer may learn of them
     viewer_may_decide: bool = False  # False for a system view (notices) and the submitter
     viewer_is_submitter: bool = False
@@ -331,6 +341,7 @@ async def _view(
         decided_at=review.decided_at,
         reason=review.reason,
         lines=lines,
+        request_reason=review.request_reason if live else None,
         duplicates=duplicates,
         viewer_may_decide=viewer is not None and may_decide(viewer, review) and not own,
         viewer_is_submitter=own,
@@ -506,7 +517,9 @@ async def _subject_ready(session: AsyncSession, review: Review) -> None:
             await session.get(Complaint, review.complaint_id) if review.complaint_id else None
         )
         ready = complaint is not None and complaint.status == ComplaintStatus.resolved
-    else:  # archive / destroy requests are decided by their own module
+    elif review.kind in life_cycle.KINDS:  # archive, reactivate, destroy
+        ready = life_cycle.ready(review, customer)
+    else:
         ready = False
     if not ready:
         # the record moving on is often the other decision committing between our reads
@@ -631,6 +644,7 @@ _APPLY = {
     ReviewKind.customer_new: _apply_customer_new,
     ReviewKind.customer_change: _apply_customer_change,
     ReviewKind.complaint_resolution: _apply_complaint,
+    **life_cycle.APPLY,
 }
 
 

@@ -19,9 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.context import Services
 from bot.settings import Settings
-from storage import audit
+from storage import audit, erasure_ledger
 from storage.crypto import Keyring, decode_master_key, new_master_key
 from storage.db import SessionFactory, make_engine, make_session_factory
+from storage.erasure_ledger import Ledger
 from storage.migrate import upgrade_database
 from tests.auxil.fake_telegram import TOKEN, FakeTelegram
 from tests.auxil.settings_env import clean_settings_env
@@ -99,9 +100,12 @@ def keyring(master_key_text: str) -> Keyring:
 
 
 @pytest.fixture
-def session_factory(engine: AsyncEngine, keyring: Keyring) -> SessionFactory:
+def session_factory(engine: AsyncEngine, keyring: Keyring, tmp_path: Path) -> SessionFactory:
+    """Sessions as the bot makes them: audit entries keyed, erasures recorded in a ledger in
+    tmp_path (the `settings` fixture's DATA_DIR, where the bot keeps it by default)."""
     factory = make_session_factory(engine)
     audit.use_keyring(factory, keyring)
+    erasure_ledger.use(factory, Ledger(tmp_path / "erasures.log", keyring))
     return factory
 
 
