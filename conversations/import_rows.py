@@ -50,6 +50,7 @@ REQUIRED_COLUMNS = tuple(f for f, s in STEPS.items() if s.required and s.when is
 _YES = {"yes", "y", "true", "1"}  # besides `common.yes` in every language
 _NO = {"no", "n", "false", "0"}
 _TELEGRAM_ID = re.compile(r"[0-9]{1,15}")
+_SYMBOLS = re.compile(r"^[^\w]+")  # a label's leading emoji and spaces
 
 
 def header_label(_: Translator, column: str) -> str:
@@ -87,10 +88,22 @@ def _choice_value(step: Step, text: str) -> str | None:
         no = {_key(translate(lang, "common.no")) for lang in LANGUAGES} | _NO
         return "yes" if wanted in yes else "no" if wanted in no else None
     for value in step.choices:
-        labels = {_key(translate(lang, f"choice.{step.field}.{value}")) for lang in LANGUAGES}
+        labels = {
+            short
+            for lang in LANGUAGES
+            for short in _label_forms(translate(lang, f"choice.{step.field}.{value}"))
+        }
         if wanted == _key(value) or wanted in labels:
             return value
     return None
+
+
+def _label_forms(label: str) -> set[str]:
+    """A label as people type it: whole, without its leading emoji, or only its name before a
+    colon (`🍎 红苹果:即将成交` is also `红苹果:即将成交` and `红苹果`)."""
+    bare = _SYMBOLS.sub("", label)
+    head = re.split(r"[:：]", bare, maxsplit=1)[0]
+    return {_key(label), _key(bare), _key(head)} - {""}
 
 
 # the rejected-rows file's own columns: ignored when it comes back fixed

@@ -172,12 +172,13 @@ async def record_check(
     """A dry run's outcome (file and counts, no values) on the open import; returns the new
     version that the report's buttons carry (an older report's buttons go stale)."""
     found = await own_import(session, actor=actor, import_id=import_id)
+    version = found.version
     result = await session.exec(
         update(Import)
         .where(
             col(Import.id) == found.id,
             col(Import.status).in_(OPEN_STATUSES),
-            col(Import.version) == found.version,
+            col(Import.version) == version,
         )
         .values(
             status=ImportStatus.checked,
@@ -203,7 +204,7 @@ async def record_check(
         entity_id=found.id,
         detail={"rows": rows, "accepted": accepted, "rejected": rejected},
     )
-    return found.version + 1
+    return version + 1
 
 
 async def cancel(session: AsyncSession, *, actor: Staff, import_id: int, version: int) -> bool:
