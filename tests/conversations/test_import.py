@@ -13,11 +13,12 @@ import io
 from typing import Any
 
 import pytest
-from openpyxl import load_workbook
+from openpyxl import Workbook, load_workbook
 from sqlmodel import col, func, select
 
-from storage import imports, vault
+from conversations import import_rows
 from storage import customers as customer_store
+from storage import imports, vault
 from storage.audit import verify_chain
 from storage.db import unit_of_work
 from storage.models import (
@@ -213,18 +214,11 @@ async def test_rejected_rows_file_neutralises_formula_text(world: World) -> None
 
 
 async def test_a_formula_cell_gives_its_value_never_its_text(world: World) -> None:
-    from openpyxl import Workbook
-
     manager, _sales = await _team(world)
     book = Workbook()
     sheet = book.active
     sheet.append(header_row())
-    sheet.append(
-        [
-            row(NAMES[0]).get(c)
-            for c in __import__("conversations.import_rows", fromlist=["COLUMNS"]).COLUMNS
-        ]
-    )
+    sheet.append([row(NAMES[0]).get(c) for c in import_rows.COLUMNS])
     sheet["D2"] = "=1+1"  # industry: a formula openpyxl wrote without a cached value
     out = io.BytesIO()
     book.save(out)
@@ -319,7 +313,7 @@ async def test_admin_approves_directly_and_owner_column_is_used(world: World) ->
 
 
 async def test_manager_cannot_import_into_another_team_or_forge_buttons(world: World) -> None:
-    manager, sales = await _team(world)
+    manager, _sales = await _team(world)
     west = await world.member("salesperson", "West", "Zhao")
     await _dry_run(manager, workbook([row(NAMES[0], owner=str(west.id)), row(NAMES[1])]))
     reasons = {r[0]: r[1] for r in read_sheet(last_document(manager)["content"])[1:]}
