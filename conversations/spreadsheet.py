@@ -36,7 +36,7 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-class BadFile(ValueError):
+class BadFile(Exception):
     """A file that is no import: `code` names why (`import.bad.<code>`), `limit` a bound."""
 
     def __init__(self, code: str, limit: int | None = None) -> None:
