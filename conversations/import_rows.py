@@ -17,6 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -26,7 +27,7 @@ from conversations import duplicates as wording
 from conversations import new_customer
 from conversations.spreadsheet import BadFile, Sheet
 from conversations.steps import FlowEnv, Kind, Step
-from storage import audit, customers, fields, imports, permissions, validation
+from storage import customers, fields, imports, permissions, validation
 from storage.customers import CustomerCreate, Duplicate, Match, Query
 from storage.models import Staff
 
@@ -58,7 +59,8 @@ def header_label(_: Translator, column: str) -> str:
 
 
 def _key(text: str) -> str:
-    return re.sub(r"\s+", "", text).casefold()
+    """How two spellings of a header, label or name compare: no spaces, no case."""
+    return "".join(text.split()).casefold()
 
 
 def _headers_by_label() -> dict[str, str]:
@@ -82,20 +84,24 @@ def choice_labels(_: Translator, column: str) -> list[str]:
 
 def _choice_value(step: Step, text: str) -> str | None:
     """A choice cell's stored value: its label in either language, or the value itself."""
-    wanted = _key(text)
+    return _choices(step.field).get(_key(text))
+
+
+@cache
+def _choices(name: str) -> dict[str, str]:
+    """What may be typed for each value of a choice column (read once, not per cell)."""
+    step = STEPS[name]
     if step.kind == Kind.YES_NO:
         yes = {_key(translate(lang, "common.yes")) for lang in LANGUAGES} | _YES
         no = {_key(translate(lang, "common.no")) for lang in LANGUAGES} | _NO
-        return "yes" if wanted in yes else "no" if wanted in no else None
+        return {**dict.fromkeys(no, "no"), **dict.fromkeys(yes, "yes")}
+    table: dict[str, str] = {}
     for value in step.choices:
-        labels = {
-            short
-            for lang in LANGUAGES
-            for short in _label_forms(translate(lang, f"choice.{step.field}.{value}"))
-        }
-        if wanted == _key(value) or wanted in labels:
-            return value
-    return None
+        for lang in LANGUAGES:
+            for form in _label_forms(translate(lang, f"choice.{name}.{value}")):
+                table.setdefault(form, value)
+        table[_key(value)] = value
+    return table
 
 
 def _label_forms(label: str) -> set[str]:
@@ -268,6 +274,7 @@ class Checked:
 
     results: list[RowResult]
     headers: tuple[str, ...] = ()
+    audited: list[dict[str, Any]] = field(default_factory=list)  # the matches' audit entries
 
     @property
     def accepted(self) -> list[RowResult]:
@@ -321,18 +328,12 @@ def read_rows(env: FlowEnv, sheet: Sheet) -> Read:
 
 
 async def check(
-    session: AsyncSession,
-    env: FlowEnv,
-    read: Read,
-    *,
-    counted: bool,
-    default_owner: Staff | None = None,
+    session: AsyncSession, env: FlowEnv, read: Read, *, default_owner: Staff | None = None
 ) -> Checked:
-    """The rows `read_rows` read, checked against the archive and each other. `counted` (the
-    dry run): the file's duplicate look-up takes one of the importer's
-    DUPLICATE_CHECKS_PER_DAY (refused once used up) and each match is audited, as /new's are;
-    the confirmation's re-check is the server's own (uncounted, unaudited, like a review's).
-    `default_owner` owns the rows without an owner of their own (None: nobody chosen yet)."""
+    """The rows `read_rows` read, checked against the archive and each other; it only reads
+    (the caller counts the dry run's look-up first and writes `Checked.audited` after, as /new's
+    look-ups are counted and audited). `default_owner` owns the rows without an owner of their
+    own (None: nobody chosen yet)."""
     _ = env._
     actor = env.staff
     results, raws = read.results, read.raws
@@ -352,25 +353,19 @@ async def check(
                 result.file_owner = owner
         result.owner = result.file_owner or default_owner
     _in_file(_, results)
-    await _against_archive(session, env, results, counted=counted)
-    return Checked(results, read.headers)
+    audited = await _against_archive(session, env, results)
+    return Checked(results, read.headers, audited)
 
 
 async def _against_archive(
-    session: AsyncSession, env: FlowEnv, results: list[RowResult], *, counted: bool
-) -> None:
+    session: AsyncSession, env: FlowEnv, results: list[RowResult]
+) -> list[dict[str, Any]]:
+    """Reject the rows the archive already has, worded as /new words it; returns the audit
+    entries of the matches (as /new's `customer.duplicate`, purpose import)."""
     actor = env.staff
     candidates = [r for r in results if r.accepted and r.values is not None]
     if not candidates:
-        return
-    if counted and not await customers.take_look_up(
-        session,
-        actor=actor,
-        today=env.today,
-        daily_limit=env.services.settings.DUPLICATE_CHECKS_PER_DAY,
-        purpose="import",
-    ):
-        raise BadFile("capped", env.services.settings.DUPLICATE_CHECKS_PER_DAY)
+        return []
     queries = []
     for result in candidates:
         assert result.values is not None
@@ -400,21 +395,26 @@ async def _against_archive(
         result.matches = tuple(each)
         if shown:
             result.reasons.append(("duplicate", "; ".join(wording.warnings(env._, shown))))
-        if counted:
-            audited.extend(
-                {
-                    "action": "customer.duplicate",
-                    "actor_staff_id": actor.id,
-                    "actor_telegram_id": actor.telegram_id,
-                    "entity": "customer",
-                    "entity_id": m.customer_id,
-                    "detail": {
-                        "reason": m.reason,
-                        "shown": described[m].shown,
-                        "purpose": "import",
-                    },
-                }
-                for m in each
-                if m in described
-            )
-    await audit.record_many(session, audited)
+        audited.extend(
+            {
+                "action": "customer.duplicate",
+                "actor_staff_id": actor.id,
+                "actor_telegram_id": actor.telegram_id,
+                "entity": "customer",
+                "entity_id": m.customer_id,
+                "detail": {"reason": m.reason, "shown": described[m].shown, "purpose": "import"},
+            }
+            for m in each
+            if m in described
+        )
+    return audited
+
+
+async def count_look_up(session: AsyncSession, env: FlowEnv) -> None:
+    """A dry run takes one of the importer's DUPLICATE_CHECKS_PER_DAY, whatever the file's
+    size; BadFile("capped") once the day's are used up (nothing is looked up then)."""
+    limit = env.services.settings.DUPLICATE_CHECKS_PER_DAY
+    if not await customers.take_look_up(
+        session, actor=env.staff, today=env.today, daily_limit=limit, purpose="import"
+    ):
+        raise BadFile("capped", limit)

@@ -28,7 +28,7 @@ from conversations.keyboards import button
 from conversations.messages import close_buttons
 from conversations.spreadsheet import BadFile
 from conversations.steps import FlowEnv, Kind
-from storage import drafts, imports, outbox, permissions
+from storage import audit, drafts, imports, outbox, permissions
 from storage.errors import Refused
 from storage.imports import AcceptedRow
 from storage.models import Import, ImportStatus, Staff
@@ -170,8 +170,13 @@ async def _dry_run(context: BotContext, import_id: int, message: Message) -> Non
         data = await _download(context, document.file_id, document.file_size)
         await context.bot.send_message(context.chat_id, _("import.checking"))
         read = await _read(context, data)
+        env = _env(context)
+        async with context.unit_of_work() as session:  # counted first, as /new's look-ups
+            await import_rows.count_look_up(session, env)
+        async with context.reading() as session:  # no write lock held while 10,000 rows check
+            checked = await import_rows.check(session, env, read)
         async with context.unit_of_work() as session:
-            checked = await import_rows.check(session, _env(context), read, counted=True)
+            await audit.record_many(session, checked.audited)
             version = await imports.record_check(
                 session,
                 actor=context.member,
@@ -415,7 +420,7 @@ async def _confirm(context: BotContext, found: Import, owner: Staff | None, appr
         return
     env = _env(context)
     async with context.reading() as session:
-        checked = await import_rows.check(session, env, read, counted=False, default_owner=owner)
+        checked = await import_rows.check(session, env, read, default_owner=owner)
     if checked.digest() != found.accepted_digest or any(r.owner is None for r in checked.accepted):
         await _changed_meanwhile(context, found, checked)
         return

@@ -113,13 +113,20 @@ def read(data: bytes) -> Sheet:
         headers: tuple[str, ...] | None = None
         rows: list[tuple[int, tuple[str, ...]]] = []
         try:
-            cells = sheet.iter_rows(max_col=MAX_COLUMNS, values_only=True)
-            for number, values in enumerate(cells, start=1):
+            header_row = 0
+            for number, values in enumerate(
+                sheet.iter_rows(max_col=MAX_COLUMNS, values_only=True), start=1
+            ):
+                texts = tuple(_as_text(v) for v in values)
+                if any(texts):
+                    header_row, headers = number, texts
+                    break
+            # the data rows only as wide as the headers: nothing right of them is read
+            width = max((i + 1 for i, t in enumerate(headers or ()) if t), default=1)
+            cells = sheet.iter_rows(min_row=header_row + 1, max_col=width, values_only=True)
+            for number, values in enumerate(cells, start=header_row + 1):
                 texts = tuple(_as_text(v) for v in values)
                 if not any(texts):
-                    continue
-                if headers is None:
-                    headers = texts
                     continue
                 if len(rows) >= MAX_ROWS:
                     raise BadFile("too_many_rows", MAX_ROWS)

@@ -171,3 +171,17 @@ async def test_a_custom_bot_api_server_serves_the_download(
         assert "可以导入 1 行" in manager.last_text()
     finally:
         await app.shutdown()
+
+
+async def test_a_dry_run_takes_one_duplicate_look_up_of_the_day(world: World) -> None:
+    """A file's look-up is one of DUPLICATE_CHECKS_PER_DAY, whatever its size; once the day's
+    are used up, nothing is looked up and nothing is checked."""
+    services = world.services
+    services.settings = services.settings.model_copy(update={"DUPLICATE_CHECKS_PER_DAY": 1})
+    manager = await _manager(world)
+    await manager.send_file(workbook([row(n) for n in NAMES[:5]]))
+    assert "可以导入 5 行" in manager.last_text()
+    await manager.send_file(workbook([row(NAMES[5])]))
+    assert "重复检查次数（1 次）已用完" in manager.last_text()
+    async with unit_of_work(world.services.sessions) as session:
+        assert (await session.exec(select(func.count()).select_from(Customer))).one() == 0
