@@ -112,7 +112,9 @@ async def on_document(update: Update, context: BotContext) -> None:
         await _not_ours(update, context)
         return
     async with context.reading() as session:
-        opened = await imports.open_import(session, actor=context.member)
+        opened = await imports.open_import(
+            session, actor=context.member, now=context.services.clock()
+        )
     if opened is None or opened.id is None:
         await _not_ours(update, context)
         return

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic_core import PydanticUndefined
@@ -54,6 +54,7 @@ from storage.types import jsonable
 CHUNK = 500  # rows per bulk statement: far below SQLite's and asyncpg's parameter limits
 HISTORY_ACTION = "import"  # the history line of an imported customer (card.history.action.import)
 OPEN_STATUSES = (ImportStatus.awaiting, ImportStatus.checked)
+OPEN_FOR = timedelta(days=1)  # how long after /import (or its dry run) a document is its file
 
 
 @dataclass(frozen=True)
@@ -133,15 +134,19 @@ async def await_file(session: AsyncSession, *, actor: Staff, now: datetime) -> I
     return opened
 
 
-async def open_import(session: AsyncSession, *, actor: Staff) -> Import | None:
-    """The person's open import (awaiting a file or checked), if any: a document they send
-    then is that import's file."""
+async def open_import(session: AsyncSession, *, actor: Staff, now: datetime) -> Import | None:
+    """The person's open import (awaiting a file or checked) of the last `OPEN_FOR`, if any: a
+    document they send then is that import's file (an older /import no longer takes one)."""
     if not permissions.imports_at_all(actor):
         return None
     return (
         await session.exec(
             select(Import)
-            .where(col(Import.staff_id) == actor.id, col(Import.status).in_(OPEN_STATUSES))
+            .where(
+                col(Import.staff_id) == actor.id,
+                col(Import.status).in_(OPEN_STATUSES),
+                col(Import.updated_at) >= now - OPEN_FOR,
+            )
             .order_by(col(Import.id).desc())
             .limit(1)
         )

@@ -400,3 +400,31 @@ async def test_maximum_length_values_are_imported_and_fit_telegram(world: World)
     async with unit_of_work(world.services.sessions) as session:
         made = (await session.exec(select(Customer))).one()
     assert made.name == "名" * 100 and made.profile == "介" * 1000
+
+
+async def test_a_deactivated_manager_confirms_nothing(world: World) -> None:
+    from storage import staff as staff_store
+
+    manager, _sales = await _team(world)
+    await _dry_run(manager, workbook([row(NAMES[0])]))
+    await manager.press("Li")
+    confirm = manager.last_message()
+    wang = await staff_of(world.services.sessions, manager)
+    async with unit_of_work(world.services.sessions) as session:
+        await staff_store.deactivate(session, actor=None, staff_id=wang.id or 0)
+    await manager.press_data(confirm, data_of(confirm, "导入并提交审核"))
+    assert await _count(world, Customer) == 0
+
+
+async def test_an_old_import_takes_no_document(world: World) -> None:
+    from datetime import timedelta
+
+    manager, _sales = await _team(world)
+    await manager.send("/import")
+    later = world.services.clock() + imports.OPEN_FOR + timedelta(minutes=1)
+    world.services.clock = lambda: later
+    await manager.send_file(workbook([row(NAMES[0])]))
+    assert "试运行" not in manager.last_text()
+    async with unit_of_work(world.services.sessions) as session:
+        (opened,) = (await session.exec(select(Import))).all()
+    assert opened.status == "awaiting" and opened.rows == 0
