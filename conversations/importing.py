@@ -272,8 +272,12 @@ async def _owners_markup(
         ],
         2,
     )
+    # a page button carries the page and whether "owners from the file" is offered
     pager = keyboards.pager(
-        page, pages, lambda p: IMPORT.data("im", "p", import_id, version, p), counter=True
+        page,
+        pages,
+        lambda p: IMPORT.data("im", "p", import_id, version, p * 2 + int(all_owned)),
+        counter=True,
     )
     rows = keyboards.with_pager(rows, pager)
     rows.append([button(_("import.button.cancel"), IMPORT.data("im", "x", import_id, version, 0))])
@@ -321,7 +325,9 @@ async def on_button(update: Update, context: BotContext) -> None:
         return
     if action == "p":
         await query.answer()
-        markup = await _owners_markup(context, import_id, version, True, page=argument)
+        markup = await _owners_markup(
+            context, import_id, version, bool(argument % 2), page=argument // 2
+        )
         await _edit_markup(query.message, markup)
         return
     if action == "x":

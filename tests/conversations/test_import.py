@@ -428,3 +428,19 @@ async def test_an_old_import_takes_no_document(world: World) -> None:
     async with unit_of_work(world.services.sessions) as session:
         (opened,) = (await session.exec(select(Import))).all()
     assert opened.status == "awaiting" and opened.rows == 0
+
+
+async def test_many_owners_are_paged_and_fit_telegram(world: World) -> None:
+    manager = await world.member("manager", "East", "Wang")
+    for n in range(20):
+        await world.member("salesperson", "East", f"{n:02d}" + "销" * 62)
+    await _dry_run(manager, workbook([row(NAMES[0])]))
+    report = manager.last_message()
+    labels = [text for text, _ in buttons(report)]
+    assert "1/3" in labels and "›" in labels
+    await manager.press("›", report)
+    page = manager.last_message()
+    assert any(text.startswith("10") for text, _ in buttons(page))
+    await manager.press("10", page)
+    await manager.press("导入并提交审核")
+    assert "已导入 1 个客户" in manager.last_text()
