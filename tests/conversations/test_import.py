@@ -43,7 +43,7 @@ from tests.auxil.import_helpers import (
     workbook,
 )
 from tests.auxil.record_helpers import make_customer
-from tests.auxil.world import World, start_app
+from tests.auxil.world import ADMIN_ID, World, start_app
 
 TAX_OK = "91330100MA27XL123W"
 TAX_BAD_CHECK = "91330100MA27XL1230"
@@ -195,12 +195,12 @@ async def test_bad_rows_are_rejected_with_reasons_and_the_rest_imported(world: W
             await session.exec(select(Reminder).where(Reminder.kind == "confirmation"))
         ).all()
         assert len(notices) == 1
-    # the neutralised formula-looking text in the rejected rows of an earlier file stays text
-    # (checked below with a rejected one); the created customer is found by /find
-    await manager.send("/find 丽水")
-    assert NAMES[8] in manager.last_text() or "KH-2026-000003" in str(
-        manager.telegram.sent_to(manager.id)[-3:]
-    )
+    told = [m["text"] for m in world.telegram.sent_to(ADMIN_ID)]
+    assert any("Wang 导入了 3 个客户（East），等待您审核" in t for t in told), told
+    # the name index picks the imported customers up: the manager finds one by name
+    await manager.send("/find 丽水生态")
+    found = manager.last_message()
+    assert NAMES[8] in found["text"] + str(buttons(found)), found
 
 
 async def test_rejected_rows_file_neutralises_formula_text(world: World) -> None:
