@@ -18,6 +18,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from pydantic_core import PydanticUndefined
@@ -35,6 +36,7 @@ from storage.customers import (
     _each,
     encode_matches,
 )
+from storage.db import write_soon
 from storage.errors import NotFound, Refused
 from storage.models import (
     BlindIndex,
@@ -154,9 +156,22 @@ async def open_import(session: AsyncSession, *, actor: Staff, now: datetime) -> 
 
 
 async def own_import(session: AsyncSession, *, actor: Staff, import_id: int) -> Import:
-    """The actor's own import (button data is a claim): NotFound for anyone else's."""
+    """The actor's own import (button data is a claim): NotFound for anyone else's, and the
+    attempt audited (in a `reading` unit, right after it)."""
     found = await session.get(Import, import_id)
     if found is None or found.staff_id != actor.id or not permissions.imports_at_all(actor):
+        await write_soon(
+            session,
+            partial(
+                audit.record,
+                action="access.denied",
+                actor_staff_id=actor.id,
+                actor_telegram_id=actor.telegram_id,
+                entity="import",
+                entity_id=import_id,
+                detail={"purpose": "import", "exists": found is not None},
+            ),
+        )
         raise NotFound()
     return found
 

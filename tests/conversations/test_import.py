@@ -335,6 +335,11 @@ async def test_manager_cannot_import_into_another_team_or_forge_buttons(world: W
     other = await world.member("manager", "East", "Sun")
     await other.press_data(confirm, data_of(confirm, "导入并提交审核"))
     assert await _count(world, Customer) == 0
+    async with unit_of_work(world.services.sessions) as session:
+        denied = (
+            await session.exec(select(AuditEntry).where(AuditEntry.action == "access.denied"))
+        ).all()
+    assert [(e.entity, e.actor_telegram_id) for e in denied] == [("import", other.id)]
     await manager.press("导入并提交审核", confirm)
     assert await _count(world, Customer) == 1
 
