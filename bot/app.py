@@ -31,6 +31,7 @@ from conversations import (
     edit,
     find,
     handover,
+    importing,
     key_persons,
     pool,
     reminders,
@@ -106,6 +107,7 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CommandHandler("testreminder", reminders.testreminder_command, filters=private),
             CommandHandler("staff", staff.staff_command, filters=private),
             CommandHandler("handover", handover.handover_command, filters=private),
+            CommandHandler("import", importing.import_command, filters=private),
             CommandHandler(
                 "setgroup",
                 review.setgroup_command,
@@ -127,11 +129,13 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CallbackQueryHandler(handover.on_button, pattern=buttons.HANDOVER.pattern),
             CallbackQueryHandler(pool.on_button, pattern=buttons.POOL.pattern),
             CallbackQueryHandler(teams_led.on_button, pattern=buttons.TEAMS_LED.pattern),
+            CallbackQueryHandler(importing.on_button, pattern=buttons.IMPORT.pattern),
             CallbackQueryHandler(commands.stale_button),
             # messages: edits (never answers), unknown commands, answers, everything else
             MessageHandler(edited, commands.edited_message),
             MessageHandler(private & filters.COMMAND, commands.unknown_command),
             MessageHandler(private & filters.TEXT & ~filters.COMMAND, commands.text_message),
+            MessageHandler(private & filters.Document.ALL, importing.on_document),
             MessageHandler(private & ~filters.TEXT, commands.other_message),
         ]
     )

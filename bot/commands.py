@@ -29,6 +29,7 @@ MENU_COMMANDS = (
     "review",
     "invite",
     "staff",
+    "import",
     "cancel",
     "lang",
     "help",
@@ -45,6 +46,7 @@ def commands_for(member: Staff) -> tuple[str, ...]:
         *(["staff"] if staff_flow.may_open(member) else []),
         *(["testreminder"] if permissions.can_send_samples(member) else []),
         *(["handover"] if permissions.can_manage_staff(member) else []),
+        *(["import"] if permissions.imports_at_all(member) else []),
     ]
     return (*offered, *_OWN_COMMANDS)
 

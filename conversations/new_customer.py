@@ -125,15 +125,21 @@ def _add_key_person(env: FlowEnv, customer_id: int) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[button]])
 
 
-async def submit(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> Submitted:
-    """Save the customer as pending review and say its number."""
-    values = customers.CustomerCreate(
+def values_of(env: FlowEnv, data: dict[str, Any]) -> customers.CustomerCreate:
+    """The record's values from the answers (the gates dropped, the defaults filled in): what
+    /new submits, and what each row of /import becomes (conversations/import_rows)."""
+    return customers.CustomerCreate(
         {
             **{k: v for k, v in data.items() if not k.startswith("_") and k not in GATES},
             "consent_given": data.get("consent_given") == "yes",
             "next_followup_on": data.get("next_followup_on") or _followup_default_text(env, data),
         }
     )
+
+
+async def submit(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> Submitted:
+    """Save the customer as pending review and say its number."""
+    values = values_of(env, data)
     customer = await customers.create_customer(
         session, keyring=env.services.keyring, actor=env.staff, values=values
     )

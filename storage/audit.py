@@ -29,9 +29,10 @@ import hmac
 import json
 import os
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -201,6 +202,51 @@ async def record(
     session.add(entry)
     await session.flush()
     return entry
+
+
+async def record_many(
+    session: AsyncSession, entries: list[dict[str, Any]], *, chunk: int = 1000
+) -> int:
+    """Append many entries in the caller's transaction, chained in order: what `record` does
+    once per entry, with the chain's head read once and the rows written in bulk (an import of
+    10,000 customers audits each of them). Each dict holds `record`'s keyword arguments."""
+    if not entries:
+        return 0
+    keys = _keys(session)
+    if session.get_bind().dialect.name == "postgresql":
+        await session.exec(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=_PG_AUDIT_LOCK))
+    await session.flush()
+    last = (
+        await session.exec(select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(1))
+    ).first()
+    opened = await _open_key(session, keys)
+    key = opened[0] if opened is not None else await _create_key(session, keys, last)
+    next_id = (last.id + 1) if last and last.id else 1
+    prev = last.hash if last else GENESIS
+    now = utcnow()
+    rows = []
+    for offset, given in enumerate(entries):
+        detail = given.get("detail")
+        row = {
+            "id": next_id + offset,
+            "at": now,
+            "actor_telegram_id": given.get("actor_telegram_id"),
+            "actor_staff_id": given.get("actor_staff_id"),
+            "action": given["action"],
+            "entity": given.get("entity"),
+            "entity_id": given.get("entity_id"),
+            "detail": json.dumps(detail, ensure_ascii=False, sort_keys=True) if detail else None,
+            "prev_hash": prev,
+            "hash": "",
+        }
+        # the MAC of exactly what `record` would write (a plain object: thousands of SQLModel
+        # instances cost seconds)
+        row["hash"] = prev = _entry_mac(key, SimpleNamespace(**row))  # type: ignore[arg-type]
+        rows.append(row)
+    table = AuditEntry.__table__  # type: ignore[attr-defined]
+    for start in range(0, len(rows), chunk):
+        await session.exec(insert(table), params=rows[start : start + chunk])  # type: ignore[call-overload]
+    return len(rows)
 
 
 async def head(session: AsyncSession) -> AuditHead | None:

@@ -276,6 +276,88 @@ async def matches(
     return [Match(cid, found[cid]) for cid in live.all() if cid is not None]
 
 
+@dataclass(frozen=True)
+class Query:
+    """What one customer being entered is looked up by (`matches`' arguments, for many)."""
+
+    team_id: int | None
+    phones: tuple[str, ...] = ()
+    tax_no: str | None = None
+    name: str | None = None
+
+
+async def matches_of_many(
+    session: AsyncSession, *, keyring: Keyring, queries: list[Query], chunk: int = 500
+) -> list[list[Match]]:
+    """`matches` for many customers at once (an import of thousands of rows): the same blind
+    indexes, the same name scorer and threshold within each one's team, the same reasons in the
+    same order of preference (phone, tax number, name) and the same destroyed ones left out;
+    only the queries are batched (a chunk of digests per IN, each team's names read once).
+    Every match is returned, not only `matches`' five best."""
+    found: list[dict[int, str]] = [{} for _ in queries]
+    for kind, values_of in (
+        ("phone", lambda q: list(q.phones)),
+        ("tax_no", lambda q: [q.tax_no] if q.tax_no else []),
+    ):
+        wanted: dict[str, list[int]] = {}
+        for position, query in enumerate(queries):
+            for value in values_of(query):
+                for digest in keyring.blind_indexes(kind, value):
+                    wanted.setdefault(digest, []).append(position)
+        digests = list(wanted)
+        for start in range(0, len(digests), chunk):
+            rows = await session.exec(
+                select(BlindIndex.digest, BlindIndex.customer_id).where(
+                    BlindIndex.kind == kind,
+                    col(BlindIndex.digest).in_(digests[start : start + chunk]),
+                )
+            )
+            for digest, customer_id in rows.all():
+                for position in wanted[digest]:
+                    found[position].setdefault(customer_id, kind)
+    by_team: dict[int | None, list[int]] = {}
+    for position, query in enumerate(queries):
+        if query.name:
+            by_team.setdefault(query.team_id, []).append(position)
+    for team_id, positions in by_team.items():
+        candidates = await session.exec(
+            select(Customer.id, Customer.name, Customer.short_name).where(
+                Customer.team_id == team_id,
+                col(Customer.status) != RecordStatus.destroyed,
+            )
+        )
+        owners: list[int] = []
+        names: list[str] = []
+        for cid, cname, short in candidates.all():
+            owners.append(cid)
+            names.append(cname)
+            if short:
+                owners.append(cid)
+                names.append(short)
+        if not names:
+            continue
+        for position in positions:
+            for _match, _score, index in process.extract(
+                queries[position].name or "",
+                names,
+                scorer=fuzz.WRatio,
+                score_cutoff=NAME_MATCH_THRESHOLD,
+                limit=None,
+            ):
+                found[position].setdefault(owners[index], "name")
+    ids = sorted({cid for each in found for cid in each})
+    live: set[int] = set()
+    for start in range(0, len(ids), chunk):
+        rows = await session.exec(
+            select(Customer.id).where(
+                col(Customer.id).in_(ids[start : start + chunk]),
+                col(Customer.status) != RecordStatus.destroyed,
+            )
+        )
+        live.update(cid for cid in rows.all() if cid is not None)
+    return [[Match(cid, each[cid]) for cid in sorted(each) if cid in live] for each in found]
+
+
 async def describe(
     session: AsyncSession,
     found: list[Match],
@@ -335,6 +417,25 @@ async def _count_look_up(session: AsyncSession, actor: Staff, day: date) -> int:
     return int((await session.exec(statement)).scalar_one())
 
 
+async def take_look_up(
+    session: AsyncSession, *, actor: Staff, today: date, daily_limit: int, purpose: str
+) -> bool:
+    """Count one duplicate look-up of the actor's day; False once `daily_limit` is used up
+    (nothing may be looked up then; the first refusal of a day is audited)."""
+    used = await _count_look_up(session, actor, today)
+    if used > daily_limit:
+        if used == daily_limit + 1:  # once a day is enough to see someone ran into the cap
+            await audit.record(
+                session,
+                action="customer.duplicates_capped",
+                actor_staff_id=actor.id,
+                actor_telegram_id=actor.telegram_id,
+                detail={"limit": daily_limit, "purpose": purpose},
+            )
+        return False
+    return True
+
+
 async def duplicates(
     session: AsyncSession,
     *,
@@ -357,16 +458,9 @@ async def duplicates(
     """
     if not (phones or tax_no or name):
         return DuplicateCheck()
-    used = await _count_look_up(session, actor, today)
-    if used > daily_limit:
-        if used == daily_limit + 1:  # once a day is enough to see someone ran into the cap
-            await audit.record(
-                session,
-                action="customer.duplicates_capped",
-                actor_staff_id=actor.id,
-                actor_telegram_id=actor.telegram_id,
-                detail={"limit": daily_limit, "purpose": purpose},
-            )
+    if not await take_look_up(
+        session, actor=actor, today=today, daily_limit=daily_limit, purpose=purpose
+    ):
         return DuplicateCheck(capped=True)
     found = await matches(
         session,

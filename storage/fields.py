@@ -6,8 +6,8 @@ diffs and the edit flow read their lists from here (`clear_fields`, `sealed_fiel
 `mask` is the one masking rule. A flow's `Step` names the field it asks; a test holds the flows
 and this catalogue in step (tests/conversations/test_field_catalogue.py).
 
-Later readers: export columns and import headers are meant to be `fields_at(record, Place...)`
-selections of the same declarations, added as places when those features are built.
+Later readers: export columns and import headers are `fields_at(record, Place...)` selections
+of the same declarations (`Place.import_`: the /import template's columns).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class Place(StrEnum):
     review_key = "review_key"  # the short notice of a new customer
     review_full = "review_full"  # the full card behind the notice's "Open"
     notes = "notes"  # a visit's or complaint's free-text parts, shown where it is listed
+    import_ = "import"  # a column of the /import template (conversations/importing.py)
 
 
 HIDDEN = "••••"
@@ -78,12 +79,17 @@ class FieldSpec:
         return self.column or self.name
 
 
+def _imported(kw: dict[str, Any]) -> dict[str, Any]:
+    """Every customer field is a column of the import template (/new asks them all)."""
+    return {**kw, "shows": (*kw.get("shows", ()), Place.import_)}
+
+
 def _customer(name: str, **kw: Any) -> FieldSpec:
-    return FieldSpec(Record.customer, name, **kw)
+    return FieldSpec(Record.customer, name, **_imported(kw))
 
 
 def _sealed(name: str, mask: Mask = Mask.text, **kw: Any) -> FieldSpec:
-    return FieldSpec(Record.customer, name, sealed=True, mask=mask, **kw)
+    return FieldSpec(Record.customer, name, sealed=True, mask=mask, **_imported(kw))
 
 
 _CARD = (Place.card,)

@@ -604,3 +604,35 @@ class ReassignPick(SQLModel, table=True):
     customer_id: int = Field(foreign_key="customers.id", primary_key=True)
     owner_id: int = Field(foreign_key="staff.id")
     picked_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime, nullable=False)
+
+
+class ImportStatus(StrEnum):
+    awaiting = "awaiting"  # /import sent the template; the filled file is awaited
+    checked = "checked"  # a dry run reported on a file; waiting for confirmation
+    done = "done"  # its accepted rows became customers
+    cancelled = "cancelled"
+
+
+class Import(Timestamped, table=True):
+    """一次导入: a spreadsheet import between its dry run and its confirmation.
+
+    No personal data of a pending import is kept: only the file's Telegram id, size and
+    checksum (the file is fetched again at confirmation and must be the same), and counts."""
+
+    __tablename__ = "imports"
+
+    id: int | None = Field(default=None, primary_key=True)
+    staff_id: int = Field(foreign_key="staff.id", index=True)  # who imports
+    status: str = Field(default=ImportStatus.awaiting, max_length=12, index=True)
+    file_id: str | None = Field(default=None, max_length=255)
+    file_size: int | None = Field(default=None)
+    checksum: str | None = Field(default=None, max_length=64)  # SHA-256 of the file
+    rows: int = Field(default=0)
+    accepted: int = Field(default=0)
+    rejected: int = Field(default=0)
+    # SHA-256 over the accepted rows' numbers and owners: a confirmation whose re-check
+    # accepts other rows than the dry run showed writes nothing
+    accepted_digest: str | None = Field(default=None, max_length=64)
+    customers: int = Field(default=0)  # how many it created
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    version: int = Field(default=1)

@@ -391,8 +391,20 @@ def sees_some_pool(actor: Staff) -> bool:
 
 
 def can_import(actor: Staff, team_id: int | None) -> bool:
-    """Row "import": into the managers' own teams, admins any. Not built yet."""
+    """Row "import": into the managers' own teams, admins any (conversations/importing)."""
     return leads_team(actor, team_id)
+
+
+def imports_at_all(actor: Staff) -> bool:
+    """Row "import": whether /import is offered: managers and admins (their teams are
+    `can_import`'s to decide)."""
+    return _manager_or_admin(actor)
+
+
+def can_import_for(actor: Staff, owner: Staff) -> bool:
+    """Row "import", its other end: an imported customer's owner is an active non-admin member
+    of a team the importer may import into (its team is the owner's)."""
+    return can_import(actor, owner.team_id) and can_be_handed_to(owner, owner.team_id)
 
 
 def receives_reports(actor: Staff) -> bool:

@@ -10,6 +10,7 @@ import itertools
 import json
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from telegram import Update
 from telegram.ext import Application
@@ -18,6 +19,8 @@ from telegram.request import BaseRequest, RequestData
 from tests.auxil import telegram_rules
 from tests.auxil.telegram_rules import FloodControl, Refused
 
+DOWNLOAD_LIMIT = 20 * 1024 * 1024  # the Bot API serves files up to 20 MB to bots
+FILE_BASE = "https://api.telegram.org/file/bot"  # bot.app.file_url of the default base URL
 BOT_ID = 4242
 BOT_USERNAME = "archive_test_bot"
 TOKEN = f"{BOT_ID}:TESTTOKENabcdefghijklmnopqrstuvwxyz"
@@ -48,6 +51,53 @@ class FakeTelegram(BaseRequest):
     flood: FloodControl = field(default_factory=FloodControl)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
     _clock: int = 1_790_000_000
+    # files people sent (file_id → path, content, declared size) and documents the bot sent
+    files: dict[str, tuple[str, bytes, int]] = field(default_factory=dict)
+    sent_documents: list[dict[str, Any]] = field(default_factory=list)
+    file_base: str = FILE_BASE  # where downloads must be asked for (the bot's base_file_url)
+    _file_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def add_file(self, content: bytes, name: str, *, size: int | None = None) -> dict[str, Any]:
+        """A document a person sends: kept for getFile and download, as Telegram keeps it.
+        `size` declares another size than the content's (a 100 MB file, without its bytes)."""
+        number = next(self._file_ids)
+        file_id = f"file-{number}-{name}"
+        declared = len(content) if size is None else size
+        self.files[file_id] = (f"documents/file_{number}.xlsx", content, declared)
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"uniq-{number}",
+            "file_name": name,
+            "mime_type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "file_size": declared,
+        }
+
+    def _get_file(self, params: dict[str, Any]) -> Any:
+        """getFile: an unknown id is a 400, a file over the download limit too (as the API)."""
+        found = self.files.get(str(params.get("file_id")))
+        if found is None:
+            return 400, json.dumps(
+                telegram_rules.error_body(400, "Bad Request: invalid file_id")
+            ).encode()
+        path, _content, size = found
+        if size > DOWNLOAD_LIMIT:
+            return 400, json.dumps(
+                telegram_rules.error_body(400, "Bad Request: file is too big")
+            ).encode()
+        file_id = str(params["file_id"])
+        return {"file_id": file_id, "file_unique_id": file_id, "file_size": size, "file_path": path}
+
+    def _download(self, url: str) -> tuple[int, bytes]:
+        """A file download: only under the bot's file URL with its token, only a known path."""
+        prefix = f"{self.file_base}{TOKEN}/"
+        url = unquote(url)  # PTB sends the token's colon as %3A, as Telegram accepts it
+        if not url.startswith(prefix):
+            return 404, b'{"ok":false,"error_code":404,"description":"Not Found"}'
+        path = url[len(prefix) :]
+        for known, content, size in self.files.values():
+            if known == path and size <= DOWNLOAD_LIMIT:
+                return 200, content
+        return 404, b'{"ok":false,"error_code":404,"description":"Not Found"}'
 
     @property
     def read_timeout(self) -> float | None:
@@ -69,9 +119,22 @@ class FakeTelegram(BaseRequest):
         connect_timeout: Any = None,
         pool_timeout: Any = None,
     ) -> tuple[int, bytes]:
+        if "/file/bot" in url:
+            self.calls.append(("download", {"url": url}))
+            return self._download(url)
         name = url.rsplit("/", 1)[-1]
         params = dict(request_data.parameters) if request_data else {}
         self.calls.append((name, params))
+        if name == "sendDocument" and request_data is not None:
+            for file_name, content, *_rest in request_data.multipart_data.values():
+                self.sent_documents.append(
+                    {
+                        "chat_id": int(params["chat_id"]),
+                        "name": file_name,
+                        "content": content,
+                        "params": params,
+                    }
+                )
         if name in self.fail_methods:
             from telegram.error import NetworkError
 
@@ -97,6 +160,8 @@ class FakeTelegram(BaseRequest):
         return 200, json.dumps({"ok": True, "result": result}).encode()
 
     def _answer(self, name: str, params: dict[str, Any]) -> Any:
+        if name == "getFile":
+            return self._get_file(params)
         if name == "getMe":
             return {
                 "id": BOT_ID,
@@ -270,6 +335,13 @@ class Person:
             "file_name": name,
             "mime_type": "application/pdf",
         }
+        return await self._feed(self._message(document=document))
+
+    async def send_file(
+        self, content: bytes, name: str = "customers.xlsx", *, size: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Send a document with this content (kept by the fake Telegram for getFile)."""
+        document = self.telegram.add_file(content, name, size=size)
         return await self._feed(self._message(document=document))
 
     async def send_voice(self, seconds: int = 3) -> list[dict[str, Any]]:

@@ -122,6 +122,10 @@ see the team pool (/pool)               other  no    no      no        yes   no 
 import from a spreadsheet               own    no    yes     yes       yes   no    yes      no
 import from a spreadsheet               team   no    yes     no        yes   no    yes      no
 import from a spreadsheet               other  no    no      no        yes   no    no       no
+import: offered (/import)               -      no    yes     yes       yes   no    yes      no
+import: customers owned by              own    no    yes     yes       no    no    yes      no
+import: customers owned by              team   no    yes     no        yes   no    yes      no
+import: customers owned by              other  no    no      no        yes   no    no       no
 reports: receive them (weekly summary)  -      no    yes     yes       yes   no    yes      no
 reports                                 own    no    yes     yes       yes   no    yes      no
 reports                                 team   no    yes     no        yes   no    yes      no
@@ -190,6 +194,12 @@ ACTIONS: dict[str, Check] = {
     "assign from the team pool": lambda a, c: p.can_assign_from_pool(a, c.team_id),
     "see the team pool (/pool)": lambda a, c: p.can_see_pool(a, c.team_id),
     "import from a spreadsheet": lambda a, c: p.can_import(a, c.team_id),
+    "import: offered (/import)": lambda a, c: p.imports_at_all(a),
+    # the owner is the record's: the actor (own; an admin owns no team's customers), a teammate
+    # of team A, an outsider of team C
+    "import: customers owned by": lambda a, c: p.can_import_for(
+        a, {TEAMMATE.id: TEAMMATE, OUTSIDER.id: OUTSIDER}.get(c.owner_id, a)
+    ),
     "reports: receive them (weekly summary)": lambda a, c: p.receives_reports(a),
     "reports": lambda a, c: p.can_see_reports(a, c.team_id),
     "own /stats": lambda a, c: p.can_see_own_stats(a),
