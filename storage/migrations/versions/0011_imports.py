@@ -1,7 +1,7 @@
 """imports: a spreadsheet import between its dry run and its confirmation (no personal data)
 
 Revision ID: 0011_imports
-Revises: 0008_reassign_picks
+Revises: 0009_life_cycle
 Create Date: 2026-12-02 02:40:00
 """
 
@@ -15,7 +15,7 @@ import storage.types
 
 # revision identifiers, used by Alembic.
 revision: str = "0011_imports"
-down_revision: str | Sequence[str] | None = "0008_reassign_picks"
+down_revision: str | Sequence[str] | None = "0009_life_cycle"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
