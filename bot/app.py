@@ -32,6 +32,7 @@ from conversations import (
     find,
     handover,
     key_persons,
+    pipl,
     pool,
     reminders,
     review,
@@ -106,6 +107,7 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CommandHandler("testreminder", reminders.testreminder_command, filters=private),
             CommandHandler("staff", staff.staff_command, filters=private),
             CommandHandler("handover", handover.handover_command, filters=private),
+            CommandHandler("pipl", pipl.pipl_command, filters=private),
             CommandHandler(
                 "setgroup",
                 review.setgroup_command,
@@ -127,6 +129,7 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CallbackQueryHandler(handover.on_button, pattern=buttons.HANDOVER.pattern),
             CallbackQueryHandler(pool.on_button, pattern=buttons.POOL.pattern),
             CallbackQueryHandler(teams_led.on_button, pattern=buttons.TEAMS_LED.pattern),
+            CallbackQueryHandler(pipl.on_button, pattern=buttons.PIPL.pattern),
             CallbackQueryHandler(commands.stale_button),
             # messages: edits (never answers), unknown commands, answers, everything else
             MessageHandler(edited, commands.edited_message),

@@ -45,6 +45,7 @@ def commands_for(member: Staff) -> tuple[str, ...]:
         *(["staff"] if staff_flow.may_open(member) else []),
         *(["testreminder"] if permissions.can_send_samples(member) else []),
         *(["handover"] if permissions.can_manage_staff(member) else []),
+        *(["pipl"] if permissions.can_answer_pipl_request(member) else []),
     ]
     return (*offered, *_OWN_COMMANDS)
 
