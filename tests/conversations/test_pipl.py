@@ -4,6 +4,7 @@ customer's erasure to the destruction request; everyone else is refused and audi
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,10 @@ from storage.db import unit_of_work
 from storage.models import Customer, KeyPerson, Staff
 from tests.auxil import telegram_rules
 from tests.auxil.customer_factory import staff_of
-from tests.auxil.fake_telegram import Person, buttons
+from tests.auxil.fake_telegram import FakeTelegram, Person, buttons
 from tests.auxil.pipl_helpers import FULL, LONG_NAME, held, rich_customer
 from tests.auxil.record_helpers import audit_entries, card
-from tests.auxil.world import NOW, World
+from tests.auxil.world import NOW, World, start_app
 
 WORDS = {
     "en": {
@@ -276,3 +277,46 @@ async def test_a_key_person_of_another_customer_is_refused(world: World) -> None
     async with unit_of_work(world.services.sessions) as session:
         assert await session.get(KeyPerson, person.id) is not None
         assert (await session.get(Customer, one)) is not None
+
+
+async def test_two_admins_erasing_one_key_person_at_once(world: World) -> None:
+    """Both confirm at the same moment: it is erased once, the other hears it is gone."""
+    sales = await world.member("salesperson", "East", "Li")
+    cid = await rich_customer(world, sales, people=1, visit_count=0, complaint_count=0)
+    async with unit_of_work(world.services.sessions) as session:
+        person = (await session.exec(select(KeyPerson))).one()
+    first, second = world.admin("en"), await world.member("admin", None, "Wu", language="en")
+    asks = []
+    for admin in (first, second):
+        await admin.send(f"/pipl {number_of(world, cid)}")
+        await admin.press_data(admin.last_message(), f"pi:d:{cid}:{person.id}")
+        asks.append(admin.last_message())
+    await asyncio.gather(
+        *(a.press("Erase for good", ask) for a, ask in zip((first, second), asks, strict=True))
+    )
+    assert len(await audit_entries(world.services.sessions, "pipl.erasure")) == 1
+    heard = sorted(
+        "done" if "Erased:" in a.last_text() else (a.last_answer() or "") for a in (first, second)
+    )
+    assert heard[0] in (
+        "That key person is gone already.",
+        "The key person was changed meanwhile; open the PIPL menu again.",
+    )
+    assert heard[1] == "done"
+
+
+async def test_the_menu_works_after_a_restart(world: World) -> None:
+    """Nothing of the menu lives in memory: its buttons work on a new Application."""
+    sales = await world.member("salesperson", "East", "Li")
+    cid = await rich_customer(world, sales, people=1, visit_count=1, complaint_count=0)
+    admin = world.admin("en")
+    await admin.send(f"/pipl {number_of(world, cid)}")
+    menu = admin.last_message()
+    await world.app.shutdown()
+    telegram = FakeTelegram()
+    world.app = await start_app(world.services, telegram)
+    world.telegram = telegram
+    admin.app, admin.telegram = world.app, telegram
+    await admin.press_data(menu, f"pi:x:{cid}")
+    assert len(uploads(world, admin)) == 2
+    assert list(export_folder(world).iterdir()) == []
