@@ -320,3 +320,16 @@ async def test_the_menu_works_after_a_restart(world: World) -> None:
     await admin.press_data(menu, f"pi:x:{cid}")
     assert len(uploads(world, admin)) == 2
     assert list(export_folder(world).iterdir()) == []
+
+
+async def test_an_admins_key_person_list_leads_to_the_pipl_menu(world: World) -> None:
+    sales = await world.member("salesperson", "East", "Li")
+    cid = await rich_customer(world, sales, people=1, visit_count=0, complaint_count=0)
+    admin = world.admin("en")
+    await admin.send("/help")
+    await admin.press_data(card(admin), f"ck:{cid}")
+    assert ("🔏 PIPL request of a key person", f"pi:m:{cid}") in buttons(admin.last_message())
+    await admin.press("PIPL request of a key person")
+    assert admin.last_text().startswith("🔏 PIPL request · KH-2026-")
+    await sales.press_data(card(sales), f"ck:{cid}")
+    assert not [d for _l, d in buttons(sales.last_message()) if d.startswith("pi:")]
