@@ -78,7 +78,11 @@ def key_label(_: Translator, key: str) -> str:
 
 
 # parts whose values are named by messages other than `choice.<field>.<value>`
-_VALUE_MESSAGES = {"status": "card.status.{}", "review_kind": "review.kind.{}"}
+_VALUE_MESSAGES = {
+    "status": "card.status.{}",
+    "review_kind": "review.kind.{}",
+    "method": "choice.consent_method.{}",
+}
 
 
 def _choice_key(field: str, value: Any) -> str | None:
