@@ -33,6 +33,7 @@ from conversations import (
     handover,
     importing,
     key_persons,
+    pipl,
     pool,
     reminders,
     review,
@@ -108,6 +109,7 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CommandHandler("staff", staff.staff_command, filters=private),
             CommandHandler("handover", handover.handover_command, filters=private),
             CommandHandler("import", importing.import_command, filters=private),
+            CommandHandler("pipl", pipl.pipl_command, filters=private),
             CommandHandler(
                 "setgroup",
                 review.setgroup_command,
@@ -130,6 +132,7 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CallbackQueryHandler(pool.on_button, pattern=buttons.POOL.pattern),
             CallbackQueryHandler(teams_led.on_button, pattern=buttons.TEAMS_LED.pattern),
             CallbackQueryHandler(importing.on_button, pattern=buttons.IMPORT.pattern),
+            CallbackQueryHandler(pipl.on_button, pattern=buttons.PIPL.pattern),
             CallbackQueryHandler(commands.stale_button),
             # messages: edits (never answers), unknown commands, answers, everything else
             MessageHandler(edited, commands.edited_message),

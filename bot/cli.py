@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 from pydantic import ValidationError
 
-from bot import cli_staff, logs, preflight
+from bot import cli_pipl, cli_staff, logs, preflight
 from bot.settings import Settings, describe_errors
 
 if TYPE_CHECKING:
@@ -362,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace a database that holds records (it is backed up first, into BACKUP_DIR)",
     )
     sub.add_parser("new-key", help="print a fresh master key for ENCRYPTION_KEYS")
+    cli_pipl.add_commands(sub)
     return parser
 
 
@@ -375,6 +376,7 @@ HANDLERS = {
     "backup": cmd_backup,
     "restore": cmd_restore,
     "new-key": cmd_new_key,
+    "pipl-export": cli_pipl.cmd_pipl_export,
 }
 
 

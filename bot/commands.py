@@ -47,6 +47,7 @@ def commands_for(member: Staff) -> tuple[str, ...]:
         *(["testreminder"] if permissions.can_send_samples(member) else []),
         *(["handover"] if permissions.can_manage_staff(member) else []),
         *(["import"] if permissions.imports_at_all(member) else []),
+        *(["pipl"] if permissions.can_answer_pipl_request(member) else []),
     ]
     return (*offered, *_OWN_COMMANDS)
 

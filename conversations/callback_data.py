@@ -124,6 +124,7 @@ TEAMS_LED = ButtonCodec("teams led", ("tl",))
 POOL = ButtonCodec("pool", ("pl",))  # pl:<action>[:<id>...] (conversations/pool.py)
 # im:<action>:<import id>:<version>:<argument> (conversations/importing.py)
 IMPORT = ButtonCodec("import", ("im",))
+PIPL = ButtonCodec("pipl", ("pi",))  # pi:<action>:<customer id>[:<key person id>[:<version>]]
 
 CODECS = (
     FLOW,
@@ -142,4 +143,5 @@ CODECS = (
     POOL,
     TEAMS_LED,
     IMPORT,
+    PIPL,
 )

@@ -25,6 +25,7 @@ from conversations.callback_data import (
     COMPLAINT,
     EDIT,
     KEY_PERSONS,
+    PIPL,
     REASSIGN,
     VISIT,
     parse_id,
@@ -37,6 +38,7 @@ from storage.cards import CustomerCard, FieldChange, HistoryEntry, HistoryPage, 
 from storage.db import unit_of_work
 from storage.errors import NotFound
 from storage.models import RecordStatus
+from storage.permissions import can_answer_pipl_request
 from storage.reassign import offers_reassign
 from storage.validation import format_phone
 
@@ -89,6 +91,27 @@ def _due(_: Translator, day: date | None, today: date) -> str:
     return day.isoformat()
 
 
+# how and when consent was given: on the card under the consent line, masked (storage.fields)
+CONSENT_DETAILS = ("consent_method", "consent_on", "consent_note")
+
+
+def _joined(masked: str | list[str]) -> str:
+    return ", ".join(masked) if isinstance(masked, list) else masked
+
+
+def _consent_rows(_: Translator, card: CustomerCard) -> list[tuple[str, str]]:
+    """Whether the customer agreed to the collection of their data (PIPL, SPEC section 2), how
+    and when (masked like every sealed value); a clear warning when nothing is recorded."""
+    if not card.consent_given:
+        return [(label(_, "consent_given"), _("pipl.card.no_consent"))]
+    rows = [(label(_, "consent_given"), shown_value(_, "consent_given", True))]
+    for field in CONSENT_DETAILS:
+        masked = card.masked.get(field)
+        if masked is not None:
+            rows.append((label(_, field), _joined(masked)))
+    return rows
+
+
 def card_text(_: Translator, card: CustomerCard, today: date) -> str:
     """The card: main fields in clear, sensitive ones masked."""
     title = card.name if not card.short_name else f"{card.name}({card.short_name})"
@@ -119,8 +142,9 @@ def card_text(_: Translator, card: CustomerCard, today: date) -> str:
         (label(_, "industry"), shown_value(_, "industry", card.industry)),
     ]
     for field, masked in card.masked.items():
-        rows.append((label(_, field), ", ".join(masked) if isinstance(masked, list) else masked))
-    rows.append((label(_, "consent_given"), shown_value(_, "consent_given", card.consent_given)))
+        if field not in CONSENT_DETAILS:
+            rows.append((label(_, field), _joined(masked)))
+    rows += _consent_rows(_, card)
     lines += [(f"{name}: ", Slot(value)) for name, value in rows]
     if card.masked:
         lines += ["", _("card.masked_hint")]
@@ -134,7 +158,7 @@ def _button(_: Translator, key: str, data: str) -> InlineKeyboardButton:
 
 
 def card_markup(
-    _: Translator, card: CustomerCard, *, reassign: bool = False
+    _: Translator, card: CustomerCard, *, reassign: bool = False, pipl: bool = False
 ) -> InlineKeyboardMarkup:
     """What can be done from the card; archived records are read-only, pending ones wait;
     `reassign` offers giving it to someone else (conversations.reassign checks the press)."""
@@ -163,6 +187,8 @@ def card_markup(
     rows.append(last)
     if reassign:
         rows.append([_button(_, "reassign.button.card", REASSIGN.data("ra", "o", cid))])
+    if pipl:  # an admin answers a PIPL request from here (conversations.pipl checks the press)
+        rows.append([_button(_, "pipl.button.card", PIPL.data("pi", "m", cid))])
     return InlineKeyboardMarkup(rows)
 
 
@@ -252,8 +278,11 @@ async def _send_view(context: BotContext, chat_id: int, card: CustomerCard) -> N
     reassign = offers_reassign(
         context.member, team_id=card.team_id, status=card.status, pooled=card.pooled
     )
+    pipl = can_answer_pipl_request(context.member)
     await context.bot.send_message(
-        chat_id, card_text(_, card, today), reply_markup=card_markup(_, card, reassign=reassign)
+        chat_id,
+        card_text(_, card, today),
+        reply_markup=card_markup(_, card, reassign=reassign, pipl=pipl),
     )
 
 

@@ -20,7 +20,7 @@ from bot.context import BotContext
 from bot.i18n import Translator
 from conversations import fit, runner
 from conversations import steps as s
-from conversations.callback_data import KEY_PERSONS
+from conversations.callback_data import KEY_PERSONS, PIPL
 from conversations.keyboards import button
 from conversations.messages import close_buttons
 from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
@@ -30,6 +30,7 @@ from storage.errors import Refused
 from storage.fields import Record
 from storage.key_persons import FIELDS, INFLUENCE_LEVELS, KeyPersonRecord
 from storage.models import Customer, KeyPersonRole
+from storage.permissions import can_answer_pipl_request
 
 NOTES_SHOWN = 60
 PEOPLE_PER_MESSAGE = 10  # two buttons each: a list of many people comes in several messages
@@ -333,8 +334,18 @@ async def _send_list(
         await query.answer(_("refused.not_found"), show_alert=True)
         return
     await query.answer()
-    for text, markup in render_list(_, customer, people, changeable):
+    pages = render_list(_, customer, people, changeable)
+    if can_answer_pipl_request(context.member):  # an admin answers a key person's PIPL request
+        text, markup = pages[0]
+        rows = [*(markup.inline_keyboard if markup else ()), [pipl_button(_, customer_id)]]
+        pages[0] = (text, InlineKeyboardMarkup(rows))
+    for text, markup in pages:
         await context.bot.send_message(context.chat_id, text, reply_markup=markup)
+
+
+def pipl_button(_: Translator, customer_id: int) -> InlineKeyboardButton:
+    """The PIPL menu of the customer, with an export and an erasure per key person."""
+    return button(_("pipl.button.people"), PIPL.data("pi", "m", customer_id))
 
 
 async def _ask_removal(

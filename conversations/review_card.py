@@ -105,6 +105,8 @@ def card_text(_: Translator, view: ReviewView, timezone: str) -> str:
         if view.kind == ReviewKind.customer_change:
             lines.append(_("review.changes_heading"))
         lines += [_line(_, view, line) for line in view.lines]
+    if view.consent_missing:  # PIPL: the customer's consent to collection is not recorded
+        lines += ["", _("pipl.review.no_consent")]
     if view.duplicates:
         warned = duplicates.warnings(_, view.duplicates)
         lines += ["", _("review.duplicates_heading"), *(fit.Slot(w) for w in warned)]

@@ -329,6 +329,13 @@ def can_request_destruction(actor: Staff, customer: Customer) -> bool:
     return leads_team(actor, customer.team_id)
 
 
+def can_answer_pipl_request(actor: Staff) -> bool:
+    """Row "archive/destroy", PIPL requests (个人信息保护法, issue 11): an access export of
+    everything held about a customer or key person, and starting its erasure, are for admins
+    (storage.pipl); the customer's destruction still needs a second person's approval."""
+    return is_admin(actor)
+
+
 def can_back_up(actor: Staff) -> bool:
     """Row "backup": admins (today backups are the operator's, on the command line)."""
     return is_admin(actor)

@@ -113,6 +113,8 @@ class ReviewView:
     duplicates: tuple[Duplicate, ...] = ()  # as this viewer may learn of them
     viewer_may_decide: bool = False  # False for a system view (notices) and the submitter
     viewer_is_submitter: bool = False
+    # a new customer or a change that leaves it without recorded consent (PIPL, SPEC 2)
+    consent_missing: bool = False
 
     @property
     def pending(self) -> bool:
@@ -345,7 +347,17 @@ async def _view(
         duplicates=duplicates,
         viewer_may_decide=viewer is not None and may_decide(viewer, review) and not own,
         viewer_is_submitter=own,
+        consent_missing=live and _consent_missing(review, customer, lines),
     )
+
+
+def _consent_missing(review: Review, customer: Customer | None, lines: tuple[Line, ...]) -> bool:
+    """Whether a new customer, or one as a change would leave it, has no consent recorded."""
+    if customer is None or review.kind not in (ReviewKind.customer_new, ReviewKind.customer_change):
+        return False
+    changed = [line.after for line in lines if line.field == "consent_given"]
+    given = changed[-1] if review.kind == ReviewKind.customer_change and changed else None
+    return not (customer.consent_given if given is None else bool(given))
 
 
 async def view(

@@ -46,6 +46,8 @@ class FakeTelegram(BaseRequest):
     # method → how many of its next calls fail with a 502 Bad Gateway, as Telegram's do at times
     fail_next: dict[str, int] = field(default_factory=dict)
     refused: list[Refused] = field(default_factory=list)
+    # documents uploaded and taken: filename, content (bytes) and the call's parameters
+    uploads: list[dict[str, Any]] = field(default_factory=list)
     refuse: bool = True  # False: record what Telegram would refuse, but take it (to measure)
     expect_refusals: bool = False  # the `world` fixture fails a test that caused any, unless set
     flood: FloodControl = field(default_factory=FloodControl)
@@ -124,6 +126,9 @@ class FakeTelegram(BaseRequest):
             return self._download(url)
         name = url.rsplit("/", 1)[-1]
         params = dict(request_data.parameters) if request_data else {}
+        upload = _upload(name, request_data)
+        if upload is not None:  # the file's name and size stand in for it (kept in `uploads`)
+            params["document"] = f"upload:{upload['filename']}"
         self.calls.append((name, params))
         if name == "sendDocument" and request_data is not None:
             for file_name, content, *_rest in request_data.multipart_data.values():
@@ -143,7 +148,11 @@ class FakeTelegram(BaseRequest):
             self.fail_next[name] -= 1
             body = {"ok": False, "error_code": 502, "description": "Bad Gateway"}
             return 502, json.dumps(body).encode()
-        description = telegram_rules.refusal(name, params)
+        description = telegram_rules.refusal(name, params) or telegram_rules.upload_refusal(
+            name, params, upload
+        )
+        if description is None and upload is not None:
+            self.uploads.append({**upload, "params": params})
         if description is not None:
             self.refused.append(Refused(name, params, description))
             if self.refuse:
@@ -245,6 +254,17 @@ class FakeTelegram(BaseRequest):
 
     def answers(self) -> list[dict[str, Any]]:
         return [p for name, p in self.calls if name == "answerCallbackQuery"]
+
+
+def _upload(method: str, request_data: RequestData | None) -> dict[str, Any] | None:
+    """The document a sendDocument call uploads (multipart), or None."""
+    if method.lower() != "senddocument" or request_data is None:
+        return None
+    files = request_data.multipart_data if request_data.contains_files else {}
+    if "document" not in files:
+        return None
+    filename, content, *_ = files["document"]
+    return {"filename": filename, "content": content}
 
 
 def buttons(message: dict[str, Any]) -> list[tuple[str, str]]:

@@ -93,6 +93,34 @@ def refusal(method: str, params: dict[str, Any]) -> str | None:
     return _keyboard_refusal(params.get("reply_markup"))
 
 
+DOCUMENT_MISSING = "Bad Request: there is no document in the request"
+FILE_EMPTY = "Bad Request: file must be non-empty"
+FILE_TOO_LARGE = "Request Entity Too Large"
+UPLOAD_LIMIT = 50 * 1024 * 1024  # what a bot may upload through the Bot API
+FILENAME_LIMIT = 255
+
+
+def upload_refusal(
+    method: str, params: dict[str, Any], upload: dict[str, Any] | None
+) -> str | None:
+    """What Telegram says to a sendDocument it refuses: no document (neither an upload nor a
+    file id), an empty or oversized file, or a file name it cannot take."""
+    if method.lower() != "senddocument":
+        return None
+    if upload is None:
+        document = params.get("document")
+        return DOCUMENT_MISSING if not isinstance(document, str) or not document else None
+    content = upload["content"]
+    if not content:
+        return FILE_EMPTY
+    if len(content) > UPLOAD_LIMIT:
+        return FILE_TOO_LARGE
+    filename = upload.get("filename") or ""
+    if not filename or len(filename.encode("utf-8")) > FILENAME_LIMIT:
+        return "Bad Request: wrong file name"
+    return None
+
+
 def error_body(code: int, description: str, **parameters: Any) -> dict[str, Any]:
     """Telegram's error answer: `{"ok": false, "error_code", "description", "parameters"}`."""
     body: dict[str, Any] = {"ok": False, "error_code": code, "description": description}

@@ -102,6 +102,7 @@ invites: a manager                      own    no    no      no        yes   no 
 invites: a manager                      team   no    no      no        yes   no    no       no
 invites: an admin                       -      no    no      no        yes   no    no       no
 archive / destroy                       -      no    no      no        yes   no    no       no
+PIPL requests: access and erasure       -      no    no      no        yes   no    no       no
 backup                                  -      no    no      no        yes   no    no       no
 keys                                    -      no    no      no        yes   no    no       no
 audit log                               -      no    no      no        yes   no    no       no
@@ -182,6 +183,7 @@ ACTIONS: dict[str, Check] = {
     "invites: a manager": lambda a, c: p.can_invite(a, role="manager", team_id=c.team_id),
     "invites: an admin": lambda a, c: p.can_invite(a, role=Role.admin, team_id=None),
     "archive / destroy": lambda a, c: p.can_archive_or_destroy(a),
+    "PIPL requests: access and erasure": lambda a, c: p.can_answer_pipl_request(a),
     "backup": lambda a, c: p.can_back_up(a),
     "keys": lambda a, c: p.can_manage_keys(a),
     "audit log": lambda a, c: p.can_read_audit_log(a),
