@@ -21,7 +21,7 @@ from conversations.callback_data import COMPLAINT
 from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
 from storage import drafts, outbox, removals
 from storage.errors import Refused
-from storage.models import Customer
+from storage.models import Complaint, Customer
 
 ACTION = "rm"
 
@@ -116,7 +116,9 @@ async def _submit(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> 
         return Submitted(refusal_text(env._, refusal))
     assert review.id is not None
     await outbox.queue_review_cards(session, review_id=review.id, now=now)
-    return Submitted(env._("removal.requested", number=data.get("_number", "")))
+    complaint = await session.get(Complaint, review.complaint_id)
+    number = complaint.complaint_no if complaint is not None else ""
+    return Submitted(env._("removal.requested", number=number))
 
 
 FLOW = runner.register(
