@@ -229,6 +229,10 @@ def _entry_lines(_: Translator, entry: HistoryEntry, zone: ZoneInfo) -> list[fit
         lines.append("  " + _(review_key))
     elif entry.decided_by and has_message(review_key):
         lines.append("  " + _(review_key, name=entry.decided_by))
+    if entry.values_erased:  # its record was removed since: the values went with it
+        lines.append("  " + _("card.history.values_erased"))
+    elif entry.action == "remove" and not entry.changes:
+        lines.append("  " + _("card.history.removed_without_values"))
     lines += [_change_line(_, c) for c in entry.changes[:CHANGES_SHOWN]]
     if len(entry.changes) > CHANGES_SHOWN:
         lines.append("  " + _("card.history.more", count=len(entry.changes) - CHANGES_SHOWN))

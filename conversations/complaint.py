@@ -4,7 +4,8 @@ Buttons: `cc:<customer_id>` logs a complaint for a customer (from its card), `cc
 lists its complaints, `cx:<complaint_id>:<action>` acts on one: `v` shows it, `take` starts
 handling it, `resolve` asks for the resolution and the feedback given to the customer (which
 then awaits a manager's approval), `assign` offers the team to hand it to, `to<staff_id>` hands
-it over. Every press is checked again in `storage.complaints`; the button only names a wish.
+it over, `rm` asks for its removal (conversations/complaint_removal). Every press is checked
+again in `storage.complaints`; the button only names a wish.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from telegram.error import BadRequest, Forbidden
 
 from bot.context import BotContext, Services
 from bot.i18n import Translator, pick_language
-from conversations import fit, pick_customer, runner
+from conversations import complaint_removal, fit, pick_customer, runner
 from conversations import steps as s
 from conversations.callback_data import COMPLAINT, parse_id
 from conversations.keyboards import button
@@ -421,6 +422,8 @@ async def on_button(update: Update, context: BotContext) -> None:
         await _resolve(update, context, record_id)
     elif prefix == "cx" and arg == "assign":
         await _offer_handlers(update, context, record_id)
+    elif prefix == "cx" and arg == complaint_removal.ACTION:
+        await complaint_removal.ask_reason(update, context, record_id)
     elif prefix == "cx" and (handler_id := press.id(1, tag="to")) is not None:
         await _assign(update, context, record_id, handler_id)
     else:
@@ -446,6 +449,9 @@ async def _send_card(
             _("complaint.button.full"), callback_data=COMPLAINT.data("cx", complaint_id, "t")
         )
         markup = InlineKeyboardMarkup([*(markup.inline_keyboard if markup else ()), [whole]])
+    removal = await complaint_removal.offer(context, view.customer, complaint_id)
+    if removal:  # a manager of the team or an admin may ask for its removal
+        markup = InlineKeyboardMarkup([*(markup.inline_keyboard if markup else ()), *removal])
     await context.bot.send_message(context.chat_id, text, reply_markup=markup)
 
 

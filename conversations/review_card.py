@@ -23,6 +23,8 @@ VALUE_LIMIT = 80
 # fields whose stored value is a choice with a label `choice.<field>.<value>` (messages.po)
 CHOICE_FIELDS = catalogue.choice_fields()
 COMPLAINT_CHOICES = frozenset({"type", "severity"})
+# reviews whose lines are a complaint's parts (labels `review.field.<column>`)
+COMPLAINT_KINDS = frozenset({ReviewKind.complaint_resolution, ReviewKind.complaint_removal})
 
 
 def review_data(action: str, arg: object) -> str:
@@ -47,7 +49,7 @@ def _value(_: Translator, view: ReviewView, field: str, value: Any) -> str:
         return _("common.empty")
     if isinstance(value, bool):
         return _("common.yes" if value else "common.no")
-    if view.kind == ReviewKind.complaint_resolution and field in COMPLAINT_CHOICES:
+    if view.kind in COMPLAINT_KINDS and field in COMPLAINT_CHOICES:
         text = _(f"review.complaint.{field}.{value}")
     elif field in CHOICE_FIELDS:
         text = _(f"choice.{field}.{value}")
@@ -59,7 +61,7 @@ def _value(_: Translator, view: ReviewView, field: str, value: Any) -> str:
 
 
 def _label(_: Translator, view: ReviewView, field: str) -> str:
-    if view.kind == ReviewKind.complaint_resolution:
+    if view.kind in COMPLAINT_KINDS:
         return _(f"review.field.{field}")
     return _(f"field.{field}")
 

@@ -224,6 +224,23 @@ class HistoryEntry:
     changes: tuple[FieldChange, ...]
     review_status: str | None
     decided_by: str | None
+    # its values were erased with the record they describe (a removed key person or complaint)
+    values_erased: bool = False
+
+
+# records whose own removal erases the values of their history lines (storage.erasure); every
+# line of theirs but the removal itself was written with values
+_ERASABLE = frozenset({"key_person", "complaint"})
+_WITHOUT_VALUES = frozenset({"remove", "remove_request"})
+
+
+def values_erased(record: ChangeRecord) -> bool:
+    """Whether a history line once held values that an erasure has since emptied."""
+    return (
+        record.diff_sealed is None
+        and record.entity in _ERASABLE
+        and record.action not in _WITHOUT_VALUES
+    )
 
 
 @dataclass(frozen=True)
@@ -328,6 +345,7 @@ async def history(
                     if review is not None and review.decided_by is not None
                     else None
                 ),
+                values_erased=values_erased(record),
             )
         )
     return HistoryPage(

@@ -203,25 +203,47 @@ def append_on_commit(session: AsyncSession, entries: Iterable[Entry]) -> None:
     """Append `entries` to the session's ledger once its transaction commits (never if it rolls
     back: the ledger only ever names erasures that happened).
 
+    Savepoints count as what they are: releasing one (storage.reviews decides inside one) is
+    not the commit, so nothing is written until the outermost transaction commits; rolling one
+    back drops the entries appended inside it and keeps the others.
+
     If the process dies between the commit and the write, the database still shows the
     erasure, and `storage.erasure.record_missing` appends it at the next start.
     """
     ledger = of(session)
-    pending: list[Entry] | None = session.info.get(_PENDING)
+    sync = session.sync_session
+    within = sync.get_nested_transaction() or sync.get_transaction()
+    pending: list[tuple[Any, Entry]] | None = session.info.get(_PENDING)
     if pending is None:
-        pending = session.info[_PENDING] = []
-        sync = session.sync_session
+        mine: list[tuple[Any, Entry]] = []
+        pending = session.info[_PENDING] = mine
 
-        def _write(_session: Any) -> None:
-            written = session.info.pop(_PENDING, [])
+        def _write(done: Any) -> None:
+            if done.in_nested_transaction() or session.info.get(_PENDING) is not mine:
+                return  # a savepoint released (the transaction goes on), or not ours
+            written = [entry for _tx, entry in session.info.pop(_PENDING)]
             try:
                 ledger.append(written)
             except OSError:  # the erasure stands; the next start writes it (record_missing)
                 log.exception("could not write %d entries to %s", len(written), ledger.path)
 
-        def _forget(_session: Any) -> None:
-            session.info.pop(_PENDING, None)
+        def _rolled_back(_session: Any, previous: Any) -> None:
+            if session.info.get(_PENDING) is not mine:
+                return
+            if previous.parent is None:  # the whole transaction: nothing happened
+                session.info.pop(_PENDING)
+                return
+            mine[:] = [(tx, entry) for tx, entry in mine if not _inside(tx, previous)]
 
-        event.listen(sync, "after_commit", _write, once=True)
-        event.listen(sync, "after_rollback", _forget, once=True)
-    pending.extend(entries)
+        event.listen(sync, "after_commit", _write)
+        event.listen(sync, "after_soft_rollback", _rolled_back)
+    pending.extend((within, entry) for entry in entries)
+
+
+def _inside(transaction: Any, ancestor: Any) -> bool:
+    """Whether `transaction` is `ancestor` or a savepoint within it."""
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False

@@ -16,7 +16,7 @@ from sqlalchemy import delete, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import audit, fields, vault
+from storage import audit, erasure, fields, vault
 from storage.changes import ChangedMeanwhile
 from storage.crypto import Keyring
 from storage.errors import NotFound, Refused
@@ -380,27 +380,45 @@ async def remove_key_person(
     key_person_id: int,
     version: int,
 ) -> KeyPersonRecord:
-    """Remove a key person and its indexes; history keeps what it held (sealed).
+    """Remove a key person for good: its row, phone indexes, birthday reminders and the values
+    of its earlier history lines are erased (storage.erasure, written to the erasure ledger on
+    commit, so no restored backup brings them back). History keeps one line saying that it was
+    removed, by whom and when, with no values; the audit entry names which fields it had.
 
     Raises NotFound if it is gone or not this customer's, ChangedMeanwhile if it was changed
-    since `version` (the confirmation showed older values).
+    since `version` (the confirmation showed older values). Returns what it held, for the
+    remover's own confirmation.
     """
     assert customer.id is not None
     current = await _current(session, keyring, actor, customer, key_person_id, version, "remove")
-    await session.exec(delete(BlindIndex).where(col(BlindIndex.key_person_id) == key_person_id))
-    person = await session.get(KeyPerson, key_person_id)
-    assert person is not None  # locked above
-    await session.delete(person)
-    await session.flush()
-    key = await vault.data_key(session, keyring, customer.id)
-    diff = {f: [v, None] for f, v in current.values.items() if v is not None}
-    await _history(
+    now = utcnow()
+    wiped = await erasure.erase_key_person(
+        session, key_person_id=key_person_id, customer_id=customer.id, now=now
+    )
+    await vault.add_change(
         session,
-        key,
-        person_id=key_person_id,
-        customer_id=customer.id,
-        action="remove",
-        actor=actor,
-        diff=diff,
+        b"",
+        ChangeRecord(
+            entity="key_person",
+            entity_id=key_person_id,
+            customer_id=customer.id,
+            action="remove",
+            changed_by=actor.id,
+            changed_at=now,
+        ),
+        None,
+    )
+    await audit.record(
+        session,
+        action="key_person.remove",
+        actor_staff_id=actor.id,
+        actor_telegram_id=actor.telegram_id,
+        entity="key_person",
+        entity_id=key_person_id,
+        detail={
+            "customer_id": customer.id,
+            "fields": sorted(f for f, v in current.values.items() if not _empty(v)),
+            **wiped.detail(),
+        },
     )
     return current

@@ -136,6 +136,7 @@ class ReviewKind(StrEnum):
     archive = "archive"  # 合作终止: approved → archived (storage.life_cycle)
     reactivate = "reactivate"  # archived → approved again
     destroy = "destroy"  # 销毁: personal data erased, a tombstone stays (storage.erasure)
+    complaint_removal = "complaint_removal"  # a complaint erased for good (storage.removals)
 
 
 class ReviewStatus(StrEnum):

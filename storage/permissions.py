@@ -336,6 +336,13 @@ def can_answer_pipl_request(actor: Staff) -> bool:
     return is_admin(actor)
 
 
+def can_request_complaint_removal(actor: Staff, customer: Customer) -> bool:
+    """Row "archive/destroy", a complaint's own removal (entered by mistake, a duplicate, an
+    erasure request): a manager of its customer's team or an admin asks; a second person
+    decides (storage.removals)."""
+    return leads_team(actor, customer.team_id)
+
+
 def can_back_up(actor: Staff) -> bool:
     """Row "backup": admins (today backups are the operator's, on the command line)."""
     return is_admin(actor)

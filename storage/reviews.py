@@ -28,6 +28,7 @@ from storage import (
     customers,
     life_cycle,
     permissions,
+    removals,
     validation,
     vault,
 )
@@ -321,6 +322,8 @@ async def _view(
         lines = await _change_lines(session, keyring, review)
     elif review.kind == ReviewKind.complaint_resolution and complaint is not None:
         lines = _complaint_lines(complaint)
+    elif review.kind == ReviewKind.complaint_removal:  # what would go; nothing once gone
+        lines = _complaint_lines(complaint) if complaint is not None and live else ()
     elif customer is not None and live:
         lines = await _customer_lines(session, keyring, customer, full=full)
     own = viewer is not None and viewer.id == review.submitted_by
@@ -335,7 +338,11 @@ async def _view(
         customer_no=customer.customer_no if customer else None,
         customer_name=customer.name if customer and live else None,
         complaint_id=review.complaint_id,
-        complaint_no=complaint.complaint_no if complaint else None,
+        complaint_no=(
+            complaint.complaint_no
+            if complaint
+            else await removals.removed_number(session, keyring, review)
+        ),
         submitted_by=review.submitted_by,
         submitter_name=await _name(session, review.submitted_by) or "",
         submitted_at=review.submitted_at,
@@ -531,6 +538,11 @@ async def _subject_ready(session: AsyncSession, review: Review) -> None:
         ready = complaint is not None and complaint.status == ComplaintStatus.resolved
     elif review.kind in life_cycle.KINDS:  # archive, reactivate, destroy
         ready = life_cycle.ready(review, customer)
+    elif review.kind == ReviewKind.complaint_removal:
+        complaint = (
+            await session.get(Complaint, review.complaint_id) if review.complaint_id else None
+        )
+        ready = removals.ready(complaint, customer)
     else:
         ready = False
     if not ready:
@@ -657,6 +669,7 @@ _APPLY = {
     ReviewKind.customer_change: _apply_customer_change,
     ReviewKind.complaint_resolution: _apply_complaint,
     **life_cycle.APPLY,
+    **removals.APPLY,
 }
 
 

@@ -222,7 +222,8 @@ async def test_remove_asks_first_and_a_stale_confirmation_expires(world: World) 
     await sales.press("查看关键联系人")
     await sales.press("🗑 王建国")
     assert sales.last_text() == (
-        f"确定要从“{COMPANY} · KH-2026-000001”的关键联系人中删除 王建国 吗?删除会记入变更记录。"
+        f"确定要从“{COMPANY} · KH-2026-000001”的关键联系人中删除 王建国 吗?"
+        "其资料将被永久清除,变更记录只保留“已删除”这一事实。"
     )
     await sales.press("保留")
     assert sales.last_answer() == "已保留"
@@ -239,7 +240,7 @@ async def test_remove_asks_first_and_a_stale_confirmation_expires(world: World) 
     assert await index_rows(world) == []
     record, diff = (await history_of(world, customer_id))[-1]
     assert (record.entity, record.action) == ("key_person", "remove")
-    assert diff["kp_name"] == ["王建国", None] and diff["kp_phones"] == [["+8613912345678"], None]
+    assert diff is None  # the removal is kept, not the removed values (issue 11 item 7)
     assert len(await audit_entries(world.services.sessions, "key_person.remove")) == 1
 
     await sales.press("确认删除", stale)

@@ -103,6 +103,9 @@ invites: a manager                      team   no    no      no        yes   no 
 invites: an admin                       -      no    no      no        yes   no    no       no
 archive / destroy                       -      no    no      no        yes   no    no       no
 PIPL requests: access and erasure       -      no    no      no        yes   no    no       no
+ask for a complaint's removal           own    no    yes     yes       yes   no    yes      no
+ask for a complaint's removal           team   no    yes     no        yes   no    yes      no
+ask for a complaint's removal           other  no    no      no        yes   no    no       no
 backup                                  -      no    no      no        yes   no    no       no
 keys                                    -      no    no      no        yes   no    no       no
 audit log                               -      no    no      no        yes   no    no       no
@@ -184,6 +187,7 @@ ACTIONS: dict[str, Check] = {
     "invites: an admin": lambda a, c: p.can_invite(a, role=Role.admin, team_id=None),
     "archive / destroy": lambda a, c: p.can_archive_or_destroy(a),
     "PIPL requests: access and erasure": lambda a, c: p.can_answer_pipl_request(a),
+    "ask for a complaint's removal": p.can_request_complaint_removal,
     "backup": lambda a, c: p.can_back_up(a),
     "keys": lambda a, c: p.can_manage_keys(a),
     "audit log": lambda a, c: p.can_read_audit_log(a),
