@@ -152,6 +152,16 @@ class Ledger:
     def head(self) -> Head:
         return self.read()[1]
 
+    def reaches(self, head: Head) -> bool:
+        """Whether this ledger holds `head`'s entry at its place (it is not older than the
+        backup whose manifest recorded `head`). Call after `read` has checked the chain."""
+        if head.count <= 0:
+            return True
+        for seen, (_, fields) in enumerate(self._lines(), start=1):
+            if seen == head.count:
+                return str(fields.get("mac")) == head.mac
+        return False
+
     # writing -------------------------------------------------------------------------------
     def append(self, entries: Iterable[Entry]) -> None:
         """Append entries durably (fsync), under an exclusive lock: two processes writing at
