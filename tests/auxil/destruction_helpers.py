@@ -38,7 +38,7 @@ PERSON_PHONE = "13900001111"
 VISIT_TEXT = "Meet 王总 at his home on 5 West Lake Road"
 COMPLAINT_TEXT = "王总 says the driver was rude"
 NOTES = "Paid late in 2025"
-FILE_ID = "PHOTO-FILE-ID"
+FILE_ID = "PHOTO-FILE-ID"  # an attachment's Telegram file id
 REASON = "Archived for over three years; the contract ended"
 DUE_HOURS = {"critical": 24, "high": 72, "medium": 168, "low": 336}
 CYCLES = {"A": 7, "B": 14, "C": 30, "D": 60}
@@ -244,9 +244,16 @@ async def what_is_readable(url: str, keyring: Keyring, customer_id: int) -> dict
             ).all()
             if any(complaint_texts):
                 found["complaints"] = complaint_texts
-            files = (await session.exec(select(Attachment.file_id))).all()
-            if FILE_ID in files:
-                found["attachments"] = True
+            visit_ids = (
+                await session.exec(select(Visit.id).where(Visit.customer_id == customer_id))
+            ).all()
+            files = (
+                await session.exec(
+                    select(Attachment.file_id).where(col(Attachment.visit_id).in_(visit_ids))
+                )
+            ).all()
+            if files:
+                found["attachments"] = list(files)
             diffs = (
                 await session.exec(
                     select(ChangeRecord.id).where(
@@ -264,8 +271,10 @@ async def what_is_readable(url: str, keyring: Keyring, customer_id: int) -> dict
             ).all()
             if indexes:
                 found["indexes"] = len(indexes)
-            if (await session.exec(select(Draft.id))).all():
-                found["drafts"] = True
+            for draft in (await session.exec(select(Draft))).all():
+                data = keyring.open_json(draft.sealed or b"", context=f"draft:{draft.staff_id}")
+                if str(data.get("customer_id")) == str(customer_id):
+                    found["drafts"] = True
             return found
     finally:
         await engine.dispose()
