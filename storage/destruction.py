@@ -82,7 +82,9 @@ async def still_held(session: AsyncSession, entries: Sequence[Entry]) -> list[En
         )
         found = {cid: status for cid, status in rows.all()}
         keys = await session.exec(
-            select(DataKey.customer_id).where(col(DataKey.customer_id).in_(list(found)))
+            select(DataKey.customer_id).where(
+                col(DataKey.customer_id).in_(list(found)), col(DataKey.wrapped).is_not(None)
+            )
         )
         keyed = set(keys.all())
         held |= {
