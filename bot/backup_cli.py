@@ -19,6 +19,7 @@ from storage.backup import (
     prune,
 )
 from storage.crypto import Keyring
+from storage.erasure_ledger import Ledger
 from storage.restore import VerificationFailed, restore
 from storage.types import utcnow
 
@@ -71,6 +72,7 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
                 keyring=keyring,
                 now=utcnow(),
                 pg_bin=settings.PG_BIN,
+                ledger=Ledger(settings.erasure_ledger, keyring),
             )
         )
     except BackupError as error:
@@ -101,6 +103,7 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
             keyring=keyring,
             now=now,
             pg_bin=settings.PG_BIN,
+            ledger=Ledger(settings.erasure_ledger, keyring),
             prefix=PRE_RESTORE,
             reason="restore --force",
         )
@@ -118,6 +121,7 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
                 force=args.force,
                 backup_first=backup_first,
                 pg_bin=settings.PG_BIN,
+                ledger=Ledger(settings.erasure_ledger, keyring),
                 data_dir=settings.DATA_DIR,
             )
         )

@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 from pydantic import ValidationError
 
-from bot import cli_pipl, cli_staff, logs, preflight
+from bot import cli_erasures, cli_pipl, cli_staff, logs, preflight
 from bot.settings import Settings, describe_errors
 
 if TYPE_CHECKING:
@@ -85,6 +85,7 @@ async def _prepare_run(settings: Settings) -> Keyring:
     if created:
         warn_about_new_key_file(settings)
     await preflight.migrate(settings.database_url)
+    await preflight.sync_erasures(settings, keyring)
     return keyring
 
 
@@ -315,6 +316,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return restore(args, load_settings())
 
 
+def cmd_erasures(args: argparse.Namespace) -> int:
+    return cli_erasures.cmd_erasures(args, load_settings())
+
+
 def cmd_new_key(args: argparse.Namespace) -> int:
     from storage.crypto import new_master_key
 
@@ -361,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace a database that holds records (it is backed up first, into BACKUP_DIR)",
     )
+    cli_erasures.add_group(sub)
     sub.add_parser("new-key", help="print a fresh master key for ENCRYPTION_KEYS")
     cli_pipl.add_commands(sub)
     return parser
@@ -375,6 +381,7 @@ HANDLERS = {
     "staff": cmd_staff,
     "backup": cmd_backup,
     "restore": cmd_restore,
+    "erasures": cmd_erasures,
     "new-key": cmd_new_key,
     "pipl-export": cli_pipl.cmd_pipl_export,
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -20,11 +21,16 @@ from telegram import Bot
 from telegram.error import InvalidToken, NetworkError, TelegramError
 
 from bot.settings import Settings
+from storage import audit
 from storage.crypto import Keyring, MasterKey, decode_master_key, load_or_create_keys
 from storage.db import make_engine, make_session_factory
+from storage.destruction import sync
+from storage.erasure_ledger import Ledger, LedgerError
 from storage.key_usage import KEY_TABLES, KeyUsage, master_keys_in_use
+from storage.types import utcnow
 
 CONNECT_TIMEOUT = 15.0
+log = logging.getLogger(__name__)
 
 
 class StartupRefused(Exception):
@@ -255,3 +261,34 @@ async def check_bot_api(settings: Settings) -> str:
     finally:
         with contextlib.suppress(TelegramError):
             await bot.shutdown()
+
+
+# --- the erasure ledger ----------------------------------------------------------------------
+
+
+async def sync_erasures(settings: Settings, keyring: Keyring) -> None:
+    """Re-apply the erasure ledger to the database before anyone uses it (a database restored
+    by hand, or from a backup older than a destruction, must not show a destroyed customer),
+    and record erasures the ledger lacks. A forged or altered ledger stops the start."""
+    engine = make_engine(settings.database_url)
+    try:
+        ledger = Ledger(settings.erasure_ledger, keyring)
+        factory = make_session_factory(engine)
+        audit.use_keyring(factory, keyring)
+        synced = await sync(factory, ledger, keyring, now=utcnow())
+    except LedgerError as error:
+        raise StartupRefused(
+            "ERASURE_LEDGER",
+            f"{error}; put back the ledger kept with the keys (from the key backup), or run "
+            "`python -m bot erasures` to see what is wrong",
+        ) from None
+    finally:
+        await engine.dispose()
+    log.info(
+        "erasure ledger %s: %d entries; re-applied %d, recorded %d missing (%.2f s)",
+        settings.erasure_ledger,
+        synced.head.count,
+        synced.reapplied.total,
+        synced.recorded,
+        synced.seconds,
+    )

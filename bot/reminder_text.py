@@ -20,6 +20,8 @@ from storage import reminders as store
 from storage.reminders import Kind, Notice
 
 PREFIX = REMINDERS.prefixes[0]
+# the archive flow's destroy request (its `ar` codec: `ar:d:<customer id>`)
+RETENTION_REQUEST = "ar:d:"
 MAX_TEXT = 3500  # UTF-16 units of items per message (Telegram allows 4,096 in all)
 NAME_LIMIT = 60  # a name or reason inside a reminder; the card shows it whole
 REASON_LIMIT = 300
@@ -51,6 +53,7 @@ KIND_ORDER = {
             Kind.weekly,
             Kind.audit_head,
             Kind.backup,
+            Kind.retention,
         )
     )
 }
@@ -136,6 +139,8 @@ def _item_text(notice: Notice, _: Translator) -> str:
         if values.get("more"):
             lines.append(_("reminders.digest.more", count=values["more"]))
         return "\n".join(lines)
+    if kind == Kind.retention:
+        return _retention_text(notice, _)
     if kind == Kind.backup and values.get("failed"):
         return _("reminders.item.backup_failed", **values)
     if kind == Kind.weekly:
@@ -157,6 +162,40 @@ def _item_text(notice: Notice, _: Translator) -> str:
     return _(f"reminders.item.{kind}", **values)
 
 
+def _retention_text(notice: Notice, _: Translator) -> str:
+    """Archived customers past RETENTION_YEARS, the longest archived first; the rest counted,
+    with where to find them (/find, archived)."""
+    values = notice.values
+    lines = [_("reminders.item.retention", count=values["count"], years=values["years"])]
+    for line in notice.lines:
+        lines.append(
+            _(
+                "reminders.retention.line",
+                number=line["number"],
+                customer=fit.clip(str(line["customer"]), NAME_LIMIT),
+                archived=line["archived"],
+            )
+        )
+    if values.get("more"):
+        lines.append(_("reminders.retention.more", count=values["more"]))
+    lines.append(_("reminders.retention.hint"))
+    return "\n".join(lines)
+
+
+def retention_markup(notice: Notice, _: Translator) -> InlineKeyboardMarkup | None:
+    """A button per listed customer that files its destroy request: `ar:d:<customer id>`, the
+    archive flow's (conversations/archive.py), which re-checks everything at the press."""
+    buttons = [
+        InlineKeyboardButton(
+            fit.label(_("reminders.button.destroy", number=line["number"])),
+            callback_data=f"{RETENTION_REQUEST}{int(line['customer_id'])}",
+        )
+        for line in notice.lines
+    ]
+    rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
 def _weekly_team_lines(notice: Notice, _: Translator) -> list[str]:
     """A line per team of a manager of several teams, the first WEEKLY_TEAMS of them."""
     if not notice.lines:
@@ -172,6 +211,8 @@ def _weekly_team_lines(notice: Notice, _: Translator) -> list[str]:
 def actions_markup(notice: Notice, _: Translator) -> InlineKeyboardMarkup | None:
     """The buttons of one reminder: the main action(s) first, then snooze and reschedule."""
     rid = notice.reminder_id
+    if notice.kind == Kind.retention:
+        return retention_markup(notice, _)
     main: list[InlineKeyboardButton] = []
     later: list[InlineKeyboardButton] = []
     acts = notice.actions

@@ -27,6 +27,7 @@ from storage import drafts, pool, reminders
 from storage.backup import BackupError, BackupResult, create_backup, prune
 from storage.crypto import Keyring
 from storage.db import unit_of_work
+from storage.erasure_ledger import Ledger
 from storage.reminders import backup as backup_report
 
 log = logging.getLogger(__name__)
@@ -197,6 +198,7 @@ def _backup_in_thread(settings: Settings, keyring: Keyring, now: datetime) -> Ba
             keyring=keyring,
             now=now,
             pg_bin=settings.PG_BIN,
+            ledger=Ledger(settings.erasure_ledger, keyring),
             reason="schedule",
         )
     )

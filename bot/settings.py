@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     PG_BIN: Path | None = None  # the PostgreSQL client's bin folder; else pg_dump from PATH
     # the record of every erasure, kept beside the keys: a restored backup is erased again by it
     ERASURE_LEDGER: Path | None = None
+    # archived customers older than this many years are proposed to admins for destruction
+    # (storage.reminders.retention; None: `off`)
+    RETENTION_YEARS: int | None = 3
     WEBHOOK_URL: str | None = None
     WEBHOOK_SECRET: SecretStr | None = Field(default=None, validate_default=True)
     WEBHOOK_LISTEN: str = "0.0.0.0"
@@ -236,6 +239,24 @@ class Settings(BaseSettings):
             value = int(value)
         if value is not None and not (isinstance(value, int) and 0 <= value <= 23):
             raise ValueError("must be an hour from 0 to 23, or off")
+        return value
+
+    @field_validator("RETENTION_YEARS", mode="before")
+    @classmethod
+    def _retention_years(cls, value: object) -> object:
+        """Whole years after archiving, or `off` for no retention proposals."""
+        wrong = "must be a whole number of years from 1 to 100 after archiving, or off"
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if value in ("off", "none"):
+                return None
+            if not value.isdigit():
+                raise ValueError(wrong)
+            value = int(value)
+        if value is not None and not (
+            isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 100
+        ):
+            raise ValueError(wrong)
         return value
 
     @field_validator("BACKUP_KEEP")

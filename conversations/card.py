@@ -290,8 +290,24 @@ async def _send_view(context: BotContext, chat_id: int, card: CustomerCard) -> N
     )
 
 
+async def _send_tombstone(context: BotContext, chat_id: int, customer_id: int) -> bool:
+    """A destroyed customer's tombstone (conversations/tombstone.py), to one who may see the
+    customer; False when it is not one (the caller refuses as usual)."""
+    from conversations.tombstone import tombstone_text
+    from storage.destruction import tombstone
+
+    async with context.reading() as session:
+        stone = await tombstone(session, actor=context.member, customer_id=customer_id)
+    if stone is None:
+        return False
+    await context.bot.send_message(chat_id, tombstone_text(context._, stone, context.zone))
+    return True
+
+
 async def send_card(context: BotContext, chat_id: int, customer_id: int) -> None:
     """Send the customer's card to `chat_id`, or a refusal if the member may not see it."""
+    if await _send_tombstone(context, chat_id, customer_id):
+        return
     card = await _card(context, customer_id)
     if card is None:
         await context.bot.send_message(chat_id, context._("refused.not_found"))
@@ -410,6 +426,9 @@ async def _refuse(query: CallbackQuery, context: BotContext) -> None:
 async def _open(
     query: CallbackQuery, context: BotContext, customer_id: int, argument: str | None
 ) -> None:
+    if await _send_tombstone(context, query.from_user.id, customer_id):
+        await _answer(query, context)
+        return
     card = await _card(context, customer_id)
     if card is None:
         await _refuse(query, context)

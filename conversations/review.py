@@ -262,6 +262,7 @@ async def _approve(update: Update, context: BotContext, query: CallbackQuery, ar
                 review_id=arg,
                 approve=True,
             )
+            queued = outbox.queued_in(session)  # e.g. a destruction's take-back of old cards
     except Refused as refusal:
         await _refuse(query, context, refusal, arg, "approve")
         return
@@ -270,6 +271,7 @@ async def _approve(update: Update, context: BotContext, query: CallbackQuery, ar
     except BadRequest as error:  # the press waited too long for an answer: the decision stands
         log.warning("could not answer an approval: %s", error)
     await after_decision(context, decision, _card_of(query))
+    await context.send_queued(queued)
 
 
 def _private_update(update: Update, user_id: int) -> Update:

@@ -25,7 +25,9 @@ Manifest (format version 1; `FORMAT_VERSION`, a reader refuses newer ones):
     format, format_version, created_at (UTC ISO), app_version, database ("sqlite" |
     "postgresql"), server_major and dump_tool_major (PostgreSQL), schema_revision (alembic's
     version in the database), tables {name: rows}, audit_head {id, mac} or null, key_ids
-    {kind: [master key ids]}, data {file, format, bytes, sha256} (of the data member as stored).
+    {kind: [master key ids]}, data {file, format, bytes, sha256} (of the data member as stored),
+    erasures {count, mac} or null: the erasure ledger's head (optional: older backups lack it;
+    the ledger and the keys are never in a backup).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage import audit
 from storage.crypto import Keyring
 from storage.db import make_engine, make_session_factory, reading, unit_of_work
+from storage.erasure_ledger import Head, Ledger, LedgerError
 from storage.key_usage import master_keys_in_use
 
 FORMAT = "customer-archive-backup"
@@ -107,6 +110,9 @@ class Manifest:
     dump_tool_major: int | None = None
     format_version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)  # fields of a later version, kept
+    # the erasure ledger's head when the backup was taken (None: a backup made before there
+    # was one); a restore needs a ledger that reaches it (storage.destruction)
+    erasures: Head | None = None
 
     @property
     def all_key_ids(self) -> set[str]:
@@ -128,6 +134,9 @@ class Manifest:
             ),
             "key_ids": self.key_ids,
             "data": self.data,
+            "erasures": (
+                {"count": self.erasures.count, "mac": self.erasures.mac} if self.erasures else None
+            ),
             **self.extra,
         }
         return json.dumps(body, indent=2, sort_keys=True).encode()
@@ -161,6 +170,7 @@ class Manifest:
             "audit_head",
             "key_ids",
             "data",
+            "erasures",
         }
         try:
             head = body["audit_head"]
@@ -177,9 +187,17 @@ class Manifest:
                 dump_tool_major=body.get("dump_tool_major"),
                 format_version=version,
                 extra={k: v for k, v in body.items() if k not in known},
+                erasures=_erasures_head(body.get("erasures")),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             raise BackupError("not a backup of this bot: its manifest is incomplete") from None
+
+
+def _erasures_head(value: Any) -> Head | None:
+    """The manifest's `erasures` {count, mac}; absent in backups made before the ledger."""
+    if value is None:
+        return None
+    return Head(int(value["count"]), str(value["mac"]))
 
 
 def app_version() -> str:
@@ -524,11 +542,13 @@ async def create_backup(
     pg_bin: Path | None = None,
     prefix: str = PREFIX,
     reason: str = "command",
+    ledger: Ledger | None = None,
 ) -> BackupResult:
     """Take a backup of the database at `url` into `folder`, and audit it.
 
     Runs its own engines (so it may run in a worker thread with a loop of its own, as the
-    scheduler does); never touches the bot's sessions.
+    scheduler does); never touches the bot's sessions. The manifest records `ledger`'s head
+    (the erasure ledger), read after the snapshot; the ledger itself stays with the keys.
     """
     backend = make_url(url).get_backend_name()
     with scratch(folder) as work:
@@ -545,6 +565,15 @@ async def create_backup(
         except OSError as error:
             raise BackupError(f"writing the backup failed ({error.strerror or error})") from None
         described.update(bytes=data.stat().st_size, sha256=_sha256(data))
+        erasures = None
+        if ledger is not None:
+            try:
+                erasures = ledger.head()
+            except LedgerError as error:
+                raise BackupError(
+                    f"the erasure ledger does not check out ({error}): put back the ledger "
+                    "kept with the keys before backing up"
+                ) from None
         manifest = Manifest(
             created_at=now.isoformat(),
             app_version=app_version(),
@@ -556,6 +585,7 @@ async def create_backup(
             data=described,
             server_major=server_major,
             dump_tool_major=dump_major,
+            erasures=erasures,
         )
         path = _archive_name(folder, prefix, now)
         try:

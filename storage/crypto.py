@@ -150,7 +150,10 @@ class Keyring:
         """A keyed MAC of `data` under a key derived from a master key (the newest, or `kid`)
         for `purpose`: who holds the keys can write a valid one, nobody else."""
         kid = kid or self.current.kid
-        key = _derive(self._key(kid).secret, f"mac:{purpose}")
+        cache: dict[tuple[str, str], bytes] = self.__dict__.setdefault("_mac_keys", {})
+        key = cache.get((kid, purpose))
+        if key is None:  # derived once per key and purpose: a ledger checks thousands of MACs
+            key = cache[(kid, purpose)] = _derive(self._key(kid).secret, f"mac:{purpose}")
         return kid, hmac.new(key, data, hashlib.sha256).hexdigest()
 
     def verify_mac(self, purpose: str, data: bytes, *, kid: str, mac: str) -> bool:

@@ -20,7 +20,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -83,8 +83,19 @@ class Head:
     mac: str
 
 
+def _fields(entry: Entry) -> dict[str, Any]:
+    """The entry's fields (as dataclasses.asdict, without its deep copies: a ledger has many)."""
+    return {
+        "kind": entry.kind,
+        "record_id": entry.record_id,
+        "customer_id": entry.customer_id,
+        "number": entry.number,
+        "at": entry.at,
+    }
+
+
 def _body(entry: Entry, prev: str) -> bytes:
-    fields = {"v": VERSION, **asdict(entry), "prev": prev}
+    fields = {"v": VERSION, **_fields(entry), "prev": prev}
     return json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 
 
@@ -152,6 +163,16 @@ class Ledger:
     def head(self) -> Head:
         return self.read()[1]
 
+    def reaches(self, head: Head) -> bool:
+        """Whether this ledger holds `head`'s entry at its place (it is not older than the
+        backup whose manifest recorded `head`). Call after `read` has checked the chain."""
+        if head.count <= 0:
+            return True
+        for seen, (_, fields) in enumerate(self._lines(), start=1):
+            if seen == head.count:
+                return str(fields.get("mac")) == head.mac
+        return False
+
     # writing -------------------------------------------------------------------------------
     def append(self, entries: Iterable[Entry]) -> None:
         """Append entries durably (fsync), under an exclusive lock: two processes writing at
@@ -171,7 +192,7 @@ class Ledger:
             prev, lines = head.mac, []
             for entry in entries:
                 kid, mac = self.keyring.mac(PURPOSE, _body(entry, prev))
-                fields = {"v": VERSION, **asdict(entry), "prev": prev, "kid": kid, "mac": mac}
+                fields = {"v": VERSION, **_fields(entry), "prev": prev, "kid": kid, "mac": mac}
                 lines.append(json.dumps(fields, ensure_ascii=False, separators=(",", ":")))
                 prev = mac
             os.write(fd, ("\n".join(lines) + "\n").encode())

@@ -270,6 +270,12 @@ async def _apply_destroy(
         return
     assert customer.id is not None
     wiped = await erasure.erase_customer(session, keyring, customer_id=customer.id, now=now)
+    # review cards sent earlier name the customer: deleted through the outbox on commit
+    from storage.destruction import take_back_notices
+
+    notices = await take_back_notices(
+        session, customer_id=customer.id, keep_review_id=review.id, now=now
+    )
     await _line(session, review, actor, DONE[ReviewKind.destroy], now)
     await audit.record(
         session,
@@ -282,6 +288,7 @@ async def _apply_destroy(
             "review_id": review.id,
             "requested_by": review.submitted_by,
             **(wiped.detail() if wiped else {}),
+            **({"notices": notices} if notices else {}),
         },
     )
 

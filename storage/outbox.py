@@ -200,6 +200,29 @@ async def queue_deletion(
     )
 
 
+async def queue_message_deletion(
+    session: AsyncSession,
+    *,
+    chat_id: int,
+    message_id: int,
+    recipient_id: int | None,
+    now: datetime,
+) -> int | None:
+    """Delete a message already sent (its id known), as soon as the change commits: e.g. the
+    review cards naming a customer who has just been destroyed (storage.destruction)."""
+    row = _row(
+        Kind.delete,
+        f"chat{chat_id}:message{message_id}",
+        recipient_id=recipient_id,
+        subject_type="message",
+        subject_id=None,
+        chat_id=chat_id,
+        due_at=now,
+        now=now,
+    )
+    return await _add(session, {**row, "message_id": message_id})
+
+
 async def deletion_of(
     session: AsyncSession, *, row_id: int, message_id: int, due_at: datetime, now: datetime
 ) -> None:

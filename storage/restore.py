@@ -17,7 +17,9 @@ The steps, in order; everything that can refuse does so before the target is tou
    the after-restore step may legitimately change them);
 5. migrate to the current schema (a backup of an older schema restores and upgrades);
 6. AFTER_RESTORE: the one place for work that must happen to restored data before anyone uses
-   it (issue 11 item 4 hooks the re-application of destruction records here);
+   it: the erasure ledger of this installation is re-applied (`reapply_erasures`), so a
+   customer destroyed after the backup was taken comes back erased, and the ledger must reach
+   the head the backup's manifest recorded (checked before loading too);
 7. verify: the audit chain reaches the manifest's head with the same MAC, and every customer's
    data key opens with the configured keys; then the restore itself is audited.
 """
@@ -39,7 +41,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import audit
+from storage import audit, destruction
 from storage.backup import (
     PG_DATA,
     SQLITE_DATA,
@@ -59,6 +61,10 @@ from storage.backup import (
 )
 from storage.crypto import DecryptionError, Keyring
 from storage.db import make_engine, make_session_factory, reading, unit_of_work
+from storage.destruction import apply as apply_erasures
+from storage.destruction import check_backup_head
+from storage.erasure import record_missing
+from storage.erasure_ledger import Ledger, LedgerError
 from storage.migrate import alembic_config, upgrade_database
 from storage.models import Customer, DataKey
 
@@ -89,6 +95,15 @@ class Restored:
     now: datetime
     data_dir: Path | None = None
     replaced: Path | None = None
+    ledger: Ledger | None = None  # the erasure ledger of this installation (ERASURE_LEDGER)
+
+    def erasure_ledger(self) -> Ledger | None:
+        """The ledger to re-apply: the one given, else `erasures.log` in the data folder."""
+        if self.ledger is not None:
+            return self.ledger
+        if self.data_dir is not None:
+            return Ledger(self.data_dir / "erasures.log", self.keyring)
+        return None
 
 
 AfterRestore = Callable[[AsyncSession, Restored], Awaitable[None]]
@@ -311,6 +326,7 @@ async def restore(
     backup_first: Callable[[], Awaitable[Path]] | None = None,
     pg_bin: Path | None = None,
     data_dir: Path | None = None,
+    ledger: Ledger | None = None,
 ) -> RestoreReport:
     """Restore the backup at `path` into `url`; see the module's docstring for the steps."""
     clock = time.perf_counter()
@@ -325,6 +341,13 @@ async def restore(
     target_backend = make_url(url).get_backend_name()
     target_backend = "sqlite" if target_backend == "sqlite" else "postgresql"
     check_manifest(manifest, target_backend=target_backend, keyring=keyring)
+    early = Restored(manifest, path, keyring, now, data_dir=data_dir, ledger=ledger)
+    kept = early.erasure_ledger()
+    if kept is not None:
+        try:  # before anything changes: a forged or older ledger refuses the restore
+            check_backup_head(kept, manifest.erasures)
+        except LedgerError as error:
+            raise RestoreRefused(str(error)) from None
     with scratch(work_dir) as work:
         data = work / str(manifest.data["file"])
         extract_data(path, manifest, data)
@@ -367,7 +390,9 @@ async def restore(
             raise VerificationFailed(problems)
         await upgrade_database(url)
         lap("migrate")
-        context = Restored(manifest, path, keyring, now, data_dir=data_dir, replaced=replaced)
+        context = Restored(
+            manifest, path, keyring, now, data_dir=data_dir, replaced=replaced, ledger=ledger
+        )
         for step in AFTER_RESTORE:
             async with unit_of_work(factory) as session:
                 await step(session, context)
@@ -419,3 +444,31 @@ async def restore(
         schema=str(revision[0]),
         seconds=seconds,
     )
+
+
+# --- the erasure ledger ----------------------------------------------------------------------
+
+
+async def reapply_erasures(session: AsyncSession, restored: Restored) -> None:
+    """Erase again what this installation's ledger names and the restored data still holds
+    (a backup from before a destruction); append the restored destroyed customers it lacks.
+
+    Raises VerificationFailed if the ledger is forged, or older than the backup (it lacks the
+    head the manifest recorded): the data could then hold erasures nobody would re-apply.
+    """
+    ledger = restored.erasure_ledger()
+    if ledger is None:
+        if restored.manifest.erasures is not None and restored.manifest.erasures.count:
+            raise VerificationFailed(
+                [f"no erasure ledger was given to re-apply: {destruction.COPY_LEDGER}"]
+            )
+        return
+    try:
+        entries, _ = check_backup_head(ledger, restored.manifest.erasures)
+    except LedgerError as error:
+        raise VerificationFailed([f"erasure ledger: {error}"]) from None
+    await apply_erasures(session, ledger, restored.keyring, entries, now=restored.now)
+    await record_missing(session, ledger, entries)
+
+
+AFTER_RESTORE.append(reapply_erasures)

@@ -25,6 +25,7 @@ from storage.reminders import (
     overdue,
     pool,
     rejected,
+    retention,
     review,
     stale,
     survey,
@@ -78,6 +79,7 @@ REGISTRY: tuple[Registered, ...] = (
     Registered(Kind.pool_released, pool.describe_released),  # written by storage.pool
     Registered(Kind.pool_assigned, pool.describe_assigned, pool.ACTIONS),  # storage.pool too
     Registered(Kind.backup, backup.describe),  # written by the backup job, never planned
+    Registered(Kind.retention, retention.describe, (), retention.PLANNER),
 )
 BY_KIND: dict[str, Registered] = {entry.kind: entry for entry in REGISTRY}
 assert set(BY_KIND) == set(Kind), "every reminder kind needs its row in the registry"

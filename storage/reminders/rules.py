@@ -37,6 +37,8 @@ class Rules:
     # left out is never released), and how many days before release the owner is warned
     pool_after: dict[str, int] = field(default_factory=dict)
     pool_warning_days: int = 3
+    # archived customers proposed for destruction after this many years (None: never)
+    retention_years: int | None = None
 
     @classmethod
     def from_settings(cls, settings: Any) -> Rules:
@@ -58,6 +60,7 @@ class Rules:
             audit_head_days=settings.AUDIT_HEAD_DAYS,
             pool_after=dict(settings.pool_after_days),
             pool_warning_days=settings.POOL_WARNING_DAYS,
+            retention_years=getattr(settings, "RETENTION_YEARS", None),
         )
 
     def zone_of(self, staff: Staff | None) -> tzinfo:

@@ -34,6 +34,8 @@ SETTINGS_ENV = (
     "BACKUP_HOUR",
     "BACKUP_KEEP",
     "PG_BIN",
+    "ERASURE_LEDGER",
+    "RETENTION_YEARS",
 )
 
 

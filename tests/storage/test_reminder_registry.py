@@ -70,6 +70,7 @@ def test_every_kind_is_planned_by_some_planner_and_planners_have_distinct_names(
         "stale",
         "survey",
         "pool_warning",
+        "retention",
         "purge",
     ]
 
