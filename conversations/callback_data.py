@@ -122,6 +122,8 @@ HANDOVER = ButtonCodec("handover", ("ho",))  # ho:<action>:<hand-over id>[:...] 
 # tl:<staff id>[:p<page> | :<team id>[:a|r]] (teams a manager leads), tl:g:<team id>:<1|0>
 TEAMS_LED = ButtonCodec("teams led", ("tl",))
 POOL = ButtonCodec("pool", ("pl",))  # pl:<action>[:<id>...] (conversations/pool.py)
+REPORT = ButtonCodec("report", ("rp",))  # rp:<action>:<team or c>[:...] (conversations/report.py)
+STATS = ButtonCodec("stats", ("st",))  # st:r (refresh /stats)
 
 CODECS = (
     FLOW,
@@ -139,4 +141,6 @@ CODECS = (
     HANDOVER,
     POOL,
     TEAMS_LED,
+    REPORT,
+    STATS,
 )

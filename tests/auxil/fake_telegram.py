@@ -43,6 +43,8 @@ class FakeTelegram(BaseRequest):
     # method → how many of its next calls fail with a 502 Bad Gateway, as Telegram's do at times
     fail_next: dict[str, int] = field(default_factory=dict)
     refused: list[Refused] = field(default_factory=list)
+    # uploads by message: (chat id, message id) → {field: (file name, bytes)} (photos, files)
+    uploads: dict[tuple[int, int], dict[str, tuple[str, bytes]]] = field(default_factory=dict)
     refuse: bool = True  # False: record what Telegram would refuse, but take it (to measure)
     expect_refusals: bool = False  # the `world` fixture fails a test that caused any, unless set
     flood: FloodControl = field(default_factory=FloodControl)
@@ -71,6 +73,10 @@ class FakeTelegram(BaseRequest):
     ) -> tuple[int, bytes]:
         name = url.rsplit("/", 1)[-1]
         params = dict(request_data.parameters) if request_data else {}
+        files = {
+            key: (str(value[0]), bytes(value[1]))
+            for key, value in ((request_data.multipart_data or {}) if request_data else {}).items()
+        }
         self.calls.append((name, params))
         if name in self.fail_methods:
             from telegram.error import NetworkError
@@ -80,7 +86,9 @@ class FakeTelegram(BaseRequest):
             self.fail_next[name] -= 1
             body = {"ok": False, "error_code": 502, "description": "Bad Gateway"}
             return 502, json.dumps(body).encode()
-        description = telegram_rules.refusal(name, params)
+        description = telegram_rules.refusal(name, params) or telegram_rules.upload_refusal(
+            name, {key: data for key, (_, data) in files.items()}
+        )
         if description is not None:
             self.refused.append(Refused(name, params, description))
             if self.refuse:
@@ -94,6 +102,8 @@ class FakeTelegram(BaseRequest):
         result = self._answer(name, params)
         if isinstance(result, tuple):
             return result
+        if files and isinstance(result, dict) and "message_id" in result:
+            self.uploads[(int(params["chat_id"]), result["message_id"])] = files
         return 200, json.dumps({"ok": True, "result": result}).encode()
 
     def _answer(self, name: str, params: dict[str, Any]) -> Any:
@@ -127,6 +137,10 @@ class FakeTelegram(BaseRequest):
             }
             if params.get("caption") is not None:
                 message["caption"] = params["caption"]
+            if name == "sendPhoto":
+                message["photo"] = [{"file_id": f"sent-photo-{message['message_id']}"}]
+            if name == "sendDocument":
+                message["document"] = {"file_id": f"sent-file-{message['message_id']}"}
             markup = params.get("reply_markup")
             if markup and "inline_keyboard" in markup:
                 message["reply_markup"] = markup
@@ -177,6 +191,11 @@ class FakeTelegram(BaseRequest):
         """The reply keyboard (location button, ...) of the newest message that had one."""
         mine = [(m, k) for (c, m), k in self.reply_keyboards.items() if c == chat_id]
         return max(mine, key=lambda item: item[0])[1] if mine else None
+
+    def uploaded(self, chat_id: int, message: dict[str, Any]) -> tuple[str, bytes]:
+        """The file (name, bytes) a sent photo or document carried."""
+        files = self.uploads[(chat_id, message["message_id"])]
+        return next(iter(files.values()))
 
     def answers(self) -> list[dict[str, Any]]:
         return [p for name, p in self.calls if name == "answerCallbackQuery"]

@@ -35,6 +35,11 @@ ANSWER_TOO_LONG = "Bad Request: MESSAGE_TOO_LONG"
 BUTTON_DATA_INVALID = "Bad Request: BUTTON_DATA_INVALID"
 BUTTON_TEXT_EMPTY = "Bad Request: BUTTON_TEXT_EMPTY"
 MARKUP_TOO_LONG = "Bad Request: reply markup is too long"
+PHOTO_TOO_BIG = "Bad Request: file is too big"
+PHOTO_DIMENSIONS = "Bad Request: PHOTO_INVALID_DIMENSIONS"
+PHOTO_BYTES = 10 * 1024 * 1024  # an uploaded photo: at most 10 MB
+PHOTO_SIDES = 10_000  # width and height together at most 10,000 px, their ratio at most 20
+DOCUMENT_BYTES = 50 * 1024 * 1024
 
 _SENDS_WITH_CAPTION = frozenset(
     {"sendphoto", "senddocument", "sendvoice", "sendvideo", "sendaudio", "sendanimation"}
@@ -91,6 +96,30 @@ def refusal(method: str, params: dict[str, Any]) -> str | None:
         if answer is not None and units(str(answer)) > CALLBACK_ANSWER_LIMIT:
             return ANSWER_TOO_LONG
     return _keyboard_refusal(params.get("reply_markup"))
+
+
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """A PNG's width and height, from its header (None if it is no PNG)."""
+    if len(data) < 24 or not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def upload_refusal(method: str, files: dict[str, bytes]) -> str | None:
+    """What Telegram says of an uploaded photo or document it will not take."""
+    name = method.lower()
+    for data in files.values():
+        if name == "sendphoto":
+            if len(data) > PHOTO_BYTES:
+                return PHOTO_TOO_BIG
+            size = png_size(data)
+            if size is not None:
+                width, height = size
+                if width + height > PHOTO_SIDES or max(width, height) > 20 * min(width, height):
+                    return PHOTO_DIMENSIONS
+        if name == "senddocument" and len(data) > DOCUMENT_BYTES:
+            return PHOTO_TOO_BIG
+    return None
 
 
 def error_body(code: int, description: str, **parameters: Any) -> dict[str, Any]:
