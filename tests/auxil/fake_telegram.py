@@ -137,10 +137,13 @@ class FakeTelegram(BaseRequest):
             }
             if params.get("caption") is not None:
                 message["caption"] = params["caption"]
+            sent_id = f"sent-{message['message_id']}"
             if name == "sendPhoto":
-                message["photo"] = [{"file_id": f"sent-photo-{message['message_id']}"}]
+                message["photo"] = [
+                    {"file_id": sent_id, "file_unique_id": sent_id, "width": 1, "height": 1}
+                ]
             if name == "sendDocument":
-                message["document"] = {"file_id": f"sent-file-{message['message_id']}"}
+                message["document"] = {"file_id": sent_id, "file_unique_id": sent_id}
             markup = params.get("reply_markup")
             if markup and "inline_keyboard" in markup:
                 message["reply_markup"] = markup
