@@ -5,7 +5,8 @@ image and a short summary with a button for the same figures as XLSX. A period o
 `/report 2026-11-01 2026-11-30`: no half-typed state to keep across a restart. Buttons, all
 `rp:` (the team as its id, `c` for the whole company):
 
-    rp:s:<team>                     the periods for that team
+    rp:s:<team>                     the periods for that team (in the same message)
+    rp:o:<team>                     the periods again, in a new message (under a summary)
     rp:p:<team>:<w|W|m|M|c>         this week, last week, this month, last month, own dates
     rp:v:<team>:<first>:<last>      the report of those dates (YYYYMMDD), after /report A B
     rp:x:<team>:<first>:<last>      the same as XLSX
@@ -126,7 +127,7 @@ def summary_markup(_: Translator, report: Report) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         [
             [button(_("report.button.xlsx"), _data("x", team, first, last))],
-            [button(_("report.button.other_period"), _data("s", team))],
+            [button(_("report.button.other_period"), _data("o", team))],
         ]
     )
 
@@ -269,7 +270,11 @@ async def _on_scope(query: CallbackQuery, context: BotContext, press: Press) -> 
     async with context.reading() as session:
         scope = await store.scope_of(session, context.member, team_id)
     await query.answer()
-    await edit_quietly(query.message, *periods_view(context._, scope))
+    text, markup = periods_view(context._, scope)
+    if press.fields[0] == "o":  # under a summary, which stays as it is
+        await context.bot.send_message(context.chat_id, text, reply_markup=markup)
+        return
+    await edit_quietly(query.message, text, markup)
 
 
 async def _on_period(query: CallbackQuery, context: BotContext, press: Press) -> None:
@@ -320,7 +325,7 @@ async def on_button(update: Update, context: BotContext) -> None:
         await _expired(query, context)
         return
     action = press.fields[0]
-    if action == "s":
+    if action in ("s", "o"):
         await _on_scope(query, context, press)
     elif action == "p":
         await _on_period(query, context, press)

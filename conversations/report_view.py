@@ -32,6 +32,7 @@ from storage.reports import OwnWeek, Report, SalesRow, SeverityRow
 
 CHART_PEOPLE = 25  # salespeople drawn by name; the rest are summed up in the title
 NAME_CHARS = 16  # a name on the chart's axis
+CHART_TITLE = 30  # a team's name in the chart's title (wider would run off the image)
 SUMMARY_PEOPLE = 5  # the most visits, named in the summary
 SUMMARY_NAME = 20
 DPI = 100
@@ -118,6 +119,7 @@ def _people_panels(
         _("report.chart.followups", total=report.followups.total),
         fontfamily=FONT_FAMILY,
         fontsize=11,
+        pad=20 if people else 6,  # room for the legend
     )
     if not people:
         for ax in (visits_ax, follow_ax):
@@ -140,10 +142,21 @@ def _people_panels(
     left = [0] * len(people)
     for key, colour in FOLLOWUP_COLOURS.items():
         values = [getattr(p.followups, key) for p in people]
-        follow_ax.barh(rows, values, left=left, color=colour, label=_(f"report.followup.{key}"))
+        bars = follow_ax.barh(
+            rows, values, left=left, color=colour, label=_(f"report.followup.{key}")
+        )
+        follow_ax.bar_label(
+            bars, labels=[str(v) if v else "" for v in values], label_type="center", fontsize=8
+        )
         left = [a + b for a, b in zip(left, values, strict=True)]
     follow_ax.tick_params(axis="y", labelleft=False)
-    follow_ax.legend(prop={"family": FONT_FAMILY, "size": 8}, loc="lower right")
+    follow_ax.legend(  # above the bars, under the title, where it hides none of them
+        prop={"family": FONT_FAMILY, "size": 8},
+        loc="lower center",
+        bbox_to_anchor=(0.5, 1.0),
+        ncol=len(FOLLOWUP_COLOURS),
+        frameon=False,
+    )
     for ax in (visits_ax, follow_ax):
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.margins(x=0.12)
@@ -219,17 +232,17 @@ def _day(day: date) -> str:
     return day.isoformat()
 
 
-def scope_name(report: Report, _: Translator) -> str:
+def scope_name(report: Report, _: Translator, limit: int = 60) -> str:
     if report.scope.name is None:
         return _("report.scope.company")
-    return fit.clip(report.scope.name, 60)
+    return fit.clip(report.scope.name, limit)
 
 
 def title(report: Report, _: Translator, *, chart: bool = False) -> str:
     """The report's heading (on the chart without the emoji, which the font lacks)."""
     return _(
         "report.chart.title" if chart else "report.title",
-        scope=scope_name(report, _),
+        scope=scope_name(report, _, CHART_TITLE if chart else 60),
         first=_day(report.period.first),
         last=_day(report.period.last),
     )

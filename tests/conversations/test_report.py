@@ -27,7 +27,7 @@ from tests.auxil.fake_telegram import Person, buttons
 from tests.auxil.flow_helpers import audit_actions
 from tests.auxil.report_helpers import crafted_week, utc
 from tests.auxil.telegram_rules import png_size
-from tests.auxil.world import World
+from tests.auxil.world import World, start_app
 
 EXPIRED = "按钮已过期"
 
@@ -78,7 +78,10 @@ async def test_a_manager_gets_the_week_as_chart_summary_and_xlsx(
     assert "新增 3 · 关闭 2 · 超期 2 · 当前未结 2" in summary
     assert "紧急 12.0 小时/12.0 小时" in summary and "高 96.0 小时/96.0 小时" in summary
     assert "Chen C" not in summary  # West's salesperson
-    await week.manager.press("XLSX")
+    await week.manager.press("其他时间段")
+    assert week.manager.last_text().startswith("📊 East")  # a new menu under the summary
+    assert "拜访 5 次" in _texts(world, week.manager)[-2]
+    await week.manager.press("XLSX", world.telegram.sent_to(week.manager.id)[-2])
     documents = _documents(world, week.manager)
     assert len(documents) == 1
     name, data = world.telegram.uploaded(week.manager.id, documents[0])
@@ -266,3 +269,17 @@ async def test_menus_offer_report_to_managers_and_stats_to_everyone(world: World
     assert "/stats" in manager.last_text() and "/report" in manager.last_text()
     menus = [p for n, p in world.telegram.calls if n == "setMyCommands"]
     assert any("report" in str(m.get("commands")) for m in menus)
+
+
+async def test_a_menu_from_before_a_restart_still_works(world: World, keyring: Keyring) -> None:
+    """Buttons carry the team and the period: nothing is lost when the bot restarts."""
+    week = await crafted_week(world, keyring)
+    await week.manager.send("/report")
+    menu = week.manager.last_message()
+    await world.app.shutdown()
+    world.app = await start_app(world.services, world.telegram)
+    week.manager.app = world.app
+    await week.manager.press("上周", menu)
+    assert len(_photos(world, week.manager)) == 1
+    assert "2026-11-09 至 2026-11-15" in week.manager.last_text()
+    assert "拜访 1 次" in week.manager.last_text()  # A's visit of 11-10
