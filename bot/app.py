@@ -129,9 +129,9 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CallbackQueryHandler(staff.on_button, pattern=buttons.STAFF.pattern),
             CallbackQueryHandler(handover.on_button, pattern=buttons.HANDOVER.pattern),
             CallbackQueryHandler(pool.on_button, pattern=buttons.POOL.pattern),
+            CallbackQueryHandler(teams_led.on_button, pattern=buttons.TEAMS_LED.pattern),
             CallbackQueryHandler(report.on_button, pattern=buttons.REPORT.pattern),
             CallbackQueryHandler(report.on_stats_button, pattern=buttons.STATS.pattern),
-            CallbackQueryHandler(teams_led.on_button, pattern=buttons.TEAMS_LED.pattern),
             CallbackQueryHandler(commands.stale_button),
             # messages: edits (never answers), unknown commands, answers, everything else
             MessageHandler(edited, commands.edited_message),
