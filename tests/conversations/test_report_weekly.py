@@ -10,6 +10,7 @@ import warnings
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlmodel import col, select
 
 from bot import scheduler
@@ -149,3 +150,23 @@ def test_a_missing_glyph_would_be_caught() -> None:
         warnings.simplefilter("always")
         report_view.render_chart(report, Translator("zh"))
     assert any("missing from font" in str(w.message) for w in caught)
+
+
+async def test_a_photo_telegram_refuses_fails_with_its_reason(
+    world: World, keyring: Keyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chart Telegram will not take (here: 20,000 px wide) is failed with Telegram's reason,
+    not retried for ever; the text summary still goes out."""
+    week = await crafted_week(world, keyring)
+    wide = (
+        b"\x89PNG\r\n\x1a\n" + b"\x00" * 8 + (20_000).to_bytes(4, "big") + (500).to_bytes(4, "big")
+    )
+    monkeypatch.setattr(report_view, "render_chart", lambda report, _: wide)
+    world.telegram.expect_refusals = True
+    world.services.clock = lambda: MONDAY_9
+    await scheduler.run_once(world.app)
+    assert _photos(world, week.manager) == []
+    failed = [r for r in await _chart_rows(world) if r.subject_id == week.east_id]
+    assert failed[0].status == "failed"
+    assert "photo_invalid_dimensions" in (failed[0].last_error or "").lower()
+    assert any("East" in str(m.get("text")) for m in world.telegram.sent_to(week.manager.id))
