@@ -66,6 +66,7 @@ class Outgoing:
     text: str
     markup: InlineKeyboardMarkup | None
     reminder_ids: tuple[int, ...]
+    photo: bytes | None = None  # sent as a photo, `text` its caption (a report's chart)
 
 
 def button_data(action: str, reminder_id: int, arg: object = None) -> str:

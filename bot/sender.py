@@ -43,11 +43,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from telegram import InlineKeyboardMarkup, Message
+from telegram import InlineKeyboardMarkup, InputFile, Message
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.i18n import Translator, pick_language
 from bot.reminder_text import Outgoing, render
+from conversations import report as report_chat
 from conversations import review_card as review_chat
 from storage import outbox
 from storage import reminders as store
@@ -370,6 +371,12 @@ class Sender:
         chat_id = recipient.telegram_id if recipient is not None else message.chat_id
         if chat_id is None:
             return None
+        if message.kind == outbox.Kind.report_chart:
+            chart = await report_chat.chart_message(services, recipient, message.content)
+            if chart is None:
+                return None
+            png, caption = chart
+            return chat_id, Outgoing(caption, None, (message.id,), photo=png)
         if message.kind == outbox.Kind.confirmation:
             if message.content is None:
                 return None
@@ -478,6 +485,13 @@ class Sender:
         for attempt in range(2):
             try:
                 async with self.pacer.turn(chat_id, per_chat=per_chat):
+                    if outgoing.photo is not None:
+                        return await bot.send_photo(
+                            chat_id,
+                            InputFile(outgoing.photo, filename="report.png"),
+                            caption=outgoing.text,
+                            reply_markup=outgoing.markup,
+                        )
                     return await bot.send_message(
                         chat_id, outgoing.text, reply_markup=outgoing.markup
                     )

@@ -125,6 +125,8 @@ POOL = ButtonCodec("pool", ("pl",))  # pl:<action>[:<id>...] (conversations/pool
 # im:<action>:<import id>:<version>:<argument> (conversations/importing.py)
 IMPORT = ButtonCodec("import", ("im",))
 PIPL = ButtonCodec("pipl", ("pi",))  # pi:<action>:<customer id>[:<key person id>[:<version>]]
+REPORT = ButtonCodec("report", ("rp",))  # rp:<action>:<team or c>[:...] (conversations/report.py)
+STATS = ButtonCodec("stats", ("st",))  # st:r (refresh /stats)
 
 CODECS = (
     FLOW,
@@ -144,4 +146,6 @@ CODECS = (
     TEAMS_LED,
     IMPORT,
     PIPL,
+    REPORT,
+    STATS,
 )

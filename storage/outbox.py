@@ -46,6 +46,7 @@ class Kind(StrEnum):
     review_card = "review_card"  # a new submission → a decider, or the team's group chat
     confirmation = "confirmation"  # what the submitter is told once the record is saved
     delete = "delete"  # delete a message that showed a value in clear, when its time is up
+    report_chart = "report_chart"  # the weekly report's chart (a photo) → a manager or admin
 
 
 KINDS = frozenset(Kind)
@@ -264,7 +265,8 @@ class Message:
     message_id: int | None
     review_id: int | None
     recipient: Staff | None
-    content: dict[str, Any] | None = None  # an opened confirmation: text and markup
+    content: dict[str, Any] | None = None  # an opened confirmation: text and markup; a
+    # report chart's team and period (storage.reminders.weekly)
 
     @property
     def for_group(self) -> bool:
@@ -279,6 +281,18 @@ def _open(keyring: Keyring, row: Reminder) -> dict[str, Any] | None:
         log.error("outbox row %s: its message could not be opened", row.id)
         return None
     return opened if isinstance(opened, dict) else None
+
+
+def _content(keyring: Keyring, row: Reminder) -> dict[str, Any] | None:
+    if row.kind == Kind.confirmation:
+        return _open(keyring, row)
+    if row.kind == Kind.report_chart:
+        try:
+            content = json.loads(row.payload or "{}")
+        except ValueError:
+            return None
+        return content if isinstance(content, dict) else None
+    return None
 
 
 async def claimed(session: AsyncSession, *, keyring: Keyring, ids: Sequence[int]) -> list[Message]:
@@ -311,7 +325,7 @@ async def claimed(session: AsyncSession, *, keyring: Keyring, ids: Sequence[int]
                 message_id=row.message_id,
                 review_id=row.subject_id if row.kind == Kind.review_card else None,
                 recipient=staff.get(row.recipient_id) if row.recipient_id is not None else None,
-                content=_open(keyring, row) if row.kind == Kind.confirmation else None,
+                content=_content(keyring, row),
             )
         )
     return messages

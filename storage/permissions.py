@@ -428,10 +428,16 @@ def receives_reports(actor: Staff) -> bool:
 
 def can_see_reports(actor: Staff, team_id: int | None) -> bool:
     """Row "reports": a team's numbers for its managers, everyone's for admins. Only the weekly
-    summary is built (storage.reminders); chart reports are not built yet."""
+    summary's text (storage.reminders) and /report's charts (storage.reports) ask it."""
     return leads_team(actor, team_id)
 
 
 def can_see_own_stats(actor: Staff) -> bool:
-    """Row "reports", salesperson column: their own /stats. Not built yet."""
+    """Row "reports", salesperson column: their own /stats (anyone active has a week of their
+    own)."""
     return actor.active
+
+
+def can_see_company_reports(actor: Staff) -> bool:
+    """Row "reports", admin column: the whole company's report, every team together."""
+    return is_admin(actor)

@@ -2,6 +2,12 @@
 
 A manager of several teams gets one summary: the numbers of all their teams together, then a
 line per team (`Notice.lines`), so the whole stays one message however many teams they lead.
+
+Beside the text, the planner queues the week's chart (storage.reports, drawn at delivery) as an
+outbox message: one photo per team a manager leads, one of the whole company for an admin,
+covering the seven days before the summary's day. Its row has its own dedup key, so planning
+again after a restart adds nothing, and the outbox's lease sends it again only if the process
+died in mid-send.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from sqlalchemy import func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import permissions, team_leads
+from storage import outbox, permissions, team_leads
 from storage.models import (
     Complaint,
     Customer,
@@ -45,8 +51,33 @@ async def find(session: AsyncSession, ctx: Plan) -> list[Row]:
         due = ctx.at(person, day, ctx.rules.digest_hour)
         if due < ctx.now - timedelta(days=1):
             continue  # more than a day late (the bot was down, or was just installed): skip
-        rows.append(ctx.row(Kind.weekly, "staff", person.id, person.id, f"{year}-W{week:02d}", due))
+        period = f"{year}-W{week:02d}"
+        rows.append(ctx.row(Kind.weekly, "staff", person.id, person.id, period, due))
+        rows += chart_rows(ctx, person, period, due, first=day - timedelta(days=7))
     return rows
+
+
+def chart_rows(ctx: Plan, person: Any, period: str, due: datetime, *, first: date) -> list[Row]:
+    """The week's charts for one person: the company's for an admin, each led team's else."""
+    last = first + timedelta(days=6)
+    if permissions.can_see_company_reports(person):
+        teams: list[int | None] = [None]
+    else:
+        teams = sorted(
+            t for t in permissions.teams_of(person) if permissions.can_see_reports(person, t)
+        )
+    return [
+        ctx.row(
+            outbox.Kind.report_chart,
+            "team" if team is not None else "company",
+            team,
+            person.id,
+            period,
+            due,
+            payload={"team": team, "first": first.isoformat(), "last": last.isoformat()},
+        )
+        for team in teams
+    ]
 
 
 PLANNER = Planner("weekly", find)

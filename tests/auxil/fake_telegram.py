@@ -48,6 +48,10 @@ class FakeTelegram(BaseRequest):
     refused: list[Refused] = field(default_factory=list)
     # documents uploaded and taken: filename, content (bytes) and the call's parameters
     uploads: list[dict[str, Any]] = field(default_factory=list)
+    # uploads by message: (chat id, message id) → {field: (file name, bytes)} (photos, files)
+    uploads_by_message: dict[tuple[int, int], dict[str, tuple[str, bytes]]] = field(
+        default_factory=dict
+    )
     refuse: bool = True  # False: record what Telegram would refuse, but take it (to measure)
     expect_refusals: bool = False  # the `world` fixture fails a test that caused any, unless set
     flood: FloodControl = field(default_factory=FloodControl)
@@ -126,6 +130,10 @@ class FakeTelegram(BaseRequest):
             return self._download(url)
         name = url.rsplit("/", 1)[-1]
         params = dict(request_data.parameters) if request_data else {}
+        files = {
+            key: (str(value[0]), bytes(value[1]))
+            for key, value in ((request_data.multipart_data or {}) if request_data else {}).items()
+        }
         upload = _upload(name, request_data)
         if upload is not None:  # the file's name and size stand in for it (kept in `uploads`)
             params["document"] = f"upload:{upload['filename']}"
@@ -149,7 +157,7 @@ class FakeTelegram(BaseRequest):
             body = {"ok": False, "error_code": 502, "description": "Bad Gateway"}
             return 502, json.dumps(body).encode()
         description = telegram_rules.refusal(name, params) or telegram_rules.upload_refusal(
-            name, params, upload
+            name, params, upload, {key: data for key, (_, data) in files.items()}
         )
         if description is None and upload is not None:
             self.uploads.append({**upload, "params": params})
@@ -166,6 +174,8 @@ class FakeTelegram(BaseRequest):
         result = self._answer(name, params)
         if isinstance(result, tuple):
             return result
+        if files and isinstance(result, dict) and "message_id" in result:
+            self.uploads_by_message[(int(params["chat_id"]), result["message_id"])] = files
         return 200, json.dumps({"ok": True, "result": result}).encode()
 
     def _answer(self, name: str, params: dict[str, Any]) -> Any:
@@ -201,6 +211,13 @@ class FakeTelegram(BaseRequest):
             }
             if params.get("caption") is not None:
                 message["caption"] = params["caption"]
+            sent_id = f"sent-{message['message_id']}"
+            if name == "sendPhoto":
+                message["photo"] = [
+                    {"file_id": sent_id, "file_unique_id": sent_id, "width": 1, "height": 1}
+                ]
+            if name == "sendDocument":
+                message["document"] = {"file_id": sent_id, "file_unique_id": sent_id}
             markup = params.get("reply_markup")
             if markup and "inline_keyboard" in markup:
                 message["reply_markup"] = markup
@@ -251,6 +268,11 @@ class FakeTelegram(BaseRequest):
         """The reply keyboard (location button, ...) of the newest message that had one."""
         mine = [(m, k) for (c, m), k in self.reply_keyboards.items() if c == chat_id]
         return max(mine, key=lambda item: item[0])[1] if mine else None
+
+    def uploaded(self, chat_id: int, message: dict[str, Any]) -> tuple[str, bytes]:
+        """The file (name, bytes) a sent photo or document carried."""
+        files = self.uploads_by_message[(chat_id, message["message_id"])]
+        return next(iter(files.values()))
 
     def answers(self) -> list[dict[str, Any]]:
         return [p for name, p in self.calls if name == "answerCallbackQuery"]

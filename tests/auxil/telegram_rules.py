@@ -35,6 +35,10 @@ ANSWER_TOO_LONG = "Bad Request: MESSAGE_TOO_LONG"
 BUTTON_DATA_INVALID = "Bad Request: BUTTON_DATA_INVALID"
 BUTTON_TEXT_EMPTY = "Bad Request: BUTTON_TEXT_EMPTY"
 MARKUP_TOO_LONG = "Bad Request: reply markup is too long"
+PHOTO_TOO_BIG = "Bad Request: file is too big"
+PHOTO_DIMENSIONS = "Bad Request: PHOTO_INVALID_DIMENSIONS"
+PHOTO_BYTES = 10 * 1024 * 1024  # an uploaded photo: at most 10 MB
+PHOTO_SIDES = 10_000  # width and height together at most 10,000 px, their ratio at most 20
 
 _SENDS_WITH_CAPTION = frozenset(
     {"sendphoto", "senddocument", "sendvoice", "sendvideo", "sendaudio", "sendanimation"}
@@ -93,6 +97,28 @@ def refusal(method: str, params: dict[str, Any]) -> str | None:
     return _keyboard_refusal(params.get("reply_markup"))
 
 
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """A PNG's width and height, from its header (None if it is no PNG)."""
+    if len(data) < 24 or not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def _photo_refusal(method: str, files: dict[str, bytes]) -> str | None:
+    """What Telegram says of an uploaded photo it will not take."""
+    name = method.lower()
+    for data in files.values():
+        if name == "sendphoto":
+            if len(data) > PHOTO_BYTES:
+                return PHOTO_TOO_BIG
+            size = png_size(data)
+            if size is not None:
+                width, height = size
+                if width + height > PHOTO_SIDES or max(width, height) > 20 * min(width, height):
+                    return PHOTO_DIMENSIONS
+    return None
+
+
 DOCUMENT_MISSING = "Bad Request: there is no document in the request"
 FILE_EMPTY = "Bad Request: file must be non-empty"
 FILE_TOO_LARGE = "Request Entity Too Large"
@@ -101,12 +127,17 @@ FILENAME_LIMIT = 255
 
 
 def upload_refusal(
-    method: str, params: dict[str, Any], upload: dict[str, Any] | None
+    method: str,
+    params: dict[str, Any],
+    upload: dict[str, Any] | None,
+    files: dict[str, bytes] | None = None,
 ) -> str | None:
-    """What Telegram says to a sendDocument it refuses: no document (neither an upload nor a
-    file id), an empty or oversized file, or a file name it cannot take."""
-    if method.lower() != "senddocument":
-        return None
+    """What Telegram says to an upload it refuses: a photo too big or of bad dimensions; a
+    sendDocument with no document (neither an upload nor a file id), an empty or oversized
+    file, or a file name it cannot take."""
+    photo = _photo_refusal(method, files or {})
+    if photo is not None or method.lower() != "senddocument":
+        return photo
     if upload is None:
         document = params.get("document")
         return DOCUMENT_MISSING if not isinstance(document, str) or not document else None

@@ -205,7 +205,13 @@ async def tick(world: World) -> scheduler.Tick:
 
 
 def texts(world: World, who: Member) -> list[str]:
-    return [str(m.get("text", "")) for m in world.telegram.sent_to(who.person.id)]
+    """The texts sent to someone (the weekly chart, a photo, is not one: see `photos`)."""
+    sent = world.telegram.sent_to(who.person.id)
+    return [str(m.get("text", "")) for m in sent if "photo" not in m]
+
+
+def photos(world: World, who: Member) -> list[dict[str, Any]]:
+    return [m for m in world.telegram.sent_to(who.person.id) if "photo" in m]
 
 
 async def rows(world: World, **where: Any) -> list[Reminder]:
@@ -792,6 +798,8 @@ async def test_the_weekly_summary_reaches_each_manager_and_admin_in_numbers(
     clock.set(utc(2026, 11, 25, 1, 0))
     await tick(world)
     [summary] = texts(world, zhou)
+    [chart] = photos(world, zhou)  # the week's chart comes beside it (storage.reports)
+    assert "East" in chart["caption"]
     assert summary.splitlines() == [
         "📊 本周小结 · East",
         "客户 2 个（已审核 1，待审核 1，被退回 0）",

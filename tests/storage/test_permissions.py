@@ -135,6 +135,7 @@ reports                                 own    no    yes     yes       yes   no 
 reports                                 team   no    yes     no        yes   no    yes      no
 reports                                 other  no    no      no        yes   no    no       no
 own /stats                              -      yes   yes     yes       yes   no    yes      yes
+reports: the whole company              -      no    no      no        yes   no    no       no
 """
 
 
@@ -209,6 +210,7 @@ ACTIONS: dict[str, Check] = {
     "reports: receive them (weekly summary)": lambda a, c: p.receives_reports(a),
     "reports": lambda a, c: p.can_see_reports(a, c.team_id),
     "own /stats": lambda a, c: p.can_see_own_stats(a),
+    "reports: the whole company": lambda a, c: p.can_see_company_reports(a),
 }
 
 
