@@ -29,6 +29,7 @@ from conversations import (
     card,
     complaint,
     edit,
+    export,
     find,
     handover,
     key_persons,
@@ -103,6 +104,7 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CommandHandler("my", find.my_command, filters=private),
             CommandHandler("review", review.queue_command, filters=private),
             CommandHandler("pool", pool.pool_command, filters=private),
+            CommandHandler("export", export.export_command, filters=private),
             CommandHandler("testreminder", reminders.testreminder_command, filters=private),
             CommandHandler("staff", staff.staff_command, filters=private),
             CommandHandler("handover", handover.handover_command, filters=private),
@@ -126,6 +128,7 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CallbackQueryHandler(staff.on_button, pattern=buttons.STAFF.pattern),
             CallbackQueryHandler(handover.on_button, pattern=buttons.HANDOVER.pattern),
             CallbackQueryHandler(pool.on_button, pattern=buttons.POOL.pattern),
+            CallbackQueryHandler(export.on_button, pattern=buttons.EXPORT.pattern),
             CallbackQueryHandler(teams_led.on_button, pattern=buttons.TEAMS_LED.pattern),
             CallbackQueryHandler(commands.stale_button),
             # messages: edits (never answers), unknown commands, answers, everything else

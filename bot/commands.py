@@ -26,6 +26,7 @@ MENU_COMMANDS = (
     "find",
     "my",
     "pool",
+    "export",
     "review",
     "invite",
     "staff",
@@ -40,6 +41,7 @@ def commands_for(member: Staff) -> tuple[str, ...]:
     offered = [
         *_STAFF_COMMANDS,
         *(["pool"] if permissions.sees_some_pool(member) else []),
+        *(["export"] if permissions.can_export_any(member) else []),
         *(["review"] if permissions.is_decider(member) else []),
         *(["invite"] if permissions.roles_inviteable_by(member) else []),
         *(["staff"] if staff_flow.may_open(member) else []),

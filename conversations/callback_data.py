@@ -122,6 +122,7 @@ HANDOVER = ButtonCodec("handover", ("ho",))  # ho:<action>:<hand-over id>[:...] 
 # tl:<staff id>[:p<page> | :<team id>[:a|r]] (teams a manager leads), tl:g:<team id>:<1|0>
 TEAMS_LED = ButtonCodec("teams led", ("tl",))
 POOL = ButtonCodec("pool", ("pl",))  # pl:<action>[:<id>...] (conversations/pool.py)
+EXPORT = ButtonCodec("export", ("xp",))  # xp:<action>[:<choice>[:<filter>]] (export.py)
 
 CODECS = (
     FLOW,
@@ -139,4 +140,5 @@ CODECS = (
     HANDOVER,
     POOL,
     TEAMS_LED,
+    EXPORT,
 )

@@ -27,6 +27,15 @@ class TelegramDown(Exception):
     """Raised inside the fake to simulate a network failure on the next call(s)."""
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A file the bot uploaded, as Telegram received it."""
+
+    filename: str
+    content: bytes
+    params: dict[str, Any]
+
+
 @dataclass
 class FakeTelegram(BaseRequest):
     """Records every call and answers like the Bot API; messages are kept with their edits.
@@ -43,6 +52,8 @@ class FakeTelegram(BaseRequest):
     # method → how many of its next calls fail with a 502 Bad Gateway, as Telegram's do at times
     fail_next: dict[str, int] = field(default_factory=dict)
     refused: list[Refused] = field(default_factory=list)
+    # files uploaded with a call (multipart): (chat id, message id) → name, bytes, parameters
+    documents: dict[tuple[int, int], Upload] = field(default_factory=dict)
     refuse: bool = True  # False: record what Telegram would refuse, but take it (to measure)
     expect_refusals: bool = False  # the `world` fixture fails a test that caused any, unless set
     flood: FloodControl = field(default_factory=FloodControl)
@@ -80,7 +91,11 @@ class FakeTelegram(BaseRequest):
             self.fail_next[name] -= 1
             body = {"ok": False, "error_code": 502, "description": "Bad Gateway"}
             return 502, json.dumps(body).encode()
-        description = telegram_rules.refusal(name, params)
+        uploads = request_data.multipart_data if request_data else {}
+        sizes = {key: len(content) for key, (_name, content, *_rest) in uploads.items()}
+        description = telegram_rules.refusal(name, params) or telegram_rules.upload_refusal(
+            name, params, sizes
+        )
         if description is not None:
             self.refused.append(Refused(name, params, description))
             if self.refuse:
@@ -94,6 +109,17 @@ class FakeTelegram(BaseRequest):
         result = self._answer(name, params)
         if isinstance(result, tuple):
             return result
+        if uploads and isinstance(result, dict) and "message_id" in result:
+            for key, (filename, content, *_rest) in uploads.items():
+                upload = Upload(filename, bytes(content), params)
+                self.documents[(int(params["chat_id"]), result["message_id"])] = upload
+                if key == "document":  # echoed as Telegram does, so PTB reads a Document
+                    result["document"] = {
+                        "file_id": f"file-{result['message_id']}",
+                        "file_unique_id": f"u-{result['message_id']}",
+                        "file_name": filename,
+                        "file_size": len(content),
+                    }
         return 200, json.dumps({"ok": True, "result": result}).encode()
 
     def _answer(self, name: str, params: dict[str, Any]) -> Any:

@@ -26,6 +26,10 @@ CAPTION_LIMIT = 1024
 CALLBACK_ANSWER_LIMIT = 200
 CALLBACK_DATA_BYTES = 64
 MAX_BUTTONS = 100
+UPLOAD_LIMIT = 50 * 1024 * 1024  # what a bot may upload through the Bot API
+
+FILE_TOO_BIG = "Request Entity Too Large"
+NO_DOCUMENT = "Bad Request: there is no document in the request"
 
 TOO_LONG = "Bad Request: message is too long"
 EDIT_TOO_LONG = "Bad Request: MESSAGE_TOO_LONG"
@@ -91,6 +95,16 @@ def refusal(method: str, params: dict[str, Any]) -> str | None:
         if answer is not None and units(str(answer)) > CALLBACK_ANSWER_LIMIT:
             return ANSWER_TOO_LONG
     return _keyboard_refusal(params.get("reply_markup"))
+
+
+def upload_refusal(method: str, params: dict[str, Any], uploads: dict[str, int]) -> str | None:
+    """Telegram's refusal of a file sent along (`uploads`: field → size in bytes): over 50 MB,
+    or a sendDocument with neither an uploaded file nor a file id or URL."""
+    if any(size > UPLOAD_LIMIT for size in uploads.values()):
+        return FILE_TOO_BIG
+    if method.lower() == "senddocument" and not uploads and not params.get("document"):
+        return NO_DOCUMENT
+    return None
 
 
 def error_body(code: int, description: str, **parameters: Any) -> dict[str, Any]:
