@@ -114,10 +114,17 @@ class Choice:
             or (stage != ANY and stage not in STAGE_CODES)
             or (status != ANY and status not in STATUS_CODES)
             or not all(_is_hash(v) for v in (industry, region))
-            or (owner and (not owner.isascii() or not owner.isdigit() or len(owner) > 10))
+            or (
+                owner
+                and (
+                    not owner.isascii() or not owner.isdigit() or len(owner) > 10 or int(owner) == 0
+                )
+            )
         ):
             return None
-        return cls(kind, fmt, period, klass, stage, status, industry, region, int(owner) or None)
+        return cls(
+            kind, fmt, period, klass, stage, status, industry, region, int(owner) if owner else None
+        )
 
     @property
     def export_kind(self) -> ExportKind:

@@ -322,17 +322,16 @@ def _query(kind: ExportKind, where: list[Any], after: int, limit: int) -> Any:
         ExportKind.key_persons: (KeyPerson, KeyPerson.id),
     }[kind]
     extra: list[Any] = [Customer.customer_no, Customer.name]
-    query = select(record, *extra)
     if kind == ExportKind.key_persons:
-        query = select(record, *extra, DataKey.kek_id, DataKey.wrapped).outerjoin(
-            DataKey, col(DataKey.customer_id) == col(Customer.id)
-        )
-    return (
-        query.join(Customer, col(Customer.id) == record.customer_id)  # type: ignore[attr-defined]
-        .where(*where, col(key) > after)
-        .order_by(col(key))
-        .limit(limit)
+        extra += [DataKey.kek_id, DataKey.wrapped]
+    query = (
+        select(record, *extra)
+        .select_from(record)
+        .join(Customer, col(Customer.id) == record.customer_id)  # type: ignore[attr-defined]
     )
+    if kind == ExportKind.key_persons:
+        query = query.outerjoin(DataKey, col(DataKey.customer_id) == col(Customer.id))
+    return query.where(*where, col(key) > after).order_by(col(key)).limit(limit)
 
 
 def _count_query(kind: ExportKind, where: list[Any]) -> Any:
