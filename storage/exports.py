@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -290,6 +291,7 @@ async def owner_choices(
 # reading rows, a page at a time
 
 
+_CUSTOMER_SEALED = catalogue.sealed_fields(Record.customer)
 _CUSTOMER_COLUMNS = (
     "id",
     "customer_no",
@@ -321,11 +323,16 @@ def _query(kind: ExportKind, where: list[Any], after: int, limit: int) -> Any:
         ExportKind.complaints: (Complaint, Complaint.id),
         ExportKind.key_persons: (KeyPerson, KeyPerson.id),
     }[kind]
-    extra: list[Any] = [Customer.customer_no, Customer.name]
+    # plain columns, not ORM objects: a page of 2,000 rows loads several times faster
+    own = [getattr(record, c.key) for c in record.__table__.columns]  # type: ignore[attr-defined]
+    extra: list[Any] = [
+        col(Customer.customer_no).label("x_customer_no"),
+        col(Customer.name).label("x_customer_name"),
+    ]
     if kind == ExportKind.key_persons:
-        extra += [DataKey.kek_id, DataKey.wrapped]
+        extra += [col(DataKey.kek_id).label("x_kek_id"), col(DataKey.wrapped).label("x_wrapped")]
     query = (
-        select(record, *extra)
+        select(*own, *extra)
         .select_from(record)
         .join(Customer, col(Customer.id) == record.customer_id)  # type: ignore[attr-defined]
     )
@@ -351,7 +358,7 @@ def _count_query(kind: ExportKind, where: list[Any]) -> Any:
 
 
 def _row_id(kind: ExportKind, row: Any) -> int:
-    return int(row[0] if kind == ExportKind.customers else row[0].id)
+    return int(row[0] if kind == ExportKind.customers else row.id)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -415,12 +422,12 @@ def _values(kind: ExportKind, row: Any, opener: _Opener, names: _Names) -> dict[
                 )
             except DecryptionError:
                 sealed = {}
-        values.update({f: sealed.get(f) for f in catalogue.sealed_fields(Record.customer)})
+        values.update({f: sealed.get(f) for f in _CUSTOMER_SEALED})
         values["owner"] = names.staff.get(values["owner_id"])
         values["team"] = names.teams.get(values["team_id"]) if values["team_id"] else None
         return values
-    record, customer_no, customer_name = row[0], row[1], row[2]
-    values = {"customer_no": customer_no, "customer_name": customer_name}
+    record = row  # a row of plain columns, read by name
+    values = {"customer_no": row.x_customer_no, "customer_name": row.x_customer_name}
     if kind == ExportKind.visits:
         for spec in catalogue.of(Record.visit):
             values[spec.name] = getattr(record, spec.stored_as)
@@ -438,7 +445,7 @@ def _values(kind: ExportKind, row: Any, opener: _Opener, names: _Names) -> dict[
             closed_at=record.closed_at,
         )
     else:
-        key = opener.key(record.customer_id, row[3], row[4])
+        key = opener.key(record.customer_id, row.x_kek_id, row.x_wrapped)
         sealed = {}
         if key is not None and record.sealed is not None:
             try:
@@ -448,12 +455,8 @@ def _values(kind: ExportKind, row: Any, opener: _Opener, names: _Names) -> dict[
             except DecryptionError:
                 sealed = {}
         for spec in catalogue.of(Record.key_person):
-            source = sealed if spec.sealed else None
-            values[spec.name] = (
-                source.get(spec.stored_as)
-                if source is not None
-                else getattr(record, spec.stored_as)
-            )
+            source = sealed.get if spec.sealed else partial(getattr, record)
+            values[spec.name] = source(spec.stored_as)
     return values
 
 
@@ -485,6 +488,8 @@ def cell_value(column: Column, value: Any, labels: Labels, zone: ZoneInfo) -> An
     """A value as it goes into a cell: a label, a number, a date, a local time, or text."""
     if value is None:
         return None
+    if column.cell is Cell.text and type(value) is str:  # the commonest cell
+        return value
     if column.cell in (Cell.choice, Cell.status, Cell.complaint_status, Cell.yes_no):
         if column.sensitive and value == catalogue.HIDDEN:
             return value
@@ -539,7 +544,9 @@ class XlsxSheet:
         for index, value in enumerate(cells):
             if value is None:
                 continue
-            if isinstance(value, datetime):
+            if type(value) is str:  # the commonest cell first
+                sheet.write_string(row, index, neutralised(value))
+            elif isinstance(value, datetime):
                 sheet.write_datetime(row, index, value, self.moment)
             elif isinstance(value, date):
                 sheet.write_datetime(row, index, datetime.combine(value, time()), self.day)
@@ -645,15 +652,21 @@ async def write_export(
     where = _customer_clauses(actor, request)
     written, after = 0, 0
 
+    clear = request.clear
+
     def write_page(rows: list[Any]) -> None:
         for row in rows:
             values = _values(request.kind, row, opener, names)
-            writer.row(
-                [
-                    cell_value(c, _shown(c, values.get(c.name), request.clear), labels, zone)
-                    for c in columns
-                ]
-            )
+            cells: list[Any] = []
+            for c in columns:
+                value = values.get(c.name)
+                if value is None:  # most cells of a sparse archive: nothing to shape
+                    cells.append(None)
+                elif not c.sensitive and c.cell is Cell.text and type(value) is str:
+                    cells.append(value or None)
+                else:
+                    cells.append(cell_value(c, _shown(c, value, clear), labels, zone))
+            writer.row(cells)
 
     try:
         writer.header(headers)
