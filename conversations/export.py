@@ -42,7 +42,7 @@ from storage import cards, exports
 from storage.errors import Refused
 from storage.exports import Column, ExportFormat, ExportKind, ExportRequest, Period
 from storage.models import CustomerClass, RecordStatus, Staff, Stage
-from storage.permissions import Scope, can_export_in_clear, view_scope
+from storage.permissions import Scope, can_export_any, can_export_in_clear, view_scope
 from storage.search import NO_FILTERS, Filters
 
 log = logging.getLogger(__name__)
@@ -383,7 +383,7 @@ async def values_view(
 async def export_command(update: Update, context: BotContext) -> None:
     """Offer the export menu: customers as XLSX, masked, with no filters to begin with."""
     _ = context._
-    if view_scope(context.member) == Scope.nothing:
+    if not can_export_any(context.member):
         await context.bot.send_message(context.chat_id, _("export.not_allowed"))
         return
     choice = Choice()
@@ -413,7 +413,7 @@ async def on_button(update: Update, context: BotContext) -> None:
     if choice is None or action not in ("m", "f", "w", "g", "y"):
         await query.answer(_("button.expired"), show_alert=True)
         return
-    if view_scope(context.member) == Scope.nothing:
+    if not can_export_any(context.member):
         await query.answer(_("export.not_allowed"), show_alert=True)
         return
     resolved = await resolve(context, choice)

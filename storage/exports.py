@@ -52,7 +52,7 @@ from storage.models import (
     Team,
     Visit,
 )
-from storage.permissions import Scope, can_export_in_clear, customers_visible_to, view_scope
+from storage.permissions import can_export_any, can_export_in_clear, customers_visible_to
 from storage.search import NO_FILTERS, Filters
 
 PAGE = 2_000  # rows read, opened and written at a time
@@ -264,7 +264,7 @@ def _customer_clauses(actor: Staff, request: ExportRequest) -> list[Any]:
 
 def _check(actor: Staff, request: ExportRequest) -> None:
     """Refuse an export the actor may not make at all, or in clear."""
-    if not actor.active or view_scope(actor) == Scope.nothing:
+    if not can_export_any(actor):
         raise Refused("export.not_allowed")
     if request.clear and not can_export_in_clear(actor):
         raise Refused("export.clear_not_allowed")

@@ -174,7 +174,7 @@ async def child_export(url: str, key: str, kind: str, fmt: str, out: Path) -> di
     )
     seconds = time.perf_counter() - started
     await engine.dispose()
-    return {"seconds": seconds, "rows": result.rows, "bytes": out.stat().st_size}
+    return {"seconds": seconds, "rows": result.rows}
 
 
 _REFERENCE_SQL = {
@@ -198,7 +198,7 @@ async def child_reference(url: str, kind: str, out: Path) -> dict[str, Any]:
                 rows += len(partition)
     seconds = time.perf_counter() - started
     await engine.dispose()
-    return {"seconds": seconds, "rows": rows, "bytes": out.stat().st_size}
+    return {"seconds": seconds, "rows": rows}
 
 
 def child(argv: list[str]) -> None:
@@ -209,6 +209,7 @@ def child(argv: list[str]) -> None:
     else:
         found = asyncio.run(child_export(url, key, kind, fmt, path))
     found["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    found["bytes"] = path.stat().st_size
     path.unlink(missing_ok=True)
     print(json.dumps(found))
 
