@@ -128,8 +128,8 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CallbackQueryHandler(staff.on_button, pattern=buttons.STAFF.pattern),
             CallbackQueryHandler(handover.on_button, pattern=buttons.HANDOVER.pattern),
             CallbackQueryHandler(pool.on_button, pattern=buttons.POOL.pattern),
-            CallbackQueryHandler(export.on_button, pattern=buttons.EXPORT.pattern),
             CallbackQueryHandler(teams_led.on_button, pattern=buttons.TEAMS_LED.pattern),
+            CallbackQueryHandler(export.on_button, pattern=buttons.EXPORT.pattern),
             CallbackQueryHandler(commands.stale_button),
             # messages: edits (never answers), unknown commands, answers, everything else
             MessageHandler(edited, commands.edited_message),

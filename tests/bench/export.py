@@ -225,6 +225,14 @@ def measure(url: str, key: str, kind: str, fmt: str, folder: Path) -> dict[str, 
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def calibration() -> float:
+    """Seconds for a fixed piece of pure Python: how busy or slow this machine is right now
+    (an idle modern core takes about 0.2 s)."""
+    started = time.perf_counter()
+    sum(range(10**7))
+    return time.perf_counter() - started
+
+
 def bench(url: str, key: str, runs: int, folder: Path, kinds: list[str]) -> None:
     for kind, fmt in (
         ("customers", "xlsx"),
@@ -239,6 +247,7 @@ def bench(url: str, key: str, runs: int, folder: Path, kinds: list[str]) -> None
             ref = measure(url, key, kind, "reference", folder)
             print(
                 f"{kind:9} {fmt:4} run {run}: {ours['rows']:>7,} rows "
+                f"[calibration {calibration():.2f} s] "
                 f"{ours['seconds']:6.1f} s, peak RSS {ours['peak_rss_mb']:5.0f} MB, "
                 f"{ours['bytes'] / 1e6:6.1f} MB file | reference SELECT+csv.writer "
                 f"{ref['seconds']:5.1f} s, {ref['peak_rss_mb']:4.0f} MB | "

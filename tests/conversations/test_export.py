@@ -28,7 +28,7 @@ from storage.models import Complaint, Customer, RecordStatus, Staff, Visit
 from tests.auxil.customer_factory import add_customer, set_columns, staff_of
 from tests.auxil.fake_telegram import Person, Upload, buttons
 from tests.auxil.record_helpers import audit_entries
-from tests.auxil.world import NOW, World
+from tests.auxil.world import NOW, World, start_app
 
 NAME = translate("zh", "field.name")
 PROFILE = translate("zh", "field.profile")
@@ -472,3 +472,26 @@ async def test_exported_rows_match_the_database(world: World) -> None:
         )
     shown = {str(n).removeprefix("'") for n in column(rows, NAME)}
     assert shown == names
+
+
+async def test_two_people_at_once_and_a_restart_between_presses(world: World) -> None:
+    people = await company(world)
+    await customers_of(world, people)
+    wang, west = people["wang"], people["west"]
+    wang_menu, west_menu = await open_menu(wang), await open_menu(west)
+    await wang.press("导出（脱敏）", wang_menu)
+    await west.press("导出（脱敏）", west_menu)
+    await finish(world)
+    assert column(xlsx_rows(uploads(world, wang)[-1]), NAME) == ["王一机械", "王二贸易"]
+    assert column(xlsx_rows(uploads(world, west)[-1]), NAME) == ["西部科技"]
+    # a menu opened before a restart works on the new Application (same database): its
+    # buttons carry all they need
+    menu = await open_menu(wang)
+    await world.app.shutdown()
+    world.app = await start_app(world.services, world.telegram)
+    restarted = Person(world.app, world.telegram, wang.id, "Wang")
+    await restarted.press("CSV", menu)
+    menu = world.telegram.messages[(wang.id, menu["message_id"])]
+    await restarted.press("导出（脱敏）", menu)
+    await export_flow.wait_for_exports(world.app.bot_data)
+    assert uploads(world, wang)[-1].filename.endswith(".csv")
