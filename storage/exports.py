@@ -60,6 +60,7 @@ OWNERS_SHOWN = 20  # owners offered as a filter (the commonest among the visible
 OWNERS_LOOKUP = 500  # owners a pressed owner button is checked against
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 SHEET_NAME_LIMIT = 31  # Excel's limit on a sheet's name
+XLSX_ROW_LIMIT = 1_048_576 - 1  # Excel's rows, less the header (XlsxWriter drops more silently)
 XLSX_DATE = "yyyy-mm-dd"
 XLSX_DATETIME = "yyyy-mm-dd hh:mm"
 LIST_SEPARATOR = "; "
@@ -641,6 +642,8 @@ async def write_export(
     result_columns = tuple(c.name for c in columns)
     if total == 0:
         return ExportResult(0, None, result_columns, clear_columns)
+    if request.format == ExportFormat.xlsx and total > XLSX_ROW_LIMIT:
+        raise Refused("export.too_many_rows")
     headers = [labels.header(c) for c in columns]
     writer: _Writer
     if request.format == ExportFormat.xlsx:

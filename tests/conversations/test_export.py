@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import openpyxl
@@ -211,12 +211,15 @@ async def test_csv_is_utf8_with_bom_iso_dates_and_neutralised(world: World) -> N
 
 async def test_dates_are_real_dates_in_the_readers_zone(world: World) -> None:
     people = await company(world)
-    await customers_of(world, people)
+    found = await customers_of(world, people)
+    entered = datetime(2026, 11, 21, 23, 30, tzinfo=UTC)  # 07:30 on the 22nd in Shanghai
+    for customer in found.values():
+        await set_columns(world.services.sessions, customer.id or 0, created_at=entered)
     rows = xlsx_rows(await export(world, people["wang"]))
     created = column(rows, "录入时间")
-    assert all(isinstance(v, datetime) for v in created)
-    # entered at NOW (02:00 UTC) → 10:00 in Shanghai, the bot's zone
-    assert {v.hour for v in created} == {(NOW + timedelta(hours=8)).hour}
+    assert created and all(v == datetime(2026, 11, 22, 7, 30) for v in created)
+    follow_ups = [v for v in column(rows, translate("zh", "field.next_followup_on")) if v]
+    assert all(isinstance(v, datetime) and v.hour == 0 for v in follow_ups)  # a day
 
 
 # ---------------------------------------------------------------------------------------------

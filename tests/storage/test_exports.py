@@ -191,3 +191,24 @@ async def test_an_erased_data_key_exports_the_clear_columns_only(
         )
     rows = await _csv(session_factory, keyring, people["admin"], tmp_path, clear=True)
     assert rows[1][rows[0].index("name")] == "Erased" and rows[1][rows[0].index("phones")] == ""
+
+
+async def test_more_rows_than_a_sheet_holds_is_refused_before_writing(
+    session_factory: SessionFactory, keyring: Keyring, tmp_path: Path, monkeypatch: Any
+) -> None:
+    people = await _people(session_factory)
+    for name in ("One", "Two"):
+        await _customer(session_factory, keyring, people["sales"], name)
+    monkeypatch.setattr(exports, "XLSX_ROW_LIMIT", 1)
+    with pytest.raises(Refused, match="too_many_rows"):
+        await exports.write_export(
+            session_factory,
+            keyring=keyring,
+            actor=people["admin"],
+            request=ExportRequest(kind=ExportKind.customers),
+            path=tmp_path / "out.xlsx",
+            labels=Plain(),
+            zone=ZONE,
+            title="t",
+        )
+    assert _leftovers(tmp_path) == []
