@@ -141,7 +141,8 @@ async def populate(url: str, keyring: Keyring, customers: int, visits: int) -> N
                     )
             async with unit_of_work(factory) as session:
                 for table, values in rows.items():
-                    await session.exec(insert(table), params=values)  # type: ignore[call-overload]
+                    if values:  # `--visits 0`: no visits at all
+                        await session.exec(insert(table), params=values)  # type: ignore[call-overload]
     finally:
         await engine.dispose()
 
