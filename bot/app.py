@@ -29,6 +29,7 @@ from conversations import (
     card,
     complaint,
     edit,
+    export,
     find,
     handover,
     importing,
@@ -108,6 +109,7 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CommandHandler("pool", pool.pool_command, filters=private),
             CommandHandler("report", report.report_command, filters=private),
             CommandHandler("stats", report.stats_command, filters=private),
+            CommandHandler("export", export.export_command, filters=private),
             CommandHandler("testreminder", reminders.testreminder_command, filters=private),
             CommandHandler("staff", staff.staff_command, filters=private),
             CommandHandler("handover", handover.handover_command, filters=private),
@@ -138,6 +140,7 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CallbackQueryHandler(pipl.on_button, pattern=buttons.PIPL.pattern),
             CallbackQueryHandler(report.on_button, pattern=buttons.REPORT.pattern),
             CallbackQueryHandler(report.on_stats_button, pattern=buttons.STATS.pattern),
+            CallbackQueryHandler(export.on_button, pattern=buttons.EXPORT.pattern),
             CallbackQueryHandler(commands.stale_button),
             # messages: edits (never answers), unknown commands, answers, everything else
             MessageHandler(edited, commands.edited_message),

@@ -26,6 +26,7 @@ MENU_COMMANDS = (
     "find",
     "my",
     "pool",
+    "export",
     "review",
     "report",
     "stats",
@@ -43,6 +44,7 @@ def commands_for(member: Staff) -> tuple[str, ...]:
     offered = [
         *_STAFF_COMMANDS,
         *(["pool"] if permissions.sees_some_pool(member) else []),
+        *(["export"] if permissions.can_export_any(member) else []),
         *(["review"] if permissions.is_decider(member) else []),
         *(["report"] if permissions.receives_reports(member) else []),
         *(["stats"] if permissions.can_see_own_stats(member) else []),

@@ -127,6 +127,7 @@ IMPORT = ButtonCodec("import", ("im",))
 PIPL = ButtonCodec("pipl", ("pi",))  # pi:<action>:<customer id>[:<key person id>[:<version>]]
 REPORT = ButtonCodec("report", ("rp",))  # rp:<action>:<team or c>[:...] (conversations/report.py)
 STATS = ButtonCodec("stats", ("st",))  # st:r (refresh /stats)
+EXPORT = ButtonCodec("export", ("xp",))  # xp:<action>[:<choice>[:<filter>]] (export.py)
 
 CODECS = (
     FLOW,
@@ -148,4 +149,5 @@ CODECS = (
     PIPL,
     REPORT,
     STATS,
+    EXPORT,
 )

@@ -196,7 +196,7 @@ def _short(text: str, limit: int = LABEL_LIMIT) -> str:
     return fit.clip(text, limit)
 
 
-def _value_label(_: Translator, column: str, value: str) -> str:
+def value_label(_: Translator, column: str, value: str) -> str:
     if column == "status":
         return _(f"card.status.{value}")
     if column in CHOICES:
@@ -204,12 +204,12 @@ def _value_label(_: Translator, column: str, value: str) -> str:
     return _short(value, 24)
 
 
-def _kind_label(_: Translator, column: str) -> str:
+def kind_label(_: Translator, column: str) -> str:
     return _("card.label.status") if column == "status" else _(f"field.{column}")
 
 
 def filters_summary(_: Translator, filters: Filters) -> str:
-    return " · ".join(_value_label(_, k, v) for k, v in filters.active().items())
+    return " · ".join(value_label(_, k, v) for k, v in filters.active().items())
 
 
 def _status_mark(status: str) -> str:
@@ -275,9 +275,9 @@ def menu_markup(_: Translator, state: FindState) -> InlineKeyboardMarkup:
     buttons = []
     for code, column in KINDS.items():
         current = active.get(column)
-        shown = _value_label(_, column, current) if current else _("find.any")
+        shown = value_label(_, column, current) if current else _("find.any")
         buttons.append(
-            button(f"{_kind_label(_, column)}: {shown}", FIND.data("fk", state.sid, code))
+            button(f"{kind_label(_, column)}: {shown}", FIND.data("fk", state.sid, code))
         )
     rows = rows_of(buttons, 2)
     rows.append(
@@ -300,7 +300,7 @@ def values_markup(
     column = KINDS[code]
     buttons = [
         button(
-            _value_label(_, column, v),
+            value_label(_, column, v),
             FIND.data("fv", state.sid, code, v if column in CHOICES else value_code(v)),
         )
         for v in values
@@ -441,9 +441,9 @@ async def _on_kind(
     else:
         values = await _free_values(context, column, FREE_VALUES_SHOWN)
     await query.answer()
-    text = _("find.choose_value", kind=_kind_label(_, column))
+    text = _("find.choose_value", kind=kind_label(_, column))
     if not values:
-        text = _("find.no_values", kind=_kind_label(_, column))
+        text = _("find.no_values", kind=kind_label(_, column))
     await edit_quietly(query.message, text, values_markup(_, state, code, values))
 
 

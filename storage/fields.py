@@ -6,14 +6,15 @@ diffs and the edit flow read their lists from here (`clear_fields`, `sealed_fiel
 `mask` is the one masking rule. A flow's `Step` names the field it asks; a test holds the flows
 and this catalogue in step (tests/conversations/test_field_catalogue.py).
 
-Later readers: export columns and import headers are `fields_at(record, Place...)` selections
-of the same declarations (`Place.import_`: the /import template's columns).
+Export columns and import headers are `fields_at(record, Place...)` selections of the same
+declarations: `Place.export` for /export's spreadsheets (storage.exports), `Place.import_` for
+the /import template's columns.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -47,6 +48,7 @@ class Place(StrEnum):
     review_full = "review_full"  # the full card behind the notice's "Open"
     notes = "notes"  # a visit's or complaint's free-text parts, shown where it is listed
     import_ = "import"  # a column of the /import template (conversations/importing.py)
+    export = "export"  # a column of /export's spreadsheets (sealed ones masked unless asked)
 
 
 HIDDEN = "••••"
@@ -199,6 +201,18 @@ COMPLAINT: tuple[FieldSpec, ...] = (
     FieldSpec(Record.complaint, "feedback", shows=(Place.notes,)),
     FieldSpec(Record.complaint, "feedback_at"),
 )
+
+
+def _exported(fields: tuple[FieldSpec, ...]) -> tuple[FieldSpec, ...]:
+    """Every field of a record is a column of its export (SPEC section 11: what a person may
+    see); a field kept out of exports would be declared here."""
+    return tuple(replace(f, shows=(*f.shows, Place.export)) for f in fields)
+
+
+CUSTOMER = _exported(CUSTOMER)
+KEY_PERSON = _exported(KEY_PERSON)
+VISIT = _exported(VISIT)
+COMPLAINT = _exported(COMPLAINT)
 
 CATALOGUE: dict[Record, tuple[FieldSpec, ...]] = {
     Record.customer: CUSTOMER,

@@ -261,13 +261,19 @@ def handed_to_clauses(team_id: int) -> list[Any]:
 
 
 def can_export(actor: Staff, customer: Customer) -> bool:
-    """Row "export": exactly the customers the actor may see (SPEC section 11). Not built yet."""
+    """Row "export": exactly the customers the actor may see (SPEC section 11); the rows of an
+    export are limited by `customers_visible_to`, this predicate's WHERE clause."""
     return can_view_customer(actor, customer)
+
+
+def can_export_any(actor: Staff) -> bool:
+    """Row "export": whether /export is offered at all (someone who sees some customers)."""
+    return view_scope(actor) != Scope.nothing
 
 
 def can_export_in_clear(actor: Staff) -> bool:
     """Row "export": sensitive columns in clear only for managers and admins who ask (SPEC
-    section 11, audited); a salesperson's export is masked. Not built yet."""
+    section 11, audited with the columns); a salesperson's export is masked."""
     return _manager_or_admin(actor)
 
 

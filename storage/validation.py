@@ -189,8 +189,16 @@ def parse_iso_date(value: str) -> date:
     return datetime.strptime(value, "%Y-%m-%d").date()
 
 
+_CN_MOBILE = re.compile(r"\+861\d{10}")
+
+
 def mask_phone(value: str) -> str:
-    """`+8613812345678` → `138****5678`; a landline keeps its trunk 0 (`057****4321`)."""
+    """`+8613812345678` → `138****5678`; a landline keeps its trunk 0 (`057****4321`).
+
+    A mainland mobile number reads as its 11 digits: masked without parsing it (an export
+    masks 100,000 of them; phonenumbers takes ~50 µs each)."""
+    if _CN_MOBILE.fullmatch(value):
+        return f"{value[3:6]}****{value[-4:]}"
     digits = re.sub(r"\D", "", format_phone(value))
     if len(digits) <= 7:
         return "*" * len(digits)

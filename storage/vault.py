@@ -141,11 +141,18 @@ def seal_customer(key: bytes, values: Any, *, customer_id: int, sealed_seq: int)
 
 
 def open_customer(key: bytes, customer: Customer) -> Any:
-    token = customer.sealed
     assert customer.id is not None
+    return open_customer_blob(
+        key, customer.sealed, customer_id=customer.id, sealed_seq=customer.sealed_seq
+    )
+
+
+def open_customer_blob(
+    key: bytes, token: bytes | None, *, customer_id: int, sealed_seq: int
+) -> Any:
+    """`open_customer` for a blob read as plain columns (storage.exports reads pages so)."""
     if token is None:
         return None
     if token[:1] == _BOUND:
-        context = _customer_context(customer.id, customer.sealed_seq)
-        return open_with(key, token[1:], context=context)
-    return unseal(key, token, table="customers", row_id=customer.id)
+        return open_with(key, token[1:], context=_customer_context(customer_id, sealed_seq))
+    return unseal(key, token, table="customers", row_id=customer_id)

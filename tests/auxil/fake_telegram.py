@@ -30,6 +30,15 @@ class TelegramDown(Exception):
     """Raised inside the fake to simulate a network failure on the next call(s)."""
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A file the bot uploaded, as Telegram received it."""
+
+    filename: str
+    content: bytes
+    params: dict[str, Any]
+
+
 @dataclass
 class FakeTelegram(BaseRequest):
     """Records every call and answers like the Bot API; messages are kept with their edits.
@@ -52,6 +61,8 @@ class FakeTelegram(BaseRequest):
     uploads_by_message: dict[tuple[int, int], dict[str, tuple[str, bytes]]] = field(
         default_factory=dict
     )
+    # files uploaded with a call (multipart): (chat id, message id) → name, bytes, parameters
+    documents: dict[tuple[int, int], Upload] = field(default_factory=dict)
     refuse: bool = True  # False: record what Telegram would refuse, but take it (to measure)
     expect_refusals: bool = False  # the `world` fixture fails a test that caused any, unless set
     flood: FloodControl = field(default_factory=FloodControl)
@@ -176,6 +187,17 @@ class FakeTelegram(BaseRequest):
             return result
         if files and isinstance(result, dict) and "message_id" in result:
             self.uploads_by_message[(int(params["chat_id"]), result["message_id"])] = files
+        if files and isinstance(result, dict) and "message_id" in result:
+            for key, (filename, content) in files.items():
+                upload = Upload(filename, bytes(content), params)
+                self.documents[(int(params["chat_id"]), result["message_id"])] = upload
+                if key == "document":  # echoed as Telegram does, so PTB reads a Document
+                    result["document"] = {
+                        "file_id": f"file-{result['message_id']}",
+                        "file_unique_id": f"u-{result['message_id']}",
+                        "file_name": filename,
+                        "file_size": len(content),
+                    }
         return 200, json.dumps({"ok": True, "result": result}).encode()
 
     def _answer(self, name: str, params: dict[str, Any]) -> Any:

@@ -26,6 +26,10 @@ CAPTION_LIMIT = 1024
 CALLBACK_ANSWER_LIMIT = 200
 CALLBACK_DATA_BYTES = 64
 MAX_BUTTONS = 100
+UPLOAD_LIMIT = 50 * 1024 * 1024  # what a bot may upload through the Bot API
+
+FILE_TOO_BIG = "Request Entity Too Large"
+NO_DOCUMENT = "Bad Request: there is no document in the request"
 
 TOO_LONG = "Bad Request: message is too long"
 EDIT_TOO_LONG = "Bad Request: MESSAGE_TOO_LONG"
@@ -119,10 +123,7 @@ def _photo_refusal(method: str, files: dict[str, bytes]) -> str | None:
     return None
 
 
-DOCUMENT_MISSING = "Bad Request: there is no document in the request"
 FILE_EMPTY = "Bad Request: file must be non-empty"
-FILE_TOO_LARGE = "Request Entity Too Large"
-UPLOAD_LIMIT = 50 * 1024 * 1024  # what a bot may upload through the Bot API
 FILENAME_LIMIT = 255
 
 
@@ -140,12 +141,12 @@ def upload_refusal(
         return photo
     if upload is None:
         document = params.get("document")
-        return DOCUMENT_MISSING if not isinstance(document, str) or not document else None
+        return NO_DOCUMENT if not isinstance(document, str) or not document else None
     content = upload["content"]
     if not content:
         return FILE_EMPTY
     if len(content) > UPLOAD_LIMIT:
-        return FILE_TOO_LARGE
+        return FILE_TOO_BIG
     filename = upload.get("filename") or ""
     if not filename or len(filename.encode("utf-8")) > FILENAME_LIMIT:
         return "Bad Request: wrong file name"

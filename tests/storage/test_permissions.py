@@ -91,6 +91,7 @@ export                                  own    yes   yes     yes       yes   no 
 export                                  team   no    yes     no        yes   no    yes      no
 export                                  other  no    no      no        yes   no    no       no
 export sensitive fields in clear        -      no    yes     yes       yes   no    yes      no
+export offered at all (/export)         -      yes   yes     yes       yes   no    yes      yes
 staff: change staff and teams           -      no    no      no        yes   no    no       no
 staff: read                             own    no    yes     yes       yes   no    yes      no
 staff: read                             team   no    yes     no        yes   no    yes      no
@@ -181,6 +182,7 @@ ACTIONS: dict[str, Check] = {
     "hand over a leaver's records": lambda a, c: p.can_hand_over(a, {c.team_id or 0}),
     "export": p.can_export,
     "export sensitive fields in clear": lambda a, c: p.can_export_in_clear(a),
+    "export offered at all (/export)": lambda a, c: p.can_export_any(a),
     "staff: change staff and teams": lambda a, c: p.can_manage_staff(a),
     "staff: read": lambda a, c: p.can_view_staff(a, c.team_id),
     "invites: a salesperson": lambda a, c: p.can_invite(a, role="salesperson", team_id=c.team_id),
