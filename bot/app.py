@@ -32,6 +32,7 @@ from conversations import (
     find,
     handover,
     key_persons,
+    life_cycle,
     pool,
     reminders,
     review,
@@ -127,6 +128,7 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CallbackQueryHandler(handover.on_button, pattern=buttons.HANDOVER.pattern),
             CallbackQueryHandler(pool.on_button, pattern=buttons.POOL.pattern),
             CallbackQueryHandler(teams_led.on_button, pattern=buttons.TEAMS_LED.pattern),
+            CallbackQueryHandler(life_cycle.on_button, pattern=buttons.LIFE_CYCLE.pattern),
             CallbackQueryHandler(commands.stale_button),
             # messages: edits (never answers), unknown commands, answers, everything else
             MessageHandler(edited, commands.edited_message),

@@ -122,6 +122,8 @@ HANDOVER = ButtonCodec("handover", ("ho",))  # ho:<action>:<hand-over id>[:...] 
 # tl:<staff id>[:p<page> | :<team id>[:a|r]] (teams a manager leads), tl:g:<team id>:<1|0>
 TEAMS_LED = ButtonCodec("teams led", ("tl",))
 POOL = ButtonCodec("pool", ("pl",))  # pl:<action>[:<id>...] (conversations/pool.py)
+# ar:<a|r|d|p>:<customer id>: archive, reactivate, destroy, destroy on a PIPL erasure request
+LIFE_CYCLE = ButtonCodec("life cycle", ("ar",))
 
 CODECS = (
     FLOW,
@@ -139,4 +141,5 @@ CODECS = (
     HANDOVER,
     POOL,
     TEAMS_LED,
+    LIFE_CYCLE,
 )
