@@ -55,6 +55,8 @@ def refusal_text(_: Translator, refusal: Refused) -> str:
         return _("complaint.state_changed", status=_(f"complaint.status.{status}"))
     if refusal.code == "archived":
         return _("complaint.customer_archived")
+    if refusal.code == "archived_work":
+        return _("complaint.customer_archived_work")
     if refusal.code in ("not_allowed", "complaint_handler"):
         return _(f"refused.{refusal.code}")
     return _("refused.incomplete")
