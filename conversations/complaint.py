@@ -25,6 +25,7 @@ from conversations import fit, pick_customer, runner
 from conversations import steps as s
 from conversations.callback_data import COMPLAINT, parse_id
 from conversations.keyboards import button
+from conversations.life_cycle import read_only
 from conversations.lists import ListPage, show_records_page
 from conversations.messages import close_buttons
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step, Submitted
@@ -408,7 +409,9 @@ async def on_button(update: Update, context: BotContext) -> None:
         return
     prefix, arg = press.prefix, press.text(1) or ""
     page = press.id(1, tag="p")
-    if prefix == "cc" and not arg:
+    if prefix == "cc" and not arg and await read_only(context, record_id):
+        await query.answer(context._("complaint.customer_archived"), show_alert=True)
+    elif prefix == "cc" and not arg:
         await query.answer()
         await runner.start(update, context, FLOW, initial={"customer_id": record_id})
     elif prefix == "ccl" and (not arg or page is not None):

@@ -24,9 +24,9 @@ from conversations import steps as s
 from conversations.callback_data import LIFE_CYCLE
 from conversations.keyboards import button
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step, Submitted
-from storage import life_cycle, life_cycle_offers, outbox
+from storage import life_cycle, life_cycle_offers, outbox, permissions
 from storage.errors import NotFound, Refused
-from storage.models import ReviewKind
+from storage.models import Customer, RecordStatus, ReviewKind
 
 log = logging.getLogger(__name__)
 PREFIX = LIFE_CYCLE.prefixes[0]
@@ -73,6 +73,19 @@ def refusal_text(_: Translator, refusal: Refused, kind: str, pipl: bool = False)
     if has_message(f"refused.{code}"):
         return _(f"refused.{code}")
     return _("life_cycle.refused.other")
+
+
+async def read_only(context: BotContext, customer_id: int) -> bool:
+    """Whether a customer the member may see is archived: a card from before it was archived
+    still carries Visit and Complaint; its flows must not start (storage refuses them too).
+    Customers the member may not see are the flow's to refuse (and audit)."""
+    async with context.reading() as session:
+        customer = await session.get(Customer, customer_id)
+    return (
+        customer is not None
+        and customer.status == RecordStatus.archived
+        and permissions.can_view_customer(context.member, customer)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
