@@ -587,3 +587,38 @@ async def test_a_500_character_reason_and_a_long_name_fit_everywhere(world: Worl
     told = sales.last_text()
     assert "驳" * 500 in told and len(told) <= 4096
     assert world.telegram.refused == []
+
+
+async def test_a_complaint_logged_while_the_request_waits_holds_the_approval(
+    world: World,
+) -> None:
+    manager = await world.member("manager", "East", "Chen")
+    sales = await world.member("salesperson", "East", "Li")
+    cid = await approved(world, sales)
+    await ask(sales, cid, "申请归档", "合作终止")
+    notice = review_cards(world, manager.id)[-1]
+    await sales.press("登记投诉", await open_card(sales, cid))  # still an official record
+    assert "投诉" in sales.last_text()
+    await sales.send("/cancel")
+    async with unit_of_work(world.services.sessions) as session:
+        staff = await staff_of(world.services.sessions, sales)
+        session.add(
+            Complaint(
+                complaint_no="TS-2026-000009",
+                customer_id=cid,
+                received_by=staff.id or 0,
+                received_at=NOW,
+                type="quality",
+                severity="high",
+                description="阀门漏水",
+                status=ComplaintStatus.open,
+                due_at=NOW,
+                created_at=NOW,
+                updated_at=NOW,
+            )
+        )
+    await manager.press("通过", notice)
+    assert "需先关闭投诉才能归档" in (manager.last_answer() or "")
+    assert (await customer_row(world.services.sessions, cid)).status == "approved"
+    [review] = await reviews_of(world, cid)
+    assert review.status == ReviewStatus.pending
