@@ -34,6 +34,7 @@ from conversations import (
     handover,
     importing,
     key_persons,
+    life_cycle,
     pipl,
     pool,
     reminders,
@@ -141,6 +142,7 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CallbackQueryHandler(report.on_button, pattern=buttons.REPORT.pattern),
             CallbackQueryHandler(report.on_stats_button, pattern=buttons.STATS.pattern),
             CallbackQueryHandler(export.on_button, pattern=buttons.EXPORT.pattern),
+            CallbackQueryHandler(life_cycle.on_button, pattern=buttons.LIFE_CYCLE.pattern),
             CallbackQueryHandler(commands.stale_button),
             # messages: edits (never answers), unknown commands, answers, everything else
             MessageHandler(edited, commands.edited_message),

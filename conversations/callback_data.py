@@ -128,6 +128,8 @@ PIPL = ButtonCodec("pipl", ("pi",))  # pi:<action>:<customer id>[:<key person id
 REPORT = ButtonCodec("report", ("rp",))  # rp:<action>:<team or c>[:...] (conversations/report.py)
 STATS = ButtonCodec("stats", ("st",))  # st:r (refresh /stats)
 EXPORT = ButtonCodec("export", ("xp",))  # xp:<action>[:<choice>[:<filter>]] (export.py)
+# ar:<a|r|d|p>:<customer id>: archive, reactivate, destroy, destroy on a PIPL erasure request
+LIFE_CYCLE = ButtonCodec("life cycle", ("ar",))
 
 CODECS = (
     FLOW,
@@ -150,4 +152,5 @@ CODECS = (
     REPORT,
     STATS,
     EXPORT,
+    LIFE_CYCLE,
 )

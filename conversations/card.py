@@ -32,6 +32,7 @@ from conversations.callback_data import (
 )
 from conversations.fit import Slot
 from conversations.keyboards import button, pager, rows_of
+from conversations.life_cycle import request_buttons
 from conversations.messages import edit_quietly
 from storage import cards, outbox
 from storage.cards import CustomerCard, FieldChange, HistoryEntry, HistoryPage, Revealed
@@ -119,6 +120,8 @@ def card_text(_: Translator, card: CustomerCard, today: date) -> str:
     status = _(f"card.status.{card.status}")
     if card.pending_change:
         status = f"{status} · {_('card.pending_change')}"
+    if card.life_cycle.pending:  # an archive, reactivation or destruction awaits a decision
+        status = f"{status} · {_(f'life_cycle.card.pending.{card.life_cycle.pending}')}"
     if card.pooled_at is not None:  # only its team's managers and admins see such a card
         status = f"{status} · {_('card.in_pool', since=card.pooled_at.date().isoformat())}"
     rows: list[tuple[str, str]] = [
@@ -189,6 +192,8 @@ def card_markup(
         rows.append([_button(_, "reassign.button.card", REASSIGN.data("ra", "o", cid))])
     if pipl:  # an admin answers a PIPL request from here (conversations.pipl checks the press)
         rows.append([_button(_, "pipl.button.card", PIPL.data("pi", "m", cid))])
+    if card.life_cycle.kinds:  # what the viewer may ask for (conversations.life_cycle checks)
+        rows.append(request_buttons(_, cid, card.life_cycle.kinds))
     return InlineKeyboardMarkup(rows)
 
 

@@ -26,6 +26,7 @@ from conversations import complaint_removal, fit, pick_customer, runner
 from conversations import steps as s
 from conversations.callback_data import COMPLAINT, parse_id
 from conversations.keyboards import button
+from conversations.life_cycle import read_only
 from conversations.lists import ListPage, show_records_page
 from conversations.messages import close_buttons
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step, Submitted
@@ -56,6 +57,8 @@ def refusal_text(_: Translator, refusal: Refused) -> str:
         return _("complaint.state_changed", status=_(f"complaint.status.{status}"))
     if refusal.code == "archived":
         return _("complaint.customer_archived")
+    if refusal.code == "archived_work":
+        return _("complaint.customer_archived_work")
     if refusal.code in ("not_allowed", "complaint_handler"):
         return _(f"refused.{refusal.code}")
     return _("refused.incomplete")
@@ -407,7 +410,9 @@ async def on_button(update: Update, context: BotContext) -> None:
         return
     prefix, arg = press.prefix, press.text(1) or ""
     page = press.id(1, tag="p")
-    if prefix == "cc" and not arg:
+    if prefix == "cc" and not arg and await read_only(context, record_id):
+        await query.answer(context._("complaint.customer_archived"), show_alert=True)
+    elif prefix == "cc" and not arg:
         await query.answer()
         await runner.start(update, context, FLOW, initial={"customer_id": record_id})
     elif prefix == "ccl" and (not arg or page is not None):

@@ -24,6 +24,7 @@ from conversations import fit, pick_customer, runner
 from conversations import steps as s
 from conversations.callback_data import VISIT
 from conversations.keyboards import button
+from conversations.life_cycle import read_only
 from conversations.lists import ListPage, show_records_page
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step, Submitted
 from storage import fields as catalogue
@@ -245,6 +246,9 @@ async def on_button(update: Update, context: BotContext) -> None:
     if press.prefix == "cv":
         if len(press) != 1:
             await query.answer(context._("button.expired"), show_alert=True)
+            return
+        if await read_only(context, customer_id):  # its card from before it was archived
+            await query.answer(context._("visit.customer_archived"), show_alert=True)
             return
         await query.answer()
         await runner.start(update, context, FLOW, initial={"customer_id": customer_id})

@@ -9,6 +9,7 @@ clear value is `reveal`, which audits which field was shown to whom.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -17,10 +18,11 @@ from typing import Any
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import audit, customers, vault
+from storage import audit, customers, life_cycle_offers, vault
 from storage import fields as catalogue
 from storage.crypto import Keyring
 from storage.errors import NotFound
+from storage.life_cycle_offers import Offers
 from storage.models import (
     ChangeRecord,
     Customer,
@@ -79,6 +81,8 @@ class CustomerCard:
     rejection_reason: str | None
     team_id: int | None = None  # whose managers may reassign it (storage.reassign)
     pooled_at: datetime | None = None  # in the team pool since (storage.pool)
+    # archive / reactivate / destroy requests the viewer may file, and one already waiting
+    life_cycle: Offers = dataclasses.field(default_factory=Offers)
 
     @property
     def pooled(self) -> bool:
@@ -146,6 +150,7 @@ async def customer_card(
         rejection_reason=reason,
         team_id=customer.team_id,
         pooled_at=customer.pooled_at,
+        life_cycle=await life_cycle_offers.offers(session, actor=actor, customer=customer),
     )
 
 

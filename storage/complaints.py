@@ -192,6 +192,8 @@ async def _require(
         raise Refused("not_allowed")
     if action not in ACTIONS_BY_STATUS.get(complaint.status, ()):
         raise Refused("complaint_state", status=complaint.status)
+    if customer.status == RecordStatus.archived:  # read-only, its complaints too
+        raise Refused("archived_work")
 
 
 async def complaint_for_action(

@@ -234,6 +234,8 @@ async def _apply_archive(
 ) -> None:
     now = review.decided_at or review.updated_at
     customer = await _locked(session, review)
+    if approve and await has_open_complaints(session, customer.id or 0):
+        raise Refused("open_complaints")  # logged while the request waited: close them first
     if approve:
         customer.status, customer.archived_at = RecordStatus.archived, now
         customer.pooled_at = None  # nobody claims a customer whose cooperation ended

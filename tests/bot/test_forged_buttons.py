@@ -91,6 +91,11 @@ FORMS = (
     "tl:X:1:a",
     "tl:1:X:r",
     "tl:g:X:1",
+    "ar:a:X",
+    "ar:r:X",
+    "ar:d:X",
+    "ar:p:X",
+    "ar:X:{cid}",
 )
 
 
