@@ -240,3 +240,41 @@ def test_retention_years_setting(tmp_path: Path) -> None:
 def test_the_cutoff_is_whole_years_back() -> None:
     assert cutoff(utc(2026, 11, 20, 1, 0), 3) == utc(2023, 11, 20, 1, 0)
     assert cutoff(utc(2028, 2, 29, 0, 0), 1) == utc(2027, 2, 28, 0, 0)
+
+
+async def test_a_proposal_button_files_a_destruction_that_a_second_person_approves(
+    world: World, clock: Clock
+) -> None:
+    """The proposal's button leads to the destroy request (reason, confirmation); the customer
+    is destroyed only once another person approves it, never by the proposal or its admin."""
+    manager = await member(world, "manager", name="Zhou")
+    seller = await member(world, name="Wang")
+    old = await archived(world, seller.person.id, "杭州老客户有限公司", utc(2022, 6, 1))
+    [number] = await numbers(world, old)
+    admin = world.admin()
+    await admin.send("/start")
+    clock.set(utc(2026, 11, 20, 1, 0))
+    await tick(world)
+    [proposal] = proposals(world)
+
+    await admin.press_data(proposal, f"ar:d:{old}")
+    assert f"为什么要销毁 {number}" in admin.last_text()
+    await admin.send("归档已满三年,按保存期限销毁")
+    await admin.press("确认,提交销毁申请")
+    async with reading(world.services.sessions) as session:
+        [review] = (await session.exec(select(Review).where(Review.kind == "destroy"))).all()
+        customer = await session.get(Customer, old)
+    assert review.status == "pending" and review.submitted_by is not None
+    assert review.request_reason == "归档已满三年,按保存期限销毁"
+    assert customer is not None and customer.status == RecordStatus.archived
+
+    await admin.press_data(proposal, f"rv:a:{review.id}")  # the requester may not approve it
+    async with reading(world.services.sessions) as session:
+        assert (await session.get(Review, review.id)).status == "pending"  # type: ignore[union-attr]
+    await manager.person.press_data(proposal, f"rv:a:{review.id}")
+    async with reading(world.services.sessions) as session:
+        customer = await session.get(Customer, old)
+        decided = await session.get(Review, review.id)
+    assert customer is not None and customer.status == RecordStatus.destroyed
+    assert customer.name == number
+    assert decided is not None and decided.decided_by == manager.staff_id
