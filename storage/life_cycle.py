@@ -105,6 +105,23 @@ def _reason(reason: str | None) -> str:
         raise Refused(code, limit=REASON_MAX) from None
 
 
+async def check(
+    session: AsyncSession, *, actor: Staff, customer: Customer, kind: str, pipl: bool = False
+) -> None:
+    """Whether `actor` may ask for `kind` on `customer` now, one the actor may see: raises
+    Refused not_allowed, wrong_status (status=...), under_review or open_complaints. `request`
+    runs it, and the chat before it asks for the reason (storage.life_cycle_offers)."""
+    if not may_request(actor, customer, kind):
+        raise Refused("not_allowed")
+    if not status_allows(customer, kind, pipl=pipl):
+        raise Refused("wrong_status", status=customer.status)
+    assert customer.id is not None
+    if await pending_of(session, customer.id) is not None:
+        raise Refused("under_review")
+    if kind == ReviewKind.archive and await has_open_complaints(session, customer.id):
+        raise Refused("open_complaints")
+
+
 async def request(
     session: AsyncSession,
     *,
@@ -140,14 +157,7 @@ async def request(
             detail={"purpose": f"{kind}_request", "exists": customer is not None},
         )
         raise NotFound()
-    if not may_request(actor, customer, kind):
-        raise Refused("not_allowed")
-    if not status_allows(customer, kind, pipl=pipl):
-        raise Refused("wrong_status", status=customer.status)
-    if await pending_of(session, customer_id) is not None:
-        raise Refused("under_review")
-    if kind == ReviewKind.archive and await has_open_complaints(session, customer_id):
-        raise Refused("open_complaints")
+    await check(session, actor=actor, customer=customer, kind=kind, pipl=pipl)
     text = _reason(reason)
     review = Review(
         kind=kind,
@@ -273,6 +283,7 @@ async def _apply_destroy(
     assert customer.id is not None
     wiped = await erasure.erase_customer(session, keyring, customer_id=customer.id, now=now)
     # review cards sent earlier name the customer: deleted through the outbox on commit
+    # (imported here: storage.destruction needs storage.outbox, which imports storage.reviews)
     from storage.destruction import take_back_notices
 
     notices = await take_back_notices(

@@ -2,8 +2,8 @@
 
 storage.life_cycle files a request (archive, reactivate, destroy) and checks everything again
 when it does; the chat asks for a reason first, so it checks the same things before asking,
-to refuse a forged or stale button at once instead of after the reason was typed. The order
-of the checks, and their refusals, are those of `life_cycle.request`.
+to refuse a forged or stale button at once instead of after the reason was typed: the same
+`life_cycle.check` that `life_cycle.request` runs.
 """
 
 from __future__ import annotations
@@ -53,9 +53,8 @@ async def check_request(
 ) -> Customer:
     """The customer, if `actor` may ask for `kind` on it now.
 
-    Raises NotFound (a customer the actor may not see, audited) or Refused as
-    `life_cycle.request` would: not_allowed (audited here), wrong_status, under_review,
-    open_complaints. Call it in a unit of work that commits after a refusal.
+    Raises NotFound (a customer the actor may not see, audited) or what `life_cycle.check`
+    raises (not_allowed audited here). Call it in a unit of work that commits after a refusal.
     """
     kind = ReviewKind(kind)
     if kind not in life_cycle.KINDS or (pipl and kind != ReviewKind.destroy):
@@ -65,17 +64,19 @@ async def check_request(
     )
     if customer is None:
         raise NotFound()
-    if not life_cycle.may_request(actor, customer, kind):
-        await record_refusal(
-            session, actor=actor, customer_id=customer_id, kind=kind, pipl=pipl, code="not_allowed"
-        )
-        raise Refused("not_allowed")
-    if not life_cycle.status_allows(customer, kind, pipl=pipl):
-        raise Refused("wrong_status", status=customer.status)
-    if await life_cycle.pending_of(session, customer_id) is not None:
-        raise Refused("under_review")
-    if kind == ReviewKind.archive and await life_cycle.has_open_complaints(session, customer_id):
-        raise Refused("open_complaints")
+    try:
+        await life_cycle.check(session, actor=actor, customer=customer, kind=kind, pipl=pipl)
+    except Refused as refusal:
+        if refusal.code == "not_allowed":
+            await record_refusal(
+                session,
+                actor=actor,
+                customer_id=customer_id,
+                kind=kind,
+                pipl=pipl,
+                code="not_allowed",
+            )
+        raise
     return customer
 
 
