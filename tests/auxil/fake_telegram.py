@@ -37,6 +37,7 @@ class Upload:
     filename: str
     content: bytes
     params: dict[str, Any]
+    field: str = "document"  # the call's field that carried it: document, photo, ...
 
 
 @dataclass
@@ -55,22 +56,15 @@ class FakeTelegram(BaseRequest):
     # method → how many of its next calls fail with a 502 Bad Gateway, as Telegram's do at times
     fail_next: dict[str, int] = field(default_factory=dict)
     refused: list[Refused] = field(default_factory=list)
-    # documents uploaded and taken: filename, content (bytes) and the call's parameters
-    uploads: list[dict[str, Any]] = field(default_factory=list)
-    # uploads by message: (chat id, message id) → {field: (file name, bytes)} (photos, files)
-    uploads_by_message: dict[tuple[int, int], dict[str, tuple[str, bytes]]] = field(
-        default_factory=dict
-    )
-    # files uploaded with a call (multipart): (chat id, message id) → name, bytes, parameters
+    # files the bot uploaded and Telegram took (multipart): (chat id, message id) → the upload
     documents: dict[tuple[int, int], Upload] = field(default_factory=dict)
     refuse: bool = True  # False: record what Telegram would refuse, but take it (to measure)
     expect_refusals: bool = False  # the `world` fixture fails a test that caused any, unless set
     flood: FloodControl = field(default_factory=FloodControl)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
     _clock: int = 1_790_000_000
-    # files people sent (file_id → path, content, declared size) and documents the bot sent
+    # files people sent (file_id → path, content, declared size)
     files: dict[str, tuple[str, bytes, int]] = field(default_factory=dict)
-    sent_documents: list[dict[str, Any]] = field(default_factory=list)
     file_base: str = FILE_BASE  # where downloads must be asked for (the bot's base_file_url)
     _file_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -146,19 +140,9 @@ class FakeTelegram(BaseRequest):
             for key, value in ((request_data.multipart_data or {}) if request_data else {}).items()
         }
         upload = _upload(name, request_data)
-        if upload is not None:  # the file's name and size stand in for it (kept in `uploads`)
+        if upload is not None:  # the file's name stands in for it (kept in `documents`)
             params["document"] = f"upload:{upload['filename']}"
         self.calls.append((name, params))
-        if name == "sendDocument" and request_data is not None:
-            for file_name, content, *_rest in request_data.multipart_data.values():
-                self.sent_documents.append(
-                    {
-                        "chat_id": int(params["chat_id"]),
-                        "name": file_name,
-                        "content": content,
-                        "params": params,
-                    }
-                )
         if name in self.fail_methods:
             from telegram.error import NetworkError
 
@@ -170,8 +154,6 @@ class FakeTelegram(BaseRequest):
         description = telegram_rules.refusal(name, params) or telegram_rules.upload_refusal(
             name, params, upload, {key: data for key, (_, data) in files.items()}
         )
-        if description is None and upload is not None:
-            self.uploads.append({**upload, "params": params})
         if description is not None:
             self.refused.append(Refused(name, params, description))
             if self.refuse:
@@ -186,10 +168,8 @@ class FakeTelegram(BaseRequest):
         if isinstance(result, tuple):
             return result
         if files and isinstance(result, dict) and "message_id" in result:
-            self.uploads_by_message[(int(params["chat_id"]), result["message_id"])] = files
-        if files and isinstance(result, dict) and "message_id" in result:
             for key, (filename, content) in files.items():
-                upload = Upload(filename, bytes(content), params)
+                upload = Upload(filename, bytes(content), params, key)
                 self.documents[(int(params["chat_id"]), result["message_id"])] = upload
                 if key == "document":  # echoed as Telegram does, so PTB reads a Document
                     result["document"] = {
@@ -293,8 +273,17 @@ class FakeTelegram(BaseRequest):
 
     def uploaded(self, chat_id: int, message: dict[str, Any]) -> tuple[str, bytes]:
         """The file (name, bytes) a sent photo or document carried."""
-        files = self.uploads_by_message[(chat_id, message["message_id"])]
-        return next(iter(files.values()))
+        upload = self.documents[(chat_id, message["message_id"])]
+        return upload.filename, upload.content
+
+    def documents_to(self, chat_id: int, kind: str = "document") -> list[Upload]:
+        """The files of `kind` (document, photo) the bot sent to a chat and Telegram took, in
+        order."""
+        return [
+            upload
+            for (chat, _message), upload in sorted(self.documents.items())
+            if chat == chat_id and upload.field == kind
+        ]
 
     def answers(self) -> list[dict[str, Any]]:
         return [p for name, p in self.calls if name == "answerCallbackQuery"]

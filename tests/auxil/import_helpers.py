@@ -74,7 +74,10 @@ def read_sheet(content: bytes, index: int = 0) -> list[list[Any]]:
 
 
 def documents_to(person: Person) -> list[dict[str, Any]]:
-    return [d for d in person.telegram.sent_documents if d["chat_id"] == person.id]
+    return [
+        {"chat_id": person.id, "name": u.filename, "content": u.content, "params": u.params}
+        for u in person.telegram.documents_to(person.id)
+    ]
 
 
 def last_document(person: Person) -> dict[str, Any]:

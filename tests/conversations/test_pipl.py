@@ -47,7 +47,10 @@ WORDS = {
 
 
 def uploads(world: World, person: Person) -> list[dict[str, Any]]:
-    return [u for u in world.telegram.uploads if int(u["params"]["chat_id"]) == person.id]
+    return [
+        {"filename": u.filename, "content": u.content, "params": u.params}
+        for u in world.telegram.documents_to(person.id)
+    ]
 
 
 def export_folder(world: World) -> Path:
