@@ -97,7 +97,9 @@ async def has_open_complaints(session: AsyncSession, customer_id: int) -> bool:
     return found.first() is not None
 
 
-def _reason(reason: str | None) -> str:
+def request_reason(reason: str | None) -> str:
+    """A request's reason, checked (1-500 characters): every request of a second person's
+    decision asks for one (life-cycle requests, complaint removals)."""
     try:
         return validation.text(reason or "", max_len=REASON_MAX)
     except validation.Invalid as error:
@@ -158,7 +160,7 @@ async def request(
         )
         raise NotFound()
     await check(session, actor=actor, customer=customer, kind=kind, pipl=pipl)
-    text = _reason(reason)
+    text = request_reason(reason)
     review = Review(
         kind=kind,
         customer_id=customer_id,

@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import audit, erasure, permissions, validation, vault
+from storage import audit, erasure, life_cycle, permissions, vault
 from storage.crypto import Keyring
 from storage.errors import NotFound, Refused
 from storage.models import (
@@ -33,7 +33,7 @@ from storage.models import (
     Staff,
 )
 
-REASON_MAX = 500
+REASON_MAX = life_cycle.REASON_MAX
 KIND = ReviewKind.complaint_removal
 # history actions (card.history.action.<action>); neither carries values
 REQUESTED = "remove_request"
@@ -47,14 +47,6 @@ _LIVE = frozenset(
 def may_request(actor: Staff, customer: Customer) -> bool:
     """Whether to offer "Remove" on a complaint of this customer (`request` re-checks)."""
     return permissions.can_request_complaint_removal(actor, customer) and customer.status in _LIVE
-
-
-def _reason(reason: str | None) -> str:
-    try:
-        return validation.text(reason or "", max_len=REASON_MAX)
-    except validation.Invalid as error:
-        code = "reason_required" if error.code == "empty" else "reason_too_long"
-        raise Refused(code, limit=REASON_MAX) from None
 
 
 async def _deny(session: AsyncSession, actor: Staff, complaint_id: int, exists: bool) -> None:
@@ -128,7 +120,7 @@ async def request(
     complaint, customer = await requestable(
         session, actor=actor, complaint_id=complaint_id, lock=True
     )
-    text = _reason(reason)
+    text = life_cycle.request_reason(reason)
     assert complaint.id is not None and customer.id is not None
     review = Review(
         kind=KIND,
