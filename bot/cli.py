@@ -214,6 +214,7 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
 
     async def rotate() -> int:
         from storage.db import unit_of_work
+        from storage.erasure_ledger import Ledger, LedgerError
         from storage.key_usage import master_keys_in_use
         from storage.rotation import rotate_keys
 
@@ -229,6 +230,13 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
             f"{report.indexed_key_persons} key persons; "
             f"{report.left_on_old_keys} data keys still on old master keys"
         )
+        ledger = Ledger(settings.erasure_ledger, services.keyring)
+        try:  # its MAC key, wrapped by a master key in its first line
+            if ledger.rewrap():
+                print(f"re-wrapped the erasure ledger's key ({ledger.path})")
+        except LedgerError as error:
+            print(f"the erasure ledger does not verify, so it was not re-wrapped: {error}")
+            return 1
         older = set(usage.by_kid) - {keyring.current.kid}
         if not older:
             print("older master keys may now be removed from ENCRYPTION_KEYS")

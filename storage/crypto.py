@@ -145,23 +145,6 @@ class Keyring:
     def sealed_kid(self, token: bytes) -> str:
         return token.partition(b":")[0].decode(errors="replace")
 
-    # MACs of records kept outside the database (the erasure ledger) -------------------------
-    def mac(self, purpose: str, data: bytes, *, kid: str | None = None) -> tuple[str, str]:
-        """A keyed MAC of `data` under a key derived from a master key (the newest, or `kid`)
-        for `purpose`: who holds the keys can write a valid one, nobody else."""
-        kid = kid or self.current.kid
-        cache: dict[tuple[str, str], bytes] = self.__dict__.setdefault("_mac_keys", {})
-        key = cache.get((kid, purpose))
-        if key is None:  # derived once per key and purpose: a ledger checks thousands of MACs
-            key = cache[(kid, purpose)] = _derive(self._key(kid).secret, f"mac:{purpose}")
-        return kid, hmac.new(key, data, hashlib.sha256).hexdigest()
-
-    def verify_mac(self, purpose: str, data: bytes, *, kid: str, mac: str) -> bool:
-        """Whether `mac` is the MAC of `data` under master key `kid` (False if not configured)."""
-        if kid not in self._by_kid:
-            return False
-        return hmac.compare_digest(self.mac(purpose, data, kid=kid)[1], mac)
-
     # blind indexes -------------------------------------------------------------------------
     def blind_index(self, kind: str, normalized: str, *, kid: str | None = None) -> str:
         key = self._index_keys[kid or self.current.kid]

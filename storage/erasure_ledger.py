@@ -7,15 +7,21 @@ destroyed must outlive any database: it is this file (ERASURE_LEDGER, by default
 re-applied to whatever database the bot opens or restores (storage.erasure.reapply).
 
 One JSON line per erasure, chained: each line carries the MAC of the one before it and its own
-MAC under a key derived from a master key, so a line cannot be forged without the keys, and a
-line taken out breaks the chain. Lines hold ids and record numbers only, never personal data.
+MAC under the ledger's MAC key, so a line cannot be forged without the keys, and a line taken
+out breaks the chain. The MAC key is random, kept in the file's first line wrapped by a master
+key; rotate-keys wraps it again under the newest one (`rewrap`), so the lines and every head a
+backup recorded stay as they are when old master keys are dropped. Lines hold ids and record
+numbers only, never personal data.
 A line cut short by a crash while it was written is ignored (its erasure is in the database,
 and `storage.erasure.record_missing` writes it again at the next start).
 """
 
 from __future__ import annotations
 
+import base64
 import fcntl
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -29,13 +35,13 @@ from typing import Any
 from sqlalchemy import event
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.crypto import Keyring
+from storage.crypto import DecryptionError, Keyring
 from storage.db import SessionFactory
 
 log = logging.getLogger(__name__)
 
-PURPOSE = "erasure-ledger"
 VERSION = 1
+_KEY_CONTEXT = b"erasure-ledger-mac"
 _INFO = "erasure_ledger"
 _PENDING = "erasure_ledger_pending"
 
@@ -105,6 +111,7 @@ class Ledger:
     def __init__(self, path: Path, keyring: Keyring) -> None:
         self.path = Path(path)
         self.keyring = keyring
+        self._keys: dict[tuple[str, bytes], bytes] = {}  # unwrapped MAC keys, by header
 
     # reading -------------------------------------------------------------------------------
     def _lines(self) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -126,15 +133,38 @@ class Ledger:
                     return
                 raise LedgerError(f"{self.path}, line {number + 1}: not a ledger line") from None
 
-    def read(self) -> tuple[list[Entry], Head]:
-        """Every entry, checked: each MAC valid under a configured key, the chain unbroken.
+    def _key(self, header: dict[str, Any], number: int) -> bytes:
+        """The MAC key, unwrapped from the header line (`number`)."""
+        try:
+            kid, wrapped = str(header["kid"]), base64.b64decode(str(header["key"]))
+        except (KeyError, TypeError, ValueError):
+            raise LedgerError(f"{self.path}, line {number}: not a ledger header") from None
+        cached = self._keys.get((kid, wrapped))
+        if cached is not None:
+            return cached
+        try:
+            key = self.keyring.unwrap_key(kid, wrapped, context=_KEY_CONTEXT)
+        except DecryptionError:
+            raise LedgerError(
+                f"{self.path}: its key is wrapped under master key {kid}, which is not "
+                "configured (or the header was altered): configure the keys it was written under"
+            ) from None
+        self._keys[(kid, wrapped)] = key
+        return key
 
-        Raises LedgerError on a forged, altered, removed or reordered line, or one sealed under
-        a master key that is not configured.
-        """
+    def _parse(self) -> tuple[dict[str, Any] | None, list[Entry], list[str], Head]:
+        """The header, every entry and its MAC, checked: each MAC valid, the chain unbroken."""
+        header: dict[str, Any] | None = None
+        key = b""
         entries: list[Entry] = []
+        macs: list[str] = []
         prev = ""
         for number, fields in self._lines():
+            if header is None:
+                if "ledger" not in fields:
+                    raise LedgerError(f"{self.path}, line {number}: the header line is missing")
+                header, key = fields, self._key(fields, number)
+                continue
             try:
                 entry = Entry(
                     kind=str(fields["kind"]),
@@ -143,7 +173,7 @@ class Ledger:
                     number=fields.get("number"),
                     at=str(fields["at"]),
                 )
-                kid, mac, line_prev = str(fields["kid"]), str(fields["mac"]), fields["prev"]
+                mac, line_prev = str(fields["mac"]), fields["prev"]
             except (KeyError, TypeError, ValueError):
                 raise LedgerError(f"{self.path}, line {number}: not a ledger line") from None
             if line_prev != prev:
@@ -151,14 +181,23 @@ class Ledger:
                     f"{self.path}, line {number}: the chain is broken (a line before it was "
                     "removed, altered or reordered)"
                 )
-            if not self.keyring.verify_mac(PURPOSE, _body(entry, prev), kid=kid, mac=mac):
+            if not hmac.compare_digest(_mac(key, entry, prev), mac):
                 raise LedgerError(
-                    f"{self.path}, line {number}: its MAC does not match under the configured "
-                    "keys (forged or altered, or written under a master key not configured)"
+                    f"{self.path}, line {number}: its MAC does not match (forged or altered)"
                 )
             entries.append(entry)
+            macs.append(mac)
             prev = mac
-        return entries, Head(len(entries), prev)
+        return header, entries, macs, Head(len(entries), prev)
+
+    def read(self) -> tuple[list[Entry], Head]:
+        """Every entry, checked: each MAC valid, the chain unbroken.
+
+        Raises LedgerError on a forged, altered, removed or reordered line, or a ledger whose
+        key is wrapped under a master key that is not configured.
+        """
+        _header, entries, _macs, head = self._parse()
+        return entries, head
 
     def head(self) -> Head:
         return self.read()[1]
@@ -168,10 +207,8 @@ class Ledger:
         backup whose manifest recorded `head`). Call after `read` has checked the chain."""
         if head.count <= 0:
             return True
-        for seen, (_, fields) in enumerate(self._lines(), start=1):
-            if seen == head.count:
-                return str(fields.get("mac")) == head.mac
-        return False
+        macs = self._parse()[2]
+        return len(macs) >= head.count and macs[head.count - 1] == head.mac
 
     # writing -------------------------------------------------------------------------------
     def append(self, entries: Iterable[Entry]) -> None:
@@ -188,17 +225,68 @@ class Ledger:
                 held = handle.read()
             if held and not held.endswith(b"\n"):  # a line cut short by a crash: drop it
                 os.ftruncate(fd, held.rfind(b"\n") + 1)
-            _, head = self.read()
-            prev, lines = head.mac, []
+            header, _entries, _macs, head = self._parse()
+            lines = []
+            if header is None:  # a new ledger: its MAC key first
+                secret = os.urandom(32)
+                lines.append(self._header(secret))
+                key = secret
+            else:
+                key = self._key(header, 1)
+            prev = head.mac
             for entry in entries:
-                kid, mac = self.keyring.mac(PURPOSE, _body(entry, prev))
-                fields = {"v": VERSION, **_fields(entry), "prev": prev, "kid": kid, "mac": mac}
+                mac = _mac(key, entry, prev)
+                fields = {"v": VERSION, **_fields(entry), "prev": prev, "mac": mac}
                 lines.append(json.dumps(fields, ensure_ascii=False, separators=(",", ":")))
                 prev = mac
             os.write(fd, ("\n".join(lines) + "\n").encode())
             os.fsync(fd)
         finally:
             os.close(fd)
+
+    def _header(self, secret: bytes) -> str:
+        kid, wrapped = self.keyring.wrap_key(secret, context=_KEY_CONTEXT)
+        fields = {"ledger": VERSION, "kid": kid, "key": base64.b64encode(wrapped).decode()}
+        return json.dumps(fields, separators=(",", ":"))
+
+    def needs_rewrap(self) -> bool:
+        """Whether the MAC key is wrapped under an older master key than the newest."""
+        header = self._parse()[0]
+        if header is None:
+            return False
+        wrapped = base64.b64decode(str(header["key"]))
+        return self.keyring.needs_rewrap(str(header["kid"]), wrapped)
+
+    def rewrap(self) -> bool:
+        """Wrap the MAC key under the newest master key (rotate-keys): only the header line
+        changes, atomically (a new file renamed over the old). False if there was nothing to
+        do. Raises LedgerError if the ledger does not verify."""
+        if not self.path.exists():
+            return False
+        fd = os.open(self.path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            header, _entries, _macs, _head = self._parse()
+            if header is None or not self.needs_rewrap():
+                return False
+            secret = self._key(header, 1)
+            with open(self.path, encoding="utf-8") as handle:
+                body = handle.read().split("\n", 1)[1]
+            fresh = self.path.with_name(self.path.name + ".rewrap")
+            out = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(out, (self._header(secret) + "\n" + body).encode())
+                os.fsync(out)
+            finally:
+                os.close(out)
+            os.replace(fresh, self.path)
+            return True
+        finally:
+            os.close(fd)
+
+
+def _mac(key: bytes, entry: Entry, prev: str) -> str:
+    return hmac.new(key, _body(entry, prev), hashlib.sha256).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------

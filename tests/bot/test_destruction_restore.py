@@ -61,8 +61,15 @@ def put(path: Path, text: str | None) -> None:
         path.write_text(text)
 
 
+def ledger_header(path: Path) -> str:
+    """The ledger's first line: its MAC key, wrapped by the master key."""
+    return path.read_text().splitlines()[0]
+
+
 def ledger_lines(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The ledger's entries (its header line, the wrapped MAC key, left out)."""
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [line for line in lines if "ledger" not in line]
 
 
 async def a_company(world: World) -> tuple:
@@ -205,7 +212,7 @@ async def test_a_forged_ledger_line_refuses_restore_and_start(
     [line] = ledger_lines(ledger_env)
     line["record_id"] = kept.customer_id  # someone "destroys" another customer by hand
     line["number"] = kept.customer_no
-    put(ledger_env, json.dumps(line) + "\n")
+    put(ledger_env, ledger_header(ledger_env) + "\n" + json.dumps(line) + "\n")
     await world.services.sessions.kw["bind"].dispose()
 
     assert await run_cli("restore", str(older), "--force") == 2

@@ -440,27 +440,58 @@ def test_a_forged_altered_or_removed_ledger_line_is_refused(
 ) -> None:
     ledger = Ledger(tmp_path / "erasures.log", keyring)
     ledger.append([Entry.of(Erased.customer, n, n, f"KH-2026-00000{n}", NOW) for n in (1, 2, 3)])
-    lines = ledger.path.read_text().splitlines()
+    header, *lines = ledger.path.read_text().splitlines()
+    assert "KH-" not in header and len(lines) == 3
 
     forged = json.loads(lines[1])
     forged["record_id"] = 7  # destroy somebody else on the next restore
-    ledger.path.write_text("\n".join([lines[0], json.dumps(forged), lines[2]]) + "\n")
-    with pytest.raises(LedgerError, match="line 2"):
+    ledger.path.write_text("\n".join([header, lines[0], json.dumps(forged), lines[2]]) + "\n")
+    with pytest.raises(LedgerError, match="line 3"):
         ledger.read()
 
-    ledger.path.write_text("\n".join([lines[0], lines[2]]) + "\n")  # bring customer 2 back
+    ledger.path.write_text("\n".join([header, lines[0], lines[2]]) + "\n")  # customer 2 back
     with pytest.raises(LedgerError, match="chain"):
         ledger.read()
 
+    ledger.path.write_text("\n".join(lines) + "\n")  # its key taken out
+    with pytest.raises(LedgerError, match="header"):
+        ledger.read()
+
     other_keys = Ledger(ledger.path, Keyring([b"k" * 32]))
-    ledger.path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(LedgerError):
+    ledger.path.write_text("\n".join([header, *lines]) + "\n")
+    with pytest.raises(LedgerError, match="not configured"):
         other_keys.read()
 
-    ledger.path.write_text("\n".join(lines) + "\n" + lines[2][:20])  # a crash mid-line
+    ledger.path.write_text("\n".join([header, *lines]) + "\n" + lines[2][:20])  # a crash mid-line
     assert [e.record_id for e in ledger.read()[0]] == [1, 2, 3]
     ledger.append([Entry.of(Erased.key_person, 9, 1, None, NOW)])
     assert [e.record_id for e in ledger.read()[0]] == [1, 2, 3, 9]
+
+
+def test_rotating_keys_rewraps_the_ledger_key_and_keeps_its_lines_and_head(
+    tmp_path: Path, keyring: Keyring
+) -> None:
+    """After rotate-keys the old master key may be dropped: the ledger still verifies, and a
+    backup's recorded head still matches (only the header line changed)."""
+    ledger = Ledger(tmp_path / "erasures.log", keyring)
+    ledger.append([Entry.of(Erased.customer, n, n, f"KH-2026-00000{n}", NOW) for n in (1, 2)])
+    head = ledger.head()
+    before = ledger.path.read_text().splitlines()
+    new_key = b"n" * 32
+    both = Keyring([new_key, keyring.current.secret])
+    rotating = Ledger(ledger.path, both)
+    assert rotating.needs_rewrap() and rotating.rewrap()
+    assert not rotating.rewrap()  # nothing left to do
+    after = ledger.path.read_text().splitlines()
+    assert after[1:] == before[1:] and after[0] != before[0]
+
+    only_new = Ledger(ledger.path, Keyring([new_key]))
+    assert [e.record_id for e in only_new.read()[0]] == [1, 2]
+    assert only_new.head() == head and only_new.reaches(head)
+    only_new.append([Entry.of(Erased.complaint, 5, 1, "TS-2026-000005", NOW)])
+    assert [e.record_id for e in only_new.read()[0]] == [1, 2, 5]
+    with pytest.raises(LedgerError, match="not configured"):
+        ledger.read()  # the old key alone no longer opens it
 
 
 async def test_a_removed_key_person_is_erased_with_its_history_values(

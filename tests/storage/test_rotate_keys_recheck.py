@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from bot.cli import main
 from storage import customers
 from storage.crypto import Keyring, MasterKey, decode_master_key, new_master_key
 from storage.db import SessionFactory, unit_of_work
+from storage.erasure_ledger import Entry, Erased, Ledger
 from storage.models import Role, Staff, Team
 from tests.auxil.settings_env import clean_settings_env
 
@@ -73,3 +75,31 @@ async def test_rotate_keys_keeps_the_old_key_while_blind_indexes_still_use_it(
     )
     assert await asyncio.to_thread(main, ["rotate-keys"]) == 0
     assert "older master keys may now be removed" in capsys.readouterr().out
+
+
+async def test_rotate_keys_rewraps_the_erasure_ledger_so_the_old_key_may_go(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    database_url: str,
+    session_factory: SessionFactory,
+    capsys: pytest.CaptureFixture[str],
+    master_key_text: str,
+) -> None:
+    """The ledger's MAC key is wrapped by a master key: rotate-keys wraps it again, and once the
+    old key is dropped the ledger still verifies (the bot would refuse to start otherwise)."""
+    old_text, new_text = master_key_text, new_master_key()
+    await seed(session_factory, Keyring([decode_master_key(old_text)]))
+    data = tmp_path / "data"
+    ledger = Ledger(data / "erasures.log", Keyring([decode_master_key(old_text)]))
+    ledger.append([Entry.of(Erased.key_person, 7, 1, None, datetime(2026, 12, 1, tzinfo=UTC))])
+    head = ledger.head()
+    settings = {"DATABASE_URL": database_url, "DATA_DIR": str(data)}
+    clean_settings_env(monkeypatch, tmp_path, **settings, ENCRYPTION_KEYS=f"{new_text},{old_text}")
+    assert await asyncio.to_thread(main, ["rotate-keys"]) == 0
+    out = capsys.readouterr().out
+    assert "re-wrapped the erasure ledger's key" in out and "may now be removed" in out
+
+    monkeypatch.undo()
+    clean_settings_env(monkeypatch, tmp_path, **settings, ENCRYPTION_KEYS=new_text)
+    assert await asyncio.to_thread(main, ["erasures"]) == 0
+    assert f"head: 1:{head.mac}" in capsys.readouterr().out
