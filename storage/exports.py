@@ -511,6 +511,11 @@ def cell_value(column: Column, value: Any, labels: Labels, zone: ZoneInfo) -> An
 # the two writers
 
 
+_PLAIN, _MEMO, _EACH = 0, 1, 2  # how write_export shapes a column's values
+_MEMO_CELLS = frozenset({Cell.choice, Cell.status, Cell.complaint_status, Cell.yes_no, Cell.day})
+MEMO_LIMIT = 50_000  # shaped values remembered at most (then forgotten and remembered anew)
+
+
 class _Writer(Protocol):
     def header(self, cells: list[str]) -> None: ...
 
@@ -615,19 +620,48 @@ async def write_export(
 
     clear = request.clear
 
+    # how each column is shaped: plain text as it is; labels and days from a memo (few
+    # distinct values, each shaped once per export); the rest (masks, times) value by value
+    plan = [
+        (
+            c,
+            c.name,
+            _PLAIN
+            if not c.sensitive and c.cell is Cell.text
+            else _MEMO
+            if c.cell in _MEMO_CELLS
+            else _EACH,
+        )
+        for c in columns
+    ]
+    memo: dict[tuple[str, type, Any], Any] = {}
+
+    def shaped(c: Column, value: Any, how: int) -> Any:
+        if how == _MEMO and not isinstance(value, list):
+            key = (c.name, type(value), value)
+            found = memo.get(key, memo)
+            if found is memo:
+                if len(memo) >= MEMO_LIMIT:
+                    memo.clear()
+                found = memo[key] = cell_value(c, _shown(c, value, clear), labels, zone)
+            return found
+        return cell_value(c, _shown(c, value, clear), labels, zone)
+
     def write_page(rows: list[Any]) -> None:
+        kind, row_out = request.kind, writer.row
         for row in rows:
-            values = _values(request.kind, row, opener, names)
+            get = _values(kind, row, opener, names).get
             cells: list[Any] = []
-            for c in columns:
-                value = values.get(c.name)
+            add = cells.append
+            for c, name, how in plan:
+                value = get(name)
                 if value is None:  # most cells of a sparse archive: nothing to shape
-                    cells.append(None)
-                elif not c.sensitive and c.cell is Cell.text and type(value) is str:
-                    cells.append(value or None)
+                    add(None)
+                elif how == _PLAIN and type(value) is str:
+                    add(value or None)
                 else:
-                    cells.append(cell_value(c, _shown(c, value, clear), labels, zone))
-            writer.row(cells)
+                    add(shaped(c, value, how))
+            row_out(cells)
 
     try:
         writer.header(headers)
