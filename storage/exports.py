@@ -11,7 +11,9 @@ Large exports stream: rows are read in keyset pages (`id > last`, a new short se
 page, never one held across the progress edits), each page's data keys come with it in the
 same query, and a page is opened, masked and written in a worker thread, so neither the
 event loop nor the memory grows with the archive. XLSX is written by XlsxWriter in
-constant-memory mode (a row goes to disk as soon as the next one starts), CSV by `csv` as
+constant-memory mode (a row goes to disk as soon as the next one starts) in a child process
+(`storage.spreadsheet`: XlsxWriter's per-cell work then runs on a second core beside the
+reading and opening of the next rows), CSV by `csv` as
 UTF-8 with a BOM so that Excel reads Chinese. Any text cell that a spreadsheet would take for
 a formula (`=`, `+`, `-`, `@`, tab, CR first) is written with an apostrophe in front, in both
 formats.
@@ -31,7 +33,6 @@ from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-import xlsxwriter
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -54,15 +55,19 @@ from storage.models import (
 )
 from storage.permissions import can_export_any, can_export_in_clear, customers_visible_to
 from storage.search import NO_FILTERS, Filters
+from storage.spreadsheet import (  # noqa: F401  (FORMULA_STARTS, XLSX_*: part of this API)
+    FORMULA_STARTS,
+    SHEET_NAME_LIMIT,
+    XLSX_DATE,
+    XLSX_DATETIME,
+    XlsxInChild,
+    neutralised,
+)
 
 PAGE = 2_000  # rows read, opened and written at a time
 OWNERS_SHOWN = 20  # owners offered as a filter (the commonest among the visible customers)
 OWNERS_LOOKUP = 500  # owners a pressed owner button is checked against
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-SHEET_NAME_LIMIT = 31  # Excel's limit on a sheet's name
 XLSX_ROW_LIMIT = 1_048_576 - 1  # Excel's rows, less the header (XlsxWriter drops more silently)
-XLSX_DATE = "yyyy-mm-dd"
-XLSX_DATETIME = "yyyy-mm-dd hh:mm"
 LIST_SEPARATOR = "; "
 # the statuses an export lists unless the status filter asks for another (as /find's lists)
 LISTED_STATUSES = (
@@ -461,11 +466,6 @@ def _values(kind: ExportKind, row: Any, opener: _Opener, names: _Names) -> dict[
     return values
 
 
-def neutralised(value: str) -> str:
-    """A text a spreadsheet would run as a formula, made plain text (formula injection)."""
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
-
-
 class Labels(Protocol):
     """The reader's words for headers and choice values (the translation layer above)."""
 
@@ -511,54 +511,17 @@ def cell_value(column: Column, value: Any, labels: Labels, zone: ZoneInfo) -> An
 # the two writers
 
 
+_PLAIN, _MEMO, _EACH = 0, 1, 2  # how write_export shapes a column's values
+_MEMO_CELLS = frozenset({Cell.choice, Cell.status, Cell.complaint_status, Cell.yes_no, Cell.day})
+MEMO_LIMIT = 50_000  # shaped values remembered at most (then forgotten and remembered anew)
+
+
 class _Writer(Protocol):
     def header(self, cells: list[str]) -> None: ...
 
     def row(self, cells: list[Any]) -> None: ...
 
     def close(self) -> None: ...
-
-
-class XlsxSheet:
-    """One worksheet in constant memory; text always as text (never a formula)."""
-
-    def __init__(self, path: Path, title: str, widths: list[int]) -> None:
-        self.book = xlsxwriter.Workbook(
-            str(path), {"constant_memory": True, "strings_to_formulas": False}
-        )
-        self.sheet = self.book.add_worksheet(title[:SHEET_NAME_LIMIT])
-        self.day = self.book.add_format({"num_format": XLSX_DATE})
-        self.moment = self.book.add_format({"num_format": XLSX_DATETIME})
-        self.bold = self.book.add_format({"bold": True})
-        for index, width in enumerate(widths):
-            self.sheet.set_column(index, index, width)
-        self.sheet.freeze_panes(1, 0)
-        self.next_row = 0
-
-    def header(self, cells: list[str]) -> None:
-        for index, text in enumerate(cells):
-            self.sheet.write_string(0, index, neutralised(text), self.bold)
-        self.next_row = 1
-
-    def row(self, cells: list[Any]) -> None:
-        row, sheet = self.next_row, self.sheet
-        for index, value in enumerate(cells):
-            if value is None:
-                continue
-            if type(value) is str:  # the commonest cell first
-                sheet.write_string(row, index, neutralised(value))
-            elif isinstance(value, datetime):
-                sheet.write_datetime(row, index, value, self.moment)
-            elif isinstance(value, date):
-                sheet.write_datetime(row, index, datetime.combine(value, time()), self.day)
-            elif isinstance(value, int | float) and not isinstance(value, bool):
-                sheet.write_number(row, index, value)
-            else:
-                sheet.write_string(row, index, neutralised(str(value)))
-        self.next_row += 1
-
-    def close(self) -> None:
-        self.book.close()
 
 
 class CsvSheet:
@@ -648,7 +611,7 @@ async def write_export(
     writer: _Writer
     if request.format == ExportFormat.xlsx:
         widths = [max(10, min(40, len(h) * 2 + 2)) for h in headers]
-        writer = await asyncio.to_thread(XlsxSheet, path, title, widths)
+        writer = await asyncio.to_thread(XlsxInChild, path, title, widths)
     else:
         writer = CsvSheet(path)
     opener = _Opener(keyring)
@@ -657,19 +620,48 @@ async def write_export(
 
     clear = request.clear
 
+    # how each column is shaped: plain text as it is; labels and days from a memo (few
+    # distinct values, each shaped once per export); the rest (masks, times) value by value
+    plan = [
+        (
+            c,
+            c.name,
+            _PLAIN
+            if not c.sensitive and c.cell is Cell.text
+            else _MEMO
+            if c.cell in _MEMO_CELLS
+            else _EACH,
+        )
+        for c in columns
+    ]
+    memo: dict[tuple[str, type, Any], Any] = {}
+
+    def shaped(c: Column, value: Any, how: int) -> Any:
+        if how == _MEMO and not isinstance(value, list):
+            key = (c.name, type(value), value)
+            found = memo.get(key, memo)
+            if found is memo:
+                if len(memo) >= MEMO_LIMIT:
+                    memo.clear()
+                found = memo[key] = cell_value(c, _shown(c, value, clear), labels, zone)
+            return found
+        return cell_value(c, _shown(c, value, clear), labels, zone)
+
     def write_page(rows: list[Any]) -> None:
+        kind, row_out = request.kind, writer.row
         for row in rows:
-            values = _values(request.kind, row, opener, names)
+            get = _values(kind, row, opener, names).get
             cells: list[Any] = []
-            for c in columns:
-                value = values.get(c.name)
+            add = cells.append
+            for c, name, how in plan:
+                value = get(name)
                 if value is None:  # most cells of a sparse archive: nothing to shape
-                    cells.append(None)
-                elif not c.sensitive and c.cell is Cell.text and type(value) is str:
-                    cells.append(value or None)
+                    add(None)
+                elif how == _PLAIN and type(value) is str:
+                    add(value or None)
                 else:
-                    cells.append(cell_value(c, _shown(c, value, clear), labels, zone))
-            writer.row(cells)
+                    add(shaped(c, value, how))
+            row_out(cells)
 
     try:
         writer.header(headers)
@@ -688,7 +680,10 @@ async def write_export(
         await asyncio.to_thread(writer.close)
     except BaseException:
         with contextlib.suppress(Exception):  # the first error is the one to report
-            writer.close()
+            if isinstance(writer, XlsxInChild):
+                writer.abort()
+            else:
+                writer.close()
         discard(path)
         raise
     if written == 0:  # every row went away between the count and the reading

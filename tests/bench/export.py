@@ -210,6 +210,8 @@ def child(argv: list[str]) -> None:
     else:
         found = asyncio.run(child_export(url, key, kind, fmt, path))
     found["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # the XLSX sheet's own writer process (storage.spreadsheet), if there was one
+    found["writer_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     found["bytes"] = path.stat().st_size
     path.unlink(missing_ok=True)
     print(json.dumps(found))
@@ -249,7 +251,8 @@ def bench(url: str, key: str, runs: int, folder: Path, kinds: list[str]) -> None
             print(
                 f"{kind:9} {fmt:4} run {run}: {ours['rows']:>7,} rows "
                 f"[calibration {calibration():.2f} s] "
-                f"{ours['seconds']:6.1f} s, peak RSS {ours['peak_rss_mb']:5.0f} MB, "
+                f"{ours['seconds']:6.1f} s, peak RSS {ours['peak_rss_mb']:5.0f} MB"
+                f" (+ writer {ours.get('writer_rss_mb', 0):3.0f} MB), "
                 f"{ours['bytes'] / 1e6:6.1f} MB file | reference SELECT+csv.writer "
                 f"{ref['seconds']:5.1f} s, {ref['peak_rss_mb']:4.0f} MB | "
                 f"ratio {ours['seconds'] / max(ref['seconds'], 1e-9):4.1f}x",
