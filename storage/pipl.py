@@ -103,6 +103,11 @@ def plain(value: Any) -> Any:
 # refusals and look-ups
 
 
+async def _rows(session: AsyncSession, query: Any) -> list[Any]:
+    """Every row of `query`, as a list (an export reads each record kind whole)."""
+    return list((await session.exec(query)).all())
+
+
 async def _deny(session: AsyncSession, actor: Staff, entity: str, entity_id: int | None) -> None:
     await audit.record(
         session,
@@ -310,64 +315,44 @@ async def _gather_customer(
         f.name: plain(sealed.get(f.name) if f.sealed else getattr(customer, f.name))
         for f in catalogue.CUSTOMER
     }
-    people = list(
-        (
-            await session.exec(
-                select(KeyPerson).where(KeyPerson.customer_id == cid).order_by(col(KeyPerson.id))
-            )
-        ).all()
+    people = await _rows(
+        session, select(KeyPerson).where(KeyPerson.customer_id == cid).order_by(col(KeyPerson.id))
     )
-    visits = list(
-        (
-            await session.exec(
-                select(Visit)
-                .where(Visit.customer_id == cid)
-                .order_by(col(Visit.visited_at), col(Visit.id))
-            )
-        ).all()
+    visits = await _rows(
+        session,
+        select(Visit)
+        .where(Visit.customer_id == cid)
+        .order_by(col(Visit.visited_at), col(Visit.id)),
     )
-    complaints = list(
-        (
-            await session.exec(
-                select(Complaint)
-                .where(Complaint.customer_id == cid)
-                .order_by(col(Complaint.received_at), col(Complaint.id))
-            )
-        ).all()
+    complaints = await _rows(
+        session,
+        select(Complaint)
+        .where(Complaint.customer_id == cid)
+        .order_by(col(Complaint.received_at), col(Complaint.id)),
     )
-    reviews = list(
-        (
-            await session.exec(
-                select(Review).where(Review.customer_id == cid).order_by(col(Review.id))
-            )
-        ).all()
+    reviews = await _rows(
+        session, select(Review).where(Review.customer_id == cid).order_by(col(Review.id))
     )
-    changes = list(
-        (
-            await session.exec(
-                select(ChangeRecord)
-                .where(ChangeRecord.customer_id == cid)
-                .order_by(col(ChangeRecord.changed_at), col(ChangeRecord.id))
-            )
-        ).all()
+    changes = await _rows(
+        session,
+        select(ChangeRecord)
+        .where(ChangeRecord.customer_id == cid)
+        .order_by(col(ChangeRecord.changed_at), col(ChangeRecord.id)),
     )
     visit_ids = [v.id for v in visits if v.id is not None]
     complaint_ids = [c.id for c in complaints if c.id is not None]
     attachments: list[Attachment] = []
     if visit_ids or complaint_ids:
-        attachments = list(
-            (
-                await session.exec(
-                    select(Attachment)
-                    .where(
-                        or_(
-                            col(Attachment.visit_id).in_(visit_ids),
-                            col(Attachment.complaint_id).in_(complaint_ids),
-                        )
-                    )
-                    .order_by(col(Attachment.id))
+        attachments = await _rows(
+            session,
+            select(Attachment)
+            .where(
+                or_(
+                    col(Attachment.visit_id).in_(visit_ids),
+                    col(Attachment.complaint_id).in_(complaint_ids),
                 )
-            ).all()
+            )
+            .order_by(col(Attachment.id)),
         )
     # key persons removed earlier still have history lines (and perhaps reads) under their id
     person_ids = sorted(
@@ -535,18 +520,15 @@ async def export_key_person(
         raise NotFound()
     key = await vault.data_key(session, keyring, customer.id)
     opened = await key_persons._open(session, keyring, person, key)
-    changes = list(
-        (
-            await session.exec(
-                select(ChangeRecord)
-                .where(
-                    ChangeRecord.customer_id == customer.id,
-                    ChangeRecord.entity == "key_person",
-                    ChangeRecord.entity_id == person.id,
-                )
-                .order_by(col(ChangeRecord.changed_at), col(ChangeRecord.id))
-            )
-        ).all()
+    changes = await _rows(
+        session,
+        select(ChangeRecord)
+        .where(
+            ChangeRecord.customer_id == customer.id,
+            ChangeRecord.entity == "key_person",
+            ChangeRecord.entity_id == person.id,
+        )
+        .order_by(col(ChangeRecord.changed_at), col(ChangeRecord.id)),
     )
     reads = await _reads(session, [("key_person", [person.id])])
     names = await _names(
