@@ -13,6 +13,7 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
+    InlineQueryHandler,
     MessageHandler,
     TypeHandler,
     filters,
@@ -33,6 +34,7 @@ from conversations import (
     find,
     handover,
     importing,
+    inline,
     key_persons,
     life_cycle,
     pipl,
@@ -144,6 +146,8 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CallbackQueryHandler(export.on_button, pattern=buttons.EXPORT.pattern),
             CallbackQueryHandler(life_cycle.on_button, pattern=buttons.LIFE_CYCLE.pattern),
             CallbackQueryHandler(commands.stale_button),
+            # `@bot name` from any chat: the member's customers as masked cards
+            InlineQueryHandler(inline.on_inline_query),
             # messages: edits (never answers), unknown commands, answers, everything else
             MessageHandler(edited, commands.edited_message),
             MessageHandler(private & filters.COMMAND, commands.unknown_command),
