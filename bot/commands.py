@@ -98,6 +98,7 @@ async def join(update: Update, context: BotContext, token: str) -> None:
         await context.bot.send_message(context.chat_id, context._(f"join.{refusal.code}"))
         return
     context.staff = staff
+    await context.refresh_menu(staff.telegram_id)  # the new member's own command menu
     await context.bot.send_message(
         context.chat_id,
         fit.message(
@@ -167,6 +168,7 @@ async def language_chosen(update: Update, context: BotContext) -> None:
     async with context.unit_of_work() as session:
         await staff_store.set_language(session, staff_id=context.member.id or 0, language=code)
     context.use_language(code)
+    await context.refresh_menu(context.member.telegram_id)  # the menu in the new language
     await query.answer()
     await context.bot.send_message(context.chat_id, context._("lang.set"))
 

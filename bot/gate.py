@@ -12,6 +12,7 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop
 
+from bot import menus
 from bot.context import LANGUAGE_KEY, BotContext
 from bot.i18n import pick_language, translate
 from conversations.inline import CACHE_SECONDS, card_link_target
@@ -78,6 +79,8 @@ async def _recognise(update: Update, context: BotContext) -> None:
             services.settings.DEFAULT_LANGUAGE,
         )
     )
+    if staff is not None:  # their own menu, or back to the stranger's (usually no call)
+        await menus.ensure(context.application, staff)
     if staff is not None and staff.active:
         await _remember(context, staff)
         context.staff = staff

@@ -70,6 +70,9 @@ class FakeTelegram(BaseRequest):
     # inline queries people typed (id → who), and those the bot answered: one answer each
     inline_queries: dict[str, int] = field(default_factory=dict)
     inline_answered: set[str] = field(default_factory=set)
+    # command menus by (scope, language code): "default", "chat:<id>"; "" is every language
+    menus: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    unreachable: set[int] = field(default_factory=set)  # chats Telegram cannot find (blocked)
 
     def add_file(self, content: bytes, name: str, *, size: int | None = None) -> dict[str, Any]:
         """A document a person sends: kept for getFile and download, as Telegram keeps it.
@@ -188,6 +191,8 @@ class FakeTelegram(BaseRequest):
             return self._get_file(params)
         if name == "answerInlineQuery":
             return self._answer_inline(params)
+        if name in ("setMyCommands", "deleteMyCommands"):
+            return self._set_menu(name, params)
         if name == "getMe":
             return {
                 "id": BOT_ID,
@@ -276,6 +281,48 @@ class FakeTelegram(BaseRequest):
             return 400, json.dumps(telegram_rules.error_body(400, description)).encode()
         self.inline_answered.add(query_id)
         return True
+
+    def _set_menu(self, name: str, params: dict[str, Any]) -> Any:
+        """setMyCommands / deleteMyCommands for a scope and language; a chat scope of a chat
+        Telegram cannot find (the person blocked the bot, or never started it) is a 400."""
+        scope = params.get("scope") or {"type": "default"}
+        if isinstance(scope, str):
+            scope = json.loads(scope)
+        key = scope["type"] if scope["type"] != "chat" else f"chat:{scope['chat_id']}"
+        if scope["type"] == "chat" and int(scope["chat_id"]) in self.unreachable:
+            return 400, json.dumps(
+                telegram_rules.error_body(400, "Bad Request: chat not found")
+            ).encode()
+        language = str(params.get("language_code") or "")
+        if name == "deleteMyCommands":
+            self.menus.pop((key, language), None)
+        else:
+            commands = params.get("commands") or []
+            if isinstance(commands, str):
+                commands = json.loads(commands)
+            self.menus[(key, language)] = [c["command"] for c in commands]
+        return True
+
+    def menu_shown(self, chat_id: int, language: str) -> list[str]:
+        """The menu a person of this language sees in their private chat, as Telegram picks
+        it: the chat's own (in their language, then any), else the default one."""
+        for key in (f"chat:{chat_id}", "all_private_chats", "default"):
+            for code in (language, ""):
+                if (key, code) in self.menus:
+                    return self.menus[(key, code)]
+        return []
+
+    def menu_descriptions(self, chat_id: int) -> dict[str, str]:
+        """The newest command descriptions set for a chat's own menu."""
+        for name, params in reversed(self.calls):
+            scope = params.get("scope") or {}
+            if (
+                name == "setMyCommands"
+                and isinstance(scope, dict)
+                and scope.get("chat_id") == chat_id
+            ):
+                return {c["command"]: c["description"] for c in params.get("commands") or []}
+        return {}
 
     def inline_answers(self) -> list[dict[str, Any]]:
         """What the bot answered to inline queries, in order (results as dicts)."""

@@ -131,9 +131,38 @@ def _inline_refusal(params: dict[str, Any]) -> str | None:
     return None
 
 
+MAX_COMMANDS = 100
+COMMAND_INVALID = "Bad Request: BOT_COMMAND_INVALID"
+COMMAND_DESCRIPTION_INVALID = "Bad Request: BOT_COMMAND_DESCRIPTION_INVALID"
+COMMANDS_TOO_MUCH = "Bad Request: BOT_COMMANDS_TOO_MUCH"
+
+
+def _commands_refusal(params: dict[str, Any]) -> str | None:
+    """setMyCommands: at most 100 commands of 1 to 32 of a-z, 0-9 and _, each described in 1
+    to 256 characters."""
+    commands = params.get("commands") or []
+    if isinstance(commands, str):
+        commands = json.loads(commands)
+    if len(commands) > MAX_COMMANDS:
+        return COMMANDS_TOO_MUCH
+    for command in commands:
+        name = str(command.get("command", ""))
+        if not 1 <= len(name) <= 32 or not all(
+            c.isascii() and (c.isalnum() or c == "_") for c in name
+        ):
+            return COMMAND_INVALID
+        if name != name.lower():
+            return COMMAND_INVALID
+        if not 1 <= units(str(command.get("description", "")).strip()) <= 256:
+            return COMMAND_DESCRIPTION_INVALID
+    return None
+
+
 def refusal(method: str, params: dict[str, Any]) -> str | None:
     """Telegram's description of why it refuses this call, or None if it would take it."""
     name = method.lower()
+    if name == "setmycommands":
+        return _commands_refusal(params)
     if name == "answerinlinequery":
         return _inline_refusal(params)
     if name in ("sendmessage", "editmessagetext"):
