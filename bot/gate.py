@@ -79,12 +79,13 @@ async def _recognise(update: Update, context: BotContext) -> None:
             services.settings.DEFAULT_LANGUAGE,
         )
     )
-    if staff is not None:  # their own menu, or back to the stranger's (usually no call)
-        await menus.ensure(context.application, staff)
     if staff is not None and staff.active:
         await _remember(context, staff)
+        await menus.ensure(context.application, staff)  # their own menu (usually no call)
         context.staff = staff
         return
+    if staff is not None:  # deactivated: back to the stranger's menu
+        await menus.ensure(context.application, staff)
     if is_join_attempt(update):
         return
     reason = "deactivated" if staff is not None else "unregistered"
