@@ -318,3 +318,34 @@ async def test_an_answer_too_late_is_dropped_quietly(world: World) -> None:
     sent = await sales._feed({"inline_query": query})
     assert sent == []
     assert [r.description for r in world.telegram.refused] == [telegram_rules.QUERY_INVALID]
+
+
+async def test_no_sensitive_value_of_a_full_record_leaves_in_clear(world: World) -> None:
+    """Every sealed field set: the answer (list and inserted card) holds masks only, and the
+    same masks the card in the private chat shows."""
+    from tests.conversations.test_card import FULL
+
+    sales = await world.member("salesperson", "East", "Li")
+    wanted = await customer(world, sales, "杭州明远机械有限公司", **FULL)
+    answer = await sales.inline("明远")
+    (result,) = results(answer)
+    everything = json.dumps(answer, ensure_ascii=False)
+    for field in ("email", "address", "account_no", "tax_no", "bank"):
+        assert FULL[field] not in everything, field
+    for phone in FULL["phones"]:
+        assert phone.removeprefix("+86") not in everything
+    await sales.send(f"/start card_{wanted.id}")
+    private = sales.last_text()
+    masked_lines = [line for line in private.splitlines() if "*" in line]
+    assert masked_lines and all(line in inserted(result) for line in masked_lines)
+
+
+async def test_a_teammates_customer_is_not_found_by_phone_or_number_either(world: World) -> None:
+    sales = await world.member("salesperson", "East", "Li")
+    teammate = await world.member("salesperson", "East", "Zhao")
+    manager_west = await world.member("manager", "West", "Zhou")
+    theirs = await customer(world, teammate, "杭州明远电子有限公司", phones=[PHONE])
+    for text in ("13812345678", PHONE, theirs.customer_no):
+        assert results(await sales.inline(text)) == [], text
+        assert results(await manager_west.inline(text)) == [], text
+        assert [r["id"] for r in results(await teammate.inline(text))] == [f"c{theirs.id}"]
