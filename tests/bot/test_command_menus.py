@@ -164,6 +164,12 @@ async def test_command_line_changes_reach_the_menu_through_the_sync(
     assert {"review", "invite"} <= set(shown(world, li))
     assert shown(world, wu) == STRANGER
     assert await menus.sync_all(world.app) == 0  # nothing changed since: no calls
+    assert await run_cli("staff", "role", str(li_row.id), "salesperson", "--team", "East") == 0
+    assert await run_cli("staff", "reactivate", f"@{wu.id}", "--team", "East") == 0
+    await li.send("/help")  # writing is enough: the gate notices the demotion at once
+    assert "review" not in shown(world, li) and "new" in shown(world, li)
+    assert await menus.sync_all(world.app) == 1  # Wu, back with the salesperson menu
+    assert "new" in shown(world, wu) and "review" not in shown(world, wu)
 
 
 async def test_after_a_restart_everyones_menu_is_set_again_paced(world: World) -> None:

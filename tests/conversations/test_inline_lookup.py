@@ -16,7 +16,7 @@ from tests.auxil import telegram_rules
 from tests.auxil.customer_factory import add_customer, staff_of
 from tests.auxil.fake_telegram import BOT_USERNAME, Person
 from tests.auxil.handover_helpers import bulk_customers
-from tests.auxil.world import World
+from tests.auxil.world import World, start_app
 
 PHONE = "+8613812345678"
 
@@ -349,3 +349,22 @@ async def test_a_teammates_customer_is_not_found_by_phone_or_number_either(world
         assert results(await sales.inline(text)) == [], text
         assert results(await manager_west.inline(text)) == [], text
         assert [r["id"] for r in results(await teammate.inline(text))] == [f"c{theirs.id}"]
+
+
+async def test_the_next_page_still_comes_after_a_restart(world: World) -> None:
+    """An offset carries no state: a page asked for after a restart is the same page."""
+    sales = await world.member("salesperson", "East", "Li")
+    me = await staff_of(world.services.sessions, sales)
+    ids = await bulk_customers(
+        world.services.sessions, owner_id=me.id or 0, team_id=me.team_id, count=80
+    )
+    await with_data_keys(world, ids)
+    first = await sales.inline("客")
+    assert first is not None and first["next_offset"] == "50"
+    before = [r["id"] for r in results(await sales.inline("客", "50"))]
+    await world.app.shutdown()
+    world.app = await start_app(world.services, world.telegram)
+    sales.app = world.app
+    after = [r["id"] for r in results(await sales.inline("客", "50"))]
+    assert after == before and len(after) == 30
+    assert not {r["id"] for r in results(first)} & set(after)
