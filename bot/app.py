@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from telegram import BotCommand, Update
+from telegram import Update
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -13,17 +13,17 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
+    InlineQueryHandler,
     MessageHandler,
     TypeHandler,
     filters,
 )
 from telegram.request import BaseRequest
 
-from bot import commands, scheduler
+from bot import commands, menus, scheduler
 from bot.context import BotContext, Services
 from bot.errors import on_error
 from bot.gate import recognise
-from bot.i18n import LANGUAGES, translate
 from conversations import callback_data as buttons
 from conversations import (
     card,
@@ -33,6 +33,7 @@ from conversations import (
     find,
     handover,
     importing,
+    inline,
     key_persons,
     life_cycle,
     pipl,
@@ -144,6 +145,8 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CallbackQueryHandler(export.on_button, pattern=buttons.EXPORT.pattern),
             CallbackQueryHandler(life_cycle.on_button, pattern=buttons.LIFE_CYCLE.pattern),
             CallbackQueryHandler(commands.stale_button),
+            # `@bot name` from any chat: the member's customers as masked cards
+            InlineQueryHandler(inline.on_inline_query),
             # messages: edits (never answers), unknown commands, answers, everything else
             MessageHandler(edited, commands.edited_message),
             MessageHandler(private & filters.COMMAND, commands.unknown_command),
@@ -156,19 +159,14 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
 
 
 async def _post_init(application: Application[Any, BotContext, Any, Any, Any, Any]) -> None:
-    """Learn our username, make sure configured admins exist, set the command menu."""
+    """Learn our username, make sure configured admins exist, set the command menus."""
     services: Services = application.bot_data["services"]
     services.bot_username = application.bot.username
     async with unit_of_work(services.sessions) as session:
         await staff_store.ensure_admins(session, services.settings.ADMIN_TELEGRAM_IDS)
     async with unit_of_work(services.sessions) as session:
         await search.warm_up(session)  # the name index, built now rather than on a first search
-    for language in LANGUAGES:
-        menu = [
-            BotCommand(command, translate(language, f"command.{command}"))
-            for command in commands.MENU_COMMANDS
-        ]
-        if language == services.settings.DEFAULT_LANGUAGE:
-            await application.bot.set_my_commands(menu)
-        await application.bot.set_my_commands(menu, language_code=language)
+    # strangers' menu by default; members get their own (bot.menus)
+    await menus.set_stranger_menu(application.bot, services.settings.DEFAULT_LANGUAGE)
     scheduler.install(application)
+    menus.install(application)

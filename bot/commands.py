@@ -9,6 +9,7 @@ from bot.i18n import LANGUAGES
 from conversations import fit, runner
 from conversations import staff as staff_flow
 from conversations.callback_data import LANGUAGE
+from conversations.inline import open_linked_card
 from conversations.invite import FLOW as INVITE_FLOW
 from conversations.new_customer import FLOW as NEW_CUSTOMER_FLOW
 from storage import permissions
@@ -65,6 +66,8 @@ async def start(update: Update, context: BotContext) -> None:
         return
     if context.staff is None:  # the gate lets only joins through; be safe anyway
         return
+    if context.args and await open_linked_card(context, context.args[0]):
+        return  # a card inserted in another chat, opened here (checked again)
     if context.args:
         await context.bot.send_message(context.chat_id, context._("join.already_member"))
     await context.bot.send_message(
@@ -95,6 +98,7 @@ async def join(update: Update, context: BotContext, token: str) -> None:
         await context.bot.send_message(context.chat_id, context._(f"join.{refusal.code}"))
         return
     context.staff = staff
+    await context.refresh_menu(staff.telegram_id)  # the new member's own command menu
     await context.bot.send_message(
         context.chat_id,
         fit.message(
@@ -164,6 +168,7 @@ async def language_chosen(update: Update, context: BotContext) -> None:
     async with context.unit_of_work() as session:
         await staff_store.set_language(session, staff_id=context.member.id or 0, language=code)
     context.use_language(code)
+    await context.refresh_menu(context.member.telegram_id)  # the menu in the new language
     await query.answer()
     await context.bot.send_message(context.chat_id, context._("lang.set"))
 

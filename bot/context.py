@@ -31,6 +31,10 @@ OUTBOX_DELIVERY = "outbox_delivery"
 # /testreminder sends its samples with it
 REMINDER_DELIVERY = "reminder_delivery"
 
+# bot_data key of the process's command-menu refresh (installed by bot.menus): what a handler
+# calls after a change of someone's role, state or language has committed
+MENU_REFRESH = "menu_refresh"
+
 LANGUAGE_KEY = "language"  # in user_data: the language the gate chose for this user
 
 
@@ -111,6 +115,13 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
         )
         if ids and deliver is not None:
             await deliver(ids)
+
+    async def refresh_menu(self, telegram_id: int) -> None:
+        """Set a person's command menu from their committed record (bot.menus); without a
+        refresh installed, the gate and the menu sync bring it up to date later."""
+        refresh: Callable[[int], Awaitable[None]] | None = self.bot_data.get(MENU_REFRESH)
+        if refresh is not None:
+            await refresh(telegram_id)
 
     async def deliver_due_to(self, recipient_id: int) -> int | None:
         """Send what is due for one person now, through the process's sender; how many

@@ -12,8 +12,10 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop
 
+from bot import menus
 from bot.context import LANGUAGE_KEY, BotContext
 from bot.i18n import pick_language, translate
+from conversations.inline import CACHE_SECONDS, card_link_target
 from storage import staff as staff_store
 from storage.db import reading, unit_of_work
 from storage.models import Staff
@@ -27,7 +29,12 @@ def is_join_attempt(update: Update) -> bool:
     if message is None or message.text is None or message.chat.type != "private":
         return False
     parts = message.text.split()
-    return len(parts) == 2 and parts[0].split("@")[0] == "/start"
+    # a card link (conversations/inline.py) is no invite: a stranger pressing one is refused
+    return (
+        len(parts) == 2
+        and parts[0].split("@")[0] == "/start"
+        and card_link_target(parts[1]) is None
+    )
 
 
 def _is_private(update: Update) -> bool:
@@ -37,6 +44,8 @@ def _is_private(update: Update) -> bool:
 def _update_kind(update: Update) -> str:
     if update.callback_query:
         return "button"
+    if update.inline_query:
+        return "inline"
     if update.message and update.message.text and update.message.text.startswith("/"):
         return "command"
     if update.message:
@@ -72,8 +81,11 @@ async def _recognise(update: Update, context: BotContext) -> None:
     )
     if staff is not None and staff.active:
         await _remember(context, staff)
+        await menus.ensure(context.application, staff)  # their own menu (usually no call)
         context.staff = staff
         return
+    if staff is not None:  # deactivated: back to the stranger's menu
+        await menus.ensure(context.application, staff)
     if is_join_attempt(update):
         return
     reason = "deactivated" if staff is not None else "unregistered"
@@ -130,8 +142,11 @@ async def _fail_closed(update: Update, context: BotContext, error: Exception) ->
 
 
 async def _answer(update: Update, text: str) -> None:
-    """One answer: an alert on a button, a message in a private chat, nothing in a group."""
-    if update.callback_query is not None:
+    """One answer: an alert on a button, a message in a private chat, nothing in a group, an
+    empty list to an inline query (personal, so no one else is answered from it)."""
+    if update.inline_query is not None:
+        await update.inline_query.answer([], cache_time=CACHE_SECONDS, is_personal=True)
+    elif update.callback_query is not None:
         await update.callback_query.answer(text, show_alert=True)
     elif update.effective_message is not None and _is_private(update):
         await update.effective_message.reply_text(text)

@@ -113,8 +113,9 @@ def _consent_rows(_: Translator, card: CustomerCard) -> list[tuple[str, str]]:
     return rows
 
 
-def card_text(_: Translator, card: CustomerCard, today: date) -> str:
-    """The card: main fields in clear, sensitive ones masked."""
+def card_text(_: Translator, card: CustomerCard, today: date, *, shared: bool = False) -> str:
+    """The card: main fields in clear, sensitive ones masked; `shared` (inserted in another
+    chat, conversations/inline.py) leaves out the hint about a Reveal button it does not have."""
     title = card.name if not card.short_name else f"{card.name}({card.short_name})"
     lines: list[fit.Line] = [f"{STATUS_MARKS.get(card.status, '')} {title}".strip()]
     status = _(f"card.status.{card.status}")
@@ -149,7 +150,7 @@ def card_text(_: Translator, card: CustomerCard, today: date) -> str:
             rows.append((label(_, field), _joined(masked)))
     rows += _consent_rows(_, card)
     lines += [(f"{name}: ", Slot(value)) for name, value in rows]
-    if card.masked:
+    if card.masked and not shared:
         lines += ["", _("card.masked_hint")]
     if card.read_only:
         lines += ["", _("card.read_only")]

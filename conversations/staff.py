@@ -689,6 +689,7 @@ async def _on_confirm(query: CallbackQuery, context: BotContext, press: Press) -
         await _refuse(query, context, refusal)
         return
     await context.send_queued(queued)
+    await context.refresh_menu(done.staff.telegram_id)  # their menu follows the new role
     shown_team = team if change.code != "d" else None
     lines: list[fit.Line] = [fit.Slot(change_text(_, change, done.staff, shown_team, done=True))]
     rows: list[Row] = []

@@ -67,6 +67,12 @@ class FakeTelegram(BaseRequest):
     files: dict[str, tuple[str, bytes, int]] = field(default_factory=dict)
     file_base: str = FILE_BASE  # where downloads must be asked for (the bot's base_file_url)
     _file_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    # inline queries people typed (id → who), and those the bot answered: one answer each
+    inline_queries: dict[str, int] = field(default_factory=dict)
+    inline_answered: set[str] = field(default_factory=set)
+    # command menus by (scope, language code): "default", "chat:<id>"; "" is every language
+    menus: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    unreachable: set[int] = field(default_factory=set)  # chats Telegram cannot find (blocked)
 
     def add_file(self, content: bytes, name: str, *, size: int | None = None) -> dict[str, Any]:
         """A document a person sends: kept for getFile and download, as Telegram keeps it.
@@ -183,6 +189,10 @@ class FakeTelegram(BaseRequest):
     def _answer(self, name: str, params: dict[str, Any]) -> Any:
         if name == "getFile":
             return self._get_file(params)
+        if name == "answerInlineQuery":
+            return self._answer_inline(params)
+        if name in ("setMyCommands", "deleteMyCommands"):
+            return self._set_menu(name, params)
         if name == "getMe":
             return {
                 "id": BOT_ID,
@@ -191,7 +201,7 @@ class FakeTelegram(BaseRequest):
                 "username": BOT_USERNAME,
                 "can_join_groups": True,
                 "can_read_all_group_messages": False,
-                "supports_inline_queries": False,
+                "supports_inline_queries": True,  # inline mode on (README: BotFather)
             }
         if name in ("sendMessage", "sendPhoto", "sendDocument", "sendLocation", "sendVoice"):
             chat_id = int(params["chat_id"])
@@ -260,6 +270,63 @@ class FakeTelegram(BaseRequest):
             self.messages.pop((int(params["chat_id"]), int(params["message_id"])), None)
             return True
         return True  # answerCallbackQuery, setMyCommands, sendChatAction, ...
+
+    def _answer_inline(self, params: dict[str, Any]) -> Any:
+        """An inline query is answered once: a second answer, or one to a query nobody sent,
+        is refused as Telegram refuses it (the 10-second timeout is not modelled)."""
+        query_id = str(params.get("inline_query_id"))
+        if query_id not in self.inline_queries or query_id in self.inline_answered:
+            description = telegram_rules.QUERY_INVALID
+            self.refused.append(Refused("answerInlineQuery", params, description))
+            return 400, json.dumps(telegram_rules.error_body(400, description)).encode()
+        self.inline_answered.add(query_id)
+        return True
+
+    def _set_menu(self, name: str, params: dict[str, Any]) -> Any:
+        """setMyCommands / deleteMyCommands for a scope and language; a chat scope of a chat
+        Telegram cannot find (the person blocked the bot, or never started it) is a 400."""
+        scope = params.get("scope") or {"type": "default"}
+        if isinstance(scope, str):
+            scope = json.loads(scope)
+        key = scope["type"] if scope["type"] != "chat" else f"chat:{scope['chat_id']}"
+        if scope["type"] == "chat" and int(scope["chat_id"]) in self.unreachable:
+            return 400, json.dumps(
+                telegram_rules.error_body(400, "Bad Request: chat not found")
+            ).encode()
+        language = str(params.get("language_code") or "")
+        if name == "deleteMyCommands":
+            self.menus.pop((key, language), None)
+        else:
+            commands = params.get("commands") or []
+            if isinstance(commands, str):
+                commands = json.loads(commands)
+            self.menus[(key, language)] = [c["command"] for c in commands]
+        return True
+
+    def menu_shown(self, chat_id: int, language: str) -> list[str]:
+        """The menu a person of this language sees in their private chat, as Telegram picks
+        it: the chat's own (in their language, then any), else the default one."""
+        for key in (f"chat:{chat_id}", "all_private_chats", "default"):
+            for code in (language, ""):
+                if (key, code) in self.menus:
+                    return self.menus[(key, code)]
+        return []
+
+    def menu_descriptions(self, chat_id: int) -> dict[str, str]:
+        """The newest command descriptions set for a chat's own menu."""
+        for name, params in reversed(self.calls):
+            scope = params.get("scope") or {}
+            if (
+                name == "setMyCommands"
+                and isinstance(scope, dict)
+                and scope.get("chat_id") == chat_id
+            ):
+                return {c["command"]: c["description"] for c in params.get("commands") or []}
+        return {}
+
+    def inline_answers(self) -> list[dict[str, Any]]:
+        """What the bot answered to inline queries, in order (results as dicts)."""
+        return [p for name, p in self.calls if name == "answerInlineQuery"]
 
     # -- what the bot did -------------------------------------------------------------------
     def sent_to(self, chat_id: int) -> list[dict[str, Any]]:
@@ -409,6 +476,28 @@ class Person:
     async def send_location(self, latitude: float, longitude: float) -> list[dict[str, Any]]:
         location = {"latitude": latitude, "longitude": longitude}
         return await self._feed(self._message(location=location))
+
+    async def inline(
+        self, text: str, offset: str = "", chat_type: str = "supergroup"
+    ) -> dict[str, Any] | None:
+        """Type `@bot <text>` in some chat; the bot's answer (None if it gave none)."""
+        query_id = f"iq-{next(self._update_ids)}"
+        self.telegram.inline_queries[query_id] = self.id
+        query = {
+            "id": query_id,
+            "from": self.user,
+            "query": text,
+            "offset": offset,
+            "chat_type": chat_type,
+        }
+        before = len(self.telegram.calls)
+        await self._feed({"inline_query": query})
+        answers = [
+            p
+            for name, p in self.telegram.calls[before:]
+            if name == "answerInlineQuery" and p.get("inline_query_id") == query_id
+        ]
+        return answers[-1] if answers else None
 
     async def press_data(self, message: dict[str, Any], data: str) -> list[dict[str, Any]]:
         """Press a button with the given callback data on a message (even a forged one)."""

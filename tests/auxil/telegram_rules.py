@@ -81,9 +81,90 @@ def _keyboard_refusal(markup: Any) -> str | None:
     return None
 
 
+INLINE_RESULTS = 50  # results in one answerInlineQuery
+INLINE_ID_BYTES = 64  # a result's id, and next_offset
+# titles and descriptions have no documented limit; these are far beyond what a client shows
+INLINE_TITLE = 256
+INLINE_DESCRIPTION = 512
+RESULTS_TOO_MANY = "Bad Request: RESULTS_TOO_MUCH"
+RESULT_ID_INVALID = "Bad Request: RESULT_ID_INVALID"
+RESULT_ID_DUPLICATE = "Bad Request: RESULT_ID_DUPLICATE"
+RESULT_INVALID = "Bad Request: RESULT_INVALID"
+NEXT_OFFSET_INVALID = "Bad Request: NEXT_OFFSET_INVALID"
+START_PARAM_INVALID = "Bad Request: START_PARAM_INVALID"
+QUERY_INVALID = "Bad Request: query is too old and response timeout expired or query ID is invalid"
+
+
+def _inline_refusal(params: dict[str, Any]) -> str | None:
+    """answerInlineQuery: at most 50 results with distinct ids of 1 to 64 bytes, texts of at
+    most 4,096 characters, a next_offset of at most 64 bytes, a button's start parameter of
+    1 to 64 of A-Z, a-z, 0-9, _ and -."""
+    results = params.get("results") or []
+    if isinstance(results, str):
+        results = json.loads(results)
+    if len(results) > INLINE_RESULTS:
+        return RESULTS_TOO_MANY
+    ids = [str(r.get("id", "")) for r in results]
+    if any(not 1 <= len(i.encode("utf-8")) <= INLINE_ID_BYTES for i in ids):
+        return RESULT_ID_INVALID
+    if len(set(ids)) != len(ids):
+        return RESULT_ID_DUPLICATE
+    for result in results:
+        content = result.get("input_message_content") or {}
+        text = str(content.get("message_text") or "")
+        if not text.strip() or units(text) > MESSAGE_LIMIT:
+            return TOO_LONG if text.strip() else EMPTY_TEXT
+        if not str(result.get("title") or "").strip() or units(result["title"]) > INLINE_TITLE:
+            return RESULT_INVALID
+        if units(str(result.get("description") or "")) > INLINE_DESCRIPTION:
+            return RESULT_INVALID
+        keyboard = _keyboard_refusal(result.get("reply_markup"))
+        if keyboard is not None:
+            return keyboard
+    if len(str(params.get("next_offset") or "").encode("utf-8")) > INLINE_ID_BYTES:
+        return NEXT_OFFSET_INVALID
+    button = _markup(params.get("button"))
+    if button is not None and "start_parameter" in button:
+        start = str(button["start_parameter"])
+        if not 1 <= len(start) <= 64 or not all(c.isalnum() or c in "_-" for c in start):
+            return START_PARAM_INVALID
+    return None
+
+
+MAX_COMMANDS = 100
+COMMAND_INVALID = "Bad Request: BOT_COMMAND_INVALID"
+COMMAND_DESCRIPTION_INVALID = "Bad Request: BOT_COMMAND_DESCRIPTION_INVALID"
+COMMANDS_TOO_MUCH = "Bad Request: BOT_COMMANDS_TOO_MUCH"
+
+
+def _commands_refusal(params: dict[str, Any]) -> str | None:
+    """setMyCommands: at most 100 commands of 1 to 32 of a-z, 0-9 and _, each described in 1
+    to 256 characters."""
+    commands = params.get("commands") or []
+    if isinstance(commands, str):
+        commands = json.loads(commands)
+    if len(commands) > MAX_COMMANDS:
+        return COMMANDS_TOO_MUCH
+    for command in commands:
+        name = str(command.get("command", ""))
+        if not 1 <= len(name) <= 32 or not all(
+            c.isascii() and (c.isalnum() or c == "_") for c in name
+        ):
+            return COMMAND_INVALID
+        if name != name.lower():
+            return COMMAND_INVALID
+        if not 1 <= units(str(command.get("description", "")).strip()) <= 256:
+            return COMMAND_DESCRIPTION_INVALID
+    return None
+
+
 def refusal(method: str, params: dict[str, Any]) -> str | None:
     """Telegram's description of why it refuses this call, or None if it would take it."""
     name = method.lower()
+    if name == "setmycommands":
+        return _commands_refusal(params)
+    if name == "answerinlinequery":
+        return _inline_refusal(params)
     if name in ("sendmessage", "editmessagetext"):
         text = str(params.get("text") or "")
         if not text.strip():
