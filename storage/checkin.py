@@ -104,6 +104,14 @@ async def customer_location(
     return open_location(key, customer.location_sealed, customer_id=customer.id)
 
 
+async def has_location(session: AsyncSession, customer_id: int) -> bool:
+    """Whether the customer has a location (a clear fact: whether, not where)."""
+    token = (
+        await session.exec(select(Customer.location_sealed).where(Customer.id == customer_id))
+    ).first()
+    return token is not None
+
+
 def _rounded(place: Place | None) -> list[float] | None:
     return None if place is None else [round(place.latitude, 6), round(place.longitude, 6)]
 
