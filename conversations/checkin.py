@@ -205,8 +205,9 @@ async def _check_out(update: Update, context: BotContext, visit_id: int) -> None
     assert query is not None
     _ = context._
     now: datetime = context.services.clock()
-    try:
-        async with context.unit_of_work() as session:
+    refused: NotFound | Refused | None = None
+    async with context.unit_of_work() as session:
+        try:  # caught inside: the refusal's audit entry is committed with nothing else
             visit = await checkin.check_out(
                 session,
                 keyring=context.services.keyring,
@@ -215,12 +216,14 @@ async def _check_out(update: Update, context: BotContext, visit_id: int) -> None
                 now=now,
                 timezone=context.zone.key,
             )
-    except NotFound:
+        except (NotFound, Refused) as error:
+            refused = error
+    if isinstance(refused, NotFound):
         await query.answer(_("refused.not_found"), show_alert=True)
         return
-    except Refused as refusal:
-        await query.answer(fit.answer(_(f"checkin.refused.{refusal.code}")), show_alert=True)
-        if refusal.code in ("checked_out", "too_late"):
+    if isinstance(refused, Refused):
+        await query.answer(fit.answer(_(f"checkin.refused.{refused.code}")), show_alert=True)
+        if refused.code in ("checked_out", "too_late"):
             await close_buttons(query.message)
         return
     spent = checkin.minutes(visit.checked_in_at, visit.checked_out_at) or 0
