@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from sqlmodel import select
 
 from bot.context import Services
 from storage import checkin
