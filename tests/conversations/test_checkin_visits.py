@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -14,7 +15,7 @@ from storage.db import unit_of_work
 from storage.models import Customer, Visit
 from tests.auxil.customer_factory import staff_of
 from tests.auxil.fake_telegram import Person
-from tests.auxil.field_helpers import all_rows, customer_of, denied, field_world, reload
+from tests.auxil.field_helpers import all_rows, customer_of, denied, field_world, reload, restart
 from tests.auxil.flow_helpers import audit_actions, labels
 from tests.auxil.world import NOW, World
 
@@ -342,3 +343,31 @@ async def test_a_deactivated_salesperson_cannot_check_out(world: World) -> None:
         session.add(row)
     await li.press_data(li_card(li), f"ci:o:{visit.id}")
     assert (await only_visit(world)).checked_out_at is None
+
+
+async def test_two_check_out_presses_at_once_record_one(world: World) -> None:
+    li = await world.member()
+    await customer_of(world, li)
+    await visit_at(li, HOME)
+    visit = await only_visit(world)
+    confirmation = saved_confirmation(li)
+    world.services.clock = lambda: NOW + timedelta(minutes=30)
+    await asyncio.gather(
+        li.press_data(confirmation, f"ci:o:{visit.id}"),
+        li.press_data(confirmation, f"ci:o:{visit.id}"),
+    )
+    answers = sorted(str(a.get("text")) for a in world.telegram.answers()[-2:])
+    assert answers == sorted(["🏁 已签退,本次拜访用时 30 分钟。", "这次拜访已经签退了。"])
+    assert (await audit_actions(world.services.sessions)).count("visit.check_out") == 1
+    assert (await only_visit(world)).checked_out_at == NOW + timedelta(minutes=30)
+
+
+async def test_the_check_out_button_works_after_a_restart(world: World) -> None:
+    li = await world.member()
+    await customer_of(world, li)
+    await visit_at(li, HOME)
+    confirmation = saved_confirmation(li)
+    await restart(world)  # a new process: the button's data is all it has
+    again = Person(world.app, world.telegram, li.id, "Li")
+    await again.press("签退", confirmation)
+    assert again.last_text() == "🏁 已签退,本次拜访用时 0 分钟。"
