@@ -45,8 +45,10 @@ from conversations import (
     staff,
     visit,
 )
+from conversations import checkin as checkin_flow
 from conversations import reassign as reassign_flow
 from conversations import teams as teams_led
+from conversations import today as today_plan
 from storage import search
 from storage import staff as staff_store
 from storage.db import unit_of_work
@@ -107,6 +109,7 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CommandHandler("complaint", complaint.start_command, filters=private),
             CommandHandler("find", find.find_command, filters=private),
             CommandHandler("my", find.my_command, filters=private),
+            CommandHandler("today", today_plan.today_command, filters=private),
             CommandHandler("review", review.queue_command, filters=private),
             CommandHandler("pool", pool.pool_command, filters=private),
             CommandHandler("report", report.report_command, filters=private),
@@ -144,6 +147,8 @@ def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) 
             CallbackQueryHandler(report.on_stats_button, pattern=buttons.STATS.pattern),
             CallbackQueryHandler(export.on_button, pattern=buttons.EXPORT.pattern),
             CallbackQueryHandler(life_cycle.on_button, pattern=buttons.LIFE_CYCLE.pattern),
+            CallbackQueryHandler(checkin_flow.on_button, pattern=buttons.CHECKIN.pattern),
+            CallbackQueryHandler(today_plan.on_button, pattern=buttons.TODAY.pattern),
             CallbackQueryHandler(commands.stale_button),
             # `@bot name` from any chat: the member's customers as masked cards
             InlineQueryHandler(inline.on_inline_query),

@@ -8,6 +8,7 @@ from bot.context import BotContext
 from bot.i18n import LANGUAGES
 from conversations import fit, runner
 from conversations import staff as staff_flow
+from conversations import today as today_plan
 from conversations.callback_data import LANGUAGE
 from conversations.inline import open_linked_card
 from conversations.invite import FLOW as INVITE_FLOW
@@ -18,7 +19,7 @@ from storage.errors import Refused
 from storage.models import Staff
 from storage.permissions import can_create_customer
 
-_STAFF_COMMANDS = ("new", "visit", "complaint", "find", "my")
+_STAFF_COMMANDS = ("new", "visit", "complaint", "find", "my", "today")
 _OWN_COMMANDS = ("cancel", "lang", "help")
 MENU_COMMANDS = (
     "new",
@@ -26,6 +27,7 @@ MENU_COMMANDS = (
     "complaint",
     "find",
     "my",
+    "today",
     "pool",
     "export",
     "review",
@@ -180,8 +182,11 @@ async def text_message(update: Update, context: BotContext) -> None:
 
 
 async def other_message(update: Update, context: BotContext) -> None:
-    """Photos, stickers, locations, files outside what the flow expects."""
-    if not await runner.on_other(update, context):
+    """Photos, stickers, locations, files outside what the flow expects; a location outside
+    any flow asks for the customers nearby (/today)."""
+    if await runner.on_other(update, context):
+        return
+    if not await today_plan.on_location(update, context):
         await context.bot.send_message(context.chat_id, context._("fallback.text"))
 
 

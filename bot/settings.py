@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     POOL_AFTER_DAYS: str = DEFAULT_POOL_AFTER_DAYS
     POOL_WARNING_DAYS: int = 3
     POOL_CLAIM_LIMIT: int = 10
+    # verified check-in (storage.checkin): an on-site visit farther than this from the
+    # customer's location is saved but flagged for the manager
+    CHECKIN_RADIUS_M: int = 500
     # backups (storage.backup): where, at which local hour (None: `off`), how many are kept
     BACKUP_DIR: Path | None = None
     BACKUP_HOUR: int | None = 3
@@ -188,6 +191,14 @@ class Settings(BaseSettings):
         limit = 3 * 365 * (24 if info.field_name and info.field_name.endswith("HOURS") else 1)
         if not 1 <= value <= limit:
             raise ValueError(f"must be a number from 1 to {limit}")
+        return value
+
+    @field_validator("CHECKIN_RADIUS_M")
+    @classmethod
+    def _checkin_radius(cls, value: int) -> int:
+        """Metres: under 50 a phone's GPS error flags honest visits; over 50 km flags nothing."""
+        if not 50 <= value <= 50_000:
+            raise ValueError("must be a number of metres from 50 to 50000")
         return value
 
     @field_validator("WEEKLY_SUMMARY_WEEKDAY")

@@ -130,6 +130,8 @@ STATS = ButtonCodec("stats", ("st",))  # st:r (refresh /stats)
 EXPORT = ButtonCodec("export", ("xp",))  # xp:<action>[:<choice>[:<filter>]] (export.py)
 # ar:<a|r|d|p>:<customer id>: archive, reactivate, destroy, destroy on a PIPL erasure request
 LIFE_CYCLE = ButtonCodec("life cycle", ("ar",))
+CHECKIN = ButtonCodec("check-in", ("ci",))  # ci:l:<customer id> set location, ci:o:<visit id>
+TODAY = ButtonCodec("today", ("td",))  # td:r (the plan again), td:n (ask for a location)
 
 CODECS = (
     FLOW,
@@ -153,4 +155,6 @@ CODECS = (
     STATS,
     EXPORT,
     LIFE_CYCLE,
+    CHECKIN,
+    TODAY,
 )

@@ -30,6 +30,7 @@ from conversations.callback_data import (
     VISIT,
     parse_id,
 )
+from conversations.checkin import set_location_button
 from conversations.fit import Slot
 from conversations.keyboards import button, pager, rows_of
 from conversations.life_cycle import request_buttons
@@ -185,6 +186,8 @@ def card_markup(
             _button(_, "card.button.complaints", COMPLAINT.data("ccl", cid)),
         ]
     )
+    if not card.read_only:  # whoever may see the card may edit it (storage.checkin re-checks)
+        rows.append([set_location_button(_, cid)])
     last = [_button(_, "card.button.history", CARD.data("ch", cid))]
     if card.revealable:
         last.insert(0, _button(_, "card.button.reveal", CARD.data("cr", cid)))

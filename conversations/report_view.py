@@ -294,6 +294,12 @@ def summary(report: Report, _: Translator, *, people: bool = True) -> str:
         ),
         _("report.summary.timing", timing=timing or _("report.none")),
     ]
+    if report.flagged:  # verified check-in: who logged on-site visits away from the customer
+        flagged = [p for p in report.salespeople if p.flagged][:SUMMARY_PEOPLE]
+        named = " · ".join(
+            _("report.count", label=_name(p.name, SUMMARY_NAME), n=p.flagged) for p in flagged
+        )
+        lines.append(_("checkin.report.flagged", total=report.flagged, people=named))
     if people:
         busiest = [p for p in report.salespeople if p.visits][:SUMMARY_PEOPLE]
         if busiest:
@@ -379,6 +385,7 @@ def render_xlsx(report: Report, _: Translator) -> bytes:
             _("report.followup.late"),
             _("report.followup.overdue"),
             _("report.followup.not_yet_due"),
+            _("checkin.report.column"),
         ],
         [
             [
@@ -388,6 +395,7 @@ def render_xlsx(report: Report, _: Translator) -> bytes:
                 p.followups.late,
                 p.followups.overdue,
                 p.followups.not_yet_due,
+                p.flagged,
             ]
             for p in report.salespeople
         ],

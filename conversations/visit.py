@@ -20,6 +20,7 @@ from telegram.error import BadRequest
 
 from bot.context import BotContext
 from bot.i18n import LANGUAGES, Translator, translate
+from conversations import checkin as checkin_view
 from conversations import fit, pick_customer, runner
 from conversations import steps as s
 from conversations.callback_data import VISIT
@@ -27,8 +28,8 @@ from conversations.keyboards import button
 from conversations.life_cycle import read_only
 from conversations.lists import ListPage, show_records_page
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step, Submitted
+from storage import checkin, visits
 from storage import fields as catalogue
-from storage import visits
 from storage.errors import NotFound, Refused
 from storage.models import Attachment, RecordStatus, Staff, Stage, Visit, VisitKind
 
@@ -147,7 +148,7 @@ STEPS = (
         display=show_moment,
         default=now_default,
     ),
-    Step("location", Kind.LOCATION),
+    Step("location", Kind.LOCATION, check=checkin_view.visit_location_checked),
     Step("purpose", parse=s.text(visits.TEXT_LIMITS["purpose"])),
     Step("discussion", parse=s.text(visits.TEXT_LIMITS["discussion"])),
     Step("needs_feedback", parse=s.text(visits.TEXT_LIMITS["needs_feedback"])),
@@ -179,7 +180,10 @@ async def submit(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> S
         "stage_change": None if stage in (None, NO_CHANGE) else stage,
         "next_followup_on": data.get("next_followup_on"),
         "attachments": data.get("attachments") or [],
+        "checked_in_at": checkin_view.checked_in_at(data),
     }
+    radius = env.services.settings.CHECKIN_RADIUS_M
+    had_location = await checkin.has_location(session, customer_id)
     try:
         visit = await visits.log_visit(
             session,
@@ -190,6 +194,7 @@ async def submit(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> S
             now=env.services.clock(),
             timezone=env_zone(env).key,
             followup_cycles=env.services.settings.followup_cycles,
+            checkin_radius_m=radius,
         )
     except NotFound:  # no longer the user's customer (handed over meanwhile): audited
         return Submitted(env._("refused.not_found"))
@@ -210,15 +215,15 @@ async def submit(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> S
         lines.append(_("visit.saved_stage", stage=_(f"choice.stage.{visit.stage_change}")))
     if visit.next_followup_on:
         lines.append(_("visit.saved_followup", date=visit.next_followup_on.isoformat()))
-    markup = InlineKeyboardMarkup(
-        [
-            [
-                InlineKeyboardButton(
-                    _("visit.button.list"), callback_data=VISIT.data("cvl", customer_id)
-                )
-            ]
-        ]
-    )
+    if visit.checkin_distance_m is not None and not had_location:
+        lines.append(_("checkin.customer_placed"))
+    lines += checkin_view.visit_lines(_, visit, radius, env_zone(env))
+    rows = [
+        [InlineKeyboardButton(_("visit.button.list"), callback_data=VISIT.data("cvl", customer_id))]
+    ]
+    if visit.checked_in_at is not None and visit.id is not None:
+        rows.insert(0, [checkin_view.check_out_button(_, visit.id)])
+    markup = InlineKeyboardMarkup(rows)
     return Submitted("\n".join(lines), markup=markup)
 
 
@@ -268,7 +273,7 @@ async def on_button(update: Update, context: BotContext) -> None:
 
 
 def _visit_lines(
-    _: Translator, n: int, visit: Visit, name: str, files: int, tz: ZoneInfo
+    _: Translator, n: int, visit: Visit, name: str, files: int, tz: ZoneInfo, radius: int
 ) -> list[fit.Line]:
     """A visit as the list shows it: its notes are slots, cut to fit the page."""
     lines: list[fit.Line] = [
@@ -295,6 +300,7 @@ def _visit_lines(
         extras.append(_("visit.list.files", count=files))
     if extras:
         lines.append("   " + "  ".join(extras))
+    lines += [f"   {line}" for line in checkin_view.visit_lines(_, visit, radius, tz)]
     return lines
 
 
@@ -334,7 +340,15 @@ def _page(context: BotContext, found: visits.VisitPage) -> ListPage:
     for n, entry in enumerate(found.entries, start=first + 1):
         lines += [
             "",
-            *_visit_lines(_, n, entry.visit, entry.salesperson_name, entry.attachments, tz),
+            *_visit_lines(
+                _,
+                n,
+                entry.visit,
+                entry.salesperson_name,
+                entry.attachments,
+                tz,
+                context.services.settings.CHECKIN_RADIUS_M,
+            ),
         ]
     pages = -(-found.total // PAGE_SIZE)
     if found.total:

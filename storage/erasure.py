@@ -233,6 +233,8 @@ async def erase_customer(
         setattr(customer, name, None)
     customer.name = customer.customer_no  # NOT NULL, and lists must not break on it
     customer.sealed = None
+    customer.location_sealed = None  # sealed with the erased key; dropped all the same
+    customer.location_set_at = None
     customer.sealed_seq += 1
     customer.status = RecordStatus.destroyed
     customer.destroyed_at = customer.destroyed_at or now

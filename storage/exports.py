@@ -161,6 +161,11 @@ COLUMNS: dict[ExportKind, tuple[Column, ...]] = {
         _CUSTOMER_NAME,
         _context("salesperson"),
         *_field_columns(Record.visit),
+        # verified check-in (storage.checkin): metres from the customer, flagged, in and out
+        _context("checkin_distance_m", Cell.number),
+        _context("checkin_flagged", Cell.yes_no),
+        _context("checked_in_at", Cell.moment),
+        _context("checked_out_at", Cell.moment),
     ),
     ExportKind.complaints: (
         _context("complaint_no"),
@@ -438,6 +443,16 @@ def _values(kind: ExportKind, row: Any, opener: _Opener, names: _Names) -> dict[
         for spec in catalogue.of(Record.visit):
             values[spec.name] = getattr(record, spec.stored_as)
         values["salesperson"] = names.staff.get(record.salesperson_id)
+        values.update(
+            checkin_distance_m=(
+                None
+                if record.checkin_distance_m is None
+                else round(float(record.checkin_distance_m))
+            ),
+            checkin_flagged=bool(record.checkin_flagged),
+            checked_in_at=record.checked_in_at,
+            checked_out_at=record.checked_out_at,
+        )
     elif kind == ExportKind.complaints:
         for spec in catalogue.of(Record.complaint):
             values[spec.name] = getattr(record, spec.stored_as)

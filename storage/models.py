@@ -12,7 +12,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint, event
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint, event, false
 from sqlalchemy.orm import Mapped, relationship
 from sqlmodel import Field, Relationship, SQLModel
 
@@ -332,6 +332,12 @@ class Customer(Timestamped, table=True):
     version: int = Field(default=1)
     # bumped with every write of `sealed`, which is bound to it (storage.vault.seal_customer)
     sealed_seq: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # verified check-in (storage.checkin): where the customer is, sealed with its data key (a
+    # person's home is personal data), so destroying the key erases it; when it was set
+    location_sealed: bytes | None = Field(
+        default=None, sa_column=Column(LargeBinary, nullable=True)
+    )
+    location_set_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class KeyPerson(Timestamped, table=True):
@@ -370,6 +376,12 @@ class Visit(Timestamped, table=True):
     stage_change: str | None = Field(default=None, max_length=10)
     next_followup_on: date | None = None
     version: int = Field(default=1)
+    # verified check-in (storage.checkin): metres from the customer's location, and whether
+    # that is past CHECKIN_RADIUS_M; check-in and check-out moments (the visit's duration)
+    checkin_distance_m: float | None = None
+    checkin_flagged: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    checked_in_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    checked_out_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Attachment(Timestamped, table=True):

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import and_, exists, false, inspect, or_, true
 from sqlmodel import col
 
-from storage.models import Customer, Role, Staff, TeamLead
+from storage.models import Customer, RecordStatus, Role, Staff, TeamLead
 
 ALL_ROLES: tuple[str, ...] = (Role.salesperson, Role.manager, Role.admin)
 
@@ -447,3 +447,18 @@ def can_see_own_stats(actor: Staff) -> bool:
 def can_see_company_reports(actor: Staff) -> bool:
     """Row "reports", admin column: the whole company's report, every team together."""
     return is_admin(actor)
+
+
+# ---------------------------------------------------------------------------------------------
+# verified check-in (storage.checkin)
+
+
+def can_set_customer_location(actor: Staff, customer: Customer) -> bool:
+    """Row "create customers ... log visits", as editing the card: the owner, the team's
+    managers, admins; an archived record is read-only."""
+    return can_edit_customer(actor, customer) and customer.status != RecordStatus.archived
+
+
+def can_check_out(actor: Staff, *, salesperson_id: int, customer: Customer) -> bool:
+    """Only who made the visit checks out of it, and only while they still see its customer."""
+    return actor.active and actor.id == salesperson_id and can_view_customer(actor, customer)

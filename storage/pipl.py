@@ -30,7 +30,7 @@ from sqlalchemy import and_, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import audit, customers, key_persons, vault
+from storage import audit, checkin, customers, key_persons, vault
 from storage import fields as catalogue
 from storage.crypto import DecryptionError, Keyring
 from storage.errors import NotFound, Refused
@@ -400,6 +400,7 @@ async def _gather_customer(
             "last_visit_on": plain(customer.last_visit_on),
             "pooled_at": plain(customer.pooled_at),
             "fields": values,
+            "location": await _location(session, keyring, customer),
         },
         "consent": {
             "given": bool(customer.consent_given),
@@ -425,6 +426,20 @@ async def _gather_customer(
     return AccessExport(SUBJECT_CUSTOMER, cid, customer.customer_no, None, False, document)
 
 
+async def _location(
+    session: AsyncSession, keyring: Keyring, customer: Customer
+) -> dict[str, Any] | None:
+    """The customer's own location (storage.checkin), opened, with when it was set."""
+    place = await checkin.customer_location(session, keyring, customer)
+    if place is None:
+        return None
+    return {
+        "latitude": place.latitude,
+        "longitude": place.longitude,
+        "set_at": plain(customer.location_set_at),
+    }
+
+
 def _visit(visit: Visit, names: dict[int, str], attachments: list[Attachment]) -> dict[str, Any]:
     return {
         "id": visit.id,
@@ -434,6 +449,10 @@ def _visit(visit: Visit, names: dict[int, str], attachments: list[Attachment]) -
         "latitude": visit.latitude,
         "longitude": visit.longitude,
         "accuracy_m": visit.accuracy_m,
+        "checkin_distance_m": visit.checkin_distance_m,
+        "checkin_flagged": visit.checkin_flagged,
+        "checked_in_at": plain(visit.checked_in_at),
+        "checked_out_at": plain(visit.checked_out_at),
         "purpose": visit.purpose,
         "discussion": visit.discussion,
         "needs_feedback": visit.needs_feedback,

@@ -231,6 +231,7 @@ class SalesRow:
     name: str
     visits: int = 0
     followups: Followups = field(default_factory=Followups)
+    flagged: int = 0  # on-site visits farther than CHECKIN_RADIUS_M (storage.checkin)
 
 
 @dataclass
@@ -259,6 +260,10 @@ class Report:
     @property
     def visits(self) -> int:
         return sum(s.visits for s in self.salespeople)
+
+    @property
+    def flagged(self) -> int:
+        return sum(s.flagged for s in self.salespeople)
 
     @property
     def opened(self) -> int:
@@ -348,6 +353,26 @@ async def visits_by_salesperson(
     return {int(s): int(n) for s, n in (await session.exec(_in_scope(query, scope))).all()}
 
 
+async def flagged_by_salesperson(
+    session: AsyncSession, *, scope: Scope, period: Period, salesperson_id: int | None = None
+) -> dict[int, int]:
+    """Flagged check-ins: visits in the period saved farther than the radius from their
+    customer's location (`Visit.checkin_flagged`), by who made them."""
+    query = (
+        select(col(Visit.salesperson_id), func.count(col(Visit.id)))
+        .join(Customer, col(Customer.id) == col(Visit.customer_id))
+        .where(
+            col(Visit.visited_at) >= period.start,
+            col(Visit.visited_at) < period.end,
+            col(Visit.checkin_flagged).is_(True),
+        )
+        .group_by(col(Visit.salesperson_id))
+    )
+    if salesperson_id is not None:
+        query = query.where(col(Visit.salesperson_id) == salesperson_id)
+    return {int(s): int(n) for s, n in (await session.exec(_in_scope(query, scope))).all()}
+
+
 async def _salespeople(session: AsyncSession, scope: Scope, ids: set[int]) -> dict[int, str]:
     """Names of the scope's active salespeople, and of anyone else who has numbers in it."""
     query = select(Staff.id, Staff.display_name).where(
@@ -415,9 +440,16 @@ async def build(
 async def _build(session: AsyncSession, *, scope: Scope, period: Period, today: date) -> Report:
     visits = await visits_by_salesperson(session, scope=scope, period=period)
     followups = await followups_by_salesperson(session, scope=scope, period=period, today=today)
+    flagged = await flagged_by_salesperson(session, scope=scope, period=period)
     names = await _salespeople(session, scope, set(visits) | set(followups))
     people = [
-        SalesRow(staff_id, name, visits.get(staff_id, 0), followups.get(staff_id, Followups()))
+        SalesRow(
+            staff_id,
+            name,
+            visits.get(staff_id, 0),
+            followups.get(staff_id, Followups()),
+            flagged.get(staff_id, 0),
+        )
         for staff_id, name in names.items()
     ]
     people.sort(key=lambda p: (-p.visits, -p.followups.total, p.name, p.staff_id))

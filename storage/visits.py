@@ -22,7 +22,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import audit, customers, validation, vault
+from storage import audit, checkin, customers, validation, vault
 from storage.crypto import Keyring
 from storage.errors import NotFound, Refused
 from storage.models import (
@@ -157,6 +157,15 @@ def _checked_values(values: dict[str, Any], now: datetime) -> dict[str, Any]:
     if isinstance(followup, str):
         followup = date.fromisoformat(followup)
     checked["next_followup_on"] = followup
+    # the moment the location was shared for a visit logged "now" (storage.checkin)
+    checked_in_at = values.get("checked_in_at") if checked["location"] is not None else None
+    if isinstance(checked_in_at, str):
+        checked_in_at = datetime.fromisoformat(checked_in_at)
+    if checked_in_at is not None and (
+        checked_in_at.tzinfo is None or checked_in_at > now + FUTURE_TOLERANCE
+    ):
+        raise Refused("visit_time")
+    checked["checked_in_at"] = checked_in_at
     return checked
 
 
@@ -170,13 +179,16 @@ async def log_visit(
     now: datetime,
     timezone: str,
     followup_cycles: dict[str, int],
+    checkin_radius_m: int = checkin.DEFAULT_RADIUS_M,
 ) -> Visit:
     """Save a visit with its attachments and bring the customer's dates (and stage) up to date.
 
     `values`: kind, visited_at (aware datetime or ISO text; None = now), location
     ({latitude, longitude, accuracy} or None), purpose, discussion, needs_feedback, outcome,
     stage_change (a Stage or None), next_followup_on (date, ISO text or None = the class cycle),
-    attachments ([{kind, file_id, unique}]).
+    attachments ([{kind, file_id, unique}]), checked_in_at (aware datetime or ISO text; kept
+    only with a location). An on-site visit is checked against the customer's location
+    (storage.checkin): farther than `checkin_radius_m` it is saved flagged.
     """
     customer = await loggable_customer(
         session, actor=actor, customer_id=customer_id, purpose="visit.log"
@@ -189,6 +201,17 @@ async def log_visit(
     today = now.astimezone(tz).date()
     visit_day = checked["visited_at"].astimezone(tz).date()
     location = checked["location"]
+    key = await vault.data_key(session, keyring, customer.id)
+    verdict = await checkin.verify_visit(
+        session,
+        key=key,
+        actor=actor,
+        customer=customer,
+        kind=checked["kind"],
+        location=location,
+        radius_m=checkin_radius_m,
+        now=now,
+    )
     visit = Visit(
         customer_id=customer.id,
         salesperson_id=actor.id or 0,
@@ -206,6 +229,9 @@ async def log_visit(
         ),
         next_followup_on=checked["next_followup_on"]
         or followup_default(customer.customer_class, today, followup_cycles),
+        checkin_distance_m=verdict.distance_m,
+        checkin_flagged=verdict.flagged,
+        checked_in_at=checked["checked_in_at"],
         created_at=now,
         updated_at=now,
     )
@@ -238,7 +264,6 @@ async def log_visit(
     customer.updated_at = now  # also makes it one of the actor's recent customers
     session.add(customer)
 
-    key = await vault.data_key(session, keyring, customer.id)
     visit_diff = {
         "kind": [None, visit.kind],
         "visited_at": [None, jsonable(visit.visited_at)],
@@ -247,6 +272,7 @@ async def log_visit(
         "stage_change": [None, visit.stage_change],
         "next_followup_on": [None, jsonable(visit.next_followup_on)],
         "attachments": [None, len(checked["attachments"])],
+        **(checkin.checkin_history(visit) if location else {}),
     }
     history = [("visit", visit.id, "create", visit_diff)]
     if changes:
@@ -279,6 +305,8 @@ async def log_visit(
             "kind": visit.kind,
             "attachments": len(checked["attachments"]),
             "location": location is not None,
+            "flagged": verdict.flagged,
+            "placed_customer": verdict.placed,
         },
     )
     if changes:

@@ -90,7 +90,7 @@ async def test_card_shows_masked_values_and_the_right_buttons(world: World) -> N
         assert clear not in text
     data = callback_data(message)
     cid = customer.id
-    expected = ["cv", "cc", "ck", "cvl", "ccl", "cr", "ch"]
+    expected = ["cv", "cc", "ck", "cvl", "ccl", "ci:l", "cr", "ch"]
     assert data == [f"{prefix}:{cid}" for prefix in expected]  # pending: no edit yet
     assert all(len(d.encode()) <= 64 for d in data)
 
@@ -100,7 +100,7 @@ async def test_card_shows_masked_values_and_the_right_buttons(world: World) -> N
     await set_columns(world.services.sessions, cid, status=RecordStatus.archived)
     archived = await open_card(sales, cid)
     assert "只能查看" in archived["text"]
-    assert not {f"cv:{cid}", f"cc:{cid}", f"ce:{cid}"} & set(callback_data(archived))
+    assert not {f"cv:{cid}", f"cc:{cid}", f"ce:{cid}", f"ci:l:{cid}"} & set(callback_data(archived))
 
 
 async def test_a_card_without_sensitive_values_offers_no_reveal(world: World) -> None:

@@ -90,8 +90,8 @@ async def test_a_manager_gets_the_week_as_chart_summary_and_xlsx(
     assert sent.get("protect_content") is True
     book = load_workbook(io.BytesIO(data), read_only=True)
     people = list(book["业务员"].iter_rows(values_only=True))
-    assert people[0] == ("业务员", "拜访", "按时", "延迟", "逾期", "未到期")
-    assert sorted(people[1:]) == [("Li B", 2, 1, 0, 0, 1), ("Wang A", 3, 0, 1, 1, 0)]
+    assert people[0] == ("业务员", "拜访", "按时", "延迟", "逾期", "未到期", "签到异常")
+    assert sorted(people[1:]) == [("Li B", 2, 1, 0, 0, 1, 0), ("Wang A", 3, 0, 1, 1, 0, 0)]
     complaints = {r[0]: r[1:] for r in book["投诉"].iter_rows(min_row=2, values_only=True)}
     assert complaints["紧急"] == (1, 1, 0, 12.0, 12.0)
     assert complaints["高"] == (1, 1, 1, 96.0, 96.0)

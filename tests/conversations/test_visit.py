@@ -119,6 +119,7 @@ async def test_salesperson_logs_a_visit_with_location_photo_document_and_voice(
         history = (await session.exec(select(ChangeRecord).order_by(col(ChangeRecord.id)))).all()
     assert [(h.entity, h.action) for h in history] == [
         ("customer", "create"),
+        ("customer", "location"),  # the first on-site visit with a location places the customer
         ("visit", "create"),
         ("customer", "visit"),
     ]

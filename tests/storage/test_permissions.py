@@ -137,6 +137,11 @@ reports                                 team   no    yes     no        yes   no 
 reports                                 other  no    no      no        yes   no    no       no
 own /stats                              -      yes   yes     yes       yes   no    yes      yes
 reports: the whole company              -      no    no      no        yes   no    no       no
+set a customer's location               own    yes   yes     yes       yes   no    yes      yes
+set a customer's location               team   no    yes     no        yes   no    yes      no
+set a customer's location               other  no    no      no        yes   no    no       no
+check out of one's own visit            own    yes   yes     yes       yes   no    yes      yes
+check out of a teammate's visit         team   no    no      no        no    no    no       no
 """
 
 
@@ -213,6 +218,13 @@ ACTIONS: dict[str, Check] = {
     "reports": lambda a, c: p.can_see_reports(a, c.team_id),
     "own /stats": lambda a, c: p.can_see_own_stats(a),
     "reports: the whole company": lambda a, c: p.can_see_company_reports(a),
+    "set a customer's location": p.can_set_customer_location,
+    "check out of one's own visit": lambda a, c: p.can_check_out(
+        a, salesperson_id=a.id or 0, customer=c
+    ),
+    "check out of a teammate's visit": lambda a, c: p.can_check_out(
+        a, salesperson_id=TEAMMATE.id or 0, customer=c
+    ),
 }
 
 
