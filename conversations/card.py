@@ -27,6 +27,7 @@ from conversations.callback_data import (
     KEY_PERSONS,
     PIPL,
     REASSIGN,
+    REVIEW,
     VISIT,
     parse_id,
 )
@@ -174,6 +175,8 @@ def card_markup(
                 _button(_, "card.button.complaint", COMPLAINT.data("cc", cid)),
             ]
         )
+    if card.resubmittable:  # conversations.review re-checks owner and status on the press
+        rows.insert(0, [_button(_, "review_ux.button.resubmit", REVIEW.data("rv", "rs", cid))])
     people = [_button(_, "card.button.key_persons", KEY_PERSONS.data("ck", cid))]
     if card.status not in (RecordStatus.archived, RecordStatus.pending):
         people.append(_button(_, "card.button.edit", EDIT.data("ce", cid)))

@@ -18,7 +18,7 @@ from typing import Any
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import audit, customers, life_cycle_offers, vault
+from storage import audit, customers, life_cycle_offers, permissions, vault
 from storage import fields as catalogue
 from storage.crypto import Keyring
 from storage.errors import NotFound
@@ -83,6 +83,7 @@ class CustomerCard:
     pooled_at: datetime | None = None  # in the team pool since (storage.pool)
     # archive / reactivate / destroy requests the viewer may file, and one already waiting
     life_cycle: Offers = dataclasses.field(default_factory=Offers)
+    resubmittable: bool = False  # rejected, and the viewer is the owner who may send it back
 
     @property
     def pooled(self) -> bool:
@@ -148,6 +149,8 @@ async def customer_card(
         masked=masked,
         pending_change=pending.first() is not None,
         rejection_reason=reason,
+        resubmittable=customer.status == RecordStatus.rejected
+        and permissions.can_resubmit(actor, customer),
         team_id=customer.team_id,
         pooled_at=customer.pooled_at,
         life_cycle=await life_cycle_offers.offers(session, actor=actor, customer=customer),
