@@ -37,7 +37,7 @@ from conversations.review_card import (
     subject,
     when_text,
 )
-from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
+from conversations.steps import Flow, FlowEnv, Kind, Option, Step, Submitted
 from storage import drafts, outbox, permissions
 from storage import reviews as review_store
 from storage import staff as staff_store
@@ -313,7 +313,8 @@ async def _reject(update: Update, context: BotContext, query: CallbackQuery, arg
     card = _card_of(query)
     initial = {"review_id": str(arg), "card": f"{card[0]}:{card[1]}" if card else ""}
     where = _private_update(update, member.telegram_id) if in_group else update
-    await runner.start(where, context, REJECT_FLOW, initial=initial)
+    # a manager halfway through /new keeps that draft: it asks again once the reason is given
+    await runner.start(where, context, REJECT_FLOW, initial=initial, nest=True)
 
 
 async def _open(update: Update, context: BotContext, query: CallbackQuery, arg: int) -> None:
@@ -440,7 +441,19 @@ async def _prepare_rejection(
         "review_id": str(review_id),
         "card": str(initial.get("card") or ""),
         "_subject": f"{env._(f'review.kind.{view.kind}')} {subject(env._, view)}",
+        "_kind": view.kind,
     }
+
+
+async def _quick_reasons(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> list[Option]:
+    """The usual reasons for this kind of review, one tap each; the words are the decider's
+    (stored as the reason), and a typed reason is as good. The runner re-checks a press
+    against these options, kept sealed in the draft."""
+    codes = review_store.QUICK_REASONS.get(str(data.get("_kind") or ""), ())
+    return [
+        Option(text, text, translate=False)
+        for text in (env._(f"review_ux.reason.{code}") for code in codes)
+    ]
 
 
 def _reason_prompt(env: FlowEnv, data: dict[str, Any]) -> dict[str, object]:
@@ -496,6 +509,8 @@ REJECT_FLOW = runner.register(
                 parse=s.text(review_store.REASON_MAX),
                 prompt_values=_reason_prompt,
                 editable=False,
+                options=_quick_reasons,
+                columns=1,
             ),
         ),
         submit=_submit_rejection,

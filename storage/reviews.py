@@ -61,6 +61,18 @@ COMPLAINT_TEXT_LIMIT = 300
 KEY_FIELDS = catalogue.review_key_fields()
 FULL_FIELDS = catalogue.fields_at(catalogue.Record.customer, catalogue.Place.review_full)
 COMPLAINT_FIELDS = catalogue.columns_at(catalogue.Record.complaint, catalogue.Place.notes)
+# The usual reasons to send a submission back, offered as one-tap buttons beside free text
+# (labels `review_ux.reason.<code>`); the decider's words are what is stored
+_CUSTOMER_REASONS = ("incomplete", "duplicate", "wrong_class", "no_consent", "wrong_contact")
+QUICK_REASONS: dict[str, tuple[str, ...]] = {
+    ReviewKind.customer_new: _CUSTOMER_REASONS,
+    ReviewKind.customer_change: ("incomplete", "wrong_class", "no_consent", "wrong_contact"),
+    ReviewKind.complaint_resolution: ("not_resolved", "no_feedback", "incomplete"),
+    ReviewKind.archive: ("reason_unclear", "still_active"),
+    ReviewKind.reactivate: ("reason_unclear", "incomplete"),
+    ReviewKind.destroy: ("reason_unclear", "still_active"),
+    ReviewKind.complaint_removal: ("reason_unclear",),
+}
 # Refusals worth a line in the audit log: someone tried what they may not do.
 AUDITED_REFUSALS = frozenset({"not_allowed", "not_found", "own_submission"})
 
