@@ -107,12 +107,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             url_path=urlparse(settings.WEBHOOK_URL).path.lstrip("/"),
             webhook_url=settings.WEBHOOK_URL,
             secret_token=secret,
-            allowed_updates=["message", "callback_query", "edited_message"],
+            allowed_updates=["message", "callback_query", "edited_message", "my_chat_member"],
         )
     else:
         log.info("starting with long polling against %s", _redact(settings.TELEGRAM_BASE_URL))
         application.run_polling(
-            allowed_updates=["message", "callback_query", "edited_message"],
+            allowed_updates=["message", "callback_query", "edited_message", "my_chat_member"],
             poll_interval=0.0,
             timeout=30,
         )

@@ -288,6 +288,7 @@ async def set_manager_chat(
     if not enabled and team.manager_chat_id != chat_id:
         raise Refused("not_this_group")
     team.manager_chat_id = chat_id if enabled else None
+    team.manager_chat_lost_at = None  # /setgroup came from there: the bot is in the group
     team.updated_at = utcnow()
     session.add(team)
     await audit.record(
