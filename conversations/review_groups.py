@@ -68,5 +68,6 @@ async def _changed(update: Update, context: BotContext) -> None:
                     markup=None,
                     now=now,
                 )
+            await store.send_waiting_privately(session, team, now)  # after the explanation
         queued = outbox.queued_in(session)
     await context.send_queued(queued)

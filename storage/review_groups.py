@@ -3,7 +3,8 @@
 Telegram tells the bot of its own membership (`my_chat_member`). While the bot cannot post in a
 team's review group, the group is kept (its id stays on the team) but marked lost: review cards
 go to the team's managers privately (storage.reviews.route), and the reviews already waiting
-get private cards now, since their group card can no longer be acted on. Being added back (or
+get private cards (`send_waiting_privately`), since their group card can no longer be acted
+on. Being added back (or
 /setgroup there) restores the group. Each change is audited once; telling the managers is the
 caller's, through the outbox, in the same transaction.
 """
@@ -31,6 +32,13 @@ class GroupChange:
     team_name: str
     lost: bool
     managers: tuple[Staff, ...]
+    waiting: tuple[int, ...] = ()  # reviews pending when it was lost: their cards go privately
+
+
+async def send_waiting_privately(session: AsyncSession, change: GroupChange, now: datetime) -> None:
+    """Queue the private cards of the reviews whose group card can no longer be pressed."""
+    for review_id in change.waiting:
+        await outbox.queue_review_cards(session, review_id=review_id, now=now, use_group=False)
 
 
 def can_post(status: str, *, can_send_messages: bool | None) -> bool:
@@ -81,18 +89,14 @@ async def access_changed(
             entity_id=team.id,
             detail={"chat_id": chat_id, "status": status},
         )
+        waiting: tuple[int, ...] = ()
         if not posting:  # the waiting reviews' group cards cannot be pressed any more
-            waiting = await session.exec(
+            found = await session.exec(
                 select(Review.id).where(
                     Review.team_id == team.id, Review.status == ReviewStatus.pending
                 )
             )
-            for review_id in waiting.all():
-                if review_id is not None:
-                    await outbox.queue_review_cards(
-                        session, review_id=review_id, now=now, use_group=False
-                    )
-        changes.append(
-            GroupChange(team.id, team.name, not posting, await _managers(session, team.id))
-        )
+            waiting = tuple(i for i in found.all() if i is not None)
+        managers = await _managers(session, team.id)
+        changes.append(GroupChange(team.id, team.name, not posting, managers, waiting))
     return changes
