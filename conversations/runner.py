@@ -817,8 +817,11 @@ async def _on_discard(
     then = state.data.get("_then") or {}
     await _discard(context)
     next_flow = FLOWS.get(then.get("flow", ""))
+    initial = dict(then.get("initial") or {})
+    if OUTER in state.data:  # a nested draft's held draft is not the user's to lose here
+        initial[OUTER] = state.data[OUTER]
     if next_flow is not None:
-        await _begin(context, chat_id, next_flow, then.get("initial"))
+        await _begin(context, chat_id, next_flow, initial)
 
 
 async def _on_edit(

@@ -159,3 +159,22 @@ async def test_restart_while_giving_the_reason_keeps_both(world: World) -> None:
     assert (await the_review(world)).reason == "客户名称与执照不符"
     assert "原因:客户名称与执照不符" in sales.last_text()
     assert question(manager) == asked
+
+
+async def test_a_second_reject_while_a_reason_is_open_keeps_new_too(world: World) -> None:
+    manager = await world.member("manager", "East", "Chen")
+    sales = await world.member("salesperson", "East", "Li")
+    li = await staff_of(world.services.sessions, sales)
+    await quick_customer(world, li, "第一家客户有限公司")
+    first = cards(world, manager.id)[-1]
+    await quick_customer(world, li, "第二家客户有限公司")
+    second = cards(world, manager.id)[-1]
+    await start_new_company(manager, "宁波海曙贸易有限公司")
+    asked = question(manager)
+    await manager.press_data(first, reject_data(first))
+    await manager.press_data(second, reject_data(second))  # the first reason is still open
+    await manager.press("放弃")  # drop the first reason, give the second
+    assert "第二家客户有限公司" in question(manager)
+    await manager.send("重复录入")
+    assert (await the_review(world)).reason == "重复录入"
+    assert question(manager) == asked
