@@ -11,6 +11,7 @@ from telegram.ext import (
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
+    ChatMemberHandler,
     CommandHandler,
     ContextTypes,
     InlineQueryHandler,
@@ -41,6 +42,7 @@ from conversations import (
     reminders,
     report,
     review,
+    review_groups,
     runner,
     staff,
     visit,
@@ -55,6 +57,8 @@ from storage.db import unit_of_work
 
 log = logging.getLogger(__name__)
 GATE_GROUP = -1
+# What the bot asks Telegram for, polling or webhook: every kind a handler below takes.
+UPDATE_KINDS = ["message", "edited_message", "callback_query", "inline_query", "my_chat_member"]
 
 
 def file_url(base_url: str) -> str:
@@ -91,6 +95,12 @@ def build_application(
 def add_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) -> None:
     """The routing table. Order matters: the gate first, then commands, buttons, messages."""
     # -1: recognise the member or refuse the update (stops it)
+    # -2: the bot's own membership of a group (a review group lost or regained), before the
+    # gate: whoever removed the bot need not be staff
+    application.add_handler(
+        ChatMemberHandler(review_groups.on_my_chat_member, ChatMemberHandler.MY_CHAT_MEMBER),
+        group=GATE_GROUP - 1,
+    )
     application.add_handler(TypeHandler(Update, recognise), group=GATE_GROUP)
     # 0: commands
     # flows are one-to-one; groups only get review cards. Only new messages are commands and

@@ -92,7 +92,7 @@ async def _prepare_run(settings: Settings) -> Keyring:
 def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings()
     keyring = checked(lambda: asyncio.run(_prepare_run(settings)))
-    from bot.app import build_application
+    from bot.app import UPDATE_KINDS, build_application
     from bot.services import build_services
 
     application = build_application(build_services(settings, keyring=keyring))
@@ -107,12 +107,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             url_path=urlparse(settings.WEBHOOK_URL).path.lstrip("/"),
             webhook_url=settings.WEBHOOK_URL,
             secret_token=secret,
-            allowed_updates=["message", "callback_query", "edited_message"],
+            allowed_updates=UPDATE_KINDS,
         )
     else:
         log.info("starting with long polling against %s", _redact(settings.TELEGRAM_BASE_URL))
         application.run_polling(
-            allowed_updates=["message", "callback_query", "edited_message"],
+            allowed_updates=UPDATE_KINDS,
             poll_interval=0.0,
             timeout=30,
         )

@@ -82,6 +82,8 @@ async def _recognise(update: Update, context: BotContext) -> None:
     if staff is not None and staff.active:
         await _remember(context, staff)
         await menus.ensure(context.application, staff)  # their own menu (usually no call)
+        if staff_store.has_placeholder_name(staff):  # a configured admin's first update
+            await _learn_name(context, staff, user.full_name or f"@{user.username or ''}")
         context.staff = staff
         return
     if staff is not None:  # deactivated: back to the stranger's menu
@@ -117,6 +119,15 @@ async def _remember(context: BotContext, staff: Staff) -> None:
     staff.language = staff.language or context.language
     if seen_due:
         staff.last_seen_at = now
+
+
+async def _learn_name(context: BotContext, staff: Staff, name: str) -> None:
+    """Cards, histories and notices name a configured admin as Telegram does, not by id."""
+    if name.strip("@ "):
+        async with unit_of_work(context.services.sessions) as session:
+            learned = await staff_store.learn_name(session, staff_id=staff.id or 0, name=name)
+        if learned:
+            staff.display_name = " ".join(name.split())[:200]
 
 
 async def _fail_closed(update: Update, context: BotContext, error: Exception) -> None:

@@ -395,6 +395,31 @@ class Sender:
         )
         return chat_id, Outgoing(text, markup, (message.id,))
 
+    async def _review_edit(self, services: Services, message: outbox.Message) -> Outgoing | None:
+        """What a decided review's card says now, in its reader's language (a group: ours)."""
+        settings, recipient, content = services.settings, message.recipient, message.content
+        async with unit_of_work(services.sessions) as session:
+            view = await review_store.notice_view(
+                session,
+                keyring=services.keyring,
+                review_id=message.review_id or 0,
+                full=bool(content and content.get("full")),
+            )
+        if view is None:
+            return None
+        language = pick_language(
+            recipient.language if recipient else None, None, settings.DEFAULT_LANGUAGE
+        )
+        timezone = (recipient.timezone if recipient else None) or settings.TIMEZONE
+        text, markup = review_chat.copy_card(
+            Translator(language),
+            view,
+            timezone,
+            private=recipient is not None,
+            full=bool(content and content.get("full")),
+        )
+        return Outgoing(text, markup, (message.id,))
+
     async def _deliver_message(
         self, services: Services, bot: Bot, message: outbox.Message
     ) -> tuple[Report, list[int]]:
@@ -412,6 +437,14 @@ class Sender:
                 async with self.pacer.turn(chat_id, per_chat=False):
                     await bot.delete_message(chat_id, message.message_id)
                 message_id: int | None = message.message_id
+            elif message.kind == outbox.Kind.review_edit:  # a decided card, brought up to date
+                chat_id, message_id = message.chat_id or 0, message.message_id
+                edit = await self._review_edit(services, message)
+                if edit is not None and message_id is not None:
+                    async with self.pacer.turn(chat_id, per_chat=False):
+                        await bot.edit_message_text(
+                            edit.text, chat_id, message_id, reply_markup=edit.markup
+                        )
             else:
                 content = await self._message_content(services, bot, message)
                 if content is None:
@@ -428,6 +461,9 @@ class Sender:
             gone = message.kind == outbox.Kind.delete and any(
                 known in error.message.lower() for known in _ALREADY_DELETED
             )
+            if message.kind == outbox.Kind.review_edit:  # deleted, too old, already so: done
+                log.info("review card %s not edited: %s", message.id, error.message)
+                gone = True
             if not gone:
                 return report, await self._refused(services, message, error, report)
             chat_id, message_id = message.chat_id or 0, message.message_id

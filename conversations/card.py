@@ -27,6 +27,7 @@ from conversations.callback_data import (
     KEY_PERSONS,
     PIPL,
     REASSIGN,
+    REVIEW,
     VISIT,
     parse_id,
 )
@@ -176,6 +177,8 @@ def card_markup(
                 _button(_, "card.button.complaint", COMPLAINT.data("cc", cid)),
             ]
         )
+    if card.resubmittable:  # conversations.review re-checks owner and status on the press
+        rows.insert(0, [_button(_, "review_ux.button.resubmit", REVIEW.data("rv", "rs", cid))])
     people = [_button(_, "card.button.key_persons", KEY_PERSONS.data("ck", cid))]
     if card.status not in (RecordStatus.archived, RecordStatus.pending):
         people.append(_button(_, "card.button.edit", EDIT.data("ce", cid)))
@@ -210,13 +213,43 @@ def clear_value(field: str, value: Any) -> str:
     return str(value)
 
 
-def _change_line(_: Translator, change: FieldChange) -> fit.Line:
+def history_value(_: Translator, entity: str, field: str, value: Any) -> str:
+    """A history value as people read it: a choice by its label in the reader's language
+    (a customer's or complaint's status, a complaint's type), never its stored name."""
+    if value not in (None, "", []) and not isinstance(value, bool | list):
+        for key in (
+            f"choice.{field}.{value}",
+            f"card.{field}.{value}",  # card.status.<customer status>
+            f"{entity}.{field}.{value}",  # complaint.status.<status>
+            f"review.{entity}.{field}.{value}",  # review.complaint.type.<type>
+        ):
+            if has_message(key):
+                return _(key)
+    if isinstance(value, list):
+        return ", ".join(history_value(_, entity, field, v) for v in value)
+    return shown_value(_, field, value)
+
+
+def _mask_text(value: Any) -> str | None:
+    if value in (None, "", []):
+        return None
+    return ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+
+
+def _change_line(_: Translator, entity: str, change: FieldChange) -> fit.Line:
     name = label(_, change.field)
-    if change.sensitive:
-        return f"  • {name}: {_(f'card.history.sensitive.{change.how}')}"
+    if change.sensitive:  # masked before → after; masks that look alike say what happened
+        if change.old is not None and change.new is not None and change.old == change.new:
+            return f"  • {name}: {_(f'card.history.sensitive.{change.how}')}"
+        old = _mask_text(change.old)
+        new = _mask_text(change.new)
+        if old is None:
+            return (f"  • {name}: ", Slot(new or _("common.empty")))
+        return (f"  • {name}: ", Slot(old), " → ", Slot(new or _("common.empty")))
     if change.old in (None, "", []):
-        return (f"  • {name}: ", Slot(shown_value(_, change.field, change.new)))
-    old, new = shown_value(_, change.field, change.old), shown_value(_, change.field, change.new)
+        return (f"  • {name}: ", Slot(history_value(_, entity, change.field, change.new)))
+    old = history_value(_, entity, change.field, change.old)
+    new = history_value(_, entity, change.field, change.new)
     return (f"  • {name}: ", Slot(old), " → ", Slot(new))
 
 
@@ -226,6 +259,7 @@ def _named(_: Translator, prefix: str, value: str) -> str:
 
 
 def _entry_lines(_: Translator, entry: HistoryEntry, zone: ZoneInfo) -> list[fit.Line]:
+    """One change, one entry: what, who proposed it and when, who decided it and when."""
     when = entry.at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
     what = (
         f"{_named(_, 'card.history.entity', entry.entity)} · "
@@ -237,12 +271,20 @@ def _entry_lines(_: Translator, entry: HistoryEntry, zone: ZoneInfo) -> list[fit
     if entry.review_status == "pending":
         lines.append("  " + _(review_key))
     elif entry.decided_by and has_message(review_key):
-        lines.append("  " + _(review_key, name=entry.decided_by))
+        decision = _(review_key, name=entry.decided_by)
+        if entry.decided_at is not None:
+            decided = entry.decided_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+            decision = _("review_ux.history.decided_at", decision=decision, when=decided)
+        lines.append("  " + decision)
+        if entry.review_status == "rejected" and entry.reason:
+            lines.append(
+                ("  ", Slot(entry.reason, lambda r: _("review_ux.history.reason", reason=r)))
+            )
     if entry.values_erased:  # its record was removed since: the values went with it
         lines.append("  " + _("card.history.values_erased"))
     elif entry.action == "remove" and not entry.changes:
         lines.append("  " + _("card.history.removed_without_values"))
-    lines += [_change_line(_, c) for c in entry.changes[:CHANGES_SHOWN]]
+    lines += [_change_line(_, entry.entity, c) for c in entry.changes[:CHANGES_SHOWN]]
     if len(entry.changes) > CHANGES_SHOWN:
         lines.append("  " + _("card.history.more", count=len(entry.changes) - CHANGES_SHOWN))
     return lines

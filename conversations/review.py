@@ -32,12 +32,12 @@ from conversations.messages import is_harmless_edit_error
 from conversations.review_card import (
     card_markup,
     card_text,
-    group_card_text,
+    copy_card,
     review_data,
     subject,
     when_text,
 )
-from conversations.steps import Flow, FlowEnv, Kind, Step, Submitted
+from conversations.steps import Flow, FlowEnv, Kind, Option, Step, Submitted
 from storage import drafts, outbox, permissions
 from storage import reviews as review_store
 from storage import staff as staff_store
@@ -149,9 +149,9 @@ async def show_decision(
     *,
     every_copy: bool = True,
 ) -> ReviewView | None:
-    """Edit the cards of a review to show its state: every notice sent (in its reader's
-    language), and the pressed card, which when it is no notice is a full card (Open, /review).
-    """
+    """Edit the cards of a review to show its state: the pressed card (a short notice, a group
+    card or a full card), or with `every_copy` every card sent, each in its reader's language.
+    After a decision the others' cards are the outbox's (`queue_review_edits`)."""
     services = context.services
     async with unit_of_work(services.sessions) as session:
         keyring = services.keyring
@@ -166,9 +166,13 @@ async def show_decision(
     for key, copy in sent.items():
         if every_copy or key == pressed:
             _ = _translator(context, copy.language)
-            markup = card_markup(_, view, for_deciders=True, full=False)
-            render = card_text if copy.private else group_card_text
-            text = render(_, view, _zone(copy.timezone, context))
+            text, markup = copy_card(
+                _,
+                full if copy.full else view,
+                _zone(copy.timezone, context),
+                private=copy.private,
+                full=copy.full,
+            )
             await _edit(context, copy.chat_id, copy.message_id, text, markup)
     if pressed is not None and pressed not in sent:
         member = context.member
@@ -181,8 +185,9 @@ async def show_decision(
 async def after_decision(
     context: BotContext, decision: Decision, card: tuple[int, int] | None = None
 ) -> None:
-    """Show the decision on every copy of the card, and tell the submitter (and handler)."""
-    view = await show_decision(context, decision.review_id, card)
+    """Show the decision on the pressed card, and tell the submitter (and handler); the
+    decision queued the edits of everyone else's cards with it (outbox `review_edit`)."""
+    view = await show_decision(context, decision.review_id, card, every_copy=False)
     if view is None:
         return
     for person in decision.tell:
@@ -262,6 +267,9 @@ async def _approve(update: Update, context: BotContext, query: CallbackQuery, ar
                 review_id=arg,
                 approve=True,
             )
+            await outbox.queue_review_edits(
+                session, review_id=arg, now=context.services.clock(), pressed=_card_of(query)
+            )
             queued = outbox.queued_in(session)  # e.g. a destruction's take-back of old cards
     except Refused as refusal:
         await _refuse(query, context, refusal, arg, "approve")
@@ -305,7 +313,8 @@ async def _reject(update: Update, context: BotContext, query: CallbackQuery, arg
     card = _card_of(query)
     initial = {"review_id": str(arg), "card": f"{card[0]}:{card[1]}" if card else ""}
     where = _private_update(update, member.telegram_id) if in_group else update
-    await runner.start(where, context, REJECT_FLOW, initial=initial)
+    # a manager halfway through /new keeps that draft: it asks again once the reason is given
+    await runner.start(where, context, REJECT_FLOW, initial=initial, nest=True)
 
 
 async def _open(update: Update, context: BotContext, query: CallbackQuery, arg: int) -> None:
@@ -323,7 +332,16 @@ async def _open(update: Update, context: BotContext, query: CallbackQuery, arg: 
     _ = context._
     text = card_text(_, view, _zone(member.timezone, context))
     markup = card_markup(_, view, for_deciders=view.viewer_may_decide, full=True)
-    await _send(context, member.telegram_id, text, markup)
+    sent = await _send(context, member.telegram_id, text, markup)
+    if sent is not None and view.pending:  # a decision edits it too, whoever takes it
+        async with context.unit_of_work() as session:
+            await review_store.record_notice(
+                session,
+                review_id=view.id,
+                chat_id=sent.chat_id,
+                message_id=sent.message_id,
+                full=True,
+            )
 
 
 async def _resubmit(update: Update, context: BotContext, query: CallbackQuery, arg: int) -> None:
@@ -423,7 +441,19 @@ async def _prepare_rejection(
         "review_id": str(review_id),
         "card": str(initial.get("card") or ""),
         "_subject": f"{env._(f'review.kind.{view.kind}')} {subject(env._, view)}",
+        "_kind": view.kind,
     }
+
+
+async def _quick_reasons(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> list[Option]:
+    """The usual reasons for this kind of review, one tap each; the words are the decider's
+    (stored as the reason), and a typed reason is as good. The runner re-checks a press
+    against these options, kept sealed in the draft."""
+    codes = review_store.QUICK_REASONS.get(str(data.get("_kind") or ""), ())
+    return [
+        Option(text, text, translate=False)
+        for text in (env._(f"review_ux.reason.{code}") for code in codes)
+    ]
 
 
 def _reason_prompt(env: FlowEnv, data: dict[str, Any]) -> dict[str, object]:
@@ -458,6 +488,9 @@ async def _submit_rejection(env: FlowEnv, session: AsyncSession, data: dict[str,
         timezone = env.staff.timezone or env.services.settings.TIMEZONE
         return Submitted(refusal_text(env._, refusal, timezone))
     card = _card_ref(str(data.get("card") or ""))
+    await outbox.queue_review_edits(
+        session, review_id=review_id, now=env.services.clock(), pressed=card
+    )
 
     async def after(context: Any, chat_id: int) -> None:
         await after_decision(context, decision, card)
@@ -476,6 +509,8 @@ REJECT_FLOW = runner.register(
                 parse=s.text(review_store.REASON_MAX),
                 prompt_values=_reason_prompt,
                 editable=False,
+                options=_quick_reasons,
+                columns=1,
             ),
         ),
         submit=_submit_rejection,

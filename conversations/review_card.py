@@ -184,3 +184,13 @@ def notice_card(
     chat's copy names only the record and the submitter."""
     text = group_card_text(_, view, timezone) if group else card_text(_, view, timezone)
     return text, card_markup(_, view, for_deciders=True, full=False)
+
+
+def copy_card(
+    _: Translator, view: ReviewView, timezone: str, *, private: bool, full: bool
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """A sent copy of the card as it reads now (storage.outbox `review_edit`): a group's, a
+    short notice with its Open, or the full card a decider opened with the customer's card."""
+    if full:
+        return card_text(_, view, timezone), card_markup(_, view, for_deciders=False, full=True)
+    return notice_card(_, view, timezone, group=not private)

@@ -104,7 +104,7 @@ async def _prepare(env: FlowEnv, flow: Flow, state: DraftState) -> None:
     if state.mode == DraftMode.summary or step is None:
         state.data.pop("_offered", None)
         return
-    if step.kind not in _CHOICE_KINDS:
+    if step.kind not in _CHOICE_KINDS and step.options is None:  # a text step may suggest
         state.data.pop("_offered", None)
         return
     if _offered(state, step) is not None:
@@ -226,7 +226,7 @@ async def _ask(
         markup = _location_keyboard(_, step)
     else:
         keyboard = []
-        if step.kind in _CHOICE_KINDS:
+        if step.kind in _CHOICE_KINDS or step.options is not None:
             keyboard += _choice_buttons(_, step, state, _offered(state, step) or [])
         keyboard += _nav_buttons(_, step, state)
         markup = InlineKeyboardMarkup(keyboard)
@@ -415,16 +415,62 @@ async def _discard(context: BotContext) -> bool:
         return await drafts.discard(session, context.member.id or 0)
 
 
+OUTER = "_outer"  # a nested flow's data: the draft it was started over, back when it ends
+
+
+async def _end(
+    context: BotContext, session: Any, state: DraftState | None
+) -> tuple[Flow, DraftState] | None:
+    """Drop a finished (or cancelled) draft; a nested one gives back the draft it held."""
+    staff_id = context.member.id or 0
+    kept = state.data.get(OUTER) if state is not None else None
+    flow = FLOWS.get(kept.get("flow", "")) if isinstance(kept, dict) else None
+    if flow is None or not isinstance(kept, dict):
+        await drafts.discard(session, staff_id)
+        return None
+    outer = DraftState(
+        flow=flow.name,
+        step=kept.get("step"),
+        mode=DraftMode(kept.get("mode") or DraftMode.ask),
+        token=(state.token if state is not None else 1) + 1,
+        data=dict(kept.get("data") or {}),
+    )
+    await drafts.save(
+        session, context.services.keyring, staff_id, outer, now=context.services.clock()
+    )
+    return flow, outer
+
+
+async def _back_to(
+    context: BotContext, chat_id: int, outer: tuple[Flow, DraftState] | None
+) -> None:
+    """After a nested flow, the draft it held asks its question again."""
+    if outer is not None:
+        await _show(context, chat_id, outer[0], outer[1], notice=context._("flow.resumed"))
+
+
 async def start(
-    update: Update, context: BotContext, flow: Flow, initial: dict[str, Any] | None = None
+    update: Update,
+    context: BotContext,
+    flow: Flow,
+    initial: dict[str, Any] | None = None,
+    *,
+    nest: bool = False,
 ) -> None:
     """Begin `flow` (optionally with answers given, e.g. the customer of a card), or offer to
-    continue or discard a draft the user already has."""
+    continue or discard a draft the user already has. With `nest` (a short flow such as a
+    rejection's reason) a draft of another flow is kept inside the new one and comes back,
+    its question shown again, when the new one is submitted or cancelled."""
     existing = await _load(context)
     chat_id = chat_id_of(update)
     if existing is not None and existing[0].disposable:
         await _discard(context)
         existing = None
+    if existing is not None and nest and existing[0].name != flow.name:
+        outer = existing[1]
+        kept = {"flow": outer.flow, "step": outer.step, "mode": outer.mode, "data": outer.data}
+        await _begin(context, chat_id, flow, {**(initial or {}), OUTER: kept})
+        return
     if existing is None:
         await _begin(context, chat_id, flow, initial)
         return
@@ -461,6 +507,8 @@ async def _begin(
             await context.bot.send_message(chat_id, env._("refused.not_found"))
             return
         data.update(prepared)
+    if initial and OUTER in initial:  # the draft it was started over (`start(nest=True)`)
+        data[OUTER] = initial[OUTER]
     first = next((s for s in flow.steps if s.applies(data) and s.field not in data), None)
     # a random first token: buttons of an earlier, cancelled draft can never match this one
     state = DraftState(
@@ -485,10 +533,20 @@ async def resume(update: Update, context: BotContext) -> bool:
 
 
 async def cancel(update: Update, context: BotContext) -> None:
-    """Drop the draft, leaving nothing behind."""
-    had = await _discard(context)
+    """Drop the draft, leaving nothing behind (a nested one gives back the draft it held)."""
+    services, staff_id, outer = context.services, context.member.id or 0, None
+    async with unit_of_work(services.sessions) as session:
+        current = await drafts.load(
+            session, services.keyring, staff_id, not_before=services.draft_cutoff()
+        )
+        if current is not None and OUTER in current.data:
+            had, outer = True, await _end(context, session, current)
+        else:
+            had = await drafts.discard(session, staff_id)
     key = "flow.cancelled" if had else "flow.nothing_to_cancel"
-    await context.bot.send_message(chat_id_of(update), context._(key), reply_markup=_no_keyboard())
+    chat_id = chat_id_of(update)
+    await context.bot.send_message(chat_id, context._(key), reply_markup=_no_keyboard())
+    await _back_to(context, chat_id, outer)
 
 
 def _no_keyboard() -> ReplyKeyboardRemove:
@@ -735,8 +793,10 @@ async def _on_cancel(
 ) -> None:
     await query.answer()
     await close_buttons(query.message, context._("flow.cancelled"))
-    await _discard(context)
+    async with unit_of_work(context.services.sessions) as session:
+        outer = await _end(context, session, state)
     await context.bot.send_message(chat_id, context._("flow.cancelled"))
+    await _back_to(context, chat_id, outer)
 
 
 async def _on_resume(
@@ -757,8 +817,11 @@ async def _on_discard(
     then = state.data.get("_then") or {}
     await _discard(context)
     next_flow = FLOWS.get(then.get("flow", ""))
+    initial = dict(then.get("initial") or {})
+    if OUTER in state.data:  # a nested draft's held draft is not the user's to lose here
+        initial[OUTER] = state.data[OUTER]
     if next_flow is not None:
-        await _begin(context, chat_id, next_flow, then.get("initial"))
+        await _begin(context, chat_id, next_flow, initial)
 
 
 async def _on_edit(
@@ -947,7 +1010,7 @@ async def _submit(
                 raise _Stale
             answers = {k: v for k, v in state.data.items() if not k.startswith("_")}
             done = await flow.submit(env, session, answers)
-            await drafts.discard(session, context.member.id or 0)
+            outer = await _end(context, session, state)
             # the confirmation goes through the outbox with the record, so a crash keeps it
             await outbox.queue_confirmation(
                 session,
@@ -982,6 +1045,7 @@ async def _submit(
         await close_buttons(query.message, _("flow.submitted"))
     if done.after is not None:
         await done.after(context, chat_id)
+    await _back_to(context, chat_id, outer)
 
 
 class _Stale(Exception):

@@ -18,7 +18,7 @@ from typing import Any
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import audit, customers, life_cycle_offers, vault
+from storage import audit, customers, life_cycle_offers, permissions, vault
 from storage import fields as catalogue
 from storage.crypto import Keyring
 from storage.errors import NotFound
@@ -83,6 +83,7 @@ class CustomerCard:
     pooled_at: datetime | None = None  # in the team pool since (storage.pool)
     # archive / reactivate / destroy requests the viewer may file, and one already waiting
     life_cycle: Offers = dataclasses.field(default_factory=Offers)
+    resubmittable: bool = False  # rejected, and the viewer is the owner who may send it back
 
     @property
     def pooled(self) -> bool:
@@ -148,6 +149,8 @@ async def customer_card(
         masked=masked,
         pending_change=pending.first() is not None,
         rejection_reason=reason,
+        resubmittable=customer.status == RecordStatus.rejected
+        and permissions.can_resubmit(actor, customer),
         team_id=customer.team_id,
         pooled_at=customer.pooled_at,
         life_cycle=await life_cycle_offers.offers(session, actor=actor, customer=customer),
@@ -200,7 +203,7 @@ async def reveal(
 
 @dataclass(frozen=True)
 class FieldChange:
-    """One field of a change. Sensitive fields carry no values, only that they changed."""
+    """One field of a change. Sensitive fields carry their values masked (`138****5678`)."""
 
     field: str
     old: Any
@@ -209,7 +212,8 @@ class FieldChange:
 
     @property
     def how(self) -> str:
-        """set / changed / cleared: what a sensitive field's change can say."""
+        """set / changed / cleared: what a sensitive field's change says when its masks do
+        not tell the values apart (`••••` before and after)."""
         if self.old in (None, "", []):
             return "set"
         if self.new in (None, "", []):
@@ -219,7 +223,10 @@ class FieldChange:
 
 @dataclass(frozen=True)
 class HistoryEntry:
-    """One 变更记录: what changed on which record, by whom, when, and its review if any."""
+    """One 变更记录: one change to a record, whoever proposed it and whoever decided it.
+
+    The lines a change leaves (its proposal, the values applied, the decision) share its
+    review and read as one entry; `at` is when it was proposed, `decided_at` when decided."""
 
     at: datetime
     entity: str
@@ -231,12 +238,16 @@ class HistoryEntry:
     decided_by: str | None
     # its values were erased with the record they describe (a removed key person or complaint)
     values_erased: bool = False
+    decided_at: datetime | None = None
+    reason: str | None = None  # why it was sent back
 
 
 # records whose own removal erases the values of their history lines (storage.erasure); every
 # line of theirs but the removal itself was written with values
 _ERASABLE = frozenset({"key_person", "complaint"})
 _WITHOUT_VALUES = frozenset({"remove", "remove_request"})
+# lines that only record a review's outcome: their status change is what the entry says
+_DECISIONS = frozenset({"approve", "reject", "submit"})
 
 
 def values_erased(record: ChangeRecord) -> bool:
@@ -259,20 +270,47 @@ class HistoryPage:
     total: int
 
 
-def _field_changes(diff: dict[str, Any] | None) -> tuple[FieldChange, ...]:
+def _masked(entity: str, field: str, value: Any) -> Any:
+    """A sensitive value of a history line as cards show it; never in clear."""
+    if value in (None, "", []):
+        return None
+    try:
+        record = catalogue.Record(entity)
+    except ValueError:
+        record = catalogue.Record.customer
+    shown = catalogue.mask(field, value, record)
+    return HIDDEN if shown == value else shown  # a sealed field with no rule of its own
+
+
+def _field_changes(entity: str, diff: dict[str, Any] | None) -> tuple[FieldChange, ...]:
     changes = []
     for field, pair in (diff or {}).items():
         old, new = pair if isinstance(pair, list | tuple) and len(pair) == 2 else (None, pair)
         if field in SENSITIVE_FIELDS:
-            changes.append(FieldChange(field, _presence(old), _presence(new), True))
+            changes.append(
+                FieldChange(field, _masked(entity, field, old), _masked(entity, field, new), True)
+            )
         else:
             changes.append(FieldChange(field, old, new, False))
     return tuple(changes)
 
 
-def _presence(value: Any) -> bool | None:
-    """What a history keeps of a sensitive value: whether there was one."""
-    return None if value in (None, "", []) else True
+def _merged(entity: str, diffs: list[tuple[str, Any]], decided: bool) -> tuple[FieldChange, ...]:
+    """The fields of one change across its lines, in order: each field's value before the
+    first line and after the last (a proposal and the values it applied name them twice)."""
+    merged: dict[str, list[Any]] = {}
+    for action, diff in diffs:
+        if not isinstance(diff, dict):
+            continue
+        for field, pair in diff.items():
+            if decided and action in _DECISIONS and field == "status":
+                continue  # the review line says it: 审核通过 / 退回
+            old, new = pair if isinstance(pair, list | tuple) and len(pair) == 2 else (None, pair)
+            if field in merged:
+                merged[field][1] = new
+            else:
+                merged[field] = [old, new]
+    return _field_changes(entity, merged)
 
 
 async def _names(session: AsyncSession, staff_ids: set[int]) -> dict[int, str]:
@@ -284,6 +322,43 @@ async def _names(session: AsyncSession, staff_ids: set[int]) -> dict[int, str]:
     return {sid: name for sid, name in rows.all() if sid is not None}
 
 
+async def _changes(session: AsyncSession, customer_id: int) -> list[list[int]]:
+    """The customer's history lines grouped one change each, newest change first: lines
+    sharing a review are one change, and a new customer's creation belongs with its first
+    review (it was filed with it)."""
+    first_review = (
+        await session.exec(
+            select(func.min(Review.id)).where(
+                Review.customer_id == customer_id, Review.kind == ReviewKind.customer_new
+            )
+        )
+    ).one()
+    lines = (
+        await session.exec(
+            select(
+                ChangeRecord.id,
+                ChangeRecord.review_id,
+                ChangeRecord.action,
+                ChangeRecord.entity,
+                ChangeRecord.changed_at,
+            )
+            .where(ChangeRecord.customer_id == customer_id)
+            .order_by(col(ChangeRecord.changed_at), col(ChangeRecord.id))
+        )
+    ).all()
+    groups: dict[tuple[str, int], list[int]] = {}
+    latest: dict[tuple[str, int], tuple[datetime, int]] = {}
+    for line_id, review_id, action, entity, changed_at in lines:
+        assert line_id is not None
+        if review_id is None and action == "create" and entity == "customer" and first_review:
+            review_id = first_review
+        key = ("review", review_id) if review_id is not None else ("line", line_id)
+        groups.setdefault(key, []).append(line_id)
+        latest[key] = (changed_at, line_id)
+    # newest first, by each change's last line (a decision brings its change to the top)
+    return [groups[key] for key in sorted(groups, key=lambda k: latest[k], reverse=True)]
+
+
 async def history(
     session: AsyncSession,
     *,
@@ -293,7 +368,8 @@ async def history(
     page: int,
     page_size: int = 5,
 ) -> HistoryPage | None:
-    """One page of a customer's field-by-field history, newest first, with who and when.
+    """One page of a customer's history, newest change first: one entry per change, with
+    who proposed and who decided it, and its fields before → after (sensitive ones masked).
 
     None (and an audit entry) if the actor may not see the customer. Changes of its key
     persons, visits and complaints are part of the customer's history.
@@ -303,54 +379,55 @@ async def history(
     )
     if customer is None or customer.id is None:
         return None
-    total = (
-        await session.exec(
-            select(func.count())
-            .select_from(ChangeRecord)
-            .where(ChangeRecord.customer_id == customer.id)
-        )
-    ).one()
+    changes = await _changes(session, customer.id)
+    total = len(changes)
     pages = max(1, math.ceil(total / page_size))
     page = min(max(page, 0), pages - 1)
-    records = (
-        await session.exec(
-            select(ChangeRecord)
-            .where(ChangeRecord.customer_id == customer.id)
-            .order_by(col(ChangeRecord.changed_at).desc(), col(ChangeRecord.id).desc())
-            .offset(page * page_size)
-            .limit(page_size)
-        )
-    ).all()
-    review_ids = {r.review_id for r in records if r.review_id is not None}
+    shown = changes[page * page_size : (page + 1) * page_size]
+    wanted = [line_id for ids in shown for line_id in ids]
+    records = {
+        r.id: r
+        for r in (
+            await session.exec(select(ChangeRecord).where(col(ChangeRecord.id).in_(wanted)))
+        ).all()
+    }
+    review_ids = {r.review_id for r in records.values() if r.review_id is not None}
     reviews = {
         r.id: r
         for r in (await session.exec(select(Review).where(col(Review.id).in_(review_ids)))).all()
     }
     names = await _names(
         session,
-        {r.changed_by for r in records if r.changed_by is not None}
+        {r.changed_by for r in records.values() if r.changed_by is not None}
         | {r.decided_by for r in reviews.values() if r.decided_by is not None},
     )
     key = await vault.data_key(session, keyring, customer.id) if records else b""
     entries = []
-    for record in records:
-        diff = vault.open_change(key, record)
-        review = reviews.get(record.review_id) if record.review_id is not None else None
+    for ids in shown:
+        lines = [records[i] for i in ids if i in records]
+        if not lines:
+            continue
+        first = lines[0]
+        review = next((reviews[r.review_id] for r in lines if r.review_id in reviews), None)
+        decided = review is not None and review.decided_by is not None
+        diffs = [(r.action, vault.open_change(key, r)) for r in lines]
         entries.append(
             HistoryEntry(
-                at=record.changed_at,
-                entity=record.entity,
-                entity_id=record.entity_id,
-                action=record.action,
-                by=names.get(record.changed_by) if record.changed_by is not None else None,
-                changes=_field_changes(diff if isinstance(diff, dict) else None),
+                at=first.changed_at,
+                entity=first.entity,
+                entity_id=first.entity_id,
+                action=first.action,
+                by=names.get(first.changed_by) if first.changed_by is not None else None,
+                changes=_merged(first.entity, diffs, decided),
                 review_status=review.status if review is not None else None,
                 decided_by=(
                     names.get(review.decided_by)
                     if review is not None and review.decided_by is not None
                     else None
                 ),
-                values_erased=values_erased(record),
+                values_erased=any(values_erased(r) for r in lines),
+                decided_at=review.decided_at if review is not None else None,
+                reason=review.reason if review is not None else None,
             )
         )
     return HistoryPage(

@@ -188,6 +188,9 @@ class Team(Timestamped, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=100, unique=True)
     manager_chat_id: int | None = Field(default=None, sa_type=BigInteger)
+    # the bot was removed from that group or may no longer post there (my_chat_member): cards
+    # go to the managers privately until it is back
+    manager_chat_lost_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Staff(Timestamped, table=True):
@@ -557,6 +560,7 @@ class ReviewNotice(SQLModel, table=True):
     chat_id: int = Field(sa_type=BigInteger)
     message_id: int = Field(sa_type=BigInteger)
     sent_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
+    full: bool = Field(default=False)  # the full card a decider opened, not the short notice
 
 
 class ReminderPlanRun(SQLModel, table=True):

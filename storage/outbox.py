@@ -47,6 +47,7 @@ class Kind(StrEnum):
     confirmation = "confirmation"  # what the submitter is told once the record is saved
     delete = "delete"  # delete a message that showed a value in clear, when its time is up
     report_chart = "report_chart"  # the weekly report's chart (a photo) → a manager or admin
+    review_edit = "review_edit"  # a decided review's card someone else got, edited to say so
 
 
 KINDS = frozenset(Kind)
@@ -142,6 +143,37 @@ async def queue_review_cards(
         log.warning("review %s: nobody may decide it, so nobody is sent its notice", review_id)
     ids = [await _add(session, row) for row in rows]
     return [i for i in ids if i is not None]
+
+
+async def queue_review_edits(
+    session: AsyncSession,
+    *,
+    review_id: int,
+    now: datetime,
+    pressed: tuple[int, int] | None = None,
+) -> list[int]:
+    """A decision's edits of every card of the review that was sent (short notices, group
+    cards, full cards a decider opened) but the one pressed, which its handler edits itself:
+    written with the decision, so a crash right after it still brings every card up to date."""
+    ids = []
+    for copy in await reviews.notice_copies(session, review_id=review_id):
+        if (copy.chat_id, copy.message_id) == pressed:
+            continue
+        row = _row(
+            Kind.review_edit,
+            f"review:{review_id}:chat{copy.chat_id}:message{copy.message_id}",
+            recipient_id=copy.staff_id,
+            subject_type="review",
+            subject_id=review_id,
+            chat_id=copy.chat_id,
+            due_at=now,
+            now=now,
+            payload=json.dumps({"full": copy.full, "private": copy.private}),
+        )
+        row_id = await _add(session, {**row, "message_id": copy.message_id})
+        if row_id is not None:
+            ids.append(row_id)
+    return ids
 
 
 def _context(dedup_key: str) -> str:
@@ -286,7 +318,7 @@ def _open(keyring: Keyring, row: Reminder) -> dict[str, Any] | None:
 def _content(keyring: Keyring, row: Reminder) -> dict[str, Any] | None:
     if row.kind == Kind.confirmation:
         return _open(keyring, row)
-    if row.kind == Kind.report_chart:
+    if row.kind in (Kind.report_chart, Kind.review_edit):
         try:
             content = json.loads(row.payload or "{}")
         except ValueError:
@@ -323,7 +355,9 @@ async def claimed(session: AsyncSession, *, keyring: Keyring, ids: Sequence[int]
                 kind=row.kind,
                 chat_id=row.chat_id,
                 message_id=row.message_id,
-                review_id=row.subject_id if row.kind == Kind.review_card else None,
+                review_id=(
+                    row.subject_id if row.kind in (Kind.review_card, Kind.review_edit) else None
+                ),
                 recipient=staff.get(row.recipient_id) if row.recipient_id is not None else None,
                 content=_content(keyring, row),
             )
@@ -349,7 +383,7 @@ async def sent(
         "payload": None,
         "updated_at": now,
     }
-    if message.kind != Kind.delete:
+    if message.kind not in (Kind.delete, Kind.review_edit):
         values.update(chat_id=chat_id, message_id=message_id)
     await session.exec(
         update(Reminder)

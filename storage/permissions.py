@@ -210,6 +210,12 @@ def admins() -> list[Any]:
     return [Staff.role == Role.admin, col(Staff.active).is_(True)]
 
 
+def can_resubmit(actor: Staff, customer: Customer) -> bool:
+    """A rejected customer goes back for review only by its owner (who corrects it), while
+    they may still see it; the status is the caller's (storage.reviews.resubmit) to check."""
+    return actor.active and customer.owner_id == actor.id and can_view_customer(actor, customer)
+
+
 # ---------------------------------------------------------------------------------------------
 # re-assign customers, hand-over: no / within team / all
 

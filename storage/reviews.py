@@ -61,6 +61,18 @@ COMPLAINT_TEXT_LIMIT = 300
 KEY_FIELDS = catalogue.review_key_fields()
 FULL_FIELDS = catalogue.fields_at(catalogue.Record.customer, catalogue.Place.review_full)
 COMPLAINT_FIELDS = catalogue.columns_at(catalogue.Record.complaint, catalogue.Place.notes)
+# The usual reasons to send a submission back, offered as one-tap buttons beside free text
+# (labels `review_ux.reason.<code>`); the decider's words are what is stored
+_CUSTOMER_REASONS = ("incomplete", "duplicate", "wrong_class", "no_consent", "wrong_contact")
+QUICK_REASONS: dict[str, tuple[str, ...]] = {
+    ReviewKind.customer_new: _CUSTOMER_REASONS,
+    ReviewKind.customer_change: ("incomplete", "wrong_class", "no_consent", "wrong_contact"),
+    ReviewKind.complaint_resolution: ("not_resolved", "no_feedback", "incomplete"),
+    ReviewKind.archive: ("reason_unclear", "still_active"),
+    ReviewKind.reactivate: ("reason_unclear", "incomplete"),
+    ReviewKind.destroy: ("reason_unclear", "still_active"),
+    ReviewKind.complaint_removal: ("reason_unclear",),
+}
 # Refusals worth a line in the audit log: someone tried what they may not do.
 AUDITED_REFUSALS = frozenset({"not_allowed", "not_found", "own_submission"})
 
@@ -151,6 +163,8 @@ class NoticeCopy:
     language: str | None
     timezone: str | None
     private: bool = True  # a staff member's own chat; else a group, which sees no details
+    full: bool = False  # the full card (Open), not the short notice
+    staff_id: int | None = None  # whose private chat it is in
 
 
 @dataclass(frozen=True)
@@ -411,7 +425,12 @@ async def route(session: AsyncSession, *, review_id: int, use_group: bool = True
     if review is None:
         return Route(None, ())
     team = await session.get(Team, review.team_id) if review.team_id else None
-    if use_group and team is not None and team.manager_chat_id is not None:
+    if (
+        use_group
+        and team is not None
+        and team.manager_chat_id is not None
+        and team.manager_chat_lost_at is None  # the bot cannot post there (my_chat_member)
+    ):
         return Route(team.manager_chat_id, ())
     deciders: list[Staff] = []
     if review.team_id is not None:
@@ -440,10 +459,12 @@ async def route(session: AsyncSession, *, review_id: int, use_group: bool = True
 
 
 async def record_notice(
-    session: AsyncSession, *, review_id: int, chat_id: int, message_id: int
+    session: AsyncSession, *, review_id: int, chat_id: int, message_id: int, full: bool = False
 ) -> None:
-    """Remember a sent card, so the decision can edit it in place."""
-    session.add(ReviewNotice(review_id=review_id, chat_id=chat_id, message_id=message_id))
+    """Remember a sent card (`full`: one a decider opened), so the decision can edit it."""
+    session.add(
+        ReviewNotice(review_id=review_id, chat_id=chat_id, message_id=message_id, full=full)
+    )
     await session.flush()
 
 
@@ -462,6 +483,8 @@ async def notice_copies(session: AsyncSession, *, review_id: int) -> list[Notice
             language=staff.language if staff else None,
             timezone=staff.timezone if staff else None,
             private=staff is not None,
+            full=notice.full,
+            staff_id=staff.id if staff else None,
         )
         for notice, staff in rows.all()
     ]
@@ -805,14 +828,17 @@ async def resubmit(
 ) -> Review | None:
     """Send a rejected customer back for review: pending again, with a new review.
 
-    None when the actor may not see the customer (audited); Refused("not_rejected") when it is
-    not (or no longer) rejected, e.g. a double tap that already resubmitted it.
+    None when the actor may not see the customer (audited); Refused("not_owner") when they
+    may see it but it is not theirs to send back; Refused("not_rejected") when it is not (or no
+    longer) rejected, e.g. a double tap that already resubmitted it.
     """
     customer = await visible_customer(
         session, actor=actor, customer_id=customer_id, purpose="resubmit"
     )
     if customer is None:
         return None
+    if not permissions.can_resubmit(actor, customer):
+        raise Refused("not_owner")
     now = utcnow()
     moved = await session.exec(
         update(Customer)

@@ -42,6 +42,35 @@ async def staff_by_telegram_id(session: AsyncSession, telegram_id: int) -> Staff
     return (await session.exec(select(Staff).where(Staff.telegram_id == telegram_id))).first()
 
 
+def placeholder_name(telegram_id: int) -> str:
+    """The name a configured admin has until Telegram tells us theirs (their first update)."""
+    return f"admin {telegram_id}"
+
+
+def has_placeholder_name(staff: Staff) -> bool:
+    return staff.display_name == placeholder_name(staff.telegram_id)
+
+
+async def learn_name(session: AsyncSession, *, staff_id: int, name: str) -> bool:
+    """Replace a configured admin's placeholder with their Telegram name, once: a name given
+    in the bot or on the command line is never overwritten. True when it was learned."""
+    name = " ".join(printable(name).split())[:200]
+    staff = await session.get(Staff, staff_id)
+    if staff is None or not name or not has_placeholder_name(staff):
+        return False
+    staff.display_name, staff.updated_at = name, utcnow()
+    session.add(staff)
+    await audit.record(
+        session,
+        action="staff.name_learned",
+        actor_staff_id=staff.id,
+        actor_telegram_id=staff.telegram_id,
+        entity="staff",
+        entity_id=staff.id,
+    )
+    return True
+
+
 async def ensure_admins(session: AsyncSession, telegram_ids: list[int]) -> list[Staff]:
     """Create the configured admins that do not exist yet (the bootstrap of the first admins).
 
@@ -52,7 +81,9 @@ async def ensure_admins(session: AsyncSession, telegram_ids: list[int]) -> list[
     for telegram_id in telegram_ids:
         if await staff_by_telegram_id(session, telegram_id) is not None:
             continue
-        staff = Staff(telegram_id=telegram_id, display_name=f"admin {telegram_id}", role="admin")
+        staff = Staff(
+            telegram_id=telegram_id, display_name=placeholder_name(telegram_id), role="admin"
+        )
         session.add(staff)
         await session.flush()
         await audit.record(
@@ -257,6 +288,7 @@ async def set_manager_chat(
     if not enabled and team.manager_chat_id != chat_id:
         raise Refused("not_this_group")
     team.manager_chat_id = chat_id if enabled else None
+    team.manager_chat_lost_at = None  # /setgroup came from there: the bot is in the group
     team.updated_at = utcnow()
     session.add(team)
     await audit.record(

@@ -289,11 +289,11 @@ async def test_history_shows_who_when_and_what_without_sensitive_values(world: W
     assert "Li · 客户档案 · 修改" in update_entry
     assert "✅ Zhou 审核通过" in update_entry
     assert "客户名称: 杭州明远机械 → 杭州明远机械有限公司" in update_entry
-    assert "电话: 已修改" in update_entry
+    assert "电话: 138****5678 → 139****1111" in update_entry  # masked before → after
     assert "客户分类: C 普通客户 → A 战略客户" in update_entry
     assert "Li · 客户档案 · 新建" in create_entry
-    assert "电话: 已填写" in create_entry
-    assert "银行账号: 已填写" in create_entry
+    assert "电话: 138****5678" in create_entry
+    assert "银行账号: ****" in create_entry
     for clear in ("13812345678", "13900001111", "138 ", "6222", "sales@", "M000100"):
         assert clear not in text
     assert owner.last_message().get("reply_markup") is None  # one page only

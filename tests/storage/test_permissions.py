@@ -81,6 +81,9 @@ have reviews to decide                  -      no    yes     yes       yes   no 
 approve / reject                        own    no    no      no        no    no    no       no
 approve / reject                        team   no    yes     no        yes   no    yes      no
 approve / reject                        other  no    no      no        yes   no    no       no
+resubmit a rejected customer            own    yes   yes     yes       yes   no    yes      yes
+resubmit a rejected customer            team   no    no      no        no    no    no       no
+resubmit a rejected customer            other  no    no      no        no    no    no       no
 re-assign, hand-over                    own    no    yes     yes       yes   no    yes      no
 re-assign, hand-over                    team   no    yes     no        yes   no    yes      no
 re-assign, hand-over                    other  no    no      no        yes   no    no       no
@@ -183,6 +186,8 @@ ACTIONS: dict[str, Check] = {
     "view sensitive fields in clear": p.can_reveal,
     "have reviews to decide": lambda a, c: p.is_decider(a),
     "approve / reject": lambda a, c: p.can_decide(a, team_id=c.team_id, submitted_by=c.owner_id),
+    # only its owner sends a rejected customer back, never a manager on their behalf
+    "resubmit a rejected customer": p.can_resubmit,
     "re-assign, hand-over": lambda a, c: p.can_reassign(a, c.team_id),
     "hand over a leaver's records": lambda a, c: p.can_hand_over(a, {c.team_id or 0}),
     "export": p.can_export,
