@@ -32,9 +32,10 @@ requests a second through as a leaky bucket (a full bucket after a pause, then a
 which together exceed 30 in one second), retries RetryAfter a few times while holding everyone
 back, and has no limit per private chat. The `Pacer` adds what it lacks for a burst: at most 25
 messages in any 1.05-second window (counting each until its answer came; the other 5 of
-Telegram's 30 a second are left to the handlers answering people directly), one message per
-second per private chat, 20 a minute per group chat, and a shared pause while flood control is
-in force, so Telegram has no reason to answer 429.
+Telegram's 30 a second are left to the handlers answering people directly), of which background
+sends use 20 (the rest is for a message someone waits for), one message per second per private
+chat, 20 a minute per group chat, and a shared pause while flood control is in force, so
+Telegram has no reason to answer 429.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ log = logging.getLogger(__name__)
 HEARTBEAT = timedelta(seconds=10)  # how often an instance says it lives (INSTANCE_STALE: 30 s)
 # sent before the handler answers: the person pressing waits for these; the rest is kicked
 WAITED_FOR = frozenset({outbox.Kind.confirmation, outbox.Kind.delete})
+Card = tuple[str, InlineKeyboardMarkup | None] | None  # a review card's text and buttons
+CardKey = tuple[int, str, str, bool]  # review, language, time zone, for a group
 _CHAT_GONE = ("chat not found", "user is deactivated", "bot was blocked", "peer_id_invalid")
 _ALREADY_DELETED = ("message to delete not found", "message can't be deleted")
 
@@ -87,6 +90,9 @@ class Pacer:
     - a message counts from when it left until its answer came, so messages held up on the way
       (say, inside PTB's rate limiter) cannot be followed by a burst;
     - one message per `chat_interval` seconds in a chat, and a small gap between any two;
+    - background sends (reminders, a burst of review cards) use at most `per_window - reserve`
+      of those, so a message someone is waiting for (`urgent`) never queues behind a burst,
+      and neither do the handlers' own answers in PTB's rate limiter;
     - at most `per_group` messages in any `group_window` seconds in a group chat (negative id),
       even for a message someone is waiting for: Telegram's limit per group is per minute;
     - none while flood control (RetryAfter) is in force.
@@ -98,6 +104,7 @@ class Pacer:
         window: float = 1.05,
         chat_interval: float = 1.0,
         *,
+        reserve: int = 5,
         per_group: int = 20,
         group_window: float = 61.0,
         gap: float = 0.01,
@@ -107,6 +114,7 @@ class Pacer:
         self.per_window, self.window = per_window, window
         self.chat_interval, self.gap = chat_interval, gap
         self.per_group, self.group_window = per_group, group_window
+        self.reserve = reserve
         self._groups: dict[int, deque[float]] = {}
         self._sleep, self._clock = sleep, clock
         self._lock = asyncio.Lock()
@@ -114,7 +122,9 @@ class Pacer:
         self._held_until = 0.0
         self._chats: dict[int, float] = {}
 
-    def _ready_at(self, chat_id: int | None, now: float, group: int | None) -> float:
+    def _ready_at(
+        self, chat_id: int | None, now: float, group: int | None, urgent: bool = False
+    ) -> float:
         self._recent = [t for t in self._recent if t[0] > now - self.window]
         chat_turn = self._chats.get(chat_id, 0.0) if chat_id is not None else 0.0
         ready = max(now, self._held_until, chat_turn)
@@ -126,17 +136,20 @@ class Pacer:
                 ready = max(ready, sent[len(sent) - self.per_group] + self.group_window)
         if self._recent:
             ready = max(ready, max(t[0] for t in self._recent) + self.gap)
-        if self.per_window > 0 and len(self._recent) >= self.per_window:
+        limit = self.per_window if urgent else max(1, self.per_window - self.reserve)
+        if self.per_window > 0 and len(self._recent) >= limit:
             times = sorted(t[0] for t in self._recent)
-            ready = max(ready, times[len(times) - self.per_window] + self.window)
+            ready = max(ready, times[len(times) - limit] + self.window)
         return ready
 
-    async def _take(self, chat_id: int, per_chat: bool = True) -> list[float]:
+    async def _take(self, chat_id: int, per_chat: bool = True, urgent: bool = False) -> list[float]:
         while True:
             async with self._lock:
                 now = self._clock()
                 group = chat_id if chat_id < 0 else None
-                ready = self._ready_at(chat_id if per_chat else None, now, group)
+                # a group chat is always paced: nobody there waits for one message in person
+                paced = per_chat or group is not None
+                ready = self._ready_at(chat_id if paced else None, now, group, urgent)
                 if ready <= now:
                     entry = [now]
                     self._recent.append(entry)
@@ -149,10 +162,13 @@ class Pacer:
             await self._sleep(ready - now)
 
     @asynccontextmanager
-    async def turn(self, chat_id: int, *, per_chat: bool = True) -> AsyncIterator[None]:
+    async def turn(
+        self, chat_id: int, *, per_chat: bool = True, urgent: bool = False
+    ) -> AsyncIterator[None]:
         """Wait for a turn to send to `chat_id`; the message counts until its answer came.
-        `per_chat=False`: a message someone is waiting for (no wait for the chat's turn)."""
-        entry = await self._take(chat_id, per_chat)
+        `per_chat=False`: an outbox message (no wait for the chat's turn); `urgent`: the person
+        pressing waits for it (it may use the reserve)."""
+        entry = await self._take(chat_id, per_chat, urgent)
         try:
             yield
         finally:
@@ -271,7 +287,9 @@ class Sender:
         later = [i for i in ids if i in kinds and kinds[i] not in WAITED_FOR]
         if later:
             self.kick(services, bot, later)
-        return await self.deliver_messages(services, bot, now_ids) if now_ids else Report()
+        if not now_ids:
+            return Report()
+        return await self.deliver_messages(services, bot, now_ids, urgent=True)
 
     async def recheck_quiet(self, services: Services) -> int:
         """Held rows against the quiet hours in force now (settings and each person's own):
@@ -448,7 +466,13 @@ class Sender:
     # outbox messages (storage.outbox): one message each, sent as soon as they are queued
 
     async def deliver_messages(
-        self, services: Services, bot: Bot, ids: Sequence[int], *, rounds: int = 3
+        self,
+        services: Services,
+        bot: Bot,
+        ids: Sequence[int],
+        *,
+        rounds: int = 3,
+        urgent: bool = False,
     ) -> Report:
         """Send these outbox messages now, each on its own: what a change queued (called right
         after its commit), or what the poll found due. A group card that cannot be delivered
@@ -456,10 +480,12 @@ class Sender:
         report = Report()
         wanted = list(ids)
         gate = asyncio.Semaphore(self.concurrency)
+        # one review's card is read and drawn once per language, not once a manager
+        cards: dict[CardKey, asyncio.Future[Card]] = {}
 
         async def one(message: outbox.Message) -> tuple[Report, list[int]]:
             async with gate:
-                return await self._deliver_message(services, bot, message)
+                return await self._deliver_message(services, bot, message, urgent, cards)
 
         for _ in range(rounds):
             if not wanted:
@@ -489,7 +515,11 @@ class Sender:
         return report
 
     async def _message_content(
-        self, services: Services, bot: Bot, message: outbox.Message
+        self,
+        services: Services,
+        bot: Bot,
+        message: outbox.Message,
+        cards: dict[CardKey, asyncio.Future[Card]],
     ) -> tuple[int, Outgoing] | None:
         """Where the message goes and what it says now; None if it is no longer wanted."""
         settings = services.settings
@@ -514,20 +544,37 @@ class Sender:
             raw = message.content.get("markup")
             markup = InlineKeyboardMarkup.de_json(raw, bot) if raw else None
             return chat_id, Outgoing(str(message.content["text"]), markup, (message.id,))
+        timezone = (recipient.timezone if recipient else None) or settings.TIMEZONE
+        group = recipient is None
+        key = (message.review_id or 0, language, timezone, recipient is None)
+        if key not in cards:  # the first to ask reads it; the others wait for that read
+            cards[key] = asyncio.ensure_future(
+                self._review_card(services, message.review_id or 0, language, timezone, group)
+            )
+        card = await cards[key]
+        if card is None:
+            return None
+        return chat_id, Outgoing(card[0], card[1], (message.id,))
+
+    async def _review_card(
+        self, services: Services, review_id: int, language: str, timezone: str, group: bool
+    ) -> tuple[str, InlineKeyboardMarkup | None] | None:
+        """A review's card as it reads now; None once it is decided (or gone)."""
         async with unit_of_work(services.sessions) as session:
             view = await review_store.notice_view(
-                session, keyring=services.keyring, review_id=message.review_id or 0
+                session, keyring=services.keyring, review_id=review_id
             )
         if view is None or not view.pending:
             return None
-        timezone = (recipient.timezone if recipient else None) or settings.TIMEZONE
-        text, markup = review_chat.notice_card(
-            Translator(language), view, timezone, group=recipient is None
-        )
-        return chat_id, Outgoing(text, markup, (message.id,))
+        return review_chat.notice_card(Translator(language), view, timezone, group=group)
 
     async def _deliver_message(
-        self, services: Services, bot: Bot, message: outbox.Message
+        self,
+        services: Services,
+        bot: Bot,
+        message: outbox.Message,
+        urgent: bool = False,
+        cards: dict[CardKey, asyncio.Future[Card]] | None = None,
     ) -> tuple[Report, list[int]]:
         """Send (or delete) one outbox message and record what became of it; returns the
         rows it queued instead (a group card that cannot be delivered: the managers')."""
@@ -540,18 +587,21 @@ class Sender:
                 if message.message_id is None:  # the bot stopped between sending and recording
                     await self._fail(services, ids, "message id unknown", message.recipient, report)
                     return report, []
-                async with self.pacer.turn(chat_id, per_chat=False):
+                async with self.pacer.turn(chat_id, per_chat=False, urgent=urgent):
                     await bot.delete_message(chat_id, message.message_id)
                 message_id: int | None = message.message_id
             else:
-                content = await self._message_content(services, bot, message)
+                content = await self._message_content(
+                    services, bot, message, {} if cards is None else cards
+                )
                 if content is None:
                     async with unit_of_work(services.sessions) as session:
                         await store.cancel(session, ids=ids, now=services.clock())
                     report.cancelled += 1
                     return report, []
                 chat_id, outgoing = content
-                message_id = (await self._send(bot, chat_id, outgoing, report, False)).message_id
+                sent = await self._send(bot, chat_id, outgoing, report, False, urgent=urgent)
+                message_id = sent.message_id
         except RetryAfter as error:
             await self._defer_for_flood(services, ids, error, report)
             return report, []
@@ -611,11 +661,13 @@ class Sender:
         outgoing: Outgoing,
         report: Report,
         per_chat: bool = True,
+        *,
+        urgent: bool = False,
     ) -> Message:
         """Send once; on flood control pause everyone and try once more."""
         for attempt in range(2):
             try:
-                async with self.pacer.turn(chat_id, per_chat=per_chat):
+                async with self.pacer.turn(chat_id, per_chat=per_chat, urgent=urgent):
                     if outgoing.photo is not None:
                         return await bot.send_photo(
                             chat_id,
