@@ -149,6 +149,7 @@ async def stop(application: AnyApplication) -> None:
         await asyncio.wait_for(sender.settle(), timeout=10)
     except TimeoutError:
         log.warning("background deliveries still running at stop; their rows are given back")
+        await sender.abandon()
     try:
         released = await sender.retire(services)
     except SQLAlchemyError:

@@ -276,6 +276,13 @@ class Sender:
                     report.add(result)
         return report
 
+    async def abandon(self) -> None:
+        """Stop the background deliveries now (a stop that cannot wait): their rows stay
+        claimed until `retire` gives them back, so none is sent twice."""
+        for task in list(self._kicked):
+            task.cancel()
+        await asyncio.gather(*list(self._kicked), return_exceptions=True)
+
     async def send_queued(self, services: Services, bot: Bot, ids: Sequence[int]) -> Report:
         """What a handler's commit queued: the messages the person pressing waits for are sent
         now; the rest (review cards to every manager, charts) is kicked to the background."""
