@@ -243,3 +243,54 @@ async def test_claims_from_before_instance_tokens_are_taken_back_at_start_up(
     clock.advance(seconds=2)
     await scheduler.run_once(world.app)  # the upgraded bot's first tick
     assert set(received(world.telegram, people).values()) == {1}
+
+
+async def test_review_cards_a_killed_process_was_sending_reach_the_managers_once(
+    world: World, services: Services, clock: Clock
+) -> None:
+    """The outbox's messages (review cards) recover the same way, not after their lease."""
+    from storage import customers as customer_store
+    from storage import outbox
+    from tests.auxil.customer_factory import staff_of
+    from tests.conversations.test_review import cards
+
+    managers = [await world.member("manager", "East", f"经理{n}") for n in range(3)]
+    sales = await world.member("salesperson", "East", "Li")
+    owner = await staff_of(services.sessions, sales)
+    async with unit_of_work(services.sessions) as session:
+        customer = await customer_store.create_customer(
+            session,
+            keyring=services.keyring,
+            actor=owner,
+            values={"kind": "company", "name": "崩溃测试有限公司", "phones": ["+8613812345678"]},
+        )
+        review = await store_review(session, customer.id or 0)
+        ids = await outbox.queue_review_cards(session, review_id=review, now=clock())
+        await store.beat(session, token="killed", now=clock())
+        taken = await store.claim(
+            session,
+            ids=ids,
+            now=clock(),
+            lease=timedelta(seconds=services.settings.OUTBOX_LEASE_SECONDS),
+            max_attempts=12,
+            instance="killed",
+        )
+    assert len(taken) == 3
+    clock.advance(seconds=5)  # the restart
+    await scheduler.run_once(world.app)
+    assert [len(cards(world, m.id)) for m in managers] == [0, 0, 0]
+    clock.advance(seconds=30)  # the killed process stopped beating 35 seconds ago
+    assert await scheduler.beat(world.app) == 3
+    await scheduler.settle(world.app)
+    assert [len(cards(world, m.id)) for m in managers] == [1, 1, 1]
+    clock.advance(minutes=5)  # past the old lease: nothing again
+    await scheduler.run_once(world.app)
+    assert [len(cards(world, m.id)) for m in managers] == [1, 1, 1]
+
+
+async def store_review(session: Any, customer_id: int) -> int:
+    from storage import reviews
+
+    review = await reviews.pending_review_of(session, customer_id=customer_id)
+    assert review is not None and review.id is not None
+    return review.id
