@@ -81,6 +81,7 @@ def build_application(
         .base_file_url(file_url(settings.TELEGRAM_BASE_URL))
         .context_types(ContextTypes(context=BotContext))
         .post_init(_post_init)
+        .post_stop(scheduler.stop)  # give back unsent claims, for the next process at once
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(request)

@@ -4,6 +4,10 @@ APScheduler runs inside python-telegram-bot's JobQueue, in the bot's own event l
 no reminders: each tick plans (storage.reminders.plan turns records into outbox rows) and then
 delivers (bot.sender), so a restart loses nothing and repeats nothing. All time comes from
 `services.clock`, so tests move time forward by changing the clock and calling `run_once`.
+
+A second job beats every HEARTBEAT (bot.sender): it tells other bot processes this one lives
+and takes back, for sending at once, what a crashed process had claimed. It runs apart from the
+tick, so a long delivery never stops the heartbeat.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from telegram.ext import Application
 
 from bot.context import OUTBOX_DELIVERY, REMINDER_DELIVERY, BotContext, Services
-from bot.sender import Report, Sender
+from bot.sender import HEARTBEAT, Report, Sender
 from bot.settings import Settings
 from storage import drafts, pool, reminders
 from storage.backup import BackupError, BackupResult, create_backup, prune
@@ -32,6 +36,7 @@ from storage.reminders import backup as backup_report
 
 log = logging.getLogger(__name__)
 JOB_NAME = "reminders"
+HEARTBEAT_JOB = "sender-heartbeat"
 BACKUP_JOB = "backups"
 BACKUP_POLL_SECONDS = 60  # how often the backup job asks whether today's BACKUP_HOUR has come
 SENDER_KEY = "reminder_sender"
@@ -79,6 +84,13 @@ def install(application: AnyApplication) -> None:
         name=JOB_NAME,
         job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
     )
+    queue.run_repeating(
+        heartbeat,
+        interval=HEARTBEAT.total_seconds(),
+        first=0,
+        name=HEARTBEAT_JOB,
+        job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+    )
     if services.settings.BACKUP_HOUR is not None and not queue.get_jobs_by_name(BACKUP_JOB):
         queue.run_repeating(
             backup_tick,
@@ -101,6 +113,50 @@ async def tick(context: BotContext) -> None:
             result.delivered.deferred,
             result.delivered.failed,
         )
+
+
+async def heartbeat(context: BotContext) -> None:
+    """The job: this process lives; what a stopped one had claimed goes out now."""
+    await beat(context.application)
+
+
+async def beat(application: AnyApplication) -> int:
+    """One heartbeat; released rows are delivered in the background at once (not at the next
+    tick, which may be a minute away). Returns how many were released."""
+    services: Services = application.bot_data["services"]
+    sender = sender_of(application)
+    try:
+        released = await sender.heartbeat(services)
+    except SQLAlchemyError:
+        log.exception("the sender's heartbeat failed; retrying at the next beat")
+        return 0
+    if released:
+        sender.kick(services, application.bot)
+    return released
+
+
+async def settle(application: AnyApplication) -> Report:
+    """Wait for the background deliveries this process started (tests, a clean stop)."""
+    return await sender_of(application).settle()
+
+
+async def stop(application: AnyApplication) -> None:
+    """A clean stop: let background sends finish (briefly), then give back unsent claims, so
+    the next process sends them at once."""
+    services: Services = application.bot_data["services"]
+    sender = sender_of(application)
+    try:
+        await asyncio.wait_for(sender.settle(), timeout=10)
+    except TimeoutError:
+        log.warning("background deliveries still running at stop; their rows are given back")
+        await sender.abandon()
+    try:
+        released = await sender.retire(services)
+    except SQLAlchemyError:
+        log.exception("giving back this process's claims failed; other processes take them")
+        return
+    if released:
+        log.info("%d claimed reminders given back for the next process", released)
 
 
 async def run_once(application: AnyApplication) -> Tick:
@@ -169,11 +225,12 @@ async def _sent_to(application: AnyApplication, recipient_id: int) -> int:
 
 
 async def deliver_messages(application: AnyApplication, ids: Sequence[int]) -> Report:
-    """Send outbox messages a handler just queued and committed (storage.outbox); whatever
-    fails here stays in the outbox for the next tick, and never fails the handler."""
+    """Send outbox messages a handler just queued and committed (storage.outbox): what the
+    person pressing waits for now, the rest in the background, paced (Sender.send_queued);
+    whatever fails stays in the outbox for the next tick, and never fails the handler."""
     services: Services = application.bot_data["services"]
     try:
-        return await sender_of(application).deliver_messages(services, application.bot, ids)
+        return await sender_of(application).send_queued(services, application.bot, ids)
     except SQLAlchemyError:
         log.exception("delivering outbox messages failed; retrying at the next tick")
         return Report(errors=["database"])

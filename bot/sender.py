@@ -17,16 +17,24 @@ Nothing is dropped silently: every row ends sent, cancelled (and why) or failed 
 
 Outbox messages (storage.outbox: review cards, confirmations, deletions of revealed values) are
 sent one by one, not grouped, outside quiet hours and without waiting for the chat's turn:
-someone is waiting for them. The handler whose commit queued them calls `deliver_messages`
-right away; the poll sends whatever a crash left behind. Their lease is short
-(OUTBOX_LEASE_SECONDS), so after a crash in mid-send they go out again soon.
+someone is waiting for them. After the commit that queued them the handler calls `send_queued`:
+what the person pressing waits for (their confirmation) is sent before the handler answers; the
+rest (a submission's cards to 69 managers, say) is handed to a background delivery (`kick`)
+through the same Pacer, so the submitter is answered at once and the burst stays within
+Telegram's limits. The poll sends whatever a crash left behind.
+
+Crash recovery (storage.reminders.delivery): every claim carries this Sender's instance token
+and the instance beats every HEARTBEAT seconds; at start-up and at each beat it releases the
+claims of instances that are gone, so a restart re-sends what was in flight within a minute.
 
 Pacing: PTB's AIORateLimiter (used when the application is built with rate_limit=True) lets 30
 requests a second through as a leaky bucket (a full bucket after a pause, then a steady drip,
 which together exceed 30 in one second), retries RetryAfter a few times while holding everyone
-back, and has no limit per private chat. The `Pacer` adds what it lacks for a burst of
-reminders: at most 30 messages in any 1.05-second window (counting each until its answer came),
-one message per second per chat, and a shared pause while flood control is in force, so
+back, and has no limit per private chat. The `Pacer` adds what it lacks for a burst: at most 25
+messages in any 1.05-second window (counting each until its answer came; the other 5 of
+Telegram's 30 a second are left to the handlers answering people directly), of which background
+sends use 20 (the rest is for a message someone waits for), one message per second per private
+chat, 20 a minute per group chat, and a shared pause while flood control is in force, so
 Telegram has no reason to answer 429.
 """
 
@@ -34,15 +42,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 import warnings
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from telegram import InlineKeyboardMarkup, InputFile, Message
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
@@ -62,6 +72,11 @@ if TYPE_CHECKING:
     from bot.context import Services
 
 log = logging.getLogger(__name__)
+HEARTBEAT = timedelta(seconds=10)  # how often an instance says it lives (INSTANCE_STALE: 30 s)
+# sent before the handler answers: the person pressing waits for these; the rest is kicked
+WAITED_FOR = frozenset({outbox.Kind.confirmation, outbox.Kind.delete})
+Card = tuple[str, InlineKeyboardMarkup | None] | None  # a review card's text and buttons
+CardKey = tuple[int, str, str, bool]  # review, language, time zone, for a group
 _CHAT_GONE = ("chat not found", "user is deactivated", "bot was blocked", "peer_id_invalid")
 _ALREADY_DELETED = ("message to delete not found", "message can't be deleted")
 
@@ -75,46 +90,71 @@ class Pacer:
     - a message counts from when it left until its answer came, so messages held up on the way
       (say, inside PTB's rate limiter) cannot be followed by a burst;
     - one message per `chat_interval` seconds in a chat, and a small gap between any two;
+    - background sends (reminders, a burst of review cards) use at most `per_window - reserve`
+      of those, so a message someone is waiting for (`urgent`) never queues behind a burst,
+      and neither do the handlers' own answers in PTB's rate limiter;
+    - at most `per_group` messages in any `group_window` seconds in a group chat (negative id),
+      even for a message someone is waiting for: Telegram's limit per group is per minute;
     - none while flood control (RetryAfter) is in force.
     """
 
     def __init__(
         self,
-        per_window: int = 30,
+        per_window: int = 25,
         window: float = 1.05,
         chat_interval: float = 1.0,
         *,
+        reserve: int = 5,
+        per_group: int = 20,
+        group_window: float = 61.0,
         gap: float = 0.01,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.per_window, self.window = per_window, window
         self.chat_interval, self.gap = chat_interval, gap
+        self.per_group, self.group_window = per_group, group_window
+        self.reserve = reserve
+        self._groups: dict[int, deque[float]] = {}
         self._sleep, self._clock = sleep, clock
         self._lock = asyncio.Lock()
         self._recent: list[list[float]] = []  # [left, or answered, at]
         self._held_until = 0.0
         self._chats: dict[int, float] = {}
 
-    def _ready_at(self, chat_id: int | None, now: float) -> float:
+    def _ready_at(
+        self, chat_id: int | None, now: float, group: int | None, urgent: bool = False
+    ) -> float:
         self._recent = [t for t in self._recent if t[0] > now - self.window]
         chat_turn = self._chats.get(chat_id, 0.0) if chat_id is not None else 0.0
         ready = max(now, self._held_until, chat_turn)
+        if group is not None and self.per_group > 0:
+            sent = self._groups.setdefault(group, deque())
+            while sent and sent[0] <= now - self.group_window:
+                sent.popleft()
+            if len(sent) >= self.per_group:
+                ready = max(ready, sent[len(sent) - self.per_group] + self.group_window)
         if self._recent:
             ready = max(ready, max(t[0] for t in self._recent) + self.gap)
-        if self.per_window > 0 and len(self._recent) >= self.per_window:
+        limit = self.per_window if urgent else max(1, self.per_window - self.reserve)
+        if self.per_window > 0 and len(self._recent) >= limit:
             times = sorted(t[0] for t in self._recent)
-            ready = max(ready, times[len(times) - self.per_window] + self.window)
+            ready = max(ready, times[len(times) - limit] + self.window)
         return ready
 
-    async def _take(self, chat_id: int, per_chat: bool = True) -> list[float]:
+    async def _take(self, chat_id: int, per_chat: bool = True, urgent: bool = False) -> list[float]:
         while True:
             async with self._lock:
                 now = self._clock()
-                ready = self._ready_at(chat_id if per_chat else None, now)
+                group = chat_id if chat_id < 0 else None
+                # a group chat is always paced: nobody there waits for one message in person
+                paced = per_chat or group is not None
+                ready = self._ready_at(chat_id if paced else None, now, group, urgent)
                 if ready <= now:
                     entry = [now]
                     self._recent.append(entry)
+                    if group is not None:
+                        self._groups[group].append(now)
                     self._chats[chat_id] = now + self.chat_interval
                     if len(self._chats) > 10_000:  # forget chats whose turn is long past
                         self._chats = {c: t for c, t in self._chats.items() if t > now}
@@ -122,10 +162,13 @@ class Pacer:
             await self._sleep(ready - now)
 
     @asynccontextmanager
-    async def turn(self, chat_id: int, *, per_chat: bool = True) -> AsyncIterator[None]:
+    async def turn(
+        self, chat_id: int, *, per_chat: bool = True, urgent: bool = False
+    ) -> AsyncIterator[None]:
         """Wait for a turn to send to `chat_id`; the message counts until its answer came.
-        `per_chat=False`: a message someone is waiting for (no wait for the chat's turn)."""
-        entry = await self._take(chat_id, per_chat)
+        `per_chat=False`: an outbox message (no wait for the chat's turn); `urgent`: the person
+        pressing waits for it (it may use the reserve)."""
+        entry = await self._take(chat_id, per_chat, urgent)
         try:
             yield
         finally:
@@ -177,12 +220,118 @@ class Sender:
         self.message_lease = message_lease  # one outbox message (storage.outbox) at a time
         self.max_attempts = max_attempts
         self.max_batches = max_batches
+        self.instance = secrets.token_hex(16)  # this process's claims carry it
+        self._beaten_at: datetime | None = None
+        self._kicked: set[asyncio.Task[Report]] = set()
+
+    # -----------------------------------------------------------------------------------------
+    # this instance: its heartbeat, the claims of instances that are gone, background sends
+
+    async def heartbeat(self, services: Services) -> int:
+        """Say this instance lives, and release the claims of instances that are gone (a crash
+        before this restart, say); returns how many rows were released (due now)."""
+        now = services.clock()
+        async with unit_of_work(services.sessions) as session:
+            await store.beat(session, token=self.instance, now=now)
+            released = await store.release_orphans(session, now=now)
+        self._beaten_at = now
+        if released:
+            log.warning("%d reminders claimed by a stopped bot process are due again", released)
+        return released
+
+    async def _alive(self, services: Services) -> None:
+        """Beat before claiming, so no other instance takes this one's claims for orphans."""
+        now = services.clock()
+        if self._beaten_at is None or not (self._beaten_at <= now < self._beaten_at + HEARTBEAT):
+            await self.heartbeat(services)
+
+    async def retire(self, services: Services) -> int:
+        """A clean stop: what this instance claimed but did not send is due again now."""
+        async with unit_of_work(services.sessions) as session:
+            return await store.retire(session, token=self.instance, now=services.clock())
+
+    def kick(self, services: Services, bot: Bot, ids: Sequence[int] | None = None) -> None:
+        """Deliver in the background, paced: these outbox messages, or (None) all that is due.
+        Nothing waits for it; what it cannot send stays in the outbox for the next poll."""
+
+        async def run() -> Report:
+            try:
+                if ids is None:
+                    return await self.deliver(services, bot)
+                return await self.deliver_messages(services, bot, ids)
+            except SQLAlchemyError:
+                log.exception("background delivery failed; the next poll retries")
+                return Report(errors=["database"])
+
+        task = asyncio.get_running_loop().create_task(run(), name="outbox-delivery")
+        self._kicked.add(task)
+        task.add_done_callback(self._kicked.discard)
+
+    async def settle(self) -> Report:
+        """Wait for the background deliveries (tests; a clean stop)."""
+        report = Report()
+        while self._kicked:
+            for result in await asyncio.gather(*list(self._kicked), return_exceptions=True):
+                if isinstance(result, Report):
+                    report.add(result)
+        return report
+
+    async def abandon(self) -> None:
+        """Stop the background deliveries now (a stop that cannot wait): their rows stay
+        claimed until `retire` gives them back, so none is sent twice."""
+        for task in list(self._kicked):
+            task.cancel()
+        await asyncio.gather(*list(self._kicked), return_exceptions=True)
+
+    async def send_queued(self, services: Services, bot: Bot, ids: Sequence[int]) -> Report:
+        """What a handler's commit queued: the messages the person pressing waits for are sent
+        now; the rest (review cards to every manager, charts) is kicked to the background."""
+        if not ids:
+            return Report()
+        async with unit_of_work(services.sessions) as session:
+            kinds = await store.kinds_of(session, ids)
+        now_ids = [i for i in ids if kinds.get(i) in WAITED_FOR]
+        later = [i for i in ids if i in kinds and kinds[i] not in WAITED_FOR]
+        if later:
+            self.kick(services, bot, later)
+        if not now_ids:
+            return Report()
+        return await self.deliver_messages(services, bot, now_ids, urgent=True)
+
+    async def recheck_quiet(self, services: Services) -> int:
+        """Held rows against the quiet hours in force now (settings and each person's own):
+        no longer quiet, due now; quiet until another hour, held until then. How many were
+        released."""
+        now = services.clock()
+        rules = store.Rules.from_settings(services.settings)
+        released = 0
+        async with unit_of_work(services.sessions) as session:
+            held = await store.held_for_quiet(session, now=now)
+            if not held:
+                return 0
+            people = await store.recipients(session, (h.recipient_id for h in held))
+            free: list[int] = []
+            moved: dict[datetime, list[int]] = defaultdict(list)
+            for row in held:
+                person = people.get(row.recipient_id)
+                until = store.quiet_until(now, rules.zone_of(person), rules.quiet_of(person))
+                if until is None:
+                    free.append(row.id)
+                elif until != row.until:
+                    moved[until].append(row.id)
+            await store.release_hold(session, ids=free, now=now)
+            for until, chunk in moved.items():
+                await store.postpone(session, ids=chunk, until=until)
+            released = len(free)
+        return released
 
     async def deliver(
         self, services: Services, bot: Bot, *, recipient_id: int | None = None
     ) -> Report:
         """Send everything due now (or only one person's), batch by batch."""
         report = Report()
+        await self._alive(services)
+        await self.recheck_quiet(services)
         for _ in range(self.max_batches):
             now = services.clock()
             async with unit_of_work(services.sessions) as session:
@@ -231,7 +380,12 @@ class Sender:
                 else:
                     ready += [d.id for d in items]
             claimed = await store.claim(
-                session, ids=ready, now=now, lease=self.lease, max_attempts=self.max_attempts
+                session,
+                ids=ready,
+                now=now,
+                lease=self.lease,
+                max_attempts=self.max_attempts,
+                instance=self.instance,
             )
         async with unit_of_work(services.sessions) as session:
             notices, gone = await store.describe(
@@ -319,7 +473,13 @@ class Sender:
     # outbox messages (storage.outbox): one message each, sent as soon as they are queued
 
     async def deliver_messages(
-        self, services: Services, bot: Bot, ids: Sequence[int], *, rounds: int = 3
+        self,
+        services: Services,
+        bot: Bot,
+        ids: Sequence[int],
+        *,
+        rounds: int = 3,
+        urgent: bool = False,
     ) -> Report:
         """Send these outbox messages now, each on its own: what a change queued (called right
         after its commit), or what the poll found due. A group card that cannot be delivered
@@ -327,14 +487,17 @@ class Sender:
         report = Report()
         wanted = list(ids)
         gate = asyncio.Semaphore(self.concurrency)
+        # one review's card is read and drawn once per language, not once a manager
+        cards: dict[CardKey, asyncio.Future[Card]] = {}
 
         async def one(message: outbox.Message) -> tuple[Report, list[int]]:
             async with gate:
-                return await self._deliver_message(services, bot, message)
+                return await self._deliver_message(services, bot, message, urgent, cards)
 
         for _ in range(rounds):
             if not wanted:
                 break
+            await self._alive(services)
             now = services.clock()
             async with unit_of_work(services.sessions) as session:
                 taken = await store.claim(
@@ -343,6 +506,7 @@ class Sender:
                     now=now,
                     lease=self.message_lease,
                     max_attempts=self.max_attempts,
+                    instance=self.instance,
                 )
                 messages = await outbox.claimed(session, keyring=services.keyring, ids=taken)
             results = await asyncio.gather(*(one(m) for m in messages), return_exceptions=True)
@@ -358,7 +522,11 @@ class Sender:
         return report
 
     async def _message_content(
-        self, services: Services, bot: Bot, message: outbox.Message
+        self,
+        services: Services,
+        bot: Bot,
+        message: outbox.Message,
+        cards: dict[CardKey, asyncio.Future[Card]],
     ) -> tuple[int, Outgoing] | None:
         """Where the message goes and what it says now; None if it is no longer wanted."""
         settings = services.settings
@@ -383,17 +551,29 @@ class Sender:
             raw = message.content.get("markup")
             markup = InlineKeyboardMarkup.de_json(raw, bot) if raw else None
             return chat_id, Outgoing(str(message.content["text"]), markup, (message.id,))
+        timezone = (recipient.timezone if recipient else None) or settings.TIMEZONE
+        group = recipient is None
+        key = (message.review_id or 0, language, timezone, recipient is None)
+        if key not in cards:  # the first to ask reads it; the others wait for that read
+            cards[key] = asyncio.ensure_future(
+                self._review_card(services, message.review_id or 0, language, timezone, group)
+            )
+        card = await cards[key]
+        if card is None:
+            return None
+        return chat_id, Outgoing(card[0], card[1], (message.id,))
+
+    async def _review_card(
+        self, services: Services, review_id: int, language: str, timezone: str, group: bool
+    ) -> tuple[str, InlineKeyboardMarkup | None] | None:
+        """A review's card as it reads now; None once it is decided (or gone)."""
         async with unit_of_work(services.sessions) as session:
             view = await review_store.notice_view(
-                session, keyring=services.keyring, review_id=message.review_id or 0
+                session, keyring=services.keyring, review_id=review_id
             )
         if view is None or not view.pending:
             return None
-        timezone = (recipient.timezone if recipient else None) or settings.TIMEZONE
-        text, markup = review_chat.notice_card(
-            Translator(language), view, timezone, group=recipient is None
-        )
-        return chat_id, Outgoing(text, markup, (message.id,))
+        return review_chat.notice_card(Translator(language), view, timezone, group=group)
 
     async def _review_edit(self, services: Services, message: outbox.Message) -> Outgoing | None:
         """What a decided review's card says now, in its reader's language (a group: ours)."""
@@ -421,7 +601,12 @@ class Sender:
         return Outgoing(text, markup, (message.id,))
 
     async def _deliver_message(
-        self, services: Services, bot: Bot, message: outbox.Message
+        self,
+        services: Services,
+        bot: Bot,
+        message: outbox.Message,
+        urgent: bool = False,
+        cards: dict[CardKey, asyncio.Future[Card]] | None = None,
     ) -> tuple[Report, list[int]]:
         """Send (or delete) one outbox message and record what became of it; returns the
         rows it queued instead (a group card that cannot be delivered: the managers')."""
@@ -434,7 +619,7 @@ class Sender:
                 if message.message_id is None:  # the bot stopped between sending and recording
                     await self._fail(services, ids, "message id unknown", message.recipient, report)
                     return report, []
-                async with self.pacer.turn(chat_id, per_chat=False):
+                async with self.pacer.turn(chat_id, per_chat=False, urgent=urgent):
                     await bot.delete_message(chat_id, message.message_id)
                 message_id: int | None = message.message_id
             elif message.kind == outbox.Kind.review_edit:  # a decided card, brought up to date
@@ -446,14 +631,17 @@ class Sender:
                             edit.text, chat_id, message_id, reply_markup=edit.markup
                         )
             else:
-                content = await self._message_content(services, bot, message)
+                content = await self._message_content(
+                    services, bot, message, {} if cards is None else cards
+                )
                 if content is None:
                     async with unit_of_work(services.sessions) as session:
                         await store.cancel(session, ids=ids, now=services.clock())
                     report.cancelled += 1
                     return report, []
                 chat_id, outgoing = content
-                message_id = (await self._send(bot, chat_id, outgoing, report, False)).message_id
+                sent = await self._send(bot, chat_id, outgoing, report, False, urgent=urgent)
+                message_id = sent.message_id
         except RetryAfter as error:
             await self._defer_for_flood(services, ids, error, report)
             return report, []
@@ -516,11 +704,13 @@ class Sender:
         outgoing: Outgoing,
         report: Report,
         per_chat: bool = True,
+        *,
+        urgent: bool = False,
     ) -> Message:
         """Send once; on flood control pause everyone and try once more."""
         for attempt in range(2):
             try:
-                async with self.pacer.turn(chat_id, per_chat=per_chat):
+                async with self.pacer.turn(chat_id, per_chat=per_chat, urgent=urgent):
                     if outgoing.photo is not None:
                         return await bot.send_photo(
                             chat_id,

@@ -347,6 +347,8 @@ class KeyPerson(Timestamped, table=True):
     """关键联系人 of a customer; phones and birthday are sealed."""
 
     __tablename__ = "key_persons"
+    # birthday planning: "which key persons changed since the last poll?"
+    __table_args__ = (Index("ix_key_persons_updated_at", "updated_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     customer_id: int = Field(foreign_key="customers.id", index=True)
@@ -531,6 +533,19 @@ class Reminder(Timestamped, table=True):
     snoozed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     acted: str | None = Field(default=None, max_length=20)  # done / snoozed / rescheduled / ...
     acted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # the sender instance (SenderInstance.token) holding the claim, while status is sending
+    claimed_by: str | None = Field(default=None, max_length=32)
+
+
+class SenderInstance(SQLModel, table=True):
+    """A running bot process that claims reminders; its heartbeat tells the others it lives,
+    so a restart takes back what a crashed one had claimed at once, never a live one's."""
+
+    __tablename__ = "sender_instances"
+
+    token: str = Field(primary_key=True, max_length=32)
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    seen_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class Draft(Timestamped, table=True):

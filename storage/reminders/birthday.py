@@ -1,16 +1,19 @@
 """`birthday`: a key person's birthday, BIRTHDAY_NOTICE_DAYS before and on the day, to the
 customer's owner.
 
-The birthday is sealed, so the planner decrypts every key person (every HEAVY_EVERY, in chunks);
-a row is keyed by the year, never the date, and its text is rendered at delivery from the sealed
-value. Its due time still hints at the day, so sent rows are purged soon after (RETENTION).
+The birthday is sealed, so the full planner decrypts every key person (every HEAVY_EVERY, in
+chunks); on every poll a cheap one decrypts only the key persons added or changed since its last
+run (a watermark on `updated_at`, with an overlap for writes that committed late), so a new key
+person's birthday is noticed within one poll. A row is keyed by the year, never the date, so
+both planners write the same rows; its text is rendered at delivery from the sealed value. Its
+due time still hints at the day, so sent rows are purged soon after (RETENTION).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlmodel import col, select
@@ -25,6 +28,9 @@ from storage.reminders.reading import Notice, Reader, per_row
 
 log = logging.getLogger(__name__)
 HEAVY_EVERY = timedelta(hours=6)  # every key person is decrypted
+# the changed-key-person planner looks this far before its last run: a write stamped before
+# that run may have committed after it (writers stamp `updated_at` when they write)
+OVERLAP = timedelta(minutes=10)
 SCAN_CHUNK = 2000
 
 
@@ -74,6 +80,20 @@ def birthday_notices(
 async def scan(session: AsyncSession, ctx: Plan, after: int) -> tuple[list[Row], int | None]:
     """One chunk of key persons after `after`, opening each customer's data key once; only
     customers with key persons are touched."""
+    return await _scan(session, ctx, after)
+
+
+async def scan_changed(
+    session: AsyncSession, ctx: Plan, after: int
+) -> tuple[list[Row], int | None]:
+    """One chunk of the key persons added or changed since the last poll (and OVERLAP)."""
+    return await _scan(session, ctx, after, changed_since=ctx.since - OVERLAP)
+
+
+async def _scan(
+    session: AsyncSession, ctx: Plan, after: int, changed_since: datetime | None = None
+) -> tuple[list[Row], int | None]:
+    changed = () if changed_since is None else (col(KeyPerson.updated_at) >= changed_since,)
     chunk = (
         await session.exec(
             select(
@@ -92,6 +112,7 @@ async def scan(session: AsyncSession, ctx: Plan, after: int) -> tuple[list[Row],
                 col(Customer.status).in_(LIVE),
                 col(Customer.pooled_at).is_(None),  # in the team pool: nobody's to greet
                 col(DataKey.wrapped).is_not(None),
+                *changed,
             )
             .order_by(col(KeyPerson.id))
             .limit(SCAN_CHUNK)
@@ -143,6 +164,7 @@ async def scan(session: AsyncSession, ctx: Plan, after: int) -> tuple[list[Row],
 
 
 PLANNER = ScanPlanner("birthday", scan, every=HEAVY_EVERY)
+CHANGED_PLANNER = ScanPlanner("birthday_changed", scan_changed)  # every poll
 
 
 async def _load(

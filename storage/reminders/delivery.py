@@ -8,6 +8,18 @@ lease runs out and the next run sends it again. So a crash can repeat the few me
 at that instant, once; marking rows sent *before* sending would lose them instead. The claim is
 conditional, so two runs or two processes never send the same row in normal operation.
 
+Crash recovery: every claim carries its sender instance's token (`claimed_by`), and each
+running instance keeps a heartbeat row (`SenderInstance`). A claim whose instance has stopped
+beating for INSTANCE_STALE (or shut down, deleting its row) is released at once by whichever
+instance looks next, so after a crash the rows in flight go out within a minute of the restart
+instead of waiting out their lease; a live instance's claims are never taken (the lease stays
+as the last resort for an instance that beats but hangs). Each row is marked sent in its own
+transaction right after Telegram's answer, so a kill repeats only what was truly in flight.
+
+Quiet hours: a held row keeps its own due time and is marked QUIET_HOLD; every pass re-checks
+the held rows against the quiet hours in force now (`held_for_quiet`), so a setting changed
+after the hold takes effect: still quiet, held to the new end; no longer quiet, sent now.
+
 The same machine delivers storage.outbox's messages (review cards, confirmations, deletions).
 """
 
@@ -21,17 +33,20 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import outbox
 from storage.db import SessionFactory, unit_of_work
-from storage.models import Reminder, ReminderStatus, Staff
+from storage.models import Reminder, ReminderStatus, SenderInstance, Staff
 from storage.reminders.kinds import Kind
 from storage.reminders.planning import Plan
 from storage.reminders.rules import Rules
 
 log = logging.getLogger(__name__)
+QUIET_HOLD = "held: quiet hours"  # last_error of a row held back for quiet hours
+INSTANCE_STALE = timedelta(seconds=30)  # no heartbeat for this long: the instance is gone
 
 
 @dataclass(frozen=True)
@@ -66,6 +81,16 @@ async def due_now(
     return found
 
 
+async def kinds_of(session: AsyncSession, ids: Sequence[int]) -> dict[int, str]:
+    """The kind of each of these rows (the sender sends some at once, kicks the rest)."""
+    if not ids:
+        return {}
+    rows = await session.exec(
+        select(Reminder.id, Reminder.kind).where(col(Reminder.id).in_(list(ids)))
+    )
+    return {i: k for i, k in rows.all() if i is not None}
+
+
 async def recipients(session: AsyncSession, ids: Iterable[int | None]) -> dict[int, Staff]:
     wanted = sorted({i for i in ids if i is not None})
     if not wanted:
@@ -75,15 +100,123 @@ async def recipients(session: AsyncSession, ids: Iterable[int | None]) -> dict[i
 
 
 async def postpone(session: AsyncSession, *, ids: Sequence[int], until: datetime) -> None:
-    """Hold rows back (quiet hours) without counting an attempt."""
+    """Hold rows back (quiet hours) without counting an attempt; marked, so that every pass
+    re-checks them against the quiet hours in force (`held_for_quiet`)."""
+    if not ids:
+        return
     await session.exec(
         update(Reminder)
         .where(
             col(Reminder.id).in_(list(ids)),
             col(Reminder.status).in_((ReminderStatus.pending, ReminderStatus.sending)),
         )
-        .values(status=ReminderStatus.pending, next_attempt_at=until)
+        .values(
+            status=ReminderStatus.pending,
+            next_attempt_at=until,
+            last_error=QUIET_HOLD,
+            claimed_by=None,
+        )
     )
+
+
+@dataclass(frozen=True)
+class Held:
+    """A row held for quiet hours whose own time has come: re-checked at every pass."""
+
+    id: int
+    recipient_id: int
+    until: datetime
+
+
+async def held_for_quiet(session: AsyncSession, *, now: datetime, limit: int = 5000) -> list[Held]:
+    """Rows held back for quiet hours, due by their own time but not yet by the hold's end."""
+    rows = await session.exec(
+        select(Reminder.id, Reminder.recipient_id, Reminder.next_attempt_at)
+        .where(
+            col(Reminder.status) == ReminderStatus.pending,
+            col(Reminder.next_attempt_at) > now,
+            col(Reminder.last_error) == QUIET_HOLD,
+            col(Reminder.due_at) <= now,
+            col(Reminder.recipient_id).is_not(None),
+        )
+        .order_by(col(Reminder.id))
+        .limit(limit)
+    )
+    return [Held(i, r, u) for i, r, u in rows.all() if i is not None and r is not None and u]
+
+
+async def release_hold(session: AsyncSession, *, ids: Sequence[int], now: datetime) -> None:
+    """Quiet hours no longer cover these held rows (the setting changed): due now."""
+    if ids:
+        await session.exec(
+            update(Reminder)
+            .where(
+                col(Reminder.id).in_(list(ids)),
+                col(Reminder.status) == ReminderStatus.pending,
+                col(Reminder.last_error) == QUIET_HOLD,
+            )
+            .values(next_attempt_at=now, last_error=None, updated_at=now)
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# sender instances: whose claims are whose, and which instances are gone
+
+
+def _upsert(session: AsyncSession) -> Any:
+    return sqlite.insert if session.get_bind().dialect.name == "sqlite" else postgresql.insert
+
+
+async def beat(session: AsyncSession, *, token: str, now: datetime) -> None:
+    """This instance lives (written at start-up and every few seconds after)."""
+    table = SenderInstance.__table__  # type: ignore[attr-defined]
+    statement = _upsert(session)(table).values(token=token, started_at=now, seen_at=now)
+    await session.exec(
+        statement.on_conflict_do_update(index_elements=["token"], set_={"seen_at": now})
+    )
+
+
+async def release_orphans(
+    session: AsyncSession, *, now: datetime, stale: timedelta = INSTANCE_STALE
+) -> int:
+    """Give back the claims of instances that are gone (no heartbeat within `stale`, or no row
+    at all: shut down, or from before instance tokens), due now; returns how many. Claims of
+    live instances are left alone. The attempt the crash used stays counted, so a message that
+    crashes the bot every time is given up on after max_attempts."""
+    await session.exec(delete(SenderInstance).where(col(SenderInstance.seen_at) < now - stale))
+    live = select(SenderInstance.token)
+    result = await session.exec(
+        update(Reminder)
+        .where(
+            col(Reminder.status) == ReminderStatus.sending,
+            or_(col(Reminder.claimed_by).is_(None), col(Reminder.claimed_by).not_in(live)),
+        )
+        .values(status=ReminderStatus.pending, next_attempt_at=now, claimed_by=None, updated_at=now)
+    )
+    return result.rowcount or 0  # type: ignore[attr-defined]
+
+
+async def retire(session: AsyncSession, *, token: str, now: datetime) -> int:
+    """A clean shutdown: this instance's unsent claims are due again now, its row removed."""
+    result = await session.exec(
+        update(Reminder)
+        .where(col(Reminder.status) == ReminderStatus.sending, col(Reminder.claimed_by) == token)
+        .values(status=ReminderStatus.pending, next_attempt_at=now, claimed_by=None, updated_at=now)
+    )
+    await session.exec(delete(SenderInstance).where(col(SenderInstance.token) == token))
+    return result.rowcount or 0  # type: ignore[attr-defined]
+
+
+async def stale_at(session: AsyncSession, *, token: str) -> datetime | None:
+    """When the earliest other instance holding claims goes stale (None: none holds any)."""
+    holders = select(Reminder.claimed_by).where(col(Reminder.status) == ReminderStatus.sending)
+    found = await session.exec(
+        select(SenderInstance.seen_at).where(
+            col(SenderInstance.token) != token, col(SenderInstance.token).in_(holders)
+        )
+    )
+    seen = [s for s in found.all() if s is not None]
+    return min(seen) + INSTANCE_STALE if seen else None
 
 
 async def claim(
@@ -93,10 +226,12 @@ async def claim(
     now: datetime,
     lease: timedelta,
     max_attempts: int,
+    instance: str | None = None,
 ) -> list[int]:
     """Take rows for sending: pending (or sending with an expired lease) → sending until
-    now + lease. Conditional, so of two claimers only one gets a row. Rows that already used
-    up their attempts (a crash loop, say) are marked failed instead of being tried again."""
+    now + lease, held by `instance` (a sender's token). Conditional, so of two claimers only one
+    gets a row. Rows that already used up their attempts (a crash loop, say) are marked failed
+    instead of being tried again."""
     if not ids:
         return []
     claimable = and_(
@@ -120,6 +255,7 @@ async def claim(
             status=ReminderStatus.sending,
             next_attempt_at=now + lease,
             attempts=col(Reminder.attempts) + 1,
+            claimed_by=instance,
             updated_at=now,
         )
         .returning(col(Reminder.id))

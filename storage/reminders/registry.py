@@ -88,6 +88,7 @@ assert set(BY_KIND) == set(Kind), "every reminder kind needs its row in the regi
 ACTIONS: dict[str, tuple[str, ...]] = {e.kind: e.actions for e in REGISTRY if e.actions}
 PLANNERS: tuple[Planning, ...] = (
     *(entry.planner for entry in REGISTRY if entry.planner is not None),
+    birthday.CHANGED_PLANNER,  # a new key person's birthday within one poll, cheaply
     Purge(),
 )
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
+from bot import scheduler
 from bot.context import BotContext
 from storage import audit, complaints, customers, drafts, key_persons, life_cycle, outbox, visits
 from storage.crypto import Keyring
@@ -194,6 +195,7 @@ async def request_in_chat(world: World, actor: Staff, customer_id: int) -> int:
         world.services.sessions, actor, customer_id, now=world.services.clock()
     )
     await BotContext(world.app).send_queued(queued)
+    await scheduler.settle(world.app)  # the cards go out in the background
     return review_id
 
 

@@ -16,6 +16,7 @@ from telegram import Update
 from telegram.ext import Application
 from telegram.request import BaseRequest, RequestData
 
+from bot import scheduler
 from tests.auxil import telegram_rules
 from tests.auxil.telegram_rules import FloodControl, Refused
 
@@ -398,6 +399,9 @@ class Person:
         }
         self.chat = {"id": user_id, "type": "private", "first_name": first_name}
         self._message_ids = itertools.count(1)
+        # wait for the deliveries an update kicked off in the background (review cards to the
+        # managers) before returning what the bot sent; False: return when the handler did
+        self.settle = True
 
     @property
     def id(self) -> int:
@@ -407,6 +411,8 @@ class Person:
         before = len(self.telegram.calls)
         payload["update_id"] = next(self._update_ids)
         await self.app.process_update(Update.de_json(payload, self.app.bot))
+        if self.settle:
+            await scheduler.settle(self.app)
         return [p for n, p in self.telegram.calls[before:] if n == "sendMessage"]
 
     def _message(self, **content: Any) -> dict[str, Any]:

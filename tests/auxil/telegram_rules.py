@@ -273,7 +273,8 @@ class FloodControl:
     Telegram allows about one message a second in a chat (short bursts pass) and about 30 a
     second over all chats; beyond that it answers 429 "Too Many Requests: retry after N".
     `per_chat` messages in any `chat_window` seconds and `overall` in any second are let
-    through; `retry_after` is what the 429 asks for.
+    through, and in a group chat (a negative id) `per_group` in any `group_window` seconds (20 a
+    minute, as Telegram documents); `retry_after` is what the 429 asks for.
     """
 
     enabled: bool = False
@@ -281,6 +282,8 @@ class FloodControl:
     chat_window: float = 1.0
     overall: int = 30
     retry_after: int = 1
+    per_group: int = 20
+    group_window: float = 60.0
     clock: Callable[[], float] = time.monotonic
     refused: int = 0
     _chats: dict[int, deque[float]] = field(default_factory=dict)
@@ -296,10 +299,17 @@ class FloodControl:
         except (TypeError, ValueError):
             chat_id = 0
         chat = self._chats.setdefault(chat_id, deque())
-        for times, window in ((chat, self.chat_window), (self._all, 1.0)):
+        chat_window = self.group_window if chat_id < 0 else self.chat_window
+        chat_limit = self.per_group if chat_id < 0 else self.per_chat
+        for times, window in ((chat, max(chat_window, self.chat_window)), (self._all, 1.0)):
             while times and times[0] <= now - window:
                 times.popleft()
-        if len(chat) >= self.per_chat or len(self._all) >= self.overall:
+        in_window = sum(1 for t in chat if t > now - self.chat_window)
+        if (
+            in_window >= self.per_chat
+            or (chat_id < 0 and len(chat) >= chat_limit)
+            or len(self._all) >= self.overall
+        ):
             self.refused += 1
             return self.retry_after
         chat.append(now)

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from sqlmodel import col, select
 
+from bot import scheduler
 from bot.context import BotContext
 from conversations import review as review_chat
 from storage import reviews
@@ -64,6 +65,7 @@ async def test_approved_destruction_leaves_a_tombstone_and_takes_back_old_cards(
         creation = await reviews.pending_review_of(session, customer_id=rich.customer_id)
     assert creation is not None and creation.id is not None
     await review_chat.announce(BotContext(world.app), creation.id)
+    await scheduler.settle(world.app)  # the cards go out in the background
     [old_chen] = review_cards(world, chen.id)
     [old_wang] = review_cards(world, wang.id)
     assert NAME in old_chen["text"]
@@ -194,6 +196,7 @@ async def test_the_tombstone_fits_with_the_longest_reason_and_names(world: World
         await outbox.queue_review_cards(session, review_id=review.id or 0, now=review.submitted_at)
         queued = outbox.queued_in(session)
     await BotContext(world.app).send_queued(queued)
+    await scheduler.settle(world.app)  # the cards go out in the background
     [card] = review_cards(world, wang.id)
     await wang.press("通过", card)
     await chen.press_data(card, f"cu:{rich.customer_id}")

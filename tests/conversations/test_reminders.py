@@ -1106,9 +1106,11 @@ async def test_a_restart_hours_late_sends_each_due_reminder_once(
         world.app = await start_app(services, FakeTelegram())  # for the fixture's shutdown
 
 
-async def test_a_crash_between_sending_and_recording_resends_once_after_the_lease(
+async def test_a_crash_between_sending_and_recording_resends_once_when_its_process_is_gone(
     world: World, clock: Clock
 ) -> None:
+    """(Changed in issue 13: the claim carries its process's token, and is taken back once that
+    process stops beating, not after the 10-minute lease.)"""
     owner = await member(world, timezone=SHANGHAI)
     await add_customer(world, owner, "租约公司", next_followup_on=date(2026, 11, 21))
     clock.set(utc(2026, 11, 21, 1, 0))
@@ -1118,8 +1120,14 @@ async def test_a_crash_between_sending_and_recording_resends_once_after_the_leas
     )  # fmt: skip
     [row] = await rows(world)
     async with unit_of_work(world.services.sessions) as session:  # a sender claimed it, then died
+        await store.beat(session, token="dead-process", now=clock())
         claimed = await store.claim(
-            session, ids=[row.id or 0], now=clock(), lease=timedelta(minutes=10), max_attempts=12
+            session,
+            ids=[row.id or 0],
+            now=clock(),
+            lease=timedelta(minutes=10),
+            max_attempts=12,
+            instance="dead-process",
         )
         assert claimed == [row.id]
         assert (
@@ -1133,10 +1141,10 @@ async def test_a_crash_between_sending_and_recording_resends_once_after_the_leas
             == []
         )  # nobody else takes it meanwhile
     await tick(world)
-    clock.advance(minutes=9)
+    clock.advance(seconds=20)
     await tick(world)
-    assert texts(world, owner) == []
-    clock.advance(minutes=1)  # the lease ran out
+    assert texts(world, owner) == []  # its process may still live: its claim is its own
+    clock.advance(seconds=11)  # no heartbeat for longer than INSTANCE_STALE: gone
     await tick(world)
     clock.advance(minutes=30)
     await tick(world)

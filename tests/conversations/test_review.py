@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
+from bot import scheduler
 from bot.context import BotContext
 from bot.i18n import has_message
 from conversations import review as review_chat
@@ -106,6 +107,7 @@ async def audit_of(world: World, action: str) -> list[AuditEntry]:
 async def announce(world: World, review_id: int) -> None:
     """What another flow's Submitted.after does right after a submission."""
     await review_chat.announce(BotContext(world.app), review_id)
+    await scheduler.settle(world.app)  # the cards go out in the background
 
 
 def answer_texts(world: World) -> list[str]:

@@ -99,11 +99,13 @@ async def review_of(world: World, customer_id: int) -> Review:
 
 async def announce(world: World, customer_id: int) -> None:
     """What /new's Submitted.after does: queue and send the review's cards."""
+    from bot import scheduler
     from bot.context import BotContext
     from conversations import review as review_chat
 
     review = await review_of(world, customer_id)
     await review_chat.announce(BotContext(world.app), review.id or 0)
+    await scheduler.settle(world.app)  # the cards go out in the background
 
 
 async def audit_actions(world: World, action: str) -> list[AuditEntry]:
