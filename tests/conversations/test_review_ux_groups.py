@@ -11,6 +11,7 @@ from typing import Any
 from sqlmodel import select
 from telegram import Update
 
+from bot import scheduler
 from storage.db import unit_of_work
 from storage.models import Team
 from tests.auxil.customer_factory import staff_of
@@ -76,6 +77,7 @@ async def membership(
         },
     }
     await world.app.process_update(Update.de_json(payload, world.app.bot))
+    await scheduler.settle(world.app)  # the notices and cards go out in the background
 
 
 def told(world: World, person: Person, text: str) -> bool:

@@ -2,7 +2,7 @@
 for planning changed key persons every poll
 
 Revision ID: 0013_delivery
-Revises: 0011_imports
+Revises: 0012_checkin
 Create Date: 2026-12-02 06:00:00
 """
 
@@ -16,7 +16,7 @@ import storage.types
 
 # revision identifiers, used by Alembic.
 revision: str = "0013_delivery"
-down_revision: str | Sequence[str] | None = "0011_imports"
+down_revision: str | Sequence[str] | None = "0012_checkin"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

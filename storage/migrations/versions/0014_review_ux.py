@@ -1,7 +1,7 @@
 """review_ux: full review cards remembered for editing; a review group the bot lost
 
 Revision ID: 0014_review_ux
-Revises: 0012_checkin
+Revises: 0013_delivery
 Create Date: 2026-12-02 06:00:00
 """
 
@@ -15,7 +15,7 @@ import storage.types
 
 # revision identifiers, used by Alembic.
 revision: str = "0014_review_ux"
-down_revision: str | Sequence[str] | None = "0012_checkin"
+down_revision: str | Sequence[str] | None = "0013_delivery"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
