@@ -34,6 +34,7 @@ from storage.reminders.actions import (
     done,
     notice_of,
     reschedule,
+    siblings_of,
     snooze,
 )
 from storage.reminders.birthday import birthday_in, birthday_notices, parse_birthday
@@ -105,6 +106,7 @@ __all__ = [
     "reschedule",
     "retry_later",
     "sample_notice",
+    "siblings_of",
     "snooze",
     "summary_numbers",
     "zone",

@@ -142,6 +142,8 @@ async def scan(session: AsyncSession, ctx: Plan, after: int) -> tuple[list[Row],
     return rows, after
 
 
+# the owner opens the customer's key persons (greeting them is theirs to do)
+ACTIONS = ("key_persons",)
 PLANNER = ScanPlanner("birthday", scan, every=HEAVY_EVERY)
 
 
@@ -192,7 +194,9 @@ async def _read(
             "days": max(days, 0),
             "today": days <= 0,
         },
+        ACTIONS,
         customer_id=customer.id,
+        key_person_id=person.id,
     )
 
 
