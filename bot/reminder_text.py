@@ -152,7 +152,8 @@ def _item_text(notice: Notice, _: Translator) -> str:
         lines = [_("reminders.item.review_digest", count=values["count"])]
         for number, line in enumerate(notice.lines, start=1):
             line = {**_sample_values(_), **line} if notice.sample else _fitted(line)
-            lines.append(f"{number}. {_('reminders.digest.line', **_review_line(_, line))}")
+            text = _("reminders.digest.line", **_review_line(_, line)).removeprefix("• ")
+            lines.append(f"{number}. {text}")
         if values.get("more"):
             lines.append(_("reminders.digest.more", count=values["more"]))
         return "\n".join(lines)
@@ -380,11 +381,21 @@ def _message(chunk: list[Notice], _: Translator) -> Outgoing:
     buttons = []
     for index, notice in enumerate(chunk, start=1):
         lines.append(f"\n{index}. {item_text(notice, _)}")
-        pressed = item_button(notice, index, _)
+        pressed = _sample_button(notice, index, _) if sample else item_button(notice, index, _)
         if pressed is not None:
             buttons.append([pressed])
     markup = InlineKeyboardMarkup(buttons) if buttons else None
     return Outgoing(fit.message("\n".join(lines)), markup, ids)
+
+
+def _sample_button(notice: Notice, number: int, _: Translator) -> InlineKeyboardButton | None:
+    """/testreminder's samples open one by one (`rm:o:`), to show each kind's own buttons."""
+    if not notice.actions:
+        return None
+    label = fit.label(
+        _("reminders.button.open", n=number, label=fit.clip(item_label(notice, _), 24))
+    )
+    return InlineKeyboardButton(label, callback_data=button_data("o", notice.reminder_id))
 
 
 def item_label(notice: Notice, _: Translator) -> str:
@@ -427,7 +438,7 @@ def render(notices: list[Notice], _: Translator) -> list[Outgoing]:
     folded: dict[str, list[Notice]] = {}
     for notice in ordered:
         same = sum(1 for n in shown if n.kind == notice.kind)
-        if notice.kind in ALONE:
+        if notice.kind in ALONE and not notice.sample:
             alone.append(notice)
         elif same >= FOLD_AFTER and not notice.sample:
             folded.setdefault(notice.kind, []).append(notice)

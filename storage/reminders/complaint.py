@@ -107,11 +107,7 @@ async def _read(
     recipient = reader.staff[row.recipient_id or 0]  # recipient_ok: present and active
     # the complaint flow's own rule (storage.complaints) says what this person may do now; the
     # buttons are that flow's `cx:`, which checks again at the press
-    acts = [
-        a
-        for a in allowed_actions(recipient, complaint, customer)
-        if a in ("take", "resolve")
-    ]
+    acts = [a for a in allowed_actions(recipient, complaint, customer) if a in ("take", "resolve")]
     return Notice(
         row.id,
         row.kind,
