@@ -180,22 +180,35 @@ def _item_text(notice: Notice, _: Translator) -> str:
     return _(f"reminders.item.{kind}", **values)
 
 
+def _retention_lines(notice: Notice, _: Translator) -> tuple[list[str], int]:
+    """The listed customers' lines, names whole, as many as fit one message; and how many
+    of the listed did not fit (counted with the rest)."""
+    room = MAX_TEXT
+    lines: list[str] = []
+    for line in notice.lines:
+        text = _(
+            "reminders.retention.line",
+            number=line["number"],
+            customer=fit.clip(str(line["customer"]), NAME_LIMIT),
+            archived=line["archived"],
+        )
+        room -= fit.units(text) + 1
+        if room < 0:
+            break
+        lines.append(text)
+    return lines, len(notice.lines) - len(lines)
+
+
 def _retention_text(notice: Notice, _: Translator) -> str:
     """Archived customers past RETENTION_YEARS, the longest archived first; the rest counted,
     with where to find them (/find, archived)."""
     values = notice.values
     lines = [_("reminders.item.retention", count=values["count"], years=values["years"])]
-    for line in notice.lines:
-        lines.append(
-            _(
-                "reminders.retention.line",
-                number=line["number"],
-                customer=fit.clip(str(line["customer"]), NAME_LIMIT),
-                archived=line["archived"],
-            )
-        )
-    if values.get("more"):
-        lines.append(_("reminders.retention.more", count=values["more"]))
+    shown, dropped = _retention_lines(notice, _)
+    lines += shown
+    more = int(values.get("more") or 0) + dropped
+    if more:
+        lines.append(_("reminders.retention.more", count=more))
     lines.append(_("reminders.retention.hint"))
     return "\n".join(lines)
 
@@ -203,12 +216,13 @@ def _retention_text(notice: Notice, _: Translator) -> str:
 def retention_markup(notice: Notice, _: Translator) -> InlineKeyboardMarkup | None:
     """A button per listed customer that files its destroy request: `ar:d:<customer id>`, the
     archive flow's (conversations/archive.py), which re-checks everything at the press."""
+    shown, _dropped = _retention_lines(notice, _)
     buttons = [
         InlineKeyboardButton(
             fit.label(_("reminders.button.destroy", number=line["number"])),
             callback_data=f"{RETENTION_REQUEST}{int(line['customer_id'])}",
         )
-        for line in notice.lines
+        for line in notice.lines[: len(shown)]
     ]
     rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
     return InlineKeyboardMarkup(rows) if rows else None
