@@ -44,6 +44,9 @@ REASON_LIMIT = 300
 MAX_OPEN_BUTTONS = 10
 FOLD_AFTER = 10  # reminders of one kind listed in full; more are counted
 LABEL_LIMIT = 24
+# an item's button in a grouped message, a row of its own: its action and the full name, when
+# they fit in this many units (as the pool's claim buttons); else its number
+ITEM_LABEL = 64
 # a weekly summary of a manager of many teams: a line per team, each name at most TEAM_LIMIT,
 # so the summary stays well within one message (about 120 units a line)
 WEEKLY_TEAMS = 20
@@ -355,9 +358,9 @@ def item_button(notice: Notice, number: int, _: Translator) -> InlineKeyboardBut
     act, data = found
     verb = _(f"reminders.act.{act}")
     label = _("reminders.act.item", n=number, act=verb, name=item_name(notice, _))
-    if fit.units(label) > fit.LABEL_LIMIT:
+    if fit.units(label) > ITEM_LABEL:
         label = _("reminders.act.numbered", n=number, act=verb)
-    return InlineKeyboardButton(fit.label(label), callback_data=data)
+    return InlineKeyboardButton(fit.label(label, ITEM_LABEL), callback_data=data)
 
 
 def digest_markup(notice: Notice, _: Translator) -> InlineKeyboardMarkup | None:

@@ -14,7 +14,7 @@ from storage.crypto import Keyring
 from storage.customers import visible_customer
 from storage.errors import Refused
 from storage.models import Customer, RecordStatus, Reminder, ReminderStatus, Staff
-from storage.reminders.kinds import Kind
+from storage.reminders.kinds import LIVE, Kind
 from storage.reminders.notices import describe_rows
 from storage.reminders.reading import Notice, effective_followup
 from storage.reminders.registry import ACTIONS
@@ -94,7 +94,8 @@ async def _own_customer(
     if customer is None:
         raise Refused("not_found")
     await session.refresh(customer, with_for_update=True)
-    if customer.owner_id != actor.id:
+    # archived or destroyed since: read-only, nothing left to follow up
+    if customer.owner_id != actor.id or customer.status not in LIVE:
         raise Refused("reminder_outdated")
     return customer
 
