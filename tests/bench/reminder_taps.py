@@ -5,8 +5,8 @@ application and the fake Telegram, then acts the way a salesperson would with on
 the button that does the action if the message has one; else open the item first (a grouped
 message's "open" button) and press it there; else type the command that finds it (/find <name>,
 /review) and press through. Every interaction goes through the real handlers, and the scenario
-counts only when the action is seen done (the database, or the card it opens). A count of None
-means it could not be done from the reminder at all.
+counts only when the action is seen done (the database, or the card it opens). Where no button
+leads there, the count is that of finding it by hand (/find, the card, its list, the item).
 
     .venv/bin/python -m tests.bench.reminder_taps [--json out.json] [--compare before.json]
 
@@ -144,6 +144,23 @@ async def act(
     return None
 
 
+async def by_hand(thumb: Thumb, command: str, labels: tuple[str, ...], goal: Goal) -> int | None:
+    """No button leads there: type `command`, then press the buttons labelled `labels` in turn
+    (each on the newest message that has one), as a person finding their way would."""
+    await thumb.type(command)
+    for wanted in labels:
+        hit = next(
+            ((m, d) for m in reversed(thumb.sent()) for label, d in buttons(m) if wanted in label),
+            None,
+        )
+        if hit is None:
+            return None
+        await thumb.press(*hit)
+        if await goal():
+            return thumb.count
+    return None
+
+
 def card_of(thumb: Thumb, customer_id: int) -> Goal:
     """The customer's card was sent (its history button)."""
 
@@ -241,7 +258,19 @@ async def _complaints(world: World, clock: Clock, count: int) -> tuple[Thumb, in
 async def complaint_single(world: World, clock: Clock) -> int | None:
     thumb, complaint = await _complaints(world, clock, 1)
     taken = record(world, Complaint, complaint, lambda c: c.status == "in_progress")
-    return await act(thumb, "Klage GmbH", ("Take",), taken, None)
+    return await act(thumb, "Klage GmbH", ("Take",), taken, None) or await _by_hand_take(
+        world, thumb, complaint, taken
+    )
+
+
+async def _by_hand_take(world: World, thumb: Thumb, complaint: int, taken: Goal) -> int | None:
+    """/find the customer, open its card, its complaints, the complaint, and take it."""
+    async with unit_of_work(world.services.sessions) as session:
+        found = await session.get(Complaint, complaint)
+        assert found is not None
+        number = found.complaint_no
+    route = ("Klage GmbH", "Complaints", number, "Start handling")
+    return await by_hand(thumb, "/find Klage GmbH", route, taken)
 
 
 async def complaint_grouped(world: World, clock: Clock) -> int | None:
@@ -259,7 +288,7 @@ async def complaint_grouped(world: World, clock: Clock) -> int | None:
                 if label.startswith("2.") and "Take" in label:
                     await thumb.press(message, data)
                     return thumb.count if await taken() else None
-    return result
+    return result or await _by_hand_take(world, thumb, complaint, taken)
 
 
 async def birthday(world: World, clock: Clock) -> int | None:
@@ -270,7 +299,9 @@ async def birthday(world: World, clock: Clock) -> int | None:
     await tick(world)
     thumb = Thumb(world, owner)
     shown = sent_with(thumb, "Herr Kurz", "kp:")
-    return await act(thumb, "Herr Kurz", ("Key persons",), shown, "/find Geburtstag AG")
+    return await act(thumb, "Herr Kurz", ("Key persons",), shown, None) or await by_hand(
+        thumb, "/find Geburtstag AG", ("Geburtstag AG", "Key persons"), shown
+    )
 
 
 async def review(world: World, clock: Clock) -> int | None:
