@@ -153,12 +153,11 @@ def _item_text(notice: Notice, _: Translator) -> str:
         return _(f"reminders.item.{kind}", **_review_line(_, values))
     if kind == Kind.review_digest:
         lines = [_("reminders.item.review_digest", count=values["count"])]
-        for number, line in enumerate(notice.lines, start=1):
-            line = {**_sample_values(_), **line} if notice.sample else _fitted(line)
-            text = _("reminders.digest.line", **_review_line(_, line)).removeprefix("• ")
-            lines.append(f"{number}. {text}")
-        if values.get("more"):
-            lines.append(_("reminders.digest.more", count=values["more"]))
+        shown, dropped = _digest_lines(notice, _)
+        lines += shown
+        more = int(values.get("more") or 0) + dropped
+        if more:
+            lines.append(_("reminders.digest.more", count=more))
         return "\n".join(lines)
     if kind == Kind.retention:
         return _retention_text(notice, _)
@@ -181,6 +180,21 @@ def _item_text(notice: Notice, _: Translator) -> str:
             ]
         )
     return _(f"reminders.item.{kind}", **values)
+
+
+def _digest_lines(notice: Notice, _: Translator) -> tuple[list[str], int]:
+    """The digest's numbered review lines, names whole, as many as fit one message; and how
+    many of the listed did not fit (counted with the rest, /review shows them)."""
+    room = MAX_TEXT
+    lines: list[str] = []
+    for number, line in enumerate(notice.lines, start=1):
+        line = {**_sample_values(_), **line} if notice.sample else _fitted(line)
+        text = _("reminders.digest.line", **_review_line(_, line)).removeprefix("• ")
+        room -= fit.units(text) + 5
+        if room < 0:
+            break
+        lines.append(f"{number}. {text}")
+    return lines, len(notice.lines) - len(lines)
 
 
 def _retention_lines(notice: Notice, _: Translator) -> tuple[list[str], int]:
@@ -366,7 +380,8 @@ def item_button(notice: Notice, number: int, _: Translator) -> InlineKeyboardBut
 def digest_markup(notice: Notice, _: Translator) -> InlineKeyboardMarkup | None:
     """A button per listed review (its numbered line), opening its review card."""
     rows = []
-    for number, line in enumerate(notice.lines, start=1):
+    shown, _dropped = _digest_lines(notice, _)
+    for number, line in enumerate(notice.lines[: len(shown)], start=1):
         review_id = line.get("review_id")
         if not isinstance(review_id, int):
             continue

@@ -120,3 +120,24 @@ async def test_an_overdue_digest_of_many_customers_pages_by_message(
     assert len(item_buttons) >= 10
     assert any(t.startswith("📋 查看全部") for m in sent for t in labels(m))
     assert "点下方 📋 查看全部" in sent[-1]["text"]
+
+
+async def test_a_review_digest_of_the_longest_names_fits_and_each_line_has_its_button(
+    world: World, clock: Clock
+) -> None:
+    submitter = await member(world, timezone=SHANGHAI, name="Wang" * 50)
+    manager = await member(world, "manager", timezone=SHANGHAI, name="Zhou")
+    for n in range(20):
+        customer = await add_customer(
+            world, submitter, longest("呼和浩特乳业", n), status="pending"
+        )
+        await reminders.add_review(world, customer, submitter, submitted_at=utc(2026, 11, 20, 20))
+    clock.set(utc(2026, 11, 21, 1, 0))  # the digest hour; the reviews are too young alone
+    await tick(world)
+    [digest] = world.telegram.sent_to(manager.person.id)
+    assert len(digest["text"]) <= 4096
+    listed = [line for line in digest["text"].splitlines() if line[:1].isdigit()]
+    assert len(labels(digest)) == len(listed) >= 5
+    assert all(t.endswith("🔎 审核") for t in labels(digest))  # numbered: too long to fit
+    assert "/review" in digest["text"]
+    assert all(d.startswith("rv:o:") for _, d in buttons(digest))
