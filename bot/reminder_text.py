@@ -4,6 +4,14 @@ into as few messages as Telegram allows.
 On the floor of shared handler tools: bot/sender.py renders with it, and the `rm:` button
 handlers (conversations/reminders.py) redraw a reminder's buttons with it. It imports no flow.
 Button data: `rm:<action>:<reminder id>[:<arg>]` (the actions are conversations/reminders.py's).
+
+Every reminder carries the button of its most likely action (`primary`); a grouped message
+carries each item's, one button per item, its full name on it where it fits and the number of
+its numbered line in the text where not. The other features' buttons (`cu:` a card, `ck:` key
+persons, `cx:` a complaint, `rv:` a review, `cv:` a visit, `pl:` the pool) check everything again
+at the press; inside a grouped message the actions that would otherwise close the whole
+message's buttons go through `rm:` (`K` done, `A` confirm, `c` a complaint's take / resolve),
+which settles only that item.
 """
 
 from __future__ import annotations
@@ -15,19 +23,30 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.i18n import Translator, has_message
 from conversations import fit
-from conversations.callback_data import REMINDERS, REVIEW, VISIT
+from conversations.callback_data import CARD, COMPLAINT, KEY_PERSONS, POOL, REMINDERS, REVIEW, VISIT
+from conversations.keyboards import pager
 from storage import reminders as store
 from storage.reminders import Kind, Notice
 
 PREFIX = REMINDERS.prefixes[0]
+LIST_PAGE = 8  # items a page of "show all"
+# kinds sent in a message of their own: a button per line of their own, or a button that edits
+# the message it is on (the pool's claim)
+ALONE = (Kind.review_digest, Kind.retention, Kind.pool_released)
 # the archive flow's destroy request (its `ar` codec: `ar:d:<customer id>`)
 RETENTION_REQUEST = "ar:d:"
 MAX_TEXT = 3500  # UTF-16 units of items per message (Telegram allows 4,096 in all)
-NAME_LIMIT = 60  # a name or reason inside a reminder; the card shows it whole
+# names are shown whole: up to their fields' longest (storage/models.py), so "Baotou Rare Earth
+# Trading Co." is never cut to "Baotou Rare Earth Tra…"
+NAME_LIMIT = 200  # customers.name, staff.display_name
+PERSON_LIMIT = 100  # key_persons.name, teams.name
 REASON_LIMIT = 300
 MAX_OPEN_BUTTONS = 10
 FOLD_AFTER = 10  # reminders of one kind listed in full; more are counted
 LABEL_LIMIT = 24
+# an item's button in a grouped message, a row of its own: its action and the full name, when
+# they fit in this many units (as the pool's claim buttons); else its number
+ITEM_LABEL = 64
 # a weekly summary of a manager of many teams: a line per team, each name at most TEAM_LIMIT,
 # so the summary stays well within one message (about 120 units a line)
 WEEKLY_TEAMS = 20
@@ -93,12 +112,12 @@ def _review_line(_: Translator, values: dict[str, Any]) -> dict[str, Any]:
 
 _LONG_VALUES = {
     "customer": NAME_LIMIT,
-    "person": NAME_LIMIT,
+    "person": PERSON_LIMIT,
     "owner": NAME_LIMIT,
     "submitter": NAME_LIMIT,
     "manager": NAME_LIMIT,
-    "team": NAME_LIMIT,
-    "subject": NAME_LIMIT + 20,
+    "team": PERSON_LIMIT,
+    "subject": NAME_LIMIT + 60,
     "reason": REASON_LIMIT,
 }
 
@@ -134,11 +153,11 @@ def _item_text(notice: Notice, _: Translator) -> str:
         return _(f"reminders.item.{kind}", **_review_line(_, values))
     if kind == Kind.review_digest:
         lines = [_("reminders.item.review_digest", count=values["count"])]
-        for line in notice.lines:
-            line = {**_sample_values(_), **line} if notice.sample else _fitted(line)
-            lines.append(_("reminders.digest.line", **_review_line(_, line)))
-        if values.get("more"):
-            lines.append(_("reminders.digest.more", count=values["more"]))
+        shown, dropped = _digest_lines(notice, _)
+        lines += shown
+        more = int(values.get("more") or 0) + dropped
+        if more:
+            lines.append(_("reminders.digest.more", count=more))
         return "\n".join(lines)
     if kind == Kind.retention:
         return _retention_text(notice, _)
@@ -163,22 +182,50 @@ def _item_text(notice: Notice, _: Translator) -> str:
     return _(f"reminders.item.{kind}", **values)
 
 
+def _digest_lines(notice: Notice, _: Translator) -> tuple[list[str], int]:
+    """The digest's numbered review lines, names whole, as many as fit one message; and how
+    many of the listed did not fit (counted with the rest, /review shows them)."""
+    room = MAX_TEXT
+    lines: list[str] = []
+    for number, line in enumerate(notice.lines, start=1):
+        line = {**_sample_values(_), **line} if notice.sample else _fitted(line)
+        text = _("reminders.digest.line", **_review_line(_, line)).removeprefix("• ")
+        room -= fit.units(text) + 5
+        if room < 0:
+            break
+        lines.append(f"{number}. {text}")
+    return lines, len(notice.lines) - len(lines)
+
+
+def _retention_lines(notice: Notice, _: Translator) -> tuple[list[str], int]:
+    """The listed customers' lines, names whole, as many as fit one message; and how many
+    of the listed did not fit (counted with the rest)."""
+    room = MAX_TEXT
+    lines: list[str] = []
+    for line in notice.lines:
+        text = _(
+            "reminders.retention.line",
+            number=line["number"],
+            customer=fit.clip(str(line["customer"]), NAME_LIMIT),
+            archived=line["archived"],
+        )
+        room -= fit.units(text) + 1
+        if room < 0:
+            break
+        lines.append(text)
+    return lines, len(notice.lines) - len(lines)
+
+
 def _retention_text(notice: Notice, _: Translator) -> str:
     """Archived customers past RETENTION_YEARS, the longest archived first; the rest counted,
     with where to find them (/find, archived)."""
     values = notice.values
     lines = [_("reminders.item.retention", count=values["count"], years=values["years"])]
-    for line in notice.lines:
-        lines.append(
-            _(
-                "reminders.retention.line",
-                number=line["number"],
-                customer=fit.clip(str(line["customer"]), NAME_LIMIT),
-                archived=line["archived"],
-            )
-        )
-    if values.get("more"):
-        lines.append(_("reminders.retention.more", count=values["more"]))
+    shown, dropped = _retention_lines(notice, _)
+    lines += shown
+    more = int(values.get("more") or 0) + dropped
+    if more:
+        lines.append(_("reminders.retention.more", count=more))
     lines.append(_("reminders.retention.hint"))
     return "\n".join(lines)
 
@@ -186,12 +233,13 @@ def _retention_text(notice: Notice, _: Translator) -> str:
 def retention_markup(notice: Notice, _: Translator) -> InlineKeyboardMarkup | None:
     """A button per listed customer that files its destroy request: `ar:d:<customer id>`, the
     archive flow's (conversations/archive.py), which re-checks everything at the press."""
+    shown, _dropped = _retention_lines(notice, _)
     buttons = [
         InlineKeyboardButton(
             fit.label(_("reminders.button.destroy", number=line["number"])),
             callback_data=f"{RETENTION_REQUEST}{int(line['customer_id'])}",
         )
-        for line in notice.lines
+        for line in notice.lines[: len(shown)]
     ]
     rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
     return InlineKeyboardMarkup(rows) if rows else None
@@ -209,70 +257,147 @@ def _weekly_team_lines(notice: Notice, _: Translator) -> list[str]:
     return ["", *shown, *([_("teams.weekly.more", count=more)] if more > 0 else [])]
 
 
+def _card(customer_id: int) -> str:
+    return CARD.data("cu", customer_id)
+
+
+def _button(_: Translator, key: str, data: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton(fit.label(_(key)), callback_data=data)
+
+
+def _open_card(notice: Notice, _: Translator) -> list[InlineKeyboardButton]:
+    """The customer's card, for every kind about one customer."""
+    if not notice.customer_id:
+        return []
+    return [_button(_, "reminders.act.open", _card(notice.customer_id))]
+
+
 def actions_markup(notice: Notice, _: Translator) -> InlineKeyboardMarkup | None:
-    """The buttons of one reminder: the main action(s) first, then snooze and reschedule."""
+    """The buttons of one reminder: the main action(s) first, then snooze and reschedule, then
+    the card (or key persons, or the complaint) it is about."""
     rid = notice.reminder_id
     if notice.kind == Kind.retention:
         return retention_markup(notice, _)
+    if notice.kind == Kind.review_digest:
+        return digest_markup(notice, _)
     main: list[InlineKeyboardButton] = []
     later: list[InlineKeyboardButton] = []
+    last: list[InlineKeyboardButton] = []
     acts = notice.actions
-    if "visit" in acts and notice.customer_id:
-        main.append(
-            InlineKeyboardButton(
-                _("reminders.button.visit"), callback_data=VISIT.data("cv", notice.customer_id)
-            )
-        )
+    cid = notice.customer_id
+    if "visit" in acts and cid:
+        main.append(_button(_, "reminders.button.visit", VISIT.data("cv", cid)))
     if "approve" in acts and notice.review_id:
         main += [
-            InlineKeyboardButton(
-                _("reminders.button.approve"),
-                callback_data=REVIEW.data("rv", "a", notice.review_id),
-            ),
-            InlineKeyboardButton(
-                _("reminders.button.reject"), callback_data=REVIEW.data("rv", "r", notice.review_id)
-            ),
+            _button(_, "reminders.button.approve", REVIEW.data("rv", "a", notice.review_id)),
+            _button(_, "reminders.button.reject", REVIEW.data("rv", "r", notice.review_id)),
         ]
         later.append(
-            InlineKeyboardButton(
-                _("reminders.button.open_review"),
-                callback_data=REVIEW.data("rv", "o", notice.review_id),
-            )
+            _button(_, "reminders.button.open_review", REVIEW.data("rv", "o", notice.review_id))
         )
-    if "resubmit" in acts and notice.customer_id:
-        main.append(
-            InlineKeyboardButton(
-                _("reminders.button.resubmit"),
-                callback_data=REVIEW.data("rv", "rs", notice.customer_id),
-            )
-        )
+    if "resubmit" in acts and cid:
+        main.append(_button(_, "reminders.button.resubmit", REVIEW.data("rv", "rs", cid)))
     if "confirm" in acts:
-        main.append(
-            InlineKeyboardButton(_("reminders.button.confirm"), callback_data=button_data("a", rid))
-        )
+        main.append(_button(_, "reminders.button.confirm", button_data("a", rid)))
     if "done" in acts:
-        main.append(
-            InlineKeyboardButton(_("reminders.button.done"), callback_data=button_data("k", rid))
-        )
+        main.append(_button(_, "reminders.button.done", button_data("k", rid)))
+    complaint_id = notice.complaint_id
+    for act in ("take", "resolve"):
+        if act in acts and complaint_id:
+            main.append(_button(_, f"reminders.act.{act}", COMPLAINT.data("cx", complaint_id, act)))
+    if "claim" in acts and cid:
+        main.append(_button(_, "reminders.act.claim", POOL.data("pl", "C", cid)))
     if "snooze" in acts:
         later += [
-            InlineKeyboardButton(
-                _(f"reminders.button.snooze{days}"), callback_data=button_data("s", rid, days)
-            )
+            _button(_, f"reminders.button.snooze{days}", button_data("s", rid, days))
             for days in store.SNOOZE_DAYS
         ]
     if "reschedule" in acts:
-        later.append(
-            InlineKeyboardButton(
-                _("reminders.button.reschedule"), callback_data=button_data("r", rid)
-            )
+        later.append(_button(_, "reminders.button.reschedule", button_data("r", rid)))
+    if "open_complaint" in acts and complaint_id:
+        last.append(
+            _button(_, "reminders.act.open_complaint", COMPLAINT.data("cx", complaint_id, "v"))
         )
-    rows = [row for row in (main, later) if row]
+    if "key_persons" in acts and cid:
+        last.append(_button(_, "reminders.act.key_persons", KEY_PERSONS.data("ck", cid)))
+    if "claim" not in acts and notice.kind not in (Kind.review,):
+        last += _open_card(notice, _)
+    rows = [row for row in (main, later, last) if row]
     return InlineKeyboardMarkup(rows) if rows else None
 
 
-def _short(label: str) -> str:
-    return fit.clip(label, LABEL_LIMIT)
+def primary(notice: Notice) -> tuple[str, str] | None:
+    """The most likely action of a reminder inside a grouped message: (its name under
+    `reminders.act.`, its button data); None for a notice that asks nothing of anyone."""
+    acts, rid, cid = notice.actions, notice.reminder_id, notice.customer_id
+    kind = notice.kind
+    if kind in (Kind.complaint_soon, Kind.complaint_overdue):
+        for act in ("take", "resolve"):
+            if act in acts:
+                return act, button_data("c", rid)
+        if notice.complaint_id:
+            return "open_complaint", COMPLAINT.data("cx", notice.complaint_id, "v")
+        return None
+    if kind == Kind.review and notice.review_id:
+        return "open_review", REVIEW.data("rv", "o", notice.review_id)
+    if "confirm" in acts:
+        return "confirm", button_data("A", rid)
+    if "done" in acts and kind != Kind.rejected:
+        return "done", button_data("K", rid)
+    if "key_persons" in acts and cid:
+        return "key_persons", KEY_PERSONS.data("ck", cid)
+    if "visit" in acts and kind == Kind.pool_warning and cid:
+        return "visit", VISIT.data("cv", cid)
+    if cid and kind not in (Kind.weekly, Kind.audit_head, Kind.backup):
+        return "open", _card(cid)
+    return None
+
+
+def item_name(notice: Notice, _: Translator) -> str:
+    """Whom a reminder is about, as a button names it."""
+    if notice.sample:
+        return _("reminders.sample.customer")
+    values = notice.values
+    if notice.kind == Kind.birthday:
+        return str(values.get("person") or notice.label)
+    return str(values.get("customer") or notice.label)
+
+
+def item_button(notice: Notice, number: int, _: Translator) -> InlineKeyboardButton | None:
+    """The item's first action: "2. ✅ Done: <full name>", or "2. ✅ Done" when the full name
+    does not fit on a button (the numbered line in the text carries it whole)."""
+    found = primary(notice)
+    if found is None:
+        return None
+    act, data = found
+    verb = _(f"reminders.act.{act}")
+    label = _("reminders.act.item", n=number, act=verb, name=item_name(notice, _))
+    if fit.units(label) > ITEM_LABEL:
+        label = _("reminders.act.numbered", n=number, act=verb)
+    return InlineKeyboardButton(fit.label(label, ITEM_LABEL), callback_data=data)
+
+
+def digest_markup(notice: Notice, _: Translator) -> InlineKeyboardMarkup | None:
+    """A button per listed review (its numbered line), opening its review card."""
+    rows = []
+    shown, _dropped = _digest_lines(notice, _)
+    for number, line in enumerate(notice.lines[: len(shown)], start=1):
+        review_id = line.get("review_id")
+        if not isinstance(review_id, int):
+            continue
+        name = _("reminders.sample.customer") if notice.sample else str(line.get("customer", ""))
+        verb = _("reminders.act.open_review")
+        label = _("reminders.act.item", n=number, act=verb, name=name)
+        if fit.units(label) > fit.LABEL_LIMIT:
+            label = _("reminders.act.numbered", n=number, act=verb)
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    fit.label(label), callback_data=REVIEW.data("rv", "o", review_id)
+                )
+            ]
+        )
+    return InlineKeyboardMarkup(rows) if rows else None
 
 
 def _message(chunk: list[Notice], _: Translator) -> Outgoing:
@@ -288,35 +413,66 @@ def _message(chunk: list[Notice], _: Translator) -> Outgoing:
     buttons = []
     for index, notice in enumerate(chunk, start=1):
         lines.append(f"\n{index}. {item_text(notice, _)}")
-        if notice.actions:
-            label = fit.label(
-                _("reminders.button.open", n=index, label=_short(item_label(notice, _)))
-            )
-            buttons.append(
-                [InlineKeyboardButton(label, callback_data=button_data("o", notice.reminder_id))]
-            )
+        pressed = _sample_button(notice, index, _) if sample else item_button(notice, index, _)
+        if pressed is not None:
+            buttons.append([pressed])
     markup = InlineKeyboardMarkup(buttons) if buttons else None
     return Outgoing(fit.message("\n".join(lines)), markup, ids)
 
 
+def _sample_button(notice: Notice, number: int, _: Translator) -> InlineKeyboardButton | None:
+    """/testreminder's samples open one by one (`rm:o:`), to show each kind's own buttons."""
+    if not notice.actions:
+        return None
+    label = fit.label(
+        _("reminders.button.open", n=number, label=fit.clip(item_label(notice, _), 24))
+    )
+    return InlineKeyboardButton(label, callback_data=button_data("o", notice.reminder_id))
+
+
 def item_label(notice: Notice, _: Translator) -> str:
-    """The kind's emoji and the subject's name, for the button that opens one reminder."""
+    """The kind's emoji and the subject's name (the old "open one" button's label)."""
     emoji = item_text(notice, _).split(" ", 1)[0]
-    name = _("reminders.sample.customer") if notice.sample else notice.label
-    return f"{emoji} {name}"
+    return f"{emoji} {item_name(notice, _)}"
+
+
+def list_page(
+    notices: list[Notice], page: int, first_id: int, _: Translator
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """A page of "show all": the numbered items with their full names, a button per item's
+    first action, and the pager (`rm:m:<first reminder id>:<page>`)."""
+    pages = max(1, -(-len(notices) // LIST_PAGE))
+    page = min(max(page, 0), pages - 1)
+    shown = notices[page * LIST_PAGE : (page + 1) * LIST_PAGE]
+    lines = [_("reminders.all.header", count=len(notices))]
+    rows: list[list[InlineKeyboardButton]] = []
+    for number, notice in enumerate(shown, start=page * LIST_PAGE + 1):
+        lines.append(f"\n{number}. {item_text(notice, _)}")
+        pressed = item_button(notice, number, _)
+        if pressed is not None:
+            rows.append([pressed])
+    if not shown:
+        lines.append(_("reminders.all.none"))
+    turn = pager(page, pages, lambda p: button_data("m", first_id, p), counter=True)
+    rows += [turn] if turn else []
+    return fit.message("\n".join(lines)), InlineKeyboardMarkup(rows) if rows else None
 
 
 def render(notices: list[Notice], _: Translator) -> list[Outgoing]:
     """One person's due reminders as messages, the most urgent first: one message, unless it
-    would be too long or carry too many buttons. Beyond FOLD_AFTER of one kind (a backlog after
-    a long absence, say) the rest are counted in a line rather than listed; they are delivered
-    all the same, as part of that message."""
+    would be too long or carry too many buttons (each message then a page of at most
+    MAX_OPEN_BUTTONS items). Beyond FOLD_AFTER of one kind (a backlog after a long absence,
+    say) the rest are counted in a line rather than listed, with a button that lists them all;
+    they are delivered all the same, as part of that message."""
     ordered = sorted(notices, key=lambda n: (KIND_ORDER.get(n.kind, 99), n.reminder_id))
     shown: list[Notice] = []
+    alone: list[Notice] = []
     folded: dict[str, list[Notice]] = {}
     for notice in ordered:
         same = sum(1 for n in shown if n.kind == notice.kind)
-        if same >= FOLD_AFTER and not notice.sample:
+        if notice.kind in ALONE and not notice.sample:
+            alone.append(notice)
+        elif same >= FOLD_AFTER and not notice.sample:
             folded.setdefault(notice.kind, []).append(notice)
         else:
             shown.append(notice)
@@ -325,7 +481,7 @@ def render(notices: list[Notice], _: Translator) -> list[Outgoing]:
     size = buttons = 0
     for notice in shown:
         length = fit.units(item_text(notice, _)) + 6
-        wants = 1 if notice.actions else 0
+        wants = 0 if primary(notice) is None else 1
         if current and (size + length > MAX_TEXT or buttons + wants > MAX_OPEN_BUTTONS):
             chunks.append(current)
             current, size, buttons = [], 0, 0
@@ -337,11 +493,25 @@ def render(notices: list[Notice], _: Translator) -> list[Outgoing]:
     messages = [_message(chunk, _) for chunk in chunks]
     if folded and messages:
         lines = []
+        more: list[list[InlineKeyboardButton]] = []
         for kind, rest in folded.items():
             key = f"reminders.more.{kind}"
             lines.append(_(key if has_message(key) else "reminders.more.other", count=len(rest)))
+            total = len(rest) + sum(1 for n in shown if n.kind == kind)
+            more.append(
+                [
+                    InlineKeyboardButton(
+                        fit.label(_("reminders.button.show_all", count=total)),
+                        callback_data=button_data("m", rest[0].reminder_id),
+                    )
+                ]
+            )
+        lines.append(_("reminders.more.see_all"))
         last = messages[-1]
         ids = tuple(n.reminder_id for rest in folded.values() for n in rest)
         text = fit.compose([fit.Slot(last.text), *lines], sep="\n\n")
-        messages[-1] = Outgoing(text, last.markup, last.reminder_ids + ids)
-    return messages
+        markup = InlineKeyboardMarkup(
+            [*(last.markup.inline_keyboard if last.markup else ()), *more]
+        )
+        messages[-1] = Outgoing(text, markup, last.reminder_ids + ids)
+    return messages + [_message([notice], _) for notice in alone]

@@ -460,6 +460,11 @@ async def _send_card(
     await context.bot.send_message(context.chat_id, text, reply_markup=markup)
 
 
+async def send_card(update: Update, context: BotContext, view: ComplaintView) -> None:
+    """The complaint's card with the presser's buttons (a reminder's take sends it too)."""
+    await _send_card(update, context, view, notice=context._("complaint.taken"))
+
+
 async def _show(
     update: Update, context: BotContext, complaint_id: int, *, whole: bool = False
 ) -> None:

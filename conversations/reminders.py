@@ -4,8 +4,12 @@ reads (and the buttons it is drawn with) is bot/reminder_text.py's.
 Buttons: `rm:o:<id>` opens one reminder of a grouped message with its own buttons; `rm:s:<id>:<d>`
 snoozes it d days; `rm:r:<id>` offers new dates, `rm:d:<id>:<d>` takes one, `rm:t:<id>` asks
 for a typed date, `rm:b:<id>` goes back; `rm:k:<id>` marks it done; `rm:a:<id>` confirms a record
-is still accurate. Log visit is `cv:<customer id>` (the visit flow); Approve / Reject / Open and
-Resubmit are the review module's `rv:` buttons. Every press is a claim that `storage.reminders`
+is still accurate. In a grouped message `rm:K:<id>` (done), `rm:A:<id>` (confirm) and `rm:c:<id>`
+(a complaint's take, or its resolution) act on one item and settle only that item's button;
+`rm:m:<id>[:<page>]` lists every reminder of that kind that came in the same message (the "…and
+N more" of a backlog). Log visit is `cv:<customer id>` (the visit flow); Approve / Reject / Open
+and Resubmit are the review module's `rv:` buttons, the card `cu:`, key persons `ck:`, a
+complaint `cx:`, the pool's claim `pl:`. Every press is a claim that `storage.reminders`
 checks again: whose reminder it is, whether it is still open, and the customer's current state.
 """
 
@@ -22,12 +26,13 @@ from telegram.error import BadRequest
 
 from bot.context import BotContext
 from bot.i18n import Translator, has_message
-from bot.reminder_text import actions_markup, button_data, item_text
-from conversations import runner
+from bot.reminder_text import actions_markup, button_data, item_text, list_page
+from conversations import complaint as complaint_flow
+from conversations import fit, runner
 from conversations.callback_data import REMINDERS, parse_id
 from conversations.messages import close_buttons, is_harmless_edit_error
 from conversations.steps import Flow, FlowEnv, Step, Submitted
-from storage import permissions, validation
+from storage import complaints, permissions, validation
 from storage import reminders as store
 from storage.db import unit_of_work
 from storage.errors import Refused
@@ -59,6 +64,12 @@ def refusal_text(_: Translator, refusal: Refused) -> str:
 
 def outcome_text(context: BotContext, outcome: Outcome) -> str:
     _ = context._
+    if outcome.action == "snoozed" and outcome.until and outcome.next_followup_on is not None:
+        return _(
+            "reminders.snoozed_followup",
+            on=outcome.next_followup_on.isoformat(),
+            when=_local(context, outcome.until),
+        )
     if outcome.action == "snoozed" and outcome.until is not None:
         return _("reminders.snoozed", when=_local(context, outcome.until))
     if outcome.action == "rescheduled" and outcome.next_followup_on is not None:
@@ -76,8 +87,11 @@ def _query(update: Update) -> CallbackQuery:
     return update.callback_query
 
 
-async def _act(query: CallbackQuery, context: BotContext, action: Action) -> None:
-    """Run one action in one transaction; a refusal keeps its audit entry and is explained."""
+async def _act(
+    query: CallbackQuery, context: BotContext, action: Action, *, item: int | None = None
+) -> None:
+    """Run one action in one transaction; a refusal keeps its audit entry and is explained.
+    `item`: the reminder is one of a grouped message's, whose other buttons stay."""
     result: Outcome | Refused
     async with unit_of_work(context.services.sessions) as session:
         try:
@@ -87,11 +101,47 @@ async def _act(query: CallbackQuery, context: BotContext, action: Action) -> Non
     if isinstance(result, Refused):
         await query.answer(refusal_text(context._, result), show_alert=True)
         if result.code in ("reminder_handled", "reminder_outdated"):
-            await close_buttons(query.message, context._(f"reminders.refused.{result.code}"))
+            note = context._(f"reminders.refused.{result.code}")
+            await _settle(query, item, note) if item is not None else await close_buttons(
+                query.message, note
+            )
         return
     text = outcome_text(context, result)
-    await query.answer(text)
-    await close_buttons(query.message, text)
+    await query.answer(fit.answer(text))
+    if item is not None:
+        await _settle(query, item, text)
+    else:
+        await close_buttons(query.message, text)
+
+
+def _of_item(data: str | None, reminder_id: int) -> bool:
+    press = REMINDERS.parse(data)
+    return press is not None and press.id(1) == reminder_id
+
+
+async def _settle(query: CallbackQuery, reminder_id: int, note: str) -> None:
+    """One item of a grouped message is answered: its button goes, the others stay, and its
+    outcome is noted under the text with the label of the button pressed."""
+    message = query.message
+    if not isinstance(message, Message) or not message.text:
+        return
+    rows, pressed = [], ""
+    for row in message.reply_markup.inline_keyboard if message.reply_markup else ():
+        kept = []
+        for key in row:
+            if key.callback_data == query.data:
+                pressed = key.text
+            if not _of_item(str(key.callback_data), reminder_id):
+                kept.append(key)
+        if kept:
+            rows.append(kept)
+    line = f"→ {pressed}: {note}" if pressed else f"→ {note}"
+    text = fit.compose([fit.Slot(message.text), line], sep="\n")
+    try:
+        await message.edit_text(text, reply_markup=InlineKeyboardMarkup(rows) if rows else None)
+    except BadRequest as error:
+        if not is_harmless_edit_error(error):
+            raise
 
 
 async def _notice(context: BotContext, reminder_id: int) -> Notice | None:
@@ -128,15 +178,18 @@ async def _snooze(update: Update, context: BotContext, reminder_id: int, arg: st
     if days is None:
         await query.answer(context._("button.expired"), show_alert=True)
         return
+    services = context.services
     await _act(
         query,
         context,
         lambda session: store.snooze(
             session,
+            keyring=services.keyring,
+            rules=_rules(context),
             actor=context.member,
             reminder_id=reminder_id,
             days=days,
-            now=context.services.clock(),
+            now=services.clock(),
         ),
     )
 
@@ -241,7 +294,9 @@ async def _type_date(update: Update, context: BotContext, reminder_id: int, arg:
     await runner.start(update, context, FLOW, initial={"reminder_id": str(reminder_id)})
 
 
-async def _done(update: Update, context: BotContext, reminder_id: int, arg: str) -> None:
+async def _done(
+    update: Update, context: BotContext, reminder_id: int, arg: str, *, item: bool = False
+) -> None:
     query = _query(update)
     services = context.services
     await _act(
@@ -255,10 +310,13 @@ async def _done(update: Update, context: BotContext, reminder_id: int, arg: str)
             reminder_id=reminder_id,
             now=services.clock(),
         ),
+        item=reminder_id if item else None,
     )
 
 
-async def _confirm(update: Update, context: BotContext, reminder_id: int, arg: str) -> None:
+async def _confirm(
+    update: Update, context: BotContext, reminder_id: int, arg: str, *, item: bool = False
+) -> None:
     query = _query(update)
     await _act(
         query,
@@ -266,7 +324,103 @@ async def _confirm(update: Update, context: BotContext, reminder_id: int, arg: s
         lambda session: store.confirm_accurate(
             session, actor=context.member, reminder_id=reminder_id, now=context.services.clock()
         ),
+        item=reminder_id if item else None,
     )
+
+
+async def _done_item(update: Update, context: BotContext, reminder_id: int, arg: str) -> None:
+    await _done(update, context, reminder_id, arg, item=True)
+
+
+async def _confirm_item(update: Update, context: BotContext, reminder_id: int, arg: str) -> None:
+    await _confirm(update, context, reminder_id, arg, item=True)
+
+
+async def _complaint(update: Update, context: BotContext, reminder_id: int, arg: str) -> None:
+    """A complaint item of a grouped message: take it (open → in progress) or, once taken,
+    give its resolution, by the complaint flow's own rules (storage.complaints checks the
+    presser and the complaint's state again); only this item's button goes."""
+    query = _query(update)
+    _ = context._
+    notice = await _notice(context, reminder_id)
+    if notice is None or notice.complaint_id is None:
+        await query.answer(_("reminders.gone"), show_alert=True)
+        await _settle(query, reminder_id, _("reminders.gone"))
+        return
+    complaint_id = notice.complaint_id
+    services = context.services
+    refusal: Refused | None = None
+    view = None
+    taking = "take" in notice.actions
+    async with unit_of_work(services.sessions) as session:
+        try:
+            if taking:
+                await complaints.start_progress(
+                    session,
+                    keyring=services.keyring,
+                    actor=context.member,
+                    complaint_id=complaint_id,
+                    now=services.clock(),
+                )
+                view = await complaints.visible_complaint(
+                    session,
+                    actor=context.member,
+                    complaint_id=complaint_id,
+                    purpose="complaint.view",
+                )
+            else:
+                await complaints.complaint_for_action(
+                    session, actor=context.member, complaint_id=complaint_id, action="resolve"
+                )
+        except Refused as error:
+            refusal = error
+    if refusal is not None:
+        await query.answer(fit.answer(complaint_flow.refusal_text(_, refusal)), show_alert=True)
+        return
+    if not taking:
+        await query.answer()
+        await runner.start(
+            update, context, complaint_flow.RESOLUTION_FLOW, initial={"complaint_id": complaint_id}
+        )
+        return
+    await query.answer(fit.answer(_("complaint.taken")))
+    await _settle(query, reminder_id, _("complaint.taken"))
+    if view is not None:
+        await complaint_flow.send_card(update, context, view)
+
+
+async def _all(update: Update, context: BotContext, reminder_id: int, arg: str) -> None:
+    """Every reminder of this kind that came in the same message, a page at a time: the first
+    press sends the list, the pager turns it in place."""
+    query = _query(update)
+    page = parse_id(arg) if arg else 0
+    if page is None:
+        await query.answer(context._("button.expired"), show_alert=True)
+        return
+    services = context.services
+    async with unit_of_work(services.sessions) as session:
+        notices = await store.siblings_of(
+            session,
+            keyring=services.keyring,
+            rules=_rules(context),
+            actor=context.member,
+            reminder_id=reminder_id,
+            now=services.clock(),
+        )
+    if notices is None:
+        await query.answer(context._("reminders.gone"), show_alert=True)
+        return
+    text, markup = list_page(notices, page, reminder_id, context._)
+    await query.answer()
+    message = query.message
+    if arg and isinstance(message, Message):
+        try:
+            await message.edit_text(text, reply_markup=markup)
+        except BadRequest as error:
+            if not is_harmless_edit_error(error):
+                raise
+        return
+    await context.bot.send_message(context.member.telegram_id, text, reply_markup=markup)
 
 
 _BUTTONS = {
@@ -278,6 +432,10 @@ _BUTTONS = {
     "b": _back,
     "k": _done,
     "a": _confirm,
+    "K": _done_item,
+    "A": _confirm_item,
+    "c": _complaint,
+    "m": _all,
 }
 
 

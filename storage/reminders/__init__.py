@@ -34,6 +34,7 @@ from storage.reminders.actions import (
     done,
     notice_of,
     reschedule,
+    siblings_of,
     snooze,
 )
 from storage.reminders.birthday import birthday_in, birthday_notices, parse_birthday
@@ -124,6 +125,7 @@ __all__ = [
     "retire",
     "retry_later",
     "sample_notice",
+    "siblings_of",
     "snooze",
     "stale_at",
     "summary_numbers",

@@ -14,7 +14,7 @@ from storage.crypto import Keyring
 from storage.customers import visible_customer
 from storage.errors import Refused
 from storage.models import Customer, RecordStatus, Reminder, ReminderStatus, Staff
-from storage.reminders.kinds import Kind
+from storage.reminders.kinds import LIVE, Kind
 from storage.reminders.notices import describe_rows
 from storage.reminders.reading import Notice, effective_followup
 from storage.reminders.registry import ACTIONS
@@ -24,6 +24,7 @@ SNOOZE_DAYS = (1, 3)
 RESCHEDULE_DAYS = (1, 3, 7, 14)
 MAX_RESCHEDULE_DAYS = 366
 FINAL_ACTS = ("done", "confirmed", "rescheduled")
+LIST_LIMIT = 500  # "show all" reads at most this many of one message's reminders
 
 
 @dataclass(frozen=True)
@@ -93,26 +94,63 @@ async def _own_customer(
     if customer is None:
         raise Refused("not_found")
     await session.refresh(customer, with_for_update=True)
-    if customer.owner_id != actor.id:
+    # archived or destroyed since: read-only, nothing left to follow up
+    if customer.owner_id != actor.id or customer.status not in LIVE:
         raise Refused("reminder_outdated")
     return customer
 
 
 async def snooze(
-    session: AsyncSession, *, actor: Staff, reminder_id: int, days: int, now: datetime
+    session: AsyncSession,
+    *,
+    keyring: Keyring,
+    rules: Rules,
+    actor: Staff,
+    reminder_id: int,
+    days: int,
+    now: datetime,
 ) -> Outcome:
-    """Send the reminder again in `days` days; the records stay as they are."""
+    """Remind again `days` days from today at the follow-up hour (FOLLOWUP_HOUR, in the
+    person's zone: the company's unless they set their own), not 24 hours from the press.
+
+    A follow-up's snooze moves the customer's own next follow-up date to that day (audited,
+    with its history line, by the same rule as a reschedule), so /my and the managers' overdue
+    digest stop calling it overdue; the planner then reminds on that day as for any date. Other
+    kinds are sent again then; their records stay as they are.
+    """
     if days not in SNOOZE_DAYS:
         raise Refused("not_allowed")
-    reminder = await actionable(session, actor=actor, reminder_id=reminder_id, action="snooze")
-    until = now + timedelta(days=days)
-    reminder.status, reminder.due_at, reminder.next_attempt_at = (
-        ReminderStatus.pending,
-        until,
-        until,
-    )
-    reminder.snoozed_until, reminder.acted, reminder.acted_at = until, "snoozed", now
-    reminder.attempts, reminder.last_error, reminder.updated_at = 0, None, now
+    reminder = await _actionable(session, actor=actor, reminder_id=reminder_id, action="snooze")
+    on = rules.today_of(actor, now) + timedelta(days=days)
+    until = local_moment(on, rules.followup_hour, rules.zone_of(actor))
+    moved = None
+    if reminder.kind == Kind.followup:
+        customer = await _followup_customer(
+            session, actor=actor, reminder=reminder, action="snooze", rules=rules
+        )
+        await _set_next_followup(
+            session,
+            keyring=keyring,
+            actor=actor,
+            customer=customer,
+            on=on,
+            now=now,
+            reminder=reminder,
+        )
+        moved = on
+        # the planner writes the reminder of the new day; this one is finished with
+        reminder.snoozed_until, reminder.acted, reminder.acted_at = until, "snoozed", now
+    else:
+        if reminder.subject_type == "customer" and reminder.subject_id is not None:
+            await _own_customer(session, actor=actor, reminder=reminder, action="snooze")
+        reminder.status, reminder.due_at, reminder.next_attempt_at = (
+            ReminderStatus.pending,
+            until,
+            until,
+        )
+        reminder.snoozed_until, reminder.acted, reminder.acted_at = until, "snoozed", now
+        reminder.attempts, reminder.last_error = 0, None
+    reminder.updated_at = now
     session.add(reminder)
     await audit.record(
         session,
@@ -121,9 +159,9 @@ async def snooze(
         actor_telegram_id=actor.telegram_id,
         entity="reminder",
         entity_id=reminder.id,
-        detail={"kind": reminder.kind, "days": days},
+        detail={"kind": reminder.kind, "days": days, "moved_followup": moved is not None},
     )
-    return Outcome("snoozed", until=until)
+    return Outcome("snoozed", until=until, next_followup_on=moved)
 
 
 async def _set_next_followup(
@@ -283,3 +321,39 @@ async def notice_of(
         session, keyring=keyring, rules=rules, rows=[reminder], now=now
     )
     return notices[0] if notices else None
+
+
+async def siblings_of(
+    session: AsyncSession,
+    *,
+    keyring: Keyring,
+    rules: Rules,
+    actor: Staff,
+    reminder_id: int,
+    now: datetime,
+) -> list[Notice] | None:
+    """Every reminder of the same kind that came in the same message as this one (a backlog
+    whose tail was only counted), as they read now, still open: for "show all". None if the
+    reminder is not the actor's (audited)."""
+    reminder = await session.get(Reminder, reminder_id)
+    if reminder is None or reminder.recipient_id != actor.id or not actor.active:
+        await _denied(session, actor=actor, reminder_id=reminder_id, action="list", found=reminder)
+        return None
+    query = select(Reminder).where(
+        col(Reminder.recipient_id) == actor.id,
+        col(Reminder.kind) == reminder.kind,
+        col(Reminder.status) == ReminderStatus.sent,
+    )
+    if reminder.message_id is not None:
+        query = query.where(
+            col(Reminder.chat_id) == reminder.chat_id,
+            col(Reminder.message_id) == reminder.message_id,
+        )
+    else:
+        query = query.where(col(Reminder.id) == reminder.id)
+    rows = (await session.exec(query.order_by(col(Reminder.id)).limit(LIST_LIMIT))).all()
+    open_rows = [r for r in rows if r.acted not in FINAL_ACTS and r.acted != "snoozed"]
+    notices, _gone = await describe_rows(
+        session, keyring=keyring, rules=rules, rows=open_rows, now=now
+    )
+    return notices

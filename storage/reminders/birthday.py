@@ -163,6 +163,8 @@ async def _scan(
     return rows, after
 
 
+# the owner opens the customer's key persons (greeting them is theirs to do)
+ACTIONS = ("key_persons",)
 PLANNER = ScanPlanner("birthday", scan, every=HEAVY_EVERY)
 CHANGED_PLANNER = ScanPlanner("birthday_changed", scan_changed)  # every poll
 
@@ -214,7 +216,9 @@ async def _read(
             "days": max(days, 0),
             "today": days <= 0,
         },
+        ACTIONS,
         customer_id=customer.id,
+        key_person_id=person.id,
     )
 
 

@@ -10,6 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import permissions
+from storage.complaints import allowed_actions
 from storage.models import Complaint, Customer, RecordStatus, Reminder, Staff
 from storage.reminders.kinds import OPEN_COMPLAINTS, Kind
 from storage.reminders.planning import Plan, Planner, Row
@@ -103,6 +104,10 @@ async def _read(
     if row.recipient_id not in people or not reader.recipient_ok(row):
         return None
     assert row.id is not None
+    recipient = reader.staff[row.recipient_id or 0]  # recipient_ok: present and active
+    # the complaint flow's own rule (storage.complaints) says what this person may do now; the
+    # buttons are that flow's `cx:`, which checks again at the press
+    acts = [a for a in allowed_actions(recipient, complaint, customer) if a in ("take", "resolve")]
     return Notice(
         row.id,
         row.kind,
@@ -112,7 +117,9 @@ async def _read(
             "severity": complaint.severity,
             "due": reader.local(complaint.due_at, row.recipient_id),
         },
+        (*acts, "open_complaint"),
         customer_id=customer.id,
+        complaint_id=complaint.id,
     )
 
 

@@ -19,6 +19,9 @@ from storage.reminders.planning import Plan, Planner, Row, dialect_of
 from storage.reminders.reading import Notice, Reader, customers_of, per_row
 from storage.reminders.rules import Rules
 
+# the team's manager opens the customer's card (its own buttons, checked at the press)
+ACTIONS = ("open",)
+
 
 def overdue_query(lo: date, hi: date, rules: Rules, dialect: str) -> list[Any]:
     """Follow-ups whose date plus OVERDUE_ESCALATION_DAYS falls in [lo, hi], per manager of the
@@ -76,6 +79,7 @@ async def _read(reader: Reader, row: Reminder, customers: dict[int, Customer]) -
             "on": row.period_on.isoformat(),
             "days": (reader.today(row.recipient_id) - row.period_on).days,
         },
+        ACTIONS,
         customer_id=customer.id,
     )
 

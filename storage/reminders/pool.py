@@ -301,6 +301,8 @@ async def _read_released(
             "number": customer.customer_no,
             "days": days if isinstance(days, int) else 0,
         },
+        ("claim",),  # claim it back from the pool (its rules: storage.pool.claim)
+        customer_id=customer.id,
     )
 
 

@@ -26,6 +26,8 @@ class Notice:
     actions: tuple[str, ...] = ()
     customer_id: int | None = None
     review_id: int | None = None
+    complaint_id: int | None = None  # a complaint reminder's (its take / resolve buttons)
+    key_person_id: int | None = None  # a birthday's key person
     lines: tuple[dict[str, Any], ...] = ()  # the entries of a digest
     sample: bool = False
 

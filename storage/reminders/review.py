@@ -103,6 +103,7 @@ def review_values(
     if customer is not None and customer.status != RecordStatus.destroyed:
         parts += [customer.customer_no, customer.name]
     return {
+        "review_id": review.id,
         "review_kind": review.kind,
         "subject": " · ".join(p for p in parts if p) or "—",
         "customer": customer.name if customer is not None else "—",

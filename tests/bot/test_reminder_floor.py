@@ -12,7 +12,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FLOOR = ("conversations.fit", "conversations.messages", "conversations.callback_data")
+FLOOR = (
+    "conversations.fit",
+    "conversations.messages",
+    "conversations.callback_data",
+    "conversations.keyboards",  # the shared pager (issue 13: "show all" pages)
+)
 
 
 def _imports(path: Path) -> tuple[set[str], list[tuple[str, int]]]:

@@ -361,6 +361,7 @@ async def test_a_follow_up_arrives_at_nine_in_each_owners_own_time_zone(
         "⏰ Snooze 1 day",
         "⏰ Snooze 3 days",
         "📅 Reschedule",
+        "📇 Card",
     ]
     assert buttons(last_of(world, new_york))[0][1].startswith("cv:")
 
@@ -516,7 +517,7 @@ async def test_a_pending_review_reminds_its_deciders_after_a_day_and_in_a_mornin
     await tick(world)
     assert texts(world, manager_de) == [
         "🗂 Awaiting your review: 1\n"
-        "• New customer: KH-2026-000001 · 待审公司 (Wang, 2026-11-20 04:00)"
+        "1. New customer: KH-2026-000001 · 待审公司 (Wang, 2026-11-20 04:00)"
     ]
     assert texts(world, manager_sh) == []  # it came after Shanghai's 09:00
     clock.set(utc(2026, 11, 21, 1, 0))  # 09:00 in Shanghai the next day
@@ -611,6 +612,7 @@ async def test_a_rejection_not_resubmitted_after_three_days_reminds_the_submitte
         "✅ 已完成",
         "⏰ 明天再提醒",
         "⏰ 3 天后再提醒",
+        "📇 档案",
     ]
     assert buttons(last_of(world, wang))[0][1] == f"rv:rs:{mine}"
     assert texts(world, anna) == []
@@ -712,7 +714,12 @@ async def test_an_approved_record_unchecked_for_half_a_year_asks_the_owner_to_co
         "🔍 老客户（KH-2026-000001）已 203 天没有核对：资料是否仍然准确？"
     ]
     assert texts(world, anna) == []
-    assert labels(last_of(world, wang)) == ["👍 资料仍准确", "⏰ 明天再提醒", "⏰ 3 天后再提醒"]
+    assert labels(last_of(world, wang)) == [
+        "👍 资料仍准确",
+        "⏰ 明天再提醒",
+        "⏰ 3 天后再提醒",
+        "📇 档案",
+    ]
     clock.set(utc(2026, 11, 20, 8, 0))
     await tick(world)
     assert len(texts(world, anna)) == 1
@@ -867,15 +874,22 @@ async def test_several_reminders_due_for_one_person_come_as_one_message(
     assert message["text"].splitlines()[0] == "🔔 4 条提醒："
     assert "1. 📞 今天该跟进：甲公司" in message["text"]
     assert "4. 🎂 丁公司 的 赵总 11-24 过生日（还有 3 天）" in message["text"]
-    assert labels(message) == ["1. 📞 甲公司 ›", "2. 📞 乙公司 ›", "3. 📞 丙公司 ›"]
+    # each item's first action on its own button (issue 13: one tap, full names)
+    assert labels(message) == [
+        "1. ✅ 已完成：甲公司",
+        "2. ✅ 已完成：乙公司",
+        "3. ✅ 已完成：丙公司",
+        "4. 👤 关键人：赵总",
+    ]
     assert {r.message_id for r in await rows(world)} == {message["message_id"]}
 
-    await owner.person.press("2. 📞 乙公司")
-    opened = last_of(world, owner)
-    assert opened["text"] == "📞 今天该跟进：乙公司（KH-2026-000002）"
-    assert "⏰ 明天再提醒" in labels(opened)
-    await owner.person.press("⏰ 明天再提醒", opened)
-    assert owner.person.last_answer().startswith("⏰ 已推迟")
+    await owner.person.press("2. ✅ 已完成：乙公司")
+    assert owner.person.last_answer().startswith("✅ 已完成，下次跟进")
+    assert labels(last_of(world, owner)) == [
+        "1. ✅ 已完成：甲公司",
+        "3. ✅ 已完成：丙公司",
+        "4. 👤 关键人：赵总",
+    ]
 
 
 async def test_a_backlog_is_listed_ten_of_a_kind_and_counted_beyond(
@@ -891,9 +905,10 @@ async def test_a_backlog_is_listed_ten_of_a_kind_and_counted_beyond(
     sent = world.telegram.sent_to(owner.person.id)
     assert len(sent) == 2  # at most ten "open" buttons a message
     assert all(len(m["text"]) < 4096 for m in sent)
-    assert [len(buttons(m)) for m in sent] == [10, 4]
+    assert [len(buttons(m)) for m in sent] == [10, 5]  # the 4, and "show all 30"
     assert sent[0]["text"].count("📞") == 10 and sent[1]["text"].count("🔍") == 4
-    assert sent[1]["text"].endswith("…… 另有 20 个跟进到期，发送 /my 查看全部")
+    assert "…… 另有 20 个跟进到期，发送 /my 查看全部" in sent[1]["text"]
+    assert labels(sent[1])[-1] == "📋 查看全部 30 条"
     every = await rows(world)
     assert len(every) == 34 and {r.status for r in every} == {"sent"}  # counted is delivered
 
@@ -903,31 +918,31 @@ async def test_a_backlog_is_listed_ten_of_a_kind_and_counted_beyond(
 
 
 async def test_snooze_sends_the_reminder_again_a_day_later(world: World, clock: Clock) -> None:
+    # issue 13: "1 day" is tomorrow at the follow-up hour (09:00), not 24 hours from the press,
+    # and it moves the customer's own follow-up date (the planner reminds on the new day)
     owner = await member(world, timezone=SHANGHAI)
-    await add_customer(world, owner, "推迟公司", next_followup_on=date(2026, 11, 21))
+    customer = await add_customer(world, owner, "推迟公司", next_followup_on=date(2026, 11, 21))
     clock.set(utc(2026, 11, 21, 1, 0))
     await tick(world)
     clock.set(utc(2026, 11, 21, 1, 5))
     await owner.person.press("明天再提醒")
-    assert owner.person.last_answer() == "⏰ 已推迟，2026-11-22 09:05 再提醒你"
-    assert texts(world, owner)[0].endswith("→ ⏰ 已推迟，2026-11-22 09:05 再提醒你")
+    snoozed = "⏰ 已推迟：跟进日期改为 2026-11-22，2026-11-22 09:00 再提醒你"
+    assert owner.person.last_answer() == snoozed
+    assert texts(world, owner)[0].endswith(f"→ {snoozed}")
     assert buttons(last_of(world, owner)) == []
     [row] = await rows(world)
-    assert (row.status, row.acted, row.snoozed_until) == (
-        "pending",
-        "snoozed",
-        utc(2026, 11, 22, 1, 5),
-    )
-    clock.set(utc(2026, 11, 22, 1, 4))
+    assert (row.status, row.acted, row.snoozed_until) == ("sent", "snoozed", utc(2026, 11, 22, 1))
+    assert (await customer_row(world, customer)).next_followup_on == date(2026, 11, 22)
+    clock.set(utc(2026, 11, 22, 0, 59))
     await tick(world)
     assert len(texts(world, owner)) == 1
-    clock.set(utc(2026, 11, 22, 1, 5))
+    clock.set(utc(2026, 11, 22, 1, 0))
     await tick(world)
-    assert (
-        texts(world, owner)[-1] == "📞 跟进已逾期 1 天：推迟公司（KH-2026-000001），原定 2026-11-21"
-    )
+    assert texts(world, owner)[-1] == "📞 今天该跟进：推迟公司（KH-2026-000001）"
     await owner.person.press("3 天后再提醒")
-    assert owner.person.last_answer() == "⏰ 已推迟，2026-11-25 09:05 再提醒你"
+    assert owner.person.last_answer() == (
+        "⏰ 已推迟：跟进日期改为 2026-11-25，2026-11-25 09:00 再提醒你"
+    )
 
 
 async def test_reschedule_with_a_button_moves_the_follow_up_and_reminds_on_that_day(

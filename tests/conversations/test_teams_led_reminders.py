@@ -113,7 +113,11 @@ async def test_overdue_follow_ups_and_review_reminders_of_a_led_team_reach_its_d
 
     clock.set(utc(2026, 11, 23, 1, 0))  # three days overdue, 09:00 in Shanghai
     await tick(world)
-    [digest] = texts(world, zhou)
+    # the overdue follow-up and the review in one message; the review digest (a button per
+    # review) in its own
+    grouped, review_digest = texts(world, zhou)
+    digest = f"{grouped}\n{review_digest}"
+    assert review_digest.startswith("🗂")
     assert "⚠️ Qian 的客户 乙公司" in digest and "跟进已逾期 3 天" in digest
     assert "乙公司" in digest
     assert texts(world, chen) == []
@@ -127,4 +131,4 @@ async def test_overdue_follow_ups_and_review_reminders_of_a_led_team_reach_its_d
         session.add(staff)
     clock.set(utc(2026, 11, 24, 1, 0))
     await tick(world)
-    assert len(texts(world, zhou)) == 1
+    assert len(texts(world, zhou)) == 2
