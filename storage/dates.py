@@ -461,3 +461,60 @@ def parse_when(text: str, *, today: date, prefer: Direction = None) -> tuple[dat
             except NotADate:
                 continue
     raise NotADate(text)
+
+
+# --- periods ----------------------------------------------------------------------------------
+
+_SEPARATOR = re.compile(r"\s*(?:\bto\b|\buntil\b|\btill\b|至|到|~|—|–|\s-\s)\s*")
+
+
+def _named_period(text: str, today: date) -> tuple[date, date] | None:
+    """本周 / "this week" (Monday to today), 上周 / "last week" (Monday to Sunday), 本月,
+    上个月, 今年, 去年 and their English names; None for other words."""
+    monday = _monday(today)
+    first_of_month = today.replace(day=1)
+    last_month = add_months(first_of_month, -1)
+    periods = {
+        ("本周", "这周", "this week"): (monday, today),
+        ("上周", "上个星期", "上星期", "last week"): (
+            monday - timedelta(weeks=1),
+            monday - timedelta(days=1),
+        ),
+        ("本月", "这个月", "this month"): (first_of_month, today),
+        ("上个月", "上月", "last month"): (last_month, first_of_month - timedelta(days=1)),
+        ("今年", "this year"): (date(today.year, 1, 1), today),
+        ("去年", "last year"): (date(today.year - 1, 1, 1), date(today.year - 1, 12, 31)),
+    }
+    for names, period in periods.items():
+        if text in names:
+            return period
+    return None
+
+
+def parse_period(text: str, *, today: date) -> tuple[date, date]:
+    """A report's period: two days (`2026-11-01 2026-11-30`, `11-01 to 11-30`, `上周一 至 昨天`,
+    `last monday today`) or a named one (上个月, "this week"). Days read towards the past.
+    Raises `NotADate`."""
+    value = _normal(text)
+    if not value or len(value) > 2 * MAX_LENGTH:
+        raise NotADate(text)
+    named = _named_period(value, today)
+    if named is not None:
+        return named
+    parts = _SEPARATOR.split(value)
+    if len(parts) == 2 and all(parts):
+        return (
+            parse_day(parts[0], today=today, prefer="past"),
+            parse_day(parts[1], today=today, prefer="past"),
+        )
+    words = value.split(" ")
+    for cut in range(1, len(words)):
+        try:
+            return (
+                parse_day(" ".join(words[:cut]), today=today, prefer="past"),
+                parse_day(" ".join(words[cut:]), today=today, prefer="past"),
+            )
+        except NotADate:
+            continue
+    single = parse_day(value, today=today, prefer="past")
+    return single, single
