@@ -7,6 +7,10 @@ ratio is high, and never when they carry different numbers: "QA Trading N44X" an
 "QA Trading N0X" share a prefix, not a company. rapidfuzz's WRatio, used before, scores a
 shared prefix as a match (its partial ratio), which warned on most names of one naming scheme.
 
+Chinese names are typed with a pinyin input method, so the usual typo is a homophone (华新 for
+华信): two Chinese cores that read the same in pinyin (tones aside) are similar too. pypinyin's
+character table gives the readings (the first of a character's readings).
+
 tests/bench/similar_names.py measures the false alarms and misses on a generated corpus.
 """
 
@@ -16,7 +20,9 @@ import re
 import unicodedata
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
+from functools import cache
 
+from pypinyin.pinyin_dict import pinyin_dict
 from rapidfuzz import fuzz, process
 
 # edit-distance ratio (0-100) two cores need; tuned with tests/bench/similar_names.py. Chinese
@@ -265,6 +271,21 @@ def _is_cjk(text: str) -> bool:
     return any("\u4e00" <= char <= "\u9fff" for char in text)
 
 
+@cache
+def _reading(char: str) -> str:
+    """A character's pinyin without tones (信 → xin); other characters as they are."""
+    readings = pinyin_dict.get(ord(char))
+    if not readings:
+        return char
+    spelled = unicodedata.normalize("NFKD", readings.split(",")[0])
+    return "".join(c for c in spelled if not unicodedata.combining(c))
+
+
+def sound(core_text: str) -> str:
+    """How a core reads aloud, for homophone typos: `华新科技` and `华信科技` → `hua xin ke ji`."""
+    return " ".join(_reading(char) for char in core_text)
+
+
 def _numbers(core_text: str) -> tuple[str, ...]:
     return tuple(sorted(n.lstrip("0") or "0" for n in _NUMBER.findall(core_text)))
 
@@ -281,6 +302,7 @@ class NameIndex:
     keys: list[Hashable] = field(default_factory=list)
     cores: list[str] = field(default_factory=list)
     numbers: list[tuple[str, ...]] = field(default_factory=list)
+    sounds: dict[str, list[int]] = field(default_factory=dict)  # Chinese cores by reading
 
     @classmethod
     def of(cls, names: Iterable[tuple[Hashable, str]]) -> NameIndex:
@@ -291,6 +313,8 @@ class NameIndex:
 
     def add(self, key: Hashable, name: str) -> None:
         core_text = core(name)
+        if _is_cjk(core_text):
+            self.sounds.setdefault(sound(core_text), []).append(len(self.cores))
         self.keys.append(key)
         self.cores.append(core_text)
         self.numbers.append(_numbers(core_text))
@@ -302,10 +326,16 @@ class NameIndex:
         wanted = core(name)
         numbers = _numbers(wanted)
         cutoff = SIMILAR_CUTOFF_CJK if _is_cjk(wanted) else SIMILAR_CUTOFF
+        positions = [
+            position
+            for _match, _score, position in process.extract(
+                wanted, self.cores, scorer=fuzz.ratio, score_cutoff=cutoff, limit=None
+            )
+        ]
+        if _is_cjk(wanted):  # homophones after the spelled-alike, most alike first
+            positions += [p for p in self.sounds.get(sound(wanted), []) if p not in positions]
         found: list[Hashable] = []
-        for _match, _score, position in process.extract(
-            wanted, self.cores, scorer=fuzz.ratio, score_cutoff=cutoff, limit=None
-        ):
+        for position in positions:
             if self.numbers[position] != numbers:
                 continue  # N44X and N0X: another company of the same naming scheme
             found.append(self.keys[position])

@@ -20,6 +20,7 @@ import random
 import sys
 import time
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from rapidfuzz import fuzz, process
@@ -207,8 +208,28 @@ def corpus(rng: random.Random, size_zh: int, size_en: int) -> list[Company]:
     return companies
 
 
+@cache
+def _homophones() -> dict[str, list[str]]:
+    """Characters that read alike (tones aside): what a pinyin input method offers in a row."""
+    by_sound: dict[str, list[str]] = {}
+    for code in range(0x4E00, 0x9FA6):
+        by_sound.setdefault(names.sound(chr(code)), []).append(chr(code))
+    return by_sound
+
+
+def _homophone_typo(rng: random.Random, company: Company) -> str:
+    """One brand character replaced by a homophone (华新 for 华信), as a pinyin IME mistypes."""
+    brand = company.brand
+    at = rng.randrange(len(brand))
+    others = [c for c in _homophones()[names.sound(brand[at])] if c != brand[at]]
+    if not others:
+        return company.name
+    brand = brand[:at] + rng.choice(others) + brand[at + 1 :]
+    return company.name.replace(company.brand, brand, 1)
+
+
 def _typo(rng: random.Random, company: Company) -> str:
-    """One wrong character in the brand: a look-alike or neighbouring key, a missing letter."""
+    """One wrong character in the brand: a missing or wrong letter, any other Chinese character."""
     brand = company.brand
     if company.english:
         at = rng.randrange(len(brand))
@@ -235,9 +256,11 @@ def variants(rng: random.Random, company: Company) -> list[tuple[str, str]]:
         )
     else:
         found.append(("a place added", "Shanghai " + company.name))
-    found.append(
-        ("a typo (English)" if company.english else "a typo (Chinese)", _typo(rng, company))
-    )
+    if company.english:
+        found.append(("a typo (English)", _typo(rng, company)))
+    else:
+        found.append(("a typo (Chinese, a homophone)", _homophone_typo(rng, company)))
+        found.append(("a typo (Chinese, any character)", _typo(rng, company)))
     if company.english:
         found.append(("full-width bracket", f"{company.name}（China）"))
     else:
@@ -278,7 +301,7 @@ def main() -> None:
         ("before (WRatio ≥ 88, raw names)", lambda q: old_similar(q, all_names)),
         (
             f"after (storage.names: cores, ratio ≥ {names.SIMILAR_CUTOFF}, "
-            f"Chinese ≥ {names.SIMILAR_CUTOFF_CJK}, numbers agree)",
+            f"Chinese ≥ {names.SIMILAR_CUTOFF_CJK} or the same pinyin, numbers agree)",
             lambda q: new_similar(index, q),
         ),
     ]

@@ -40,6 +40,7 @@ async def _new(world: World, language: str, existing: str, typed: str) -> str:
         ("上海市宏达机械集团有限公司", "宏达机械有限公司"),
         ("北京华信科技有限公司", "华信科技（北京）有限公司"),
         ("ＡＢＣ贸易有限公司", "ABC贸易"),
+        ("广东省深圳市华信科技有限公司", "华新科技有限公司"),  # a homophone typo
     ],
 )
 async def test_the_same_company_in_other_words_is_warned_in_chinese(

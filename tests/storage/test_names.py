@@ -44,6 +44,10 @@ def test_the_core_of_a_name(name: str, expected: str) -> None:
         ("Bright Star Machinery", "Brigth Star Machinery", True),
         ("Bright Star Machinery", "Bright Sun Machinery", False),
         ("Cedar Nova Technology", "Cedar Technology", False),
+        ("华信科技有限公司", "华新科技", True),  # a homophone: how a pinyin IME mistypes
+        ("深圳市鑫源电子有限公司", "新源电子", True),
+        ("华信科技", "华达科技", False),
+        ("测试客户12号", "测试客户12号", True),
     ],
 )
 def test_similar(a: str, b: str, same: bool) -> None:
