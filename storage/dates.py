@@ -2,9 +2,10 @@
 "in 2 weeks", "下午3点", "yesterday 15:30", besides 2026-12-01, 12/1, 12月1日 and +7.
 
 A small grammar of our own rather than `dateparser`: it reads every form we promise (Chinese
-numerals, 两, 下午3点半, "3 days ago"), refuses what it does not know instead of guessing, imports
-in a millisecond and answers in microseconds (dateparser: ~0.5 s to import, ~1 ms a call, and it
-misreads or refuses several of our forms; see tests/bench/date_parsers.py).
+numerals, 两, 下午3点半, "3 days ago"), refuses what it does not know instead of guessing, and
+answers in ~20 µs (tests/bench/date_parsers.py: dateparser 1.5 read 20 of our 30 forms, missing
+下周一, 三天后, 两周后, 12月1日, 下午3点 and reading +7 as July, at ~0.7-0.9 ms a call and
+~0.1-0.3 s to import, besides four more dependencies).
 
 Pure: the day (`today`) or moment (`now`) the words are relative to is always passed in.
 
