@@ -209,8 +209,9 @@ def _may_assign(data: dict[str, Any]) -> bool:
 
 
 def _due_hint(env: FlowEnv, data: dict[str, Any]) -> dict[str, object]:
+    """Each severity's time to resolve as people say it: "7 days", not "168 hours"."""
     hours = env.services.settings.complaint_due_hours
-    return {str(severity): hours[severity] for severity in Severity}
+    return {str(severity): env._.duration(hours[severity]) for severity in Severity}
 
 
 async def handler_options(

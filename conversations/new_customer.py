@@ -105,7 +105,9 @@ STEPS = (
         choices=("verbal", "written", "electronic"),
         columns=3,
     ),
-    Step("consent_on", required=True, parse=s.past_date, when=_consented, example="example.date"),
+    Step(
+        "consent_on", required=True, parse=s.past_date, when=_consented, example="example.past_date"
+    ),
     Step("consent_note", parse=s.text(200), when=_consented),
     Step(
         "next_followup_on",

@@ -35,6 +35,7 @@ from conversations.keyboards import button, rows_of
 from conversations.messages import edit_quietly
 from storage import audit, permissions
 from storage import reports as store
+from storage.dates import NotADate, parse_period
 from storage.db import reading
 from storage.errors import Refused
 from storage.models import Staff
@@ -80,15 +81,13 @@ def _day(text: str | None) -> date | None:
         return None
 
 
-def parse_dates(args: list[str]) -> tuple[date, date] | None:
-    """`/report 2026-11-01 2026-11-30`: the two dates, or None when they do not read."""
-    if len(args) != 2:
-        return None
+def parse_dates(args: list[str], today: date) -> tuple[date, date] | None:
+    """`/report 2026-11-01 2026-11-30`, `/report 上个月`, `/report last monday to yesterday`:
+    the period (storage.dates), or None when it does not read."""
     try:
-        first, last = (date.fromisoformat(a.strip()) for a in args)
-    except ValueError:
+        return parse_period(" ".join(args), today=today)
+    except NotADate:
         return None
-    return first, last
 
 
 def _scope_label(_: Translator, scope: Scope) -> str:
@@ -153,7 +152,7 @@ async def report_command(update: Update, context: BotContext) -> None:
         return
     dates = None
     if context.args:
-        dates = parse_dates(list(context.args))
+        dates = parse_dates(list(context.args), context.today)
         if dates is None:
             await context.bot.send_message(context.chat_id, _("report.bad_dates"))
             return

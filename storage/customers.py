@@ -9,13 +9,12 @@ from datetime import date
 from functools import partial
 from typing import Any
 
-from rapidfuzz import fuzz, process
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import audit, fields, numbers, vault
+from storage import audit, fields, names, numbers, vault
 from storage.crypto import Keyring
 from storage.db import write_soon
 from storage.errors import Refused
@@ -40,7 +39,6 @@ CLEAR_FIELDS = fields.clear_fields()
 SEALED_FIELDS = fields.sealed_fields()
 DATE_FIELDS = fields.date_fields()
 INDEXED_FIELDS = fields.indexed_fields()
-NAME_MATCH_THRESHOLD = 88
 
 
 @dataclass(frozen=True)
@@ -256,15 +254,13 @@ async def matches(
                 col(Customer.status) != RecordStatus.destroyed,
             )
         )
-        choices = {}
+        index = names.NameIndex()
         for cid, cname, short in candidates.all():
-            choices[(cid, 0)] = cname
+            index.add(cid, cname)
             if short:
-                choices[(cid, 1)] = short
-        for _match, _score, (cid, _) in process.extract(
-            name, choices, scorer=fuzz.WRatio, score_cutoff=NAME_MATCH_THRESHOLD, limit=5
-        ):
-            found.setdefault(cid, "name")
+                index.add(cid, short)
+        for cid in index.similar_to(name, limit=5):
+            found.setdefault(int(cid), "name")  # type: ignore[call-overload]
     found.pop(exclude or 0, None)
     if not found:
         return []
@@ -326,25 +322,14 @@ async def matches_of_many(
                 col(Customer.status) != RecordStatus.destroyed,
             )
         )
-        owners: list[int] = []
-        names: list[str] = []
+        index = names.NameIndex()
         for cid, cname, short in candidates.all():
-            owners.append(cid)
-            names.append(cname)
+            index.add(cid, cname)
             if short:
-                owners.append(cid)
-                names.append(short)
-        if not names:
-            continue
+                index.add(cid, short)
         for position in positions:
-            for _match, _score, index in process.extract(
-                queries[position].name or "",
-                names,
-                scorer=fuzz.WRatio,
-                score_cutoff=NAME_MATCH_THRESHOLD,
-                limit=None,
-            ):
-                found[position].setdefault(owners[index], "name")
+            for cid in index.similar_to(queries[position].name or ""):
+                found[position].setdefault(int(cid), "name")  # type: ignore[call-overload]
     ids = sorted({cid for each in found for cid in each})
     live: set[int] = set()
     for start in range(0, len(ids), chunk):

@@ -7,9 +7,11 @@ user's language (`invalid.<code>` and `example.<code>` messages).
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import phonenumbers
+
+from storage import dates
 
 PHONE_REGION = "CN"
 USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -154,11 +156,30 @@ def day(
     earliest: date | None = None,
     latest: date | None = None,
 ) -> date:
-    """A calendar date: 2026-12-01, 2026/12/1, 12-01, 12月1日, or +7 (days from today),
-    between `earliest` and `latest` when given."""
-    value = value.strip().replace("／", "/")
-    relative = re.fullmatch(r"\+\s*(\d{1,3})", value)
-    result = today + timedelta(days=int(relative[1])) if relative else _parse_date(value, today)
+    """A calendar date as people type it (storage.dates: 2026-12-01, 12月1日, +7, 明天, 下周一,
+    "in 3 days", ...), between `earliest` and `latest` when given. Words that could mean either
+    way (周五, 12/1) are read in the question's direction: the past when the future is refused,
+    the future when the past is."""
+    prefer: dates.Direction = "past" if not future_ok else "future" if not past_ok else None
+    try:
+        result = dates.parse_day(value, today=today, prefer=prefer)
+    except dates.NotADate as exc:
+        raise Invalid("date") from exc
+    return in_range(
+        result, today=today, past_ok=past_ok, future_ok=future_ok, earliest=earliest, latest=latest
+    )
+
+
+def in_range(
+    result: date,
+    *,
+    today: date,
+    past_ok: bool = True,
+    future_ok: bool = True,
+    earliest: date | None = None,
+    latest: date | None = None,
+) -> date:
+    """`result` if it lies where the question allows, else `Invalid` saying where it must."""
     if not past_ok and result < today:
         raise Invalid("date_past")
     if not future_ok and result > today:
@@ -170,19 +191,6 @@ def day(
             latest=latest.isoformat() if latest else None,
         )
     return result
-
-
-def _parse_date(value: str, today: date) -> date:
-    match = re.fullmatch(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?", value)
-    try:
-        if match:
-            return date(int(match[1]), int(match[2]), int(match[3]))
-        match = re.fullmatch(r"(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?", value)
-        if match:
-            return date(today.year, int(match[1]), int(match[2]))
-    except ValueError as exc:
-        raise Invalid("date") from exc
-    raise Invalid("date")
 
 
 def parse_iso_date(value: str) -> date:

@@ -12,9 +12,8 @@ its unit of work keeps the audit entry.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,7 +21,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import audit, checkin, customers, validation, vault
+from storage import audit, checkin, customers, dates, validation, vault
 from storage.crypto import Keyring
 from storage.errors import NotFound, Refused
 from storage.models import (
@@ -387,36 +386,21 @@ async def visit_attachments(
     return visit, list(rows.all())
 
 
-_CLOCK = re.compile(
-    r"^(?:(?P<day>.*?[^\d\s])\s*|(?P<numeric_day>.*?\d)\s+)?"
-    r"(?P<hour>\d{1,2})\s*[:：]\s*(?P<minute>\d{2})$"
-)
-
-
 def parse_moment(value: str, *, now: datetime) -> datetime:
-    """A typed point in time, in `now`'s time zone: `15:30` (today), `11-21`, `11-21 15:30`,
-    `2026-11-21 15:30`, `11月21日 15:30`. A day alone means that day at the current time of day.
+    """A typed point in time, in `now`'s time zone (storage.dates): `15:30` (today), `11-21`,
+    `11-21 15:30`, `2026-11-21 15:30`, `11月21日 15:30`, `昨天下午3点`, `yesterday 15:30`,
+    `周五 10:00` (the latest Friday: a moment is in the past). A day alone means that day at the
+    current time of day.
 
     Raises `Invalid` with `moment` (unreadable), `moment_early` (before 2000) or
     `moment_future` (later than now).
     """
-    today = now.date()
-    text = value.strip()
-    match = _CLOCK.match(text)
     try:
-        if match:
-            day_text = match["day"] or match["numeric_day"]
-            day = validation.day(day_text, today=today) if day_text else today
-            hour, minute = int(match["hour"]), int(match["minute"])
-            if hour > 23 or minute > 59:
-                raise validation.Invalid("moment")
-            when = datetime.combine(day, time(hour, minute), tzinfo=now.tzinfo)
-        else:
-            day = validation.day(text, today=today)
-            when = datetime.combine(day, now.time().replace(second=0, microsecond=0))
-            when = when.replace(tzinfo=now.tzinfo)
-    except validation.Invalid as error:
+        day, at = dates.parse_when(value, today=now.date(), prefer="past")
+    except dates.NotADate as error:
         raise validation.Invalid("moment") from error
+    at = at or now.time().replace(second=0, microsecond=0)
+    when = datetime.combine(day, at.replace(tzinfo=None), tzinfo=now.tzinfo)
     if when.date() < validation.EARLIEST_RECORD:  # year 1 would overflow once in UTC
         raise validation.Invalid("moment_early", earliest=validation.EARLIEST_RECORD.isoformat())
     if when > now + FUTURE_TOLERANCE:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot import commands
-from bot.i18n import LANGUAGES, catalog, pick_language, translate
+from bot.i18n import LANGUAGES, catalog, pick_language, plurals, translate
 from conversations.runner import FLOWS, static_options
 from conversations.steps import Kind
 
@@ -157,3 +157,27 @@ def test_send_calls_only_pass_translated_text() -> None:
 )
 def test_language_choice(stored: str | None, telegram: str | None, expected: str) -> None:
     assert pick_language(stored, telegram, "zh") == expected
+
+
+def test_both_languages_have_the_same_plural_entries() -> None:
+    zh, en = plurals("zh").forms, plurals("en").forms
+    assert sorted(set(zh) ^ set(en)) == []
+    for key in en:
+        assert len(en[key]) == 2, key  # English: one, other
+        assert len(zh[key]) == 1, key  # Chinese: one form
+        assert {frozenset(placeholders(f)) for f in en[key]} == {
+            frozenset(placeholders(f)) for f in zh[key]
+        }, key
+
+
+def test_every_unit_a_message_names_is_a_plural_entry() -> None:
+    """`{days:unit.day}` in any message needs `unit.day` in both languages."""
+    for language in LANGUAGES:
+        named = {
+            spec
+            for text in catalog(language).values()
+            for _, _, spec, _ in string.Formatter().parse(text)
+            if spec and spec.startswith("unit.")
+        }
+        missing = sorted(named - set(plurals(language).forms))
+        assert missing == [], f"{language} lacks {missing}"

@@ -63,7 +63,7 @@ async def test_salesperson_logs_a_complaint_and_is_its_handler(world: World) -> 
     assert question(li) == "投诉是通过什么渠道收到的?"
     await li.press("电话")
     await li.press("交付")
-    assert question(li) == ("严重程度?处理期限:紧急 24 小时,高 72 小时,中 168 小时,低 336 小时。")
+    assert question(li) == ("严重程度?处理期限:紧急 1 天,高 3 天,中 7 天,低 14 天。")
     assert labels(li.last_message())[:4] == ["🟢 低", "🟡 中", "🟠 高", "🔴 紧急"]
     await li.press("紧急")
     await li.send("3 台设备交货晚了两周")

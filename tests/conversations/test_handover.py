@@ -119,12 +119,12 @@ async def test_split_between_two_successors_the_last_pick_counts(world: World) -
     assert "Still unassigned: 3" in admin.last_text()  # one customer, two records on Zhao's
 
     await admin.press("Finish")
-    assert "3 records have no successor yet" in admin.last_text()
+    assert "Without a successor yet: 3 records" in admin.last_text()
     await admin.press("One successor for all")
     await admin.press("Zhao")
     await admin.press("Finish")
     plan = admin.last_text()
-    assert "2 customers → Qian" in plan and "1 customers → Zhao" in plan
+    assert "2 customers → Qian" in plan and "1 customer → Zhao" in plan
     assert "2 records about others' customers → Zhao" in plan
     await admin.press("Yes, hand over now")
     assert await owners(sessions, c.customers) == [c.qian_id, c.qian_id, c.zhao_id]
@@ -144,17 +144,17 @@ async def test_typed_text_narrows_the_customer_list(world: World) -> None:
     await admin.press("Search")
     assert "Type part of the customer's name or number" in admin.last_text()
     await admin.send("明远")
-    assert "2 customers match “明远”" in admin.last_text()
+    assert "Matching “明远”: 2 customers" in admin.last_text()
     names = [text for text, _ in buttons(admin.last_message())]
     assert sum("明远" in n for n in names) == 2 and not any("恒通" in n for n in names)
     await admin.send("钢铁")  # typing again narrows again
-    assert "1 customers match “钢铁”" in admin.last_text()
+    assert "Matching “钢铁”: 1 customer" in admin.last_text()
     # a restart keeps the search: a new application on the same database
     await world.app.shutdown()
     world.app = await start_app(world.services, world.telegram)
     admin = world.admin(language="en")
     await admin.press_data(admin.last_message(), f"ho:c:{hid}:0")
-    assert "1 customers match “钢铁”" in admin.last_text()
+    assert "Matching “钢铁”: 1 customer" in admin.last_text()
     await admin.press("Show all")
     assert "3 customers." in admin.last_text()
     await admin.send("nothing like it")

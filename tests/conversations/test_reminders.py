@@ -492,7 +492,7 @@ async def test_a_follow_up_overdue_by_three_days_reaches_each_manager_in_a_morni
     clock.set(utc(2026, 11, 23, 8, 0))  # 09:00 in Berlin
     await tick(world)
     [digest_de] = texts(world, manager_de)
-    assert "Wang's customer 甲公司 (KH-2026-000001): follow-up 3 day(s) overdue" in digest_de
+    assert "Wang's customer 甲公司 (KH-2026-000001): follow-up 3 days overdue" in digest_de
     assert texts(world, other_team) == []
     assert {r.subject_id for r in await rows(world, kind=Kind.overdue)} == {first, first + 1}
 
@@ -768,7 +768,7 @@ async def test_a_yearly_satisfaction_survey_prompt_per_approved_customer(
     clock.set(utc(2026, 11, 20, 8, 0))
     await tick(world)
     assert texts(world, anna) == [
-        "⭐ 1 year(s) with Stamm AG (KH-2026-000002): time for a satisfaction survey"
+        "⭐ 1 year with Stamm AG (KH-2026-000002): time for a satisfaction survey"
     ]
     await wang.person.press("已完成")
     assert wang.person.last_answer() == "✅ 已完成"
@@ -1002,7 +1002,7 @@ async def test_reschedule_to_a_typed_date_checks_the_date_like_any_answer(
     await owner.person.press("改期")
     await owner.person.press("输入日期")
     assert "输入公司 的下次跟进改到哪一天？" in texts(world, owner)[-1]
-    await owner.person.send("下周")
+    await owner.person.send("改天")
     assert "不是有效的日期" in texts(world, owner)[-1] or "日期" in texts(world, owner)[-1]
     await owner.person.send("2026-11-01")
     assert (await customer_row(world, customer)).next_followup_on == date(2026, 11, 21)

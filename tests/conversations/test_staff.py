@@ -201,7 +201,7 @@ async def test_moving_someone_moves_them_at_once_and_tells_them(world: World) ->
     assert "Move Li to team West?" in admin.last_text()
     await admin.press("Confirm")
     assert "✅ Li has moved to team West." in admin.last_text()
-    assert "hand-over is open" in admin.last_text() and "Holds: 1 customers" in admin.last_text()
+    assert "hand-over is open" in admin.last_text() and "Holds: 1 customer" in admin.last_text()
     assert "Choose successors" in str(buttons(admin.last_message()))
     staff = await row(world, li)
     async with unit_of_work(world.services.sessions) as session:

@@ -1,0 +1,344 @@
+"""When two company names are the same company: the similar-name warning of /new and imports.
+
+Names are compared by their core: full-width forms folded, the legal form (有限公司,
+股份有限公司, 集团, Co., Ltd., Inc.) and the place (北京, 上海市, 广东省深圳市, (中国), Shanghai)
+taken off, brackets and punctuation dropped. Two cores are similar when their edit distance
+ratio is high, and never when they carry different numbers: "QA Trading N44X" and
+"QA Trading N0X" share a prefix, not a company. rapidfuzz's WRatio, used before, scores a
+shared prefix as a match (its partial ratio), which warned on most names of one naming scheme.
+
+Chinese names are typed with a pinyin input method, so the usual typo is a homophone (华新 for
+华信): two Chinese cores that read the same in pinyin (tones aside) are similar too. pypinyin's
+character table gives the readings (the first of a character's readings).
+
+tests/bench/similar_names.py measures the false alarms and misses on a generated corpus.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field
+from functools import cache
+
+from pypinyin.pinyin_dict import pinyin_dict
+from rapidfuzz import fuzz, process
+
+# edit-distance ratio (0-100) two cores need; tuned with tests/bench/similar_names.py. Chinese
+# cores are short (华信科技): one character off is another company as often as a typo, so
+# they must agree all but one character in ten; Latin ones may differ by a letter in eight.
+SIMILAR_CUTOFF = 92
+SIMILAR_CUTOFF_CJK = 90
+SHORTEST_CORE = 2  # a core shorter than this is no evidence: the whole name is compared
+
+_PROVINCES = [
+    "北京",
+    "天津",
+    "上海",
+    "重庆",
+    "河北",
+    "山西",
+    "辽宁",
+    "吉林",
+    "黑龙江",
+    "江苏",
+    "浙江",
+    "安徽",
+    "福建",
+    "江西",
+    "山东",
+    "河南",
+    "湖北",
+    "湖南",
+    "广东",
+    "海南",
+    "四川",
+    "贵州",
+    "云南",
+    "陕西",
+    "甘肃",
+    "青海",
+    "台湾",
+    "内蒙古",
+    "广西",
+    "西藏",
+    "宁夏",
+    "新疆",
+    "香港",
+    "澳门",
+]
+_CITIES = [
+    "深圳",
+    "广州",
+    "杭州",
+    "南京",
+    "苏州",
+    "无锡",
+    "宁波",
+    "温州",
+    "厦门",
+    "福州",
+    "泉州",
+    "青岛",
+    "济南",
+    "烟台",
+    "潍坊",
+    "大连",
+    "沈阳",
+    "长春",
+    "哈尔滨",
+    "石家庄",
+    "唐山",
+    "太原",
+    "郑州",
+    "洛阳",
+    "武汉",
+    "长沙",
+    "南昌",
+    "合肥",
+    "成都",
+    "贵阳",
+    "昆明",
+    "西安",
+    "兰州",
+    "西宁",
+    "银川",
+    "乌鲁木齐",
+    "拉萨",
+    "呼和浩特",
+    "包头",
+    "南宁",
+    "桂林",
+    "海口",
+    "三亚",
+    "东莞",
+    "佛山",
+    "珠海",
+    "中山",
+    "惠州",
+    "汕头",
+    "常州",
+    "南通",
+    "徐州",
+    "扬州",
+    "嘉兴",
+    "绍兴",
+    "金华",
+    "台州",
+    "义乌",
+    "昆山",
+    "江阴",
+    "张家港",
+    "芜湖",
+    "保定",
+    "廊坊",
+    "淄博",
+    "临沂",
+    "济宁",
+    "襄阳",
+    "宜昌",
+    "株洲",
+    "岳阳",
+    "绵阳",
+    "遵义",
+    "大理",
+    "宝鸡",
+    "柳州",
+    "鄂尔多斯",
+]
+_PLACES_EN = [
+    "china",
+    "beijing",
+    "tianjin",
+    "shanghai",
+    "chongqing",
+    "hebei",
+    "shanxi",
+    "liaoning",
+    "jilin",
+    "heilongjiang",
+    "jiangsu",
+    "zhejiang",
+    "anhui",
+    "fujian",
+    "jiangxi",
+    "shandong",
+    "henan",
+    "hubei",
+    "hunan",
+    "guangdong",
+    "hainan",
+    "sichuan",
+    "guizhou",
+    "yunnan",
+    "shaanxi",
+    "gansu",
+    "qinghai",
+    "taiwan",
+    "inner mongolia",
+    "guangxi",
+    "tibet",
+    "ningxia",
+    "xinjiang",
+    "hong kong",
+    "macau",
+    "macao",
+    "shenzhen",
+    "guangzhou",
+    "hangzhou",
+    "nanjing",
+    "suzhou",
+    "wuxi",
+    "ningbo",
+    "wenzhou",
+    "xiamen",
+    "fuzhou",
+    "qingdao",
+    "jinan",
+    "dalian",
+    "shenyang",
+    "changchun",
+    "harbin",
+    "shijiazhuang",
+    "taiyuan",
+    "zhengzhou",
+    "wuhan",
+    "changsha",
+    "nanchang",
+    "hefei",
+    "chengdu",
+    "guiyang",
+    "kunming",
+    "xi'an",
+    "xian",
+    "lanzhou",
+    "urumqi",
+    "nanning",
+    "haikou",
+    "dongguan",
+    "foshan",
+    "zhuhai",
+    "zhongshan",
+    "baotou",
+]
+_PLACE = "|".join(sorted({*_PROVINCES, *_CITIES}, key=len, reverse=True))
+# a place at the start: 广东省深圳市, 上海市, 北京, 中国; a district after a city (南山区)
+_LEADING_PLACE = re.compile(rf"^(?:中国)?(?:(?:{_PLACE})(?:省|市|自治区|特别行政区)?)+")
+_LEADING_PLACE_EN = re.compile(
+    r"^(?:(?:" + "|".join(sorted(_PLACES_EN, key=len, reverse=True)) + r")(?![a-z])\s*)+"
+)
+# a bracketed place anywhere: (中国), (北京), (Shanghai)
+_BRACKETED_PLACE = re.compile(
+    rf"[(\[]\s*(?:(?:中国|{_PLACE}|"
+    + "|".join(sorted(_PLACES_EN, key=len, reverse=True))
+    + r")(?:省|市|自治区)?\s*)+[)\]]"
+)
+_LEGAL_ZH = re.compile(
+    r"(?:集团)?(?:股份有限公司|有限责任公司|有限公司|股份公司|总公司|公司)$|集团$|(?:有限|股份)$"
+)
+_LEGAL_EN = re.compile(
+    r"(?:\b(?:co|company|corp|corporation|inc|incorporated|ltd|limited|llc|plc|gmbh|ag|sa|"
+    r"group|holdings?|pte|pvt|bv|nv|srl|spa)\b\.?\s*)+$"
+)
+_NOT_WORD = re.compile(r"[^\w]+")
+_NUMBER = re.compile(r"\d+")
+
+
+def core(name: str) -> str:
+    """The part of a company name that tells it apart: `广东省深圳市华信科技有限公司` → `华信科技`,
+    `Acme Trading Co., Ltd.` → `acmetrading`."""
+    text = unicodedata.normalize("NFKC", name).lower().strip()
+    text = text.replace("（", "(").replace("）", ")").replace("【", "[").replace("】", "]")
+    text = _BRACKETED_PLACE.sub(" ", text)
+    text = re.sub(r"[,.&'\"()\[\]{}<>/\\:;!?·・\-_+]", " ", text)
+    text = re.sub(r"\s+", " ", text).strip()
+    previous = None
+    while previous != text:
+        previous = text
+        text = _LEGAL_EN.sub("", text).strip()
+        text = _LEGAL_ZH.sub("", text.replace(" ", "") if _is_cjk(text) else text).strip()
+        text = _LEADING_PLACE.sub("", text).strip()
+        text = _LEADING_PLACE_EN.sub("", text).strip()
+        text = re.sub(r"^the\s+", "", text)
+    core_text = _NOT_WORD.sub("", text)
+    if len(core_text) < SHORTEST_CORE:  # the name was all place and legal form
+        return _NOT_WORD.sub("", unicodedata.normalize("NFKC", name).lower())
+    return core_text
+
+
+def _is_cjk(text: str) -> bool:
+    return any("\u4e00" <= char <= "\u9fff" for char in text)
+
+
+@cache
+def _reading(char: str) -> str:
+    """A character's pinyin without tones (信 → xin); other characters as they are."""
+    readings = pinyin_dict.get(ord(char))
+    if not readings:
+        return char
+    spelled = unicodedata.normalize("NFKD", readings.split(",")[0])
+    return "".join(c for c in spelled if not unicodedata.combining(c))
+
+
+def sound(core_text: str) -> str:
+    """How a core reads aloud, for homophone typos: `华新科技` and `华信科技` → `hua xin ke ji`."""
+    return " ".join(_reading(char) for char in core_text)
+
+
+def _numbers(core_text: str) -> tuple[str, ...]:
+    return tuple(sorted(n.lstrip("0") or "0" for n in _NUMBER.findall(core_text)))
+
+
+def similar(a: str, b: str) -> bool:
+    """Whether two company names look like the same company."""
+    return NameIndex.of([(0, b)]).similar_to(a) == [0]
+
+
+@dataclass
+class NameIndex:
+    """The names of one team's customers, cored once, to look many names up in."""
+
+    keys: list[Hashable] = field(default_factory=list)
+    cores: list[str] = field(default_factory=list)
+    numbers: list[tuple[str, ...]] = field(default_factory=list)
+    sounds: dict[str, list[int]] = field(default_factory=dict)  # Chinese cores by reading
+
+    @classmethod
+    def of(cls, names: Iterable[tuple[Hashable, str]]) -> NameIndex:
+        index = cls()
+        for key, name in names:
+            index.add(key, name)
+        return index
+
+    def add(self, key: Hashable, name: str) -> None:
+        core_text = core(name)
+        if _is_cjk(core_text):
+            self.sounds.setdefault(sound(core_text), []).append(len(self.cores))
+        self.keys.append(key)
+        self.cores.append(core_text)
+        self.numbers.append(_numbers(core_text))
+
+    def similar_to(self, name: str, *, limit: int | None = None) -> list[Hashable]:
+        """Keys of the names like `name`, most alike first (at most `limit`)."""
+        if not self.cores:
+            return []
+        wanted = core(name)
+        numbers = _numbers(wanted)
+        cutoff = SIMILAR_CUTOFF_CJK if _is_cjk(wanted) else SIMILAR_CUTOFF
+        positions = [
+            position
+            for _match, _score, position in process.extract(
+                wanted, self.cores, scorer=fuzz.ratio, score_cutoff=cutoff, limit=None
+            )
+        ]
+        if _is_cjk(wanted):  # homophones after the spelled-alike, most alike first
+            positions += [p for p in self.sounds.get(sound(wanted), []) if p not in positions]
+        found: list[Hashable] = []
+        for position in positions:
+            if self.numbers[position] != numbers:
+                continue  # N44X and N0X: another company of the same naming scheme
+            found.append(self.keys[position])
+            if limit is not None and len(found) >= limit:
+                break
+        return found
