@@ -47,7 +47,7 @@ SHOWN_LIMIT = 80
 
 def _record(data: dict[str, Any]) -> dict[str, Any]:
     """The customer's deciding values at the start, overridden by this edit's answers."""
-    cleared = data.get("_cleared", [])
+    cleared = data.get("cleared", [])
     answers = {
         k: v for k, v in data.items() if k in BY_FIELD and (v not in (None, "", []) or k in cleared)
     }
@@ -136,6 +136,8 @@ def _prompt(step: Step) -> Callable[[FlowEnv, dict[str, Any]], dict[str, object]
     def values(env: FlowEnv, data: dict[str, Any]) -> dict[str, object]:
         extra = step.prompt_values(env, _record(data)) if step.prompt_values else {}
         stored = shown(env._, step.field, data.get("current", {}).get(step.field))
+        if "default" in extra:  # a skip keeps what the record holds, not /new's default
+            extra["default"] = stored
         key = "edit.on_record" if step.required or step.default else "edit.on_record_optional"
         return {**extra, "current": env._(key, value=stored)}
 
@@ -149,9 +151,9 @@ def _default(step: Step) -> Callable[[FlowEnv, dict[str, Any]], str]:
 
 def has_value(data: dict[str, Any], field: str) -> bool:
     """Whether the record holds a value of `field` (Clear is offered only then)."""
-    found = catalogue.spec(field)
-    if found is None or found.required:
-        return False  # a required field is changed, never cleared
+    found, asked = catalogue.spec(field), BY_FIELD.get(field)
+    if found is None or found.required or asked is None or asked.default is not None:
+        return False  # a required field is changed, never cleared; a defaulted one never empty
     return data.get("current", {}).get(field) not in (None, "", [])
 
 
@@ -273,7 +275,7 @@ def _label(customer: Customer) -> str:
 def _new_values(env: FlowEnv, data: dict[str, Any]) -> dict[str, Any]:
     """The chosen field (and its follow-ups) in stored form, plus the fields it clears."""
     values: dict[str, Any] = {}
-    cleared = set(data.get("_cleared", []))
+    cleared = set(data.get("cleared", []))
     for step in FLOW.applicable(data):
         if step.field == FIELD:
             continue

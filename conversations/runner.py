@@ -279,11 +279,11 @@ async def _summary(
     _ = env._
     lines: list[fit.Line] = [Slot(notice), ""] if notice else []
     lines.append(_("flow.summary_title", title=_(f"{flow.name}.title")))
-    steps = [s for s in flow.applicable(state.data) if s.counted]  # no "what next?" answers
+    steps = [s for s in flow.applicable(state.data) if s.finishes is None]  # no "save now?"
     for step in steps:
         shown = display_value(_, step, state.data)
         if step.default is not None and state.data.get(step.field) in (None, ""):
-            if flow.skip_keeps and step.field not in state.data.get("_cleared", []):
+            if flow.skip_keeps and step.field not in state.data.get("cleared", []):
                 shown = _("entry.kept_value", value=step.default(env, state.data))
             else:
                 shown = _("flow.default_value", value=step.default(env, state.data))
@@ -956,7 +956,7 @@ async def _on_skip(
     kept = flow.skip_keeps
     await close_buttons(query.message, context._("entry.kept" if kept else "flow.skipped"))
     if kept:
-        state.data["_cleared"] = [f for f in state.data.get("_cleared", []) if f != step.field]
+        state.data["cleared"] = [f for f in state.data.get("cleared", []) if f != step.field]
     await _accept(context, chat_id, flow, state, step, None)
 
 
@@ -970,8 +970,8 @@ async def _on_clear(
         return
     await query.answer()
     await close_buttons(query.message, context._("entry.cleared"))
-    cleared = [f for f in state.data.get("_cleared", []) if f != step.field]
-    state.data["_cleared"] = [*cleared, step.field]
+    cleared = [f for f in state.data.get("cleared", []) if f != step.field]
+    state.data["cleared"] = [*cleared, step.field]
     await _accept(context, chat_id, flow, state, step, None)
 
 

@@ -11,7 +11,6 @@ from storage.db import SessionFactory, unit_of_work
 from storage.models import AuditEntry, Customer, Draft
 from tests.auxil.fake_telegram import Person, buttons
 
-
 FINANCE_QUESTION = "现在填写财务信息(开票、银行账户)吗?"
 CONSENT_QUESTION = "是否已告知客户信息收集的用途并取得同意?"
 
