@@ -4,7 +4,6 @@ approved ones, refused while under review or archived; values checked exactly as
 from __future__ import annotations
 
 import asyncio
-from datetime import date
 from typing import Any
 
 import pytest
