@@ -15,7 +15,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.i18n import Translator, has_message
 from conversations import fit
-from conversations.callback_data import REMINDERS, REVIEW, VISIT
+from conversations.callback_data import EDIT, REMINDERS, REVIEW, VISIT
 from storage import reminders as store
 from storage.reminders import Kind, Notice
 
@@ -49,6 +49,7 @@ KIND_ORDER = {
             Kind.rejected,
             Kind.birthday,
             Kind.stale,
+            Kind.complete,
             Kind.survey,
             Kind.weekly,
             Kind.audit_head,
@@ -244,6 +245,12 @@ def actions_markup(notice: Notice, _: Translator) -> InlineKeyboardMarkup | None
             InlineKeyboardButton(
                 _("reminders.button.resubmit"),
                 callback_data=REVIEW.data("rv", "rs", notice.customer_id),
+            )
+        )
+    if "complete" in acts and notice.customer_id:  # conversations.edit re-checks the press
+        main.append(
+            InlineKeyboardButton(
+                _("entry.button.complete"), callback_data=EDIT.data("cm", notice.customer_id)
             )
         )
     if "confirm" in acts:
