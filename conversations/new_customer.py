@@ -60,12 +60,15 @@ def _consent_default(env: FlowEnv, data: dict[str, Any]) -> str:
 
 def shared_location(data: dict[str, Any]) -> dict[str, float] | None:
     """The location shared for the address, if one was: the hook for a customer location."""
-    found = data.get("_location")
+    found = data.get(SHARED_LOCATION)
     return found if isinstance(found, dict) else None
 
 
 # questions that only decide which others apply, or what happens next; no field of the record
 GATES = frozenset({"finance", "then"})
+# the location shared for the address (runner._place): latitude, longitude, accuracy; no
+# column of the customer keeps it yet (issue 13's customer location is the hook's to use)
+SHARED_LOCATION = "address_location"
 SAVE_NOW = "save"
 ESSENTIALS = ("kind", "name", "phones", "customer_class", "stage", "source")
 
@@ -196,7 +199,11 @@ def values_of(env: FlowEnv, data: dict[str, Any]) -> customers.CustomerCreate:
     /new submits, and what each row of /import becomes (conversations/import_rows)."""
     return customers.CustomerCreate(
         {
-            **{k: v for k, v in data.items() if not k.startswith("_") and k not in GATES},
+            **{
+                k: v
+                for k, v in data.items()
+                if not k.startswith("_") and k not in GATES and k != SHARED_LOCATION
+            },
             "consent_given": data.get("consent_given") == "yes",
             "deal_status": data.get("deal_status") or DealStatus.none,
             "next_followup_on": data.get("next_followup_on") or _followup_default_text(env, data),

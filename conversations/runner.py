@@ -786,11 +786,12 @@ async def _place(
     context: BotContext, chat_id: int, flow: Flow, state: DraftState, step: Step, message: Message
 ) -> None:
     """A shared location for an address: no reverse geocoding offline, so its coordinates
-    become the text, and the location itself is kept beside the answers (`_location`)."""
+    become the text, and the location itself is kept beside the answers as
+    `<field>_location`, which the flow's submit receives (new_customer.shared_location)."""
     location = message.location
     assert location is not None
     text = f"📍 {location.latitude:.5f}, {location.longitude:.5f}"
-    state.data["_location"] = {
+    state.data[f"{step.field}_location"] = {
         "latitude": location.latitude,
         "longitude": location.longitude,
         "accuracy": location.horizontal_accuracy,

@@ -280,7 +280,7 @@ async def test_a_shared_location_answers_the_address(world: World) -> None:
     await sales.send_location(30.27415, 120.15515)
     answers = await _answers(world, sales)
     assert answers["address"] == "📍 30.27415, 120.15515"
-    assert answers["_location"]["latitude"] == pytest.approx(30.27415)
+    assert answers["address_location"]["latitude"] == pytest.approx(30.27415)
     await sales.press("跳过其余")
     await sales.press("提交")
     [customer] = await customers(world.services.sessions)
