@@ -22,6 +22,7 @@ from storage.models import (
     DealStatus,
     Stage,
 )
+from storage.reminders import complete
 
 
 def _company(data: dict[str, Any]) -> bool:
@@ -221,7 +222,8 @@ async def submit(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> S
     if pending is not None and pending.id is not None:  # the managers' notice, with the record
         await outbox.queue_review_cards(session, review_id=pending.id, now=env.services.clock())
     text = env._("new.saved", number=customer.customer_no, name=customer.name)
-    if data.get("then") == SAVE_NOW:
+    if data.get("then") == SAVE_NOW:  # the owner is reminded to complete it
+        await complete.saved_with_essentials(session, actor=env.staff, customer_id=customer.id or 0)
         text += "\n\n" + env._("entry.saved_incomplete")
     return Submitted(text, _add_key_person(env, customer.id or 0))
 

@@ -11,12 +11,14 @@ from sqlalchemy import exists, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import Customer, RecordStatus, Reminder, Staff
+from storage import audit
+from storage.models import AuditEntry, Customer, RecordStatus, Reminder, Staff
 from storage.reminders.kinds import Kind
 from storage.reminders.planning import Plan, Planner, Row
 from storage.reminders.reading import Notice, Reader, customers_of, per_row
 
 ACTIONS = ("complete",)
+SAVED_EARLY = "customer.saved_essentials"  # the audit entry that marks "save now" records
 EDITABLE = (RecordStatus.approved, RecordStatus.rejected)
 SATURDAY = 5
 
@@ -31,6 +33,19 @@ def _lacking_in_clear() -> object:
     )
 
 
+async def saved_with_essentials(session: AsyncSession, *, actor: Staff, customer_id: int) -> None:
+    """Note (in the audit log, in the saving transaction) that a customer was saved with its
+    essentials only: the one record of it this reminder is planned from."""
+    await audit.record(
+        session,
+        action=SAVED_EARLY,
+        actor_staff_id=actor.id,
+        actor_telegram_id=actor.telegram_id,
+        entity="customer",
+        entity_id=customer_id,
+    )
+
+
 def working_morning(ctx: Plan, staff: Staff) -> datetime:
     """The person's next FOLLOWUP_HOUR on a weekday (a Saturday's or Sunday's waits)."""
     moment = ctx.next_morning(staff)
@@ -41,13 +56,18 @@ def working_morning(ctx: Plan, staff: Staff) -> datetime:
 
 
 async def find(session: AsyncSession, ctx: Plan) -> list[Row]:
-    """Records that became editable since the last run and still lack details → their owner,
-    once per record (its dedup key has no period)."""
+    """Records saved with their essentials only that became editable since the last run and
+    still lack details → their owner, once per record (its dedup key has no period)."""
     query = select(Customer.id, Customer.owner_id).where(
         col(Customer.status).in_(EDITABLE),
         col(Customer.pooled_at).is_(None),
         col(Customer.updated_at) >= ctx.since - timedelta(days=1),
         _lacking_in_clear(),
+        exists().where(
+            col(AuditEntry.action) == SAVED_EARLY,
+            col(AuditEntry.entity) == "customer",
+            col(AuditEntry.entity_id) == col(Customer.id),
+        ),
         ~exists().where(
             col(Reminder.subject_id) == col(Customer.id),
             col(Reminder.kind) == Kind.complete,

@@ -139,3 +139,28 @@ async def saved_now_en(world: World, who) -> int:  # type: ignore[no-untyped-def
         customer = (await session.exec(select(Customer))).one()
     assert customer.id is not None
     return customer.id
+
+
+async def test_a_record_entered_in_full_is_not_reminded(world: World) -> None:
+    """Only "save now" marks a record for the reminder: one walked to its summary, even with
+    details skipped, was the salesperson's choice."""
+    now = the_clock(world)
+    li = await member(world)
+    person = li.person
+    await person.send("/new")
+    await person.press("企业")
+    await person.send("杭州明远机械有限公司")
+    await person.press("跳过其余")
+    await person.press("B 重要")
+    await person.press("黄苹果")
+    await person.press("拜访")
+    await person.press("继续填写")
+    await person.press("提交")
+    async with unit_of_work(world.services.sessions) as session:
+        customer = (await session.exec(select(Customer))).one()
+    assert customer.id is not None
+    await decide(world, customer.id, "approved", approved_at=now.now)
+    await tick(world)
+    now.advance(hours=3)
+    await tick(world)
+    assert await complete_rows(world) == [] and reminded(world, li) == []
