@@ -150,13 +150,19 @@ def _has_back(flow: Flow, step: Step, state: DraftState) -> bool:
 
 
 def _clearable(flow: Flow, step: Step, state: DraftState) -> bool:
-    """Clear is offered only where it means something: an optional field holding a value."""
-    return (
-        flow.skip_keeps
-        and not step.required
-        and flow.has_value is not None
-        and flow.has_value(state.data, step.field)
-    )
+    """Clear is offered only where it means something: an optional field holding a value (the
+    record's, in an edit flow; the answer's, when changing one from the summary)."""
+    if step.required or step.kind in (Kind.MEDIA, Kind.LOCATION):
+        return False
+    if flow.skip_keeps:
+        return flow.has_value is not None and flow.has_value(state.data, step.field)
+    return state.mode == DraftMode.edit and state.data.get(step.field) not in (None, "", [])
+
+
+def _keeps_answer(flow: Flow, step: Step, state: DraftState) -> bool:
+    """Changing an answer from the summary: "Back to summary" keeps it, so Skip is not offered
+    (one button per meaning) and never erases it; Clear does (a key person's edit too)."""
+    return not flow.skip_keeps and state.mode == DraftMode.edit and step.field in state.data
 
 
 def _nav_buttons(
@@ -170,7 +176,7 @@ def _nav_buttons(
     row = []
     if _has_back(flow, step, state):
         row.append(InlineKeyboardButton(_(back), callback_data=_data(token, "b")))
-    if not step.required and step.skip_button:
+    if not step.required and step.skip_button and not _keeps_answer(flow, step, state):
         skip = "entry.button.keep" if flow.skip_keeps else "button.skip"
         row.append(InlineKeyboardButton(_(skip), callback_data=_data(token, "s")))
     if _clearable(flow, step, state):
@@ -231,7 +237,7 @@ async def _ask(
     lines.append(_progress(_, flow, step, state))
     values = step.prompt_values(env, state.data) if step.prompt_values else {}
     lines.append(_(f"{flow.name}.ask.{step.field}", **values))
-    if not step.required and step.skip_button:
+    if not step.required and step.skip_button and not _keeps_answer(flow, step, state):
         lines.append(_("flow.optional"))
     if step.search is not None:
         query = state.data.get("_offered", {}).get("query")
@@ -953,6 +959,11 @@ async def _on_skip(
     if step.required:
         await query.answer(context._("flow.required"), show_alert=True)
         return
+    if _keeps_answer(flow, step, state):  # a Skip the question did not offer: keep, go back
+        await query.answer()
+        await close_buttons(query.message, context._("entry.kept"))
+        await _go_back(context, chat_id, flow, state, step)
+        return
     await query.answer()
     kept = flow.skip_keeps
     await close_buttons(query.message, context._("entry.kept" if kept else "flow.skipped"))
@@ -971,8 +982,9 @@ async def _on_clear(
         return
     await query.answer()
     await close_buttons(query.message, context._("entry.cleared"))
-    cleared = [f for f in state.data.get("cleared", []) if f != step.field]
-    state.data["cleared"] = [*cleared, step.field]
+    if flow.skip_keeps:  # told to the flow's submit: an empty answer there means "keep"
+        cleared = [f for f in state.data.get("cleared", []) if f != step.field]
+        state.data["cleared"] = [*cleared, step.field]
     await _accept(context, chat_id, flow, state, step, None)
 
 

@@ -362,3 +362,45 @@ async def test_the_record_saved_now_is_the_one_the_card_offers_to_complete(world
     async with unit_of_work(world.services.sessions) as session:
         customer = (await session.exec(select(Customer))).one()
     assert customer.industry is None and customer.region is None
+
+
+async def test_changing_an_answer_from_the_summary_keeps_it_unless_cleared(world: World) -> None:
+    """One button per meaning: "Back to summary" keeps the answer, so no Skip; Clear empties
+    an optional one; a forged Skip keeps it too."""
+    sales = await world.member()
+    await essentials(sales)
+    await sales.press("继续填写")
+    await sales.send("明远")  # short name
+    await sales.press("跳过其余")
+    await sales.press("✏️ 简称")
+    shown = labels(sales.last_message())
+    assert "跳过 »" not in shown and "🧹 清空" in shown and "« 返回汇总" in " ".join(shown)
+    prompt = sales.last_message()
+    token = buttons(prompt)[0][1].split(":")[1]
+    await sales.press_data(prompt, f"w:{token}:s:")  # a hand-made Skip
+    assert "简称: 明远" in sales.last_text()
+    await sales.press("✏️ 简称")
+    await sales.press("清空")
+    assert "简称: —" in sales.last_text()
+    await sales.press("✏️ 行业")  # never answered (skipped): nothing to clear
+    assert "🧹 清空" not in labels(sales.last_message())
+
+
+async def test_a_key_persons_field_changed_from_the_summary_is_kept_or_cleared(
+    world: World,
+) -> None:
+    from tests.auxil.record_helpers import card, make_customer
+
+    sales = await world.member(language="en")
+    customer_id = await make_customer(world, sales, status="approved")
+    await sales.press_data(card(sales), f"kp:add:{customer_id}")
+    await sales.send("Wang")
+    await sales.send("General manager")  # title
+    await sales.press("Skip the remaining")
+    await sales.press("✏️ Title")
+    assert "Skip »" not in labels(sales.last_message())
+    await sales.press("Back to summary")
+    assert "General manager" in sales.last_text()
+    await sales.press("✏️ Title")
+    await sales.press("Clear")
+    assert "General manager" not in sales.last_text()
