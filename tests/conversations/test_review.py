@@ -139,7 +139,13 @@ async def test_a_manager_approves_a_new_customer(world: World) -> None:
     review = await the_review(world)
     assert [(h.action, h.review_id) for h in history] == [("create", None), ("approve", review.id)]
     actions = await audit_actions(world.services.sessions)
-    assert actions[-3:] == ["customer.create", "review.submit", "review.approve"]
+    # saved with its essentials ("save now"): marked for the complete-this-record reminder
+    assert actions[-4:] == [
+        "customer.create",
+        "review.submit",
+        "customer.saved_essentials",
+        "review.approve",
+    ]
 
 
 async def test_english_speaking_manager_gets_an_english_card(world: World) -> None:
