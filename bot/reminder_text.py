@@ -23,7 +23,16 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.i18n import Translator, has_message
 from conversations import fit
-from conversations.callback_data import CARD, COMPLAINT, KEY_PERSONS, POOL, REMINDERS, REVIEW, VISIT
+from conversations.callback_data import (
+    CARD,
+    COMPLAINT,
+    EDIT,
+    KEY_PERSONS,
+    POOL,
+    REMINDERS,
+    REVIEW,
+    VISIT,
+)
 from conversations.keyboards import pager
 from storage import reminders as store
 from storage.reminders import Kind, Notice
@@ -68,6 +77,7 @@ KIND_ORDER = {
             Kind.rejected,
             Kind.birthday,
             Kind.stale,
+            Kind.complete,
             Kind.survey,
             Kind.weekly,
             Kind.audit_head,
@@ -297,6 +307,8 @@ def actions_markup(notice: Notice, _: Translator) -> InlineKeyboardMarkup | None
         )
     if "resubmit" in acts and cid:
         main.append(_button(_, "reminders.button.resubmit", REVIEW.data("rv", "rs", cid)))
+    if "complete" in acts and cid:  # conversations.edit re-checks the press
+        main.append(_button(_, "entry.button.complete", EDIT.data("cm", cid)))
     if "confirm" in acts:
         main.append(_button(_, "reminders.button.confirm", button_data("a", rid)))
     if "done" in acts:

@@ -183,6 +183,8 @@ def card_markup(
     if card.status not in (RecordStatus.archived, RecordStatus.pending):
         people.append(_button(_, "card.button.edit", EDIT.data("ce", cid)))
     rows.append(people)
+    if card.incomplete and card.status not in (RecordStatus.archived, RecordStatus.pending):
+        rows.append([_button(_, "entry.button.complete", EDIT.data("cm", cid))])
     rows.append(
         [
             _button(_, "card.button.visits", VISIT.data("cvl", cid)),

@@ -27,6 +27,7 @@ from storage.errors import Refused
 from storage.models import Customer
 
 FIELD = "edit_field"
+COMPLETE = "complete"  # completing a record: the fields it lacks, asked one after the other
 SOURCE_STEPS = tuple(s for s in new_customer.STEPS if s.field not in new_customer.GATES)
 BY_FIELD = {s.field: s for s in SOURCE_STEPS}
 # changing one of these asks its follow-up questions again, as /new does
@@ -46,7 +47,10 @@ SHOWN_LIMIT = 80
 
 def _record(data: dict[str, Any]) -> dict[str, Any]:
     """The customer's deciding values at the start, overridden by this edit's answers."""
-    answers = {k: v for k, v in data.items() if k in BY_FIELD}
+    cleared = data.get("cleared", [])
+    answers = {
+        k: v for k, v in data.items() if k in BY_FIELD and (v not in (None, "", []) or k in cleared)
+    }
     return {**ASSUMED, **data.get("context", {}), **answers}
 
 
@@ -108,9 +112,16 @@ def _field_prompt(env: FlowEnv, data: dict[str, Any]) -> dict[str, object]:
 
 
 def _chosen(step: Step) -> Callable[[dict[str, Any]], bool]:
-    """Asked only when its field (or the field it follows up) was chosen, and it applies."""
+    """Asked only when its field (or the field it follows up) was chosen, and it applies;
+    completing a record, when it is one of the fields it lacks (or follows one up)."""
 
     def when(data: dict[str, Any]) -> bool:
+        if COMPLETE in data:
+            lacking = data[COMPLETE]
+            follows = any(step.field in FOLLOW_UPS.get(f, ()) for f in lacking)
+            if step.field not in lacking and not follows:
+                return False
+            return step.applies(_record(data))
         chosen = data.get(FIELD)
         if chosen != step.field and step.field not in FOLLOW_UPS.get(chosen or "", ()):
             return False
@@ -125,18 +136,25 @@ def _prompt(step: Step) -> Callable[[FlowEnv, dict[str, Any]], dict[str, object]
     def values(env: FlowEnv, data: dict[str, Any]) -> dict[str, object]:
         extra = step.prompt_values(env, _record(data)) if step.prompt_values else {}
         stored = shown(env._, step.field, data.get("current", {}).get(step.field))
+        if "default" in extra:  # a skip keeps what the record holds, not /new's default
+            extra["default"] = stored
         key = "edit.on_record" if step.required or step.default else "edit.on_record_optional"
         return {**extra, "current": env._(key, value=stored)}
 
     return values
 
 
-def _default(step: Step) -> Callable[[FlowEnv, dict[str, Any]], str] | None:
-    """/new's default for a skipped answer, worked out from the record being edited."""
-    if step.default is None:
-        return None
-    original = step.default
-    return lambda env, data: original(env, _record(data))
+def _default(step: Step) -> Callable[[FlowEnv, dict[str, Any]], str]:
+    """What a skipped answer stands for: the value the record keeps (Skip never erases)."""
+    return lambda env, data: shown(env._, step.field, data.get("current", {}).get(step.field))
+
+
+def has_value(data: dict[str, Any], field: str) -> bool:
+    """Whether the record holds a value of `field` (Clear is offered only then)."""
+    found, asked = catalogue.spec(field), BY_FIELD.get(field)
+    if found is None or found.required or asked is None or asked.default is not None:
+        return False  # a required field is changed, never cleared; a defaulted one never empty
+    return data.get("current", {}).get(field) not in (None, "", [])
 
 
 def _check(step: Step) -> Checker | None:
@@ -181,6 +199,8 @@ STEPS = (
         prompt_values=_field_prompt,
         columns=3,
         page_size=40,
+        counted=False,
+        when=lambda data: COMPLETE not in data,
     ),
     *(_value_step(s) for s in SOURCE_STEPS),
 )
@@ -213,19 +233,38 @@ async def prepare(
         pending = await changes.pending_change_fields(
             session, keyring=env.services.keyring, customer=customer
         )
+    lacking: dict[str, Any] = {}
+    if initial.get(COMPLETE):
+        record = {**ASSUMED, **_context_of(values)}
+        lacking[COMPLETE] = [
+            s.field
+            for s in SOURCE_STEPS
+            if s.applies(record)
+            and s.field not in pending
+            and s.field in catalogue.completion_fields()
+            and values.get(s.field) in (None, "", [], False)
+        ]
+        if not lacking[COMPLETE]:  # completed meanwhile (another device): a plain edit
+            lacking = {}
     return {
+        **lacking,
         "customer_id": str(customer_id),
         "version": customer.version,
         "edit_mode": mode.value,
         "customer_label": _label(customer),
-        "context": {
-            "kind": values["kind"],
-            "consent_given": "yes" if values["consent_given"] else "no",
-            "customer_class": values["customer_class"],
-        },
+        "context": _context_of(values),
         "current": {f: _masked(f, v) for f, v in values.items()},
         "filled": sorted(f for f, v in values.items() if v is not None),
         "pending_fields": sorted(pending),
+    }
+
+
+def _context_of(values: dict[str, Any]) -> dict[str, Any]:
+    """The record's answers that decide which questions apply, as /new's conditions read them."""
+    return {
+        "kind": values["kind"],
+        "consent_given": "yes" if values["consent_given"] else "no",
+        "customer_class": values["customer_class"],
     }
 
 
@@ -236,14 +275,15 @@ def _label(customer: Customer) -> str:
 def _new_values(env: FlowEnv, data: dict[str, Any]) -> dict[str, Any]:
     """The chosen field (and its follow-ups) in stored form, plus the fields it clears."""
     values: dict[str, Any] = {}
+    cleared = set(data.get("cleared", []))
     for step in FLOW.applicable(data):
         if step.field == FIELD:
             continue
         value = data.get(step.field)
+        if value in (None, "", []) and step.field not in cleared:
+            continue  # skipped: the record keeps its value
         if step.field == "consent_given":
             value = value == "yes"
-        elif value in (None, "") and step.default is not None:
-            value = step.default(env, data)
         values[step.field] = value
     for name in _cleared(data):
         values.setdefault(name, None)
@@ -315,27 +355,41 @@ async def submit(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> S
     return Submitted(_("edit.proposed", customer=label, changes=lines), _again(_, customer_id))
 
 
-FLOW = runner.register(Flow(name="edit", steps=STEPS, submit=submit, prepare=prepare))
+FLOW = runner.register(
+    Flow(
+        name="edit",
+        steps=STEPS,
+        submit=submit,
+        prepare=prepare,
+        skip_keeps=True,
+        has_value=has_value,
+    )
+)
 
 
 # ---------------------------------------------------------------------------------------------
 # the Edit button of the customer card
 
 
-def _customer_id(data: str) -> int | None:
+def _press(data: str) -> tuple[int, bool] | None:
+    """(customer id, whether to complete the record) of an Edit or Complete button."""
     press = EDIT.parse(data)
-    return press.id(0) if press is not None and len(press) == 1 else None
+    if press is None or len(press) != 1 or (customer_id := press.id(0)) is None:
+        return None
+    return customer_id, press.prefix == "cm"
 
 
 async def on_button(update: Update, context: BotContext) -> None:
-    """Handles `ce:<customer id>`: checks the customer and its state, then asks which field."""
+    """Handles `ce:<customer id>`: checks the customer and its state, then asks which field;
+    `cm:<customer id>` (Complete this record) asks the fields it lacks, one after the other."""
     query = update.callback_query
     assert query is not None and query.data is not None
     _ = context._
-    customer_id = _customer_id(query.data)
-    if customer_id is None:
+    pressed = _press(query.data)
+    if pressed is None:
         await query.answer(_("button.expired"), show_alert=True)
         return
+    customer_id, complete = pressed
     if update.effective_chat is None or update.effective_chat.type != "private":
         await query.answer(_("edit.private_only"), show_alert=True)
         return
@@ -356,4 +410,7 @@ async def on_button(update: Update, context: BotContext) -> None:
         await query.answer(refusal_text(_, refusal), show_alert=True)
         return
     await query.answer()
-    await runner.start(update, context, FLOW, initial={"customer_id": customer_id})
+    initial: dict[str, Any] = {"customer_id": customer_id}
+    if complete:
+        initial[COMPLETE] = True
+    await runner.start(update, context, FLOW, initial=initial)

@@ -51,7 +51,13 @@ def _customer_hint(env: FlowEnv, data: dict[str, Any]) -> dict[str, object]:
 
 
 STEPS = (
-    Step("kp_name", required=True, parse=s.text(100), prompt_values=_customer_hint),
+    Step(
+        "kp_name",
+        required=True,
+        parse=s.text(100),
+        prompt_values=_customer_hint,
+        contact="kp_phones",  # a shared contact gives the name and the phone at once
+    ),
     Step("kp_title", parse=s.text(100)),
     Step("kp_role", Kind.CHOICE, choices=tuple(KeyPersonRole), columns=2),
     Step("kp_influence", Kind.CHOICE, choices=tuple(str(v) for v in INFLUENCE_LEVELS), columns=2),
@@ -60,6 +66,7 @@ STEPS = (
         parse=s.phones,
         display=s.show_phones,
         example="example.phones",
+        contact="kp_phones",
     ),
     Step("kp_birthday", parse=s.birthday, example="example.kp_birthday"),
     Step("kp_notes", parse=s.text(1000)),

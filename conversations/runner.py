@@ -144,15 +144,43 @@ def display_value(
     return text if limit is None else fit.clip(text, limit)
 
 
-def _nav_buttons(_: Translator, step: Step, state: DraftState) -> list[list[InlineKeyboardButton]]:
+def _has_back(flow: Flow, step: Step, state: DraftState) -> bool:
+    """Back leads somewhere: to the summary, or to an earlier question (none on the first)."""
+    return state.mode == DraftMode.edit or flow.previous_step(step.field, state.data) is not None
+
+
+def _clearable(flow: Flow, step: Step, state: DraftState) -> bool:
+    """Clear is offered only where it means something: an optional field holding a value (the
+    record's, in an edit flow; the answer's, when changing one from the summary)."""
+    if step.required or step.kind in (Kind.MEDIA, Kind.LOCATION):
+        return False
+    if flow.skip_keeps:
+        return flow.has_value is not None and flow.has_value(state.data, step.field)
+    return state.mode == DraftMode.edit and state.data.get(step.field) not in (None, "", [])
+
+
+def _keeps_answer(flow: Flow, step: Step, state: DraftState) -> bool:
+    """Changing an answer from the summary: "Back to summary" keeps it, so Skip is not offered
+    (one button per meaning) and never erases it; Clear does (a key person's edit too)."""
+    return not flow.skip_keeps and state.mode == DraftMode.edit and step.field in state.data
+
+
+def _nav_buttons(
+    _: Translator, flow: Flow, step: Step, state: DraftState
+) -> list[list[InlineKeyboardButton]]:
     token = state.token
     rows: list[list[InlineKeyboardButton]] = []
     if step.kind == Kind.MEDIA:
         rows.append([InlineKeyboardButton(_("button.done"), callback_data=_data(token, "m"))])
     back = "button.back_to_summary" if state.mode == DraftMode.edit else "button.back"
-    row = [InlineKeyboardButton(_(back), callback_data=_data(token, "b"))]
-    if not step.required:
-        row.append(InlineKeyboardButton(_("button.skip"), callback_data=_data(token, "s")))
+    row = []
+    if _has_back(flow, step, state):
+        row.append(InlineKeyboardButton(_(back), callback_data=_data(token, "b")))
+    if not step.required and step.skip_button and not _keeps_answer(flow, step, state):
+        skip = "entry.button.keep" if flow.skip_keeps else "button.skip"
+        row.append(InlineKeyboardButton(_(skip), callback_data=_data(token, "s")))
+    if _clearable(flow, step, state):
+        row.append(InlineKeyboardButton(_("entry.button.clear"), callback_data=_data(token, "k")))
     row.append(InlineKeyboardButton(_("button.cancel"), callback_data=_data(token, "x")))
     rows.append(row)
     if state.mode == DraftMode.ask and not step.required and step.kind != Kind.MEDIA:
@@ -183,8 +211,10 @@ def _choice_buttons(
     return with_pager(rows, pager(page, pages, lambda p: _data(state.token, "p", p)))
 
 
-def _location_keyboard(_: Translator, step: Step) -> ReplyKeyboardMarkup:
-    nav = [KeyboardButton(_("button.back"))]
+def _location_keyboard(
+    _: Translator, flow: Flow, step: Step, state: DraftState
+) -> ReplyKeyboardMarkup:
+    nav = [KeyboardButton(_("button.back"))] if _has_back(flow, step, state) else []
     if not step.required:
         nav.append(KeyboardButton(_("button.skip")))
     nav.append(KeyboardButton(_("button.cancel")))
@@ -203,15 +233,11 @@ async def _ask(
     _ = env._
     step = flow.step(state.step)
     assert step is not None
-    applicable = flow.applicable(state.data)
-    position = next((i for i, s in enumerate(applicable) if s.field == step.field), 0) + 1
     lines: list[fit.Line] = [Slot(notice), ""] if notice else []
-    lines.append(
-        _("flow.progress", title=_(f"{flow.name}.title"), n=position, total=len(applicable))
-    )
+    lines.append(_progress(_, flow, step, state))
     values = step.prompt_values(env, state.data) if step.prompt_values else {}
     lines.append(_(f"{flow.name}.ask.{step.field}", **values))
-    if not step.required:
+    if not step.required and step.skip_button and not _keeps_answer(flow, step, state):
         lines.append(_("flow.optional"))
     if step.search is not None:
         query = state.data.get("_offered", {}).get("query")
@@ -222,15 +248,33 @@ async def _ask(
     if step.kind == Kind.MEDIA and state.data.get(step.field):
         lines.append(_("flow.attachments_count", count=len(state.data[step.field])))
     markup: InlineKeyboardMarkup | ReplyKeyboardMarkup
+    if step.contact is not None:
+        lines.append(_("entry.contact_hint"))
+    if step.place:
+        lines.append(_("entry.location_hint"))
     if step.kind == Kind.LOCATION:
-        markup = _location_keyboard(_, step)
+        markup = _location_keyboard(_, flow, step, state)
     else:
         keyboard = []
         if step.kind in _CHOICE_KINDS or step.options is not None:
             keyboard += _choice_buttons(_, step, state, _offered(state, step) or [])
-        keyboard += _nav_buttons(_, step, state)
+        keyboard += _nav_buttons(_, flow, step, state)
         markup = InlineKeyboardMarkup(keyboard)
     await context.bot.send_message(chat_id, fit.compose(lines), reply_markup=markup)
+
+
+def _progress(_: Translator, flow: Flow, step: Step, state: DraftState) -> str:
+    """The counter line: "<title> · <section> · n of m", m counting the section's questions
+    that apply (which later answers never change); a question about the flow itself, none."""
+    title = _(f"{flow.name}.title")
+    counted = flow.counter(step, state.data)
+    if counted is None:
+        return _("entry.progress_title", title=title)
+    n, total = counted
+    if step.section is None:
+        return _("flow.progress", title=title, n=n, total=total)
+    section = _(f"{flow.name}.section.{step.section}")
+    return _("entry.progress_section", title=title, section=section, n=n, total=total)
 
 
 async def _summary(
@@ -241,11 +285,14 @@ async def _summary(
     _ = env._
     lines: list[fit.Line] = [Slot(notice), ""] if notice else []
     lines.append(_("flow.summary_title", title=_(f"{flow.name}.title")))
-    steps = flow.applicable(state.data)
+    steps = [s for s in flow.applicable(state.data) if s.finishes is None]  # no "save now?"
     for step in steps:
         shown = display_value(_, step, state.data)
         if step.default is not None and state.data.get(step.field) in (None, ""):
-            shown = _("flow.default_value", value=step.default(env, state.data))
+            if flow.skip_keeps and step.field not in state.data.get("cleared", []):
+                shown = _("entry.kept_value", value=step.default(env, state.data))
+            else:
+                shown = _("flow.default_value", value=step.default(env, state.data))
         lines.append((f"• {_(f'field.{step.field}')}: ", Slot(shown)))
     warnings = await _all_warnings(env, flow, state.data)
     if warnings:
@@ -484,13 +531,15 @@ async def start(
         [
             [
                 InlineKeyboardButton(_("button.resume"), callback_data=_data(state.token, "r")),
-                InlineKeyboardButton(_("button.discard"), callback_data=_data(state.token, "d")),
+                InlineKeyboardButton(
+                    _("entry.button.discard", new=_(f"{flow.name}.title")),
+                    callback_data=_data(state.token, "d"),
+                ),
             ]
         ]
     )
-    await context.bot.send_message(
-        chat_id, _("flow.unfinished", title=_(f"{old_flow.name}.title")), reply_markup=keyboard
-    )
+    text = _("entry.unfinished", old=_(f"{old_flow.name}.title"), new=_(f"{flow.name}.title"))
+    await context.bot.send_message(chat_id, text, reply_markup=keyboard)
     if question_seen:
         await _mark_shown(context, state)
 
@@ -580,6 +629,9 @@ async def _accept(
         async with unit_of_work(env.services.sessions) as session:
             warnings = await step.check(env, session, value, state.data)
     state.data.setdefault("_warnings", {})[step.field] = warnings  # the summary shows them again
+    if step.finishes is not None and value == step.finishes:
+        await _submit(context, chat_id, flow, state, early=True)
+        return
     _advance(flow, state)
     if state.mode == DraftMode.summary and not flow.confirm:
         await _submit(context, chat_id, flow, state)
@@ -618,7 +670,7 @@ async def on_text(update: Update, context: BotContext) -> bool:
     env = _env(context)
     typed = validation.printable(message.text)
     text = typed.strip()
-    if step.kind == Kind.LOCATION:
+    if step.kind == Kind.LOCATION or text in _reply_labels(_):
         await _location_text(context, chat_id, flow, state, step, text)
         return True
     if step.kind == Kind.MEDIA:
@@ -687,14 +739,23 @@ async def _location_text(
         await context.bot.send_message(chat_id, _("flow.cancelled"), reply_markup=_no_keyboard())
         return
     if text == _("button.back"):
-        await context.bot.send_message(chat_id, "↩️", reply_markup=_no_keyboard())
+        await context.bot.send_message(chat_id, _("entry.went_back"), reply_markup=_no_keyboard())
         await _go_back(context, chat_id, flow, state, step)
         return
     if text == _("button.skip") and not step.required:
         await context.bot.send_message(chat_id, _("flow.skipped"), reply_markup=_no_keyboard())
         await _accept(context, chat_id, flow, state, step, None)
         return
-    await _show(context, chat_id, flow, state, notice=_("flow.expected_location"))
+    if step.kind == Kind.LOCATION:
+        await _show(context, chat_id, flow, state, notice=_("flow.expected_location"))
+    else:
+        await _show(context, chat_id, flow, state, notice=_("flow.required"))
+
+
+def _reply_labels(_: Translator) -> tuple[str, ...]:
+    """What the location question's reply keyboard sends: never an answer to another question
+    (a keyboard still shown after the question moved on), always its button's meaning."""
+    return (_("button.back"), _("button.skip"), _("button.cancel"))
 
 
 async def on_other(update: Update, context: BotContext) -> bool:
@@ -723,6 +784,12 @@ async def on_other(update: Update, context: BotContext) -> bool:
         )
         await _accept(context, chat_id, flow, state, step, value)
         return True
+    elif step.contact is not None and message.contact is not None:
+        await _contact(context, chat_id, flow, state, step, message)
+        return True
+    elif step.place and message.location is not None:
+        await _place(context, chat_id, flow, state, step, message)
+        return True
     elif step.kind == Kind.MEDIA and (attachment := _attachment(message)) is not None:
         collected = list(state.data.get(step.field) or [])
         if len(collected) >= MAX_ATTACHMENTS:
@@ -737,10 +804,63 @@ async def on_other(update: Update, context: BotContext) -> bool:
         notice = _("flow.expected_media")
     elif step.kind in _CHOICE_KINDS:
         notice = _("flow.use_buttons")
+    elif message.contact is not None:
+        notice = _("entry.contact_not_here")
+    elif message.location is not None:
+        notice = _("entry.location_not_here")
     else:
         notice = _("flow.expected_text")
     await _show(context, chat_id, flow, state, notice=notice)
     return True
+
+
+async def _contact(
+    context: BotContext, chat_id: int, flow: Flow, state: DraftState, step: Step, message: Message
+) -> None:
+    """A shared contact (the attach menu's, mostly someone else's): its phone answers the phone
+    question; on a name question its name answers and its phone fills the phone question."""
+    _ = context._
+    env = _env(context)
+    contact = message.contact
+    assert contact is not None and step.contact is not None
+    phone_step = flow.step(step.contact)
+    number = (contact.phone_number or "").strip()
+    if not number or phone_step is None:
+        await _show(context, chat_id, flow, state, notice=_("entry.contact_without_phone"))
+        return
+    try:
+        phone = phone_step.parse(number, env) if phone_step.parse else number
+    except Invalid as error:
+        await _show(context, chat_id, flow, state, notice=_invalid_text(_, phone_step, error))
+        return
+    if phone_step is step:
+        await _accept(context, chat_id, flow, state, step, phone)
+        return
+    name = " ".join(p for p in (contact.first_name, contact.last_name) if p).strip()
+    try:
+        value = step.parse(name, env) if step.parse else name
+    except Invalid as error:
+        await _show(context, chat_id, flow, state, notice=_invalid_text(_, step, error))
+        return
+    state.data[phone_step.field] = phone
+    await _accept(context, chat_id, flow, state, step, value)
+
+
+async def _place(
+    context: BotContext, chat_id: int, flow: Flow, state: DraftState, step: Step, message: Message
+) -> None:
+    """A shared location for an address: no reverse geocoding offline, so its coordinates
+    become the text, and the location itself is kept beside the answers as
+    `<field>_location`, which the flow's submit receives (new_customer.shared_location)."""
+    location = message.location
+    assert location is not None
+    text = f"📍 {location.latitude:.5f}, {location.longitude:.5f}"
+    state.data[f"{step.field}_location"] = {
+        "latitude": location.latitude,
+        "longitude": location.longitude,
+        "accuracy": location.horizontal_accuracy,
+    }
+    await _accept(context, chat_id, flow, state, step, text)
 
 
 def _attachment(message: Message) -> dict[str, str] | None:
@@ -813,10 +933,15 @@ async def _on_discard(
 ) -> None:
     """Drop the unfinished draft and start what the user asked for instead."""
     await query.answer()
-    await close_buttons(query.message, context._("flow.discarded"))
     then = state.data.get("_then") or {}
-    await _discard(context)
     next_flow = FLOWS.get(then.get("flow", ""))
+    _ = context._
+    if next_flow is not None:
+        done = _("entry.discarded", old=_(f"{flow.name}.title"), new=_(f"{next_flow.name}.title"))
+    else:
+        done = _("flow.discarded")
+    await close_buttons(query.message, done)
+    await _discard(context)
     initial = dict(then.get("initial") or {})
     if OUTER in state.data:  # a nested draft's held draft is not the user's to lose here
         initial[OUTER] = state.data[OUTER]
@@ -897,8 +1022,32 @@ async def _on_skip(
     if step.required:
         await query.answer(context._("flow.required"), show_alert=True)
         return
+    if _keeps_answer(flow, step, state):  # a Skip the question did not offer: keep, go back
+        await query.answer()
+        await close_buttons(query.message, context._("entry.kept"))
+        await _go_back(context, chat_id, flow, state, step)
+        return
     await query.answer()
-    await close_buttons(query.message, context._("flow.skipped"))
+    kept = flow.skip_keeps
+    await close_buttons(query.message, context._("entry.kept" if kept else "flow.skipped"))
+    if kept:
+        state.data["cleared"] = [f for f in state.data.get("cleared", []) if f != step.field]
+    await _accept(context, chat_id, flow, state, step, None)
+
+
+async def _on_clear(
+    query: CallbackQuery, context: BotContext, chat_id: int, flow: Flow, state: DraftState, arg: str
+) -> None:
+    """Empty an optional field of the record being edited (Skip keeps it)."""
+    step = _current(flow, state)
+    if step is None or not _clearable(flow, step, state):
+        await query.answer(context._("button.expired"), show_alert=True)
+        return
+    await query.answer()
+    await close_buttons(query.message, context._("entry.cleared"))
+    if flow.skip_keeps:  # told to the flow's submit: an empty answer there means "keep"
+        cleared = [f for f in state.data.get("cleared", []) if f != step.field]
+        state.data["cleared"] = [*cleared, step.field]
     await _accept(context, chat_id, flow, state, step, None)
 
 
@@ -979,6 +1128,7 @@ _ACTIONS = {
     "c": _on_choose,
     "p": _on_page,
     "m": _on_media_done,
+    "k": _on_clear,
 }
 
 
@@ -988,11 +1138,14 @@ async def _submit(
     flow: Flow,
     state: DraftState,
     query: CallbackQuery | None = None,
+    *,
+    early: bool = False,
 ) -> None:
-    """Save the record and drop the draft in one transaction; on failure keep the draft."""
+    """Save the record and drop the draft in one transaction; on failure keep the draft.
+    `early`: saved now from the middle of the flow, only the required answers given."""
     env = _env(context)
     _ = env._
-    missing = flow.first_missing(state.data)
+    missing = flow.first_missing(state.data, required_only=early)
     if missing is not None:
         state.mode, state.step = DraftMode.edit, missing.field
         await _show(context, chat_id, flow, state, notice=_("flow.required"))

@@ -78,6 +78,17 @@ class Step:
     page_size: int = 8
     editable: bool = True  # offered as an Edit button on the summary
     default: Callable[[FlowEnv, dict[str, Any]], str] | None = None  # what a skip stands for
+    # the part of the flow it belongs to: the counter says "<section> · n of m", m counting the
+    # section's questions that apply, which only earlier sections' answers may change
+    section: str | None = None
+    counted: bool = True  # False: a question about the flow itself (save now?), not counted
+    finishes: str | None = None  # the answer that saves the record now, leaving the rest
+    # a shared Telegram contact answers it: its phone goes to this field (the step's own, or a
+    # later one, the contact's name then answering this step)
+    contact: str | None = None
+    place: bool = False  # a shared location answers it (its coordinates as text)
+    # False: an option already means what Skip would ("No change"), so no Skip button
+    skip_button: bool = True
 
     def applies(self, data: dict[str, Any]) -> bool:
         return self.when is None or self.when(data)
@@ -102,6 +113,10 @@ class Flow:
     submit: Submit
     confirm: bool = True  # show the summary card before submitting
     disposable: bool = False  # another flow may replace its draft without asking
+    # editing a record: Skip keeps the stored value; an optional field with a value offers
+    # Clear. `has_value(data, field)` says whether the record holds a value to clear.
+    skip_keeps: bool = False
+    has_value: Callable[[dict[str, Any], str], bool] | None = None
     start_data: Callable[[FlowEnv], dict[str, Any]] = field(default=lambda env: {})
     # checks answers given at the start (e.g. the customer of a card); None refuses the start
     prepare: Callable[[FlowEnv, AsyncSession, dict[str, Any]], Awaitable[dict[str, Any] | None]] | (
@@ -125,12 +140,26 @@ class Flow:
         end = self.index(before)
         return next((s for s in reversed(self.steps[:end]) if s.applies(data)), None)
 
-    def first_missing(self, data: dict[str, Any]) -> Step | None:
-        """The first applicable question never answered (a required one must have a value)."""
+    def first_missing(self, data: dict[str, Any], *, required_only: bool = False) -> Step | None:
+        """The first applicable question never answered (a required one must have a value);
+        `required_only`: the first required one without a value (what saving now needs)."""
         for step in self.applicable(data):
-            if step.field not in data or (step.required and data[step.field] in (None, "", [])):
+            empty = data.get(step.field) in (None, "", [])
+            if required_only and not (step.required and step.counted):
+                continue
+            if step.field not in data or (step.required and empty):
                 return step
         return None
+
+    def counter(self, step: Step, data: dict[str, Any]) -> tuple[int, int] | None:
+        """(n, m) of "n of m": the step's place among its section's questions that apply."""
+        if not step.counted:
+            return None
+        same = [s for s in self.applicable(data) if s.counted and s.section == step.section]
+        names = [s.field for s in same]
+        if step.field not in names:
+            return None
+        return names.index(step.field) + 1, len(names)
 
 
 def show_phones(value: Any, _: Translator) -> Any:

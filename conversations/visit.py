@@ -153,7 +153,14 @@ STEPS = (
     Step("discussion", parse=s.text(visits.TEXT_LIMITS["discussion"])),
     Step("needs_feedback", parse=s.text(visits.TEXT_LIMITS["needs_feedback"])),
     Step("outcome", parse=s.text(visits.TEXT_LIMITS["outcome"])),
-    Step("stage_change", Kind.CHOICE, options=stage_options, columns=1, default=_no_change),
+    Step(
+        "stage_change",
+        Kind.CHOICE,
+        options=stage_options,
+        columns=1,
+        default=_no_change,
+        skip_button=False,  # "No change" is its skip
+    ),
     Step(
         "next_followup_on",
         parse=s.future_date,

@@ -84,6 +84,7 @@ class CustomerCard:
     # archive / reactivate / destroy requests the viewer may file, and one already waiting
     life_cycle: Offers = dataclasses.field(default_factory=Offers)
     resubmittable: bool = False  # rejected, and the viewer is the owner who may send it back
+    incomplete: bool = False  # saved with its essentials only: offer to complete it
 
     @property
     def pooled(self) -> bool:
@@ -154,6 +155,14 @@ async def customer_card(
         team_id=customer.team_id,
         pooled_at=customer.pooled_at,
         life_cycle=await life_cycle_offers.offers(session, actor=actor, customer=customer),
+        incomplete=catalogue.incomplete(
+            {
+                **sealed,
+                "industry": customer.industry,
+                "region": customer.region,
+                "consent_given": customer.consent_given,
+            }
+        ),
     )
 
 

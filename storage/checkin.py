@@ -196,6 +196,37 @@ async def set_customer_location(
     return customer
 
 
+async def place_new_customer(
+    session: AsyncSession,
+    *,
+    keyring: Keyring,
+    actor: Staff,
+    customer: Customer,
+    location: Any,
+    now: datetime,
+) -> bool:
+    """Give a customer just entered the location shared for its address (/new), so its first
+    on-site visit is already checked against it. False (nothing stored) for a location that is
+    not one on Earth or a customer that already has one."""
+    place = Place.of(location)
+    if place is None or customer.id is None or customer.location_sealed is not None:
+        return False
+    key = await vault.data_key(session, keyring, customer.id)
+    await _place_customer(
+        session,
+        key=key,
+        actor=actor,
+        customer=customer,
+        place=place,
+        before=None,
+        source="address",
+        now=now,
+    )
+    session.add(customer)
+    await session.flush()
+    return True
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What a visit's location says against its customer's: metres (None: nothing to compare)

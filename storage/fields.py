@@ -253,6 +253,24 @@ def date_fields(record: Record = Record.customer) -> frozenset[str]:
     return frozenset(f.name for f in of(record) if f.date)
 
 
+# /new asks these first and may save the customer after them (SPEC section 2: a record saved
+# then is valid, the other required fields having defaults); the rest is completed later
+ESSENTIALS = ("kind", "name", "phones", "customer_class", "stage", "source")
+# a customer lacking any of these is incomplete: its card and a reminder offer completing it
+EXPECTED = ("industry", "region", "address", "consent_given")
+
+
+def completion_fields() -> tuple[str, ...]:
+    """What completing a customer asks, where it is empty: everything but the essentials."""
+    return tuple(f.name for f in CUSTOMER if f.name not in ESSENTIALS)
+
+
+def incomplete(values: dict[str, Any]) -> bool:
+    """Saved with the essentials only (or missing what a record is expected to hold):
+    consent not recorded counts as missing."""
+    return any(values.get(name) in (None, "", [], False) for name in EXPECTED)
+
+
 def required_fields(record: Record = Record.customer) -> frozenset[str]:
     return frozenset(f.name for f in of(record) if f.required)
 

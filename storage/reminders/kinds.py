@@ -24,6 +24,7 @@ class Kind(StrEnum):
     pool_released = "pool_released"  # it went to the team pool → its last owner
     pool_assigned = "pool_assigned"  # a manager assigned it from the pool → the new owner
     backup = "backup"  # after each scheduled backup: how it went (or why it failed) → admins
+    complete = "complete"  # saved with its essentials only → its owner, once, to complete it
     retention = (
         "retention"  # monthly: archived past RETENTION_YEARS, to propose destroying → admins
     )

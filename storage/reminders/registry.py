@@ -21,6 +21,7 @@ from storage.reminders import (
     backup,
     birthday,
     complaint,
+    complete,
     followup,
     overdue,
     pool,
@@ -80,6 +81,7 @@ REGISTRY: tuple[Registered, ...] = (
     Registered(Kind.pool_assigned, pool.describe_assigned, pool.ACTIONS),  # storage.pool too
     Registered(Kind.backup, backup.describe),  # written by the backup job, never planned
     Registered(Kind.retention, retention.describe, (), retention.PLANNER),
+    Registered(Kind.complete, complete.describe, complete.ACTIONS, complete.PLANNER),
 )
 BY_KIND: dict[str, Registered] = {entry.kind: entry for entry in REGISTRY}
 assert set(BY_KIND) == set(Kind), "every reminder kind needs its row in the registry"

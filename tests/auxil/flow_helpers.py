@@ -11,25 +11,50 @@ from storage.db import SessionFactory, unit_of_work
 from storage.models import AuditEntry, Customer, Draft
 from tests.auxil.fake_telegram import Person, buttons
 
+FINANCE_QUESTION = "现在填写财务信息(开票、银行账户)吗?"
+CONSENT_QUESTION = "是否已告知客户信息收集的用途并取得同意?"
+
 
 async def start_new_company(person: Person, name: str = "杭州明远机械有限公司") -> None:
-    """/new, Company, and the name: the flow then asks for the short name."""
+    """/new, Company, and the name: the flow then asks for the phones (the essentials first)."""
     await person.send("/new")
     await person.press("企业")
     await person.send(name)
 
 
+async def answer_essentials(person: Person) -> None:
+    """From the phones question: skip it, classify (A, red apple), source 拜访; the flow then
+    asks whether to save now or go on."""
+    await person.press("跳过")  # phones
+    await person.press("A 战略")
+    await person.press("红苹果")
+    await person.press("拜访")
+
+
+async def skip_to(person: Person, wanted: str) -> None:
+    """Press Skip until the question is `wanted` (a details question further on)."""
+    for _ in range(40):
+        if question(person) == wanted:
+            return
+        await person.press("跳过")
+    raise AssertionError(f"never asked {wanted!r}; last: {person.last_text()!r}")
+
+
 async def answer_required_rest(person: Person, *, finance: str = "否", consent: str = "否") -> None:
-    """From any optional question: skip the optional rest and answer the required ones."""
-    await person.press("跳过其余")
-    await person.press("拜访")  # source
-    await person.press("A 战略")  # class
-    await person.press("红苹果")  # stage
-    await person.press("未成交")  # deal status
-    await person.press(finance)  # financial data now?
-    if finance == "是":
+    """From the phones question: the essentials, then on to the summary (finance and consent
+    "no"); with finance or consent "是" it stops at the first question that answer opens."""
+    if finance == "否" and consent == "否":
+        await person.press("跳过其余")  # phones and every optional question after them
+        await person.press("A 战略")
+        await person.press("红苹果")
+        await person.press("拜访")
+        await person.press("继续填写")  # nothing left to ask: the summary
         return
-    await person.press(consent)  # consent given?
+    await answer_essentials(person)
+    await person.press("继续填写")
+    await skip_to(person, FINANCE_QUESTION)
+    await person.press(finance)
+    await person.press(consent)
 
 
 def question(person: Person) -> str:

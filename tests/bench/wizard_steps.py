@@ -39,15 +39,15 @@ PASS: list[tuple[str, str]] = [
     ("send", "/new"),
     ("press", "企业"),
     ("send", "杭州明远机械有限公司"),
-    ("send", "明远"),
-    ("send", "机械制造"),
-    ("press", "跳过其余"),
-    ("press", "拜访"),
+    ("press", "跳过"),  # phones
     ("press", "A 战略"),
     ("press", "红苹果"),
-    ("press", "未成交"),
-    ("press", "否"),
-    ("press", "否"),
+    ("press", "拜访"),
+    ("press", "继续填写"),  # not "save now": on to the details
+    ("send", "明远"),
+    ("send", "机械制造"),
+    ("press", "跳过"),  # region
+    ("press", "跳过其余"),
     ("press", "✏️ 客户名称"),
     ("send", "宁波明远"),
 ]

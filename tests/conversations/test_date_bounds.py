@@ -65,7 +65,7 @@ async def test_a_follow_up_years_ahead_is_refused_in_english(world: World) -> No
     await sales.press("Company")
     await sales.send("Mingyuan Machinery Co., Ltd.")
     await sales.press("Skip the remaining")
-    for label in ("Visit", "A ", "Red apple", "No deal", "No", "No"):
+    for label in ("A ", "Red apple", "Visit", "Continue"):
         await sales.press(label)
     await sales.press("✏️ Next follow-up")
     await sales.send("9999-12-31")

@@ -19,7 +19,7 @@ from sqlmodel import col, select
 from storage.db import unit_of_work
 from storage.models import AuditEntry, DuplicateCheckCount, Review, Team
 from tests.auxil.fake_telegram import Person
-from tests.auxil.flow_helpers import question, start_new_company
+from tests.auxil.flow_helpers import FINANCE_QUESTION, question, skip_to, start_new_company
 from tests.auxil.record_helpers import card, make_customer
 from tests.auxil.world import NOW, World
 
@@ -106,25 +106,24 @@ async def look_ups_counted(world: World) -> list[tuple[int, str, int]]:
 
 async def to_phone_question(person: Person, name: str = "东方新客户有限公司") -> None:
     await start_new_company(person, name)
-    for _ in range(7):  # short name .. profile
-        await person.press("跳过")
-    await person.press("拜访")
     assert question(person) == "联系电话?多个号码用逗号隔开。", person.last_text()
 
 
 async def from_email_to_tax_number(person: Person) -> None:
-    await person.press("跳过其余")
+    """From the class question (after the phones) to the tax number."""
     await person.press("A 战略")
     await person.press("红苹果")
-    await person.press("未成交")
+    await person.press("拜访")
+    await person.press("继续填写")
+    await skip_to(person, FINANCE_QUESTION)
     await person.press("是")  # financial data now
+    await person.press("否")  # consent
     await person.press("跳过")  # invoice title
 
 
 async def finish(person: Person) -> None:
     """From the question after the tax number to the summary card, and submit."""
     await person.press("跳过其余")
-    await person.press("否")  # consent
     assert "提交" in str(person.last_message().get("reply_markup")), person.last_text()
     await person.press("提交")
     assert "已提交审核" in person.last_text(), person.last_text()
@@ -299,7 +298,7 @@ async def test_back_and_answer_again_counts_and_the_cap_stops_look_ups(
     await sales.send("13900009999")  # the fifth look-up of the day: refused, the flow goes on
     text = sales.last_text()
     assert "您今天的重复检查次数已用完(每天 4 次),这次没有检查是否与已有客户重复" in text
-    assert question(sales) == "电子邮箱?"
+    assert question(sales) == "客户分类?"
     await sales.press("上一步")
     await sales.send(WEST_PHONE)  # not looked up either: no warning, no new hit
     assert "该客户不在您的查看范围内" not in sales.last_text()
@@ -314,7 +313,6 @@ async def test_back_and_answer_again_counts_and_the_cap_stops_look_ups(
     await from_email_to_tax_number(sales)
     await sales.press("跳过")  # tax number
     await sales.press("跳过其余")
-    await sales.press("否")  # consent
     assert "次数已用完" in sales.last_text() and "✅ 提交" in sales.last_text() + str(
         sales.last_message().get("reply_markup")
     )
@@ -457,17 +455,15 @@ async def test_after_a_restart_the_summary_repeats_the_warnings_without_a_look_u
     await west_customer(world)
     sales = await world.member("salesperson", "East", "Li")
     await to_phone_question(sales)
-    await sales.send(WEST_PHONE)
     await world.app.shutdown()
     telegram = FakeTelegram()
     world.app = await start_app(world.services, telegram)
     world.telegram = telegram
     sales.app, sales.telegram = world.app, telegram
-    await sales.send("li@example.cn")  # the e-mail question asked before the restart
+    await sales.send(WEST_PHONE)  # the phones question asked before the restart
     await from_email_to_tax_number(sales)
     await sales.press("跳过")  # tax number
     await sales.press("跳过其余")
-    await sales.press("否")  # consent
     assert "电话号码与一位已有客户重复" in sales.last_text()
     assert "✅ 提交" in str(sales.last_message().get("reply_markup"))
     [(_staff, _day, count)] = await look_ups_counted(world)

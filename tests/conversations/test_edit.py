@@ -4,7 +4,6 @@ approved ones, refused while under review or archived; values checked exactly as
 from __future__ import annotations
 
 import asyncio
-from datetime import date
 from typing import Any
 
 import pytest
@@ -254,8 +253,8 @@ async def _new_notice(world: World, field_clicks: list[str], bad: str) -> list[s
 @pytest.mark.parametrize(
     ("field_label", "new_path", "bad"),
     [
-        ("电话", ["跳过"] * 7 + ["拜访"], "12345"),
-        ("电话", ["跳过"] * 7 + ["拜访"], "1,2,3,4,5,6"),
+        ("电话", [], "12345"),  # /new asks the phones right after the name
+        ("电话", [], "1,2,3,4,5,6"),
         ("客户名称", [], "名" * 101),
         ("统一社会信用代码", None, "91350100M000100Y44"),
         ("下次跟进日期", None, "2020-01-01"),
@@ -286,7 +285,7 @@ async def test_values_are_checked_as_in_new(
 def test_the_edit_questions_are_the_new_customer_questions() -> None:
     """Validation is identical by construction: the same parser, choices and requiredness."""
     for step in new_customer.STEPS:
-        if step.field == "finance":
+        if step.field in new_customer.GATES:
             continue
         mine = edit.FLOW.step(step.field)
         assert mine is not None, step.field
@@ -311,8 +310,8 @@ async def test_back_returns_to_the_choice_of_field_and_cancel_keeps_the_record(
     await sales.press("上一步")
     assert question(sales) == f"要修改“{LABEL}”的哪一项?"
     await sales.press("简称")
-    await sales.press("跳过")  # an optional field: skipping clears it
-    assert "简称: —" in sales.last_text()
+    await sales.press("跳过")  # an optional field: skipping keeps it (here: empty)
+    assert "简称: —(不变)" in sales.last_text()
     await sales.press("✏️ 修改项")
     await sales.press("客户阶段")
     await sales.press("红苹果")
@@ -326,17 +325,25 @@ async def test_back_returns_to_the_choice_of_field_and_cancel_keeps_the_record(
 async def test_clearing_an_optional_field_and_the_follow_up_default(world: World) -> None:
     sales = await world.member()
     customer_id = await make_customer(world, sales, status="rejected", short_name="明远")
+    # Skip never erases: it keeps the value; clearing is its own button (issue 13)
     await start_edit(sales, customer_id, "简称")
     await sales.press("跳过")
+    assert "简称: 明远(不变)" in sales.last_text()
+    await sales.press("提交")
+    assert sales.last_text().startswith("新值与档案中的相同")
+    assert (await customer_row(world.services.sessions, customer_id)).short_name == "明远"
+    await start_edit(sales, customer_id, "简称")
+    await sales.press("清空")
     await sales.press("提交")
     assert sales.last_text().endswith("• 简称:明远 → —")
     assert (await customer_row(world.services.sessions, customer_id)).short_name is None
+    before = (await customer_row(world.services.sessions, customer_id)).next_followup_on
     await start_edit(sales, customer_id, "下次跟进日期")
-    assert "跳过则默认 2026-12-06" in sales.last_text()  # class B: 14 days
+    assert "清空" not in " ".join(labels(sales.last_message()))  # nothing to clear: no Clear
     await sales.press("跳过")
     await sales.press("提交")
     row = await customer_row(world.services.sessions, customer_id)
-    assert row.next_followup_on == date(2026, 12, 6)
+    assert row.next_followup_on == before
 
 
 async def test_changing_the_kind_clears_company_only_fields(world: World) -> None:

@@ -88,9 +88,8 @@ async def answer_new_at_the_longest(person: Person) -> None:
         if not step.applies(data):
             continue
         if step.kind in (Kind.CHOICE, Kind.YES_NO):
-            await person.press_data(
-                person.last_message(), _data_with(person.last_message(), ":c:0")
-            )
+            first = ":c:1" if step.finishes else ":c:0"  # "continue", not "save now"
+            await person.press_data(person.last_message(), _data_with(person.last_message(), first))
         else:
             await person.send(LONGEST[step.field])
         data.setdefault(step.field, "x")

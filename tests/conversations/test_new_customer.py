@@ -13,12 +13,15 @@ from storage.db import unit_of_work
 from storage.models import BlindIndex, ChangeRecord, Review
 from tests.auxil.fake_telegram import FakeTelegram, Person, buttons
 from tests.auxil.flow_helpers import (
+    FINANCE_QUESTION,
+    answer_essentials,
     answer_required_rest,
     audit_actions,
     customers,
     draft_of,
     labels,
     question,
+    skip_to,
     start_new_company,
 )
 from tests.auxil.world import World, start_app
@@ -27,6 +30,11 @@ from tests.auxil.world import World, start_app
 async def test_salesperson_enters_a_complete_customer(world: World) -> None:
     sales = await world.member("salesperson", "East", "Li")
     await start_new_company(sales)
+    await sales.send("13812345678，0571-87654321")  # phones, a full-width comma too
+    await sales.press("B 重要")
+    await sales.press("黄苹果")
+    await sales.press("展会")  # source
+    await sales.press("继续填写")  # not "save now": every field
     await sales.send("明远机械")  # short name
     await sales.send("机械制造")  # industry
     await sales.send("浙江 杭州")  # region
@@ -34,29 +42,25 @@ async def test_salesperson_enters_a_complete_customer(world: World) -> None:
     await sales.send("明远集团")  # parent organisation
     await sales.press("50-200")  # size
     await sales.send("主营数控机床")  # profile
-    await sales.press("展会")  # source
-    await sales.send("13812345678，0571-87654321")  # phones, a full-width comma too
     await sales.send("Sales@Example.com")  # e-mail
     await sales.send("www.mingyuan.example.cn")  # website
     await sales.send("mingyuan_2026")  # WeChat
-    await sales.press("B 重要")
-    await sales.press("黄苹果")
     await sales.press("首次成交")
     await sales.send("良好")  # credit
     await sales.send("2025 年采购 3 台")  # past trade
     await sales.send("王建国")  # legal representative (sealed)
+    await sales.send("12月1日")  # next follow-up
     await sales.press("是")  # financial data now
+    await sales.press("是")  # consent given
     await sales.send("杭州明远机械有限公司")  # invoice title
     await sales.send("91350100M000100Y43")  # tax number
     await sales.send("工商银行杭州分行")  # bank
     await sales.send("6222 0202 0011 2233 445")  # account
     await sales.press("跳过")  # billing address
     await sales.send("0571-87654322")  # billing phone
-    await sales.press("是")  # consent given
     await sales.press("书面")
     await sales.send("2026-11-20")
     await sales.send("现场签署告知书")
-    await sales.send("12月1日")  # next follow-up
     card = sales.last_text()
     assert card.startswith("📋 新建客户")
     assert "客户名称: 杭州明远机械有限公司" in card
@@ -117,17 +121,14 @@ async def test_invalid_phone_is_explained_and_asked_again(
 ) -> None:
     sales = await world.member()
     await start_new_company(sales)
-    for _ in range(7):  # short name .. profile
-        await sales.press("跳过")
-    await sales.press("拜访")
-    assert question(sales) == "联系电话?多个号码用逗号隔开。"
+    assert question(sales) == "联系电话?多个号码用逗号隔开。"  # an essential, right after the name
     await sales.send(bad)
     text = sales.last_text()
     assert reason in text
     assert "例如:13812345678" in text
     assert question(sales) == "联系电话?多个号码用逗号隔开。"
     await sales.send("13812345678")
-    assert question(sales) == "电子邮箱?"
+    assert question(sales) == "客户分类?"
 
 
 async def test_invalid_email_website_and_over_long_text(world: World) -> None:
@@ -138,10 +139,9 @@ async def test_invalid_email_website_and_over_long_text(world: World) -> None:
     assert "太长了,最多 100 个字" in sales.last_text()
     assert question(sales) == "客户名称(全称)是?"
     await sales.send("明远")
-    for _ in range(7):
-        await sales.press("跳过")
-    await sales.press("拜访")
-    await sales.press("跳过")  # phones
+    await answer_essentials(sales)
+    await sales.press("继续填写")
+    await skip_to(sales, "电子邮箱?")
     await sales.send("not-an-email")
     assert "这不是有效的电子邮箱" in sales.last_text()
     await sales.send("a@b.cn")
@@ -192,9 +192,9 @@ async def test_photo_sticker_and_location_where_text_is_expected(world: World) -
         assert "需要文字回答" in sales.last_text()
         assert question(sales) == "客户名称(全称)是?"
     await sales.send_location(30.27, 120.15)
-    assert "需要文字回答" in sales.last_text()
+    assert "这一项不需要位置" in sales.last_text()
     await sales.send("明远")
-    assert question(sales) == "简称是?"
+    assert question(sales) == "联系电话?多个号码用逗号隔开。"
 
 
 async def test_text_where_a_button_is_expected(world: World) -> None:
@@ -207,17 +207,22 @@ async def test_text_where_a_button_is_expected(world: World) -> None:
     assert question(sales) == "客户名称(全称)是?"
     await sales.send_photo()
     await sales.send("张三")
+    await answer_essentials(sales)
+    await sales.press("继续填写")
     await sales.send("张")  # short name
     # an individual customer is not asked company-only questions
     for _ in range(4):
         await sales.press("跳过")  # industry, region, address, profile
-    assert question(sales) == "客户来源?"
+    assert question(sales) == "电子邮箱?"
 
 
 async def test_back_from_the_first_step_and_back_then_forward(world: World) -> None:
     sales = await world.member()
     await sales.send("/new")
-    await sales.press("上一步")
+    assert "上一步" not in " ".join(labels(sales.last_message()))  # no Back on a first question
+    prompt = sales.last_message()
+    token = buttons(prompt)[0][1].split(":")[1]
+    await sales.press_data(prompt, f"w:{token}:b:")  # a hand-made Back
     assert "这已经是第一项了" in sales.last_text()
     assert question(sales) == "客户是企业还是个人?"
     await sales.press("企业")
@@ -227,7 +232,7 @@ async def test_back_from_the_first_step_and_back_then_forward(world: World) -> N
     await sales.press("上一步")  # back to the kind
     await sales.press("企业")
     # the name is still answered, so the flow goes on to the first unanswered question
-    assert question(sales) == "简称是?"
+    assert question(sales) == "联系电话?多个号码用逗号隔开。"
 
 
 async def test_skip_on_a_required_step_is_refused(world: World) -> None:
@@ -266,9 +271,9 @@ async def test_a_stale_button_has_expired(world: World) -> None:
     assert sales.last_answer() == "这个按钮已过期,请使用最新的消息。"
     await sales.send("明远")
     await sales.press("跳过其余")
-    await sales.press("拜访")
+    await sales.press("A 战略")
     draft = await draft_of(world.services.sessions, sales.id)
-    assert draft is not None and draft.step == "customer_class"
+    assert draft is not None and draft.step == "stage"
     await sales.press_data(sales.last_message(), "w:notanumber:c:0")
     assert sales.last_answer() == "这个按钮已过期,请使用最新的消息。"
 
@@ -319,33 +324,31 @@ async def test_summary_buttons_are_expected_on_the_card(world: World) -> None:
 async def test_skip_the_remaining_optional_questions(world: World) -> None:
     sales = await world.member()
     await start_new_company(sales)
+    await answer_essentials(sales)
+    await sales.press("继续填写")
     await sales.press("跳过其余")
-    assert question(sales) == "客户来源?"
-    await sales.press("拜访")
-    assert question(sales) == "客户分类?"
+    assert sales.last_text().startswith("📋 新建客户")  # the summary: nothing left to ask
 
 
 async def _classify_with_finance(person: Person) -> None:
-    """From the e-mail question to the tax number: skip, classify, say yes to finance."""
-    await person.press("跳过其余")
+    """From the class question to the tax number: classify, say yes to finance."""
     await person.press("A 战略")
     await person.press("红苹果")
-    await person.press("未成交")
+    await person.press("拜访")
+    await person.press("继续填写")
+    await skip_to(person, FINANCE_QUESTION)
     await person.press("是")
+    await person.press("否")  # consent
     await person.press("跳过")  # invoice title
 
 
 async def test_duplicates_are_warned_about(world: World) -> None:
     first = await world.member("salesperson", "East", "Li")
     await start_new_company(first, "杭州明远机械有限公司")
-    for _ in range(7):
-        await first.press("跳过")
-    await first.press("拜访")
     await first.send("13812345678")
     await _classify_with_finance(first)
     await first.send("91350100M000100Y43")
     await first.press("跳过其余")
-    await first.press("否")  # consent
     await first.press("提交")
 
     # the owner is shown the customer; a colleague may not see it (SPEC section 4), so they are
@@ -360,9 +363,6 @@ async def test_duplicates_are_warned_about(world: World) -> None:
     assert "团队中已有名称非常相近的客户(该客户不在您的查看范围内)。请向您的经理确认。" in (
         colleague.last_text()
     )
-    for _ in range(7):
-        await colleague.press("跳过")
-    await colleague.press("拜访")
     await colleague.send("138 1234 5678")
     assert "电话号码与一位已有客户重复(该客户不在您的查看范围内)" in colleague.last_text()
     await _classify_with_finance(colleague)
@@ -378,9 +378,6 @@ async def test_duplicates_are_warned_about(world: World) -> None:
 async def test_restart_in_the_middle_continues_where_it_stopped(world: World) -> None:
     sales = await world.member()
     await start_new_company(sales, "明远")
-    for _ in range(7):
-        await sales.press("跳过")
-    await sales.press("拜访")
     old_prompt = dict(sales.last_message())
     await world.app.shutdown()
 
@@ -388,13 +385,12 @@ async def test_restart_in_the_middle_continues_where_it_stopped(world: World) ->
     world.app = await start_app(world.services, telegram)
     sales.app, sales.telegram = world.app, telegram
     await sales.send("13812345678")  # the answer to the question asked before the restart
-    assert question(sales) == "电子邮箱?"
-    await sales.press("跳过其余")
+    assert question(sales) == "客户分类?"
     await sales.press("A 战略")
     await sales.press("红苹果")
-    await sales.press("未成交")
-    await sales.press("否")
-    await sales.press("否")
+    await sales.press("拜访")
+    await sales.press("继续填写")
+    await sales.press("跳过其余")
     card = sales.last_text()
     assert "客户名称: 明远" in card and "电话: 138 1234 5678" in card
     await sales.press_data(old_prompt, buttons(old_prompt)[0][1])  # pre-restart button
@@ -406,7 +402,7 @@ async def test_start_after_a_restart_offers_the_unfinished_question(world: World
     await start_new_company(sales, "明远")
     await sales.send("/start")
     assert "继续您上次未完成的填写" in sales.last_text()
-    assert question(sales) == "简称是?"
+    assert question(sales) == "联系电话?多个号码用逗号隔开。"
 
 
 async def test_new_while_a_draft_exists_offers_continue_or_discard(world: World) -> None:
@@ -415,7 +411,7 @@ async def test_new_while_a_draft_exists_offers_continue_or_discard(world: World)
     await sales.send("/new")
     assert "未完成的“新建客户”" in sales.last_text()
     await sales.press("继续填写")
-    assert question(sales) == "简称是?"
+    assert question(sales) == "联系电话?多个号码用逗号隔开。"
     await sales.send("/new")
     await sales.press("放弃")
     assert question(sales) == "客户是企业还是个人?"

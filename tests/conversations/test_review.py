@@ -48,17 +48,11 @@ RACES = 25  # the storage tests race 50 times per mix
 async def submit_customer(sales: Person, name: str = "杭州明远机械有限公司") -> None:
     """/new with a phone number, the required answers, Submit."""
     await start_new_company(sales, name)
-    for _ in range(7):  # short name .. profile
-        await sales.press("跳过")
-    await sales.press("拜访")
     await sales.send("13812345678")
-    await sales.press("跳过其余")
     await sales.press("B 重要")
     await sales.press("黄苹果")
-    await sales.press("未成交")
-    await sales.press("否")  # financial data
-    await sales.press("否")  # consent
-    await sales.press("提交")
+    await sales.press("拜访")
+    await sales.press("现在保存")  # the essentials only: saved at once
     assert "已提交审核" in sales.last_text(), sales.last_text()
 
 
@@ -147,7 +141,13 @@ async def test_a_manager_approves_a_new_customer(world: World) -> None:
     review = await the_review(world)
     assert [(h.action, h.review_id) for h in history] == [("create", None), ("approve", review.id)]
     actions = await audit_actions(world.services.sessions)
-    assert actions[-3:] == ["customer.create", "review.submit", "review.approve"]
+    # saved with its essentials ("save now"): marked for the complete-this-record reminder
+    assert actions[-4:] == [
+        "customer.create",
+        "review.submit",
+        "customer.saved_essentials",
+        "review.approve",
+    ]
 
 
 async def test_english_speaking_manager_gets_an_english_card(world: World) -> None:
@@ -722,16 +722,11 @@ async def test_the_submitter_is_told_even_in_english(world: World) -> None:
     await sales.send("/new")
     await sales.press("Company")
     await sales.send("Mingyuan")
-    for _ in range(7):
-        await sales.press("Skip")
-    await sales.press("Visit")
-    await sales.press("Skip the remaining")
+    await sales.press("Skip")  # phones
     await sales.press("B important")
     await sales.press("Yellow apple")
-    await sales.press("No deal yet")
-    await sales.press("No")
-    await sales.press("No")
-    await sales.press("Submit")
+    await sales.press("Visit")
+    await sales.press("Save now")
     await chen.press("退回", cards(world, chen.id)[0])
     await chen.send("Wrong region")
     told = sales.last_message()

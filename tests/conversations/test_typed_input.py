@@ -15,7 +15,7 @@ from storage.db import unit_of_work
 from storage.staff import staff_by_telegram_id
 from tests.auxil.fake_telegram import Person
 from tests.auxil.flow_helpers import (
-    answer_required_rest,
+    answer_essentials,
     customers,
     draft_of,
     question,
@@ -64,13 +64,13 @@ async def test_editing_an_earlier_answer_during_new_is_not_taken(world: World) -
     assert before is not None and after is not None
     assert (after.step, after.token) == (before.step, before.token)
     assert (await answers(world, sales))["name"] == "杭州明远机械有限公司"
-    assert "short_name" not in await answers(world, sales)
+    assert "phones" not in await answers(world, sales)
 
     await edit(sales, 1, "/cancel")  # an edited command is no command either
     assert await draft_of(world.services.sessions, sales.id) is not None
 
-    await sales.send("明远")  # the answer sent again, as a new message, is taken
-    assert (await answers(world, sales))["short_name"] == "明远"
+    await sales.send("13812345678")  # the answer sent again, as a new message, is taken
+    assert (await answers(world, sales))["phones"] == ["+8613812345678"]
     assert question(sales) != asked
 
 
@@ -105,6 +105,8 @@ async def test_an_edit_from_a_stranger_is_refused_like_any_update(world: World) 
 async def test_control_characters_are_dropped_and_the_draft_submits(world: World) -> None:
     sales = await world.member()
     await start_new_company(sales, "杭州\x00明远\x1b机械有限公司\x7f")
+    await answer_essentials(sales)
+    await sales.press("继续填写")
     await sales.send("明\x00远\r")
     assert (await answers(world, sales))["short_name"] == "明远"
     await sales.send("\x00\x01")  # nothing left: refused as empty, asked again
@@ -113,7 +115,7 @@ async def test_control_characters_are_dropped_and_the_draft_submits(world: World
     assert (await answers(world, sales))["industry"] == "机械\t制造"
     await sales.send("浙江\r\n杭州")
     assert (await answers(world, sales))["region"] == "浙江\n杭州"
-    await answer_required_rest(sales)
+    await sales.press("跳过其余")
     await sales.press("提交")
     assert "已提交审核" in sales.last_text()
     [customer] = await customers(world.services.sessions)

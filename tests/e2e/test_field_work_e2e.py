@@ -69,15 +69,12 @@ def test_salesperson_logs_a_visit_with_location_and_photo_and_a_complaint(
     # A customer, quickly: only the required questions.
     li.say("/new", expect="Is the customer a company or an individual?")
     li.tap("Company", expect="What is the customer's full name?")
-    li.say(CUSTOMER, expect="Short name?")
-    li.tap("Skip the remaining optional questions", expect="How did we get this customer?")
-    li.tap("Visit", expect="Customer class?")
+    li.say(CUSTOMER, expect="Phone numbers?")
+    li.tap("Skip the remaining optional questions", expect="Customer class?")
     li.tap("B important", expect="Which pipeline stage is the customer in?")
-    li.tap("Yellow apple", expect="Deal status?")
-    li.tap("No deal yet", expect="Enter financial data")
-    li.tap("No", expect="did they agree?")
-    li.tap("No", expect="New customer: please check")
-    li.tap("✅ Submit", expect="submitted for review as")
+    li.tap("Yellow apple", expect="How did we get this customer?")
+    li.tap("Visit", expect="The essentials are in")
+    li.tap("Save now", expect="submitted for review as")
 
     # The visit: on site, now, where Li stands, with a photo of the machine hall.
     days = {shanghai_today()}

@@ -57,14 +57,12 @@ def to_summary(li: Person, name: str) -> None:
     """/new with the required answers only, up to the summary card."""
     li.say("/new", expect="Is the customer a company or an individual?")
     li.tap("Company", expect="What is the customer's full name?")
-    li.say(name, expect="Short name?")
-    li.tap("Skip the remaining optional questions", expect="How did we get this customer?")
-    li.tap("Visit", expect="Customer class?")
+    li.say(name, expect="Phone numbers?")
+    li.tap("Skip the remaining optional questions", expect="Customer class?")
     li.tap("B important", expect="Which pipeline stage")
-    li.tap("Yellow apple", expect="Deal status?")
-    li.tap("No deal yet", expect="Enter financial data")
-    li.tap("No", expect="did they agree?")
-    li.tap("No", expect="New customer: please check")
+    li.tap("Yellow apple", expect="How did we get this customer?")
+    li.tap("Visit", expect="The essentials are in")
+    li.tap("Continue", expect="New customer: please check")
 
 
 def count(api: FakeBotApi, chat_id: int, text: str, name: str) -> int:

@@ -71,6 +71,7 @@ def test_every_kind_is_planned_by_some_planner_and_planners_have_distinct_names(
         "survey",
         "pool_warning",
         "retention",
+        "complete",
         "birthday_changed",  # issue 13: new and changed key persons, every poll
         "purge",
     ]
@@ -86,6 +87,7 @@ def test_the_buttons_are_the_rows_buttons() -> None:
         Kind.survey,
         Kind.pool_warning,
         Kind.pool_assigned,
+        Kind.complete,
     }
 
 
