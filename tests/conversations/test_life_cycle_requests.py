@@ -478,8 +478,7 @@ async def test_cancel_and_back_in_the_reason_step(world: World) -> None:
     cid = await approved(world, sales)
     await sales.press("申请归档", await open_card(sales, cid))
     assert "跳过 »" not in labels(sales.last_message())  # a reason is required
-    await sales.press("上一步")
-    assert "这已经是第一项了" in sales.last_text()
+    assert not any("上一步" in label for label in labels(sales.last_message()))  # first question
     await sales.press("取消")
     assert sales.last_text() == "已取消,未保存任何内容。"
     assert await reviews_of(world, cid) == []

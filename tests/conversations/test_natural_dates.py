@@ -161,8 +161,8 @@ async def test_a_new_customers_follow_up_in_english_words(world: World) -> None:
     await sales.send("/new")
     await sales.press("Company")
     await sales.send("Mingyuan Machinery Co., Ltd.")
-    await sales.press("Skip the remaining")
-    for label in ("Visit", "A ", "Red apple", "No deal", "No", "No"):
+    await sales.press("Skip the remaining")  # phones and every optional question after them
+    for label in ("A ", "Red apple", "Visit", "Continue"):  # the essentials, then the summary
         await sales.press(label)
     await sales.press("✏️ Next follow-up")
     await sales.send("tomorrow")
