@@ -60,9 +60,16 @@ def _consent_default(env: FlowEnv, data: dict[str, Any]) -> str:
 
 
 def shared_location(data: dict[str, Any]) -> dict[str, float] | None:
-    """The location shared for the address, if one was: the hook for a customer location."""
+    """The location shared for the address, if the address is still the one it gave (typed
+    over afterwards, the address no longer says where the customer is)."""
     found = data.get(SHARED_LOCATION)
-    return found if isinstance(found, dict) else None
+    if not isinstance(found, dict):
+        return None
+    try:
+        shared_text = s.place_text(float(found["latitude"]), float(found["longitude"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return found if data.get("address") == shared_text else None
 
 
 # questions that only decide which others apply, or what happens next; no field of the record

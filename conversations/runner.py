@@ -34,7 +34,7 @@ from conversations.callback_data import parse_id
 from conversations.fit import Slot
 from conversations.keyboards import pager, with_pager
 from conversations.messages import close_buttons
-from conversations.steps import Flow, FlowEnv, Kind, Option, Step
+from conversations.steps import Flow, FlowEnv, Kind, Option, Step, place_text
 from storage import audit, drafts, outbox, validation
 from storage.db import reading, unit_of_work
 from storage.drafts import DraftMode, DraftState
@@ -854,7 +854,7 @@ async def _place(
     `<field>_location`, which the flow's submit receives (new_customer.shared_location)."""
     location = message.location
     assert location is not None
-    text = f"📍 {location.latitude:.5f}, {location.longitude:.5f}"
+    text = place_text(location.latitude, location.longitude)
     state.data[f"{step.field}_location"] = {
         "latitude": location.latitude,
         "longitude": location.longitude,

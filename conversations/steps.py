@@ -236,3 +236,9 @@ def future_date(value: str, env: FlowEnv) -> str:
         earliest=env.today,
         latest=validation.years_after(env.today, validation.FOLLOWUP_YEARS),
     ).isoformat()
+
+
+def place_text(latitude: float, longitude: float) -> str:
+    """A shared location written as an address answer: offline there is no reverse geocoding,
+    so its coordinates (about a metre at five decimals)."""
+    return f"📍 {latitude:.5f}, {longitude:.5f}"

@@ -299,6 +299,22 @@ async def test_a_shared_location_answers_the_address(world: World) -> None:
     assert (await audit_actions(world.services.sessions)).count("customer.location") == 1
 
 
+async def test_an_address_typed_over_a_shared_location_places_nobody(world: World) -> None:
+    sales = await world.member()
+    await essentials(sales)
+    await sales.press("继续填写")
+    for _ in range(3):  # short name, industry, region
+        await sales.press("跳过")
+    await sales.send_location(30.27415, 120.15515)
+    await sales.press("跳过其余")
+    await sales.press("✏️ 地址")  # changed from the summary: now a typed address
+    await sales.send("杭州市西湖区文三路 90 号")
+    await sales.press("提交")
+    [customer] = await customers(world.services.sessions)
+    assert customer.location_sealed is None
+    assert "customer.location" not in await audit_actions(world.services.sessions)
+
+
 async def test_back_on_the_location_keyboard_is_back_not_an_answer(world: World) -> None:
     from tests.conversations.test_visit import customer_of, up_to_location
 
