@@ -2,6 +2,13 @@
 
 The gate fails closed: if recognising the user fails (the database is locked or gone), the
 update stops here with one "try again", and no other handler ever sees it.
+
+Active members are cached between updates (`Members`), so most updates read one small value
+instead of the staff row: the stamp database triggers renew at every change to staff or
+team_leads, whichever process makes it (another instance, the CLI, a restore; migration 0015).
+A stamp that moved empties the whole cache before anyone is looked up, so a deactivation or a
+role change counts from the next update on; a stamp that cannot be read refuses the update
+(fail closed) and a missing one caches nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +28,15 @@ from storage.db import reading, unit_of_work
 from storage.models import Staff
 
 log = logging.getLogger(__name__)
+MEMBERS_KEY = "gate_members"  # bot_data: this process's cache of active members
+
+
+def members_of(bot_data: dict[str, object]) -> staff_store.MemberCache:
+    """This process's cache of active members (storage.staff.MemberCache)."""
+    members = bot_data.get(MEMBERS_KEY)
+    if not isinstance(members, staff_store.MemberCache):
+        members = bot_data[MEMBERS_KEY] = staff_store.MemberCache()
+    return members
 
 
 def is_join_attempt(update: Update) -> bool:
@@ -71,7 +87,9 @@ async def _recognise(update: Update, context: BotContext) -> None:
         raise ApplicationHandlerStop
     services = context.services
     async with reading(services.sessions) as session:
-        staff = await staff_store.staff_by_telegram_id(session, user.id)
+        staff = await staff_store.staff_by_telegram_id(
+            session, user.id, cache=members_of(context.bot_data)
+        )
     context.use_language(
         pick_language(
             staff.language if staff else None,

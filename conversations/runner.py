@@ -425,8 +425,7 @@ async def _load(context: BotContext) -> tuple[Flow, DraftState] | None:
     services, staff_id = context.services, context.member.id or 0
     cutoff = services.draft_cutoff()
     async with reading(services.sessions) as session:
-        state = await drafts.load(session, services.keyring, staff_id, not_before=cutoff)
-        expired = state is None and await drafts.has_expired(session, staff_id, not_before=cutoff)
+        state, expired = await drafts.peek(session, services.keyring, staff_id, not_before=cutoff)
     if expired:
         await _forget_expired(context, cutoff)
     if state is None:

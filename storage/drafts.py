@@ -14,6 +14,8 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import delete, or_, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -73,10 +75,29 @@ async def load(
     if for_update:
         query = query.with_for_update()
     row = (await session.exec(query)).first()
-    if row is None or row.mode == EXPIRED:
+    if row is None or _is_expired(row, not_before):
         return None
-    if not_before is not None and row.updated_at < not_before:
-        return None
+    return _state(keyring, staff_id, row)
+
+
+async def peek(
+    session: AsyncSession, keyring: Keyring, staff_id: int, *, not_before: datetime
+) -> tuple[DraftState | None, bool]:
+    """The member's draft and whether an expired one (or its tombstone) waits to be told of,
+    in one statement: a member has at most one draft row (`load` and `has_expired` at once)."""
+    row = (await session.exec(select(Draft).where(Draft.staff_id == staff_id))).first()
+    if row is None:
+        return None, False
+    if _is_expired(row, not_before):
+        return None, True
+    return _state(keyring, staff_id, row), False
+
+
+def _is_expired(row: Draft, not_before: datetime | None) -> bool:
+    return row.mode == EXPIRED or (not_before is not None and row.updated_at < not_before)
+
+
+def _state(keyring: Keyring, staff_id: int, row: Draft) -> DraftState:
     data = keyring.open_json(row.sealed, context=_context(staff_id)) if row.sealed else {}
     shown = row.token if row.shown_token is None else row.shown_token
     return DraftState(
@@ -132,15 +153,22 @@ async def save(
     now: datetime | None = None,
 ) -> None:
     """Keep the draft; `now` (the app's clock) starts its time to expiry afresh."""
-    row = (await session.exec(select(Draft).where(Draft.staff_id == staff_id))).first()
-    if row is None:
-        row = Draft(staff_id=staff_id, flow=state.flow)
-    row.flow, row.step, row.mode, row.token = state.flow, state.step, state.mode, state.token
-    row.shown_token = state.shown
-    row.sealed = keyring.seal_json(state.data, context=_context(staff_id))
-    row.updated_at = now or utcnow()
-    session.add(row)
-    await session.flush()
+    saved_at = now or utcnow()
+    values = {
+        "flow": state.flow,
+        "step": state.step,
+        "mode": str(state.mode),
+        "token": state.token,
+        "shown_token": state.shown,
+        "sealed": keyring.seal_json(state.data, context=_context(staff_id)),
+        "updated_at": saved_at,
+    }
+    # one statement, no SELECT first: a member has at most one draft (unique staff_id)
+    insert = sqlite_insert if session.bind.dialect.name == "sqlite" else postgresql_insert
+    upsert = insert(Draft).values(staff_id=staff_id, created_at=saved_at, **values)
+    await session.exec(
+        upsert.on_conflict_do_update(index_elements=[col(Draft.staff_id)], set_=values)
+    )
 
 
 async def mark_shown(session: AsyncSession, staff_id: int, token: int) -> bool:

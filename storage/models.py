@@ -229,6 +229,17 @@ def _new_staff_leads_no_other_team(target: Staff, args: Any, kwargs: dict[str, A
     kwargs.setdefault("team_leads", [])
 
 
+class StaffChanges(SQLModel, table=True):
+    """One row whose `stamp` database triggers renew at every change to staff or team_leads
+    (migration 0015), whichever process makes it: the gate's member cache is valid while the
+    stamp it was filled under is still the one stored (bot/gate.py)."""
+
+    __tablename__ = "staff_changes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    stamp: int = Field(sa_type=BigInteger)
+
+
 class TeamLead(SQLModel, table=True):
     """A team a manager leads besides their own `Staff.team_id` (SPEC section 10: a sales
     director over several teams)."""

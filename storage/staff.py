@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -24,6 +24,7 @@ from storage.models import (
     Invite,
     Role,
     Staff,
+    StaffChanges,
     Team,
 )
 from storage.types import utcnow
@@ -38,8 +39,46 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def staff_by_telegram_id(session: AsyncSession, telegram_id: int) -> Staff | None:
-    return (await session.exec(select(Staff).where(Staff.telegram_id == telegram_id))).first()
+@dataclass
+class MemberCache:
+    """Active members by telegram id, as read while the staff stamp was `stamp` (the gate's,
+    one per process): valid only while no change to staff or team_leads committed since."""
+
+    stamp: int | None = None
+    by_telegram_id: dict[int, Staff] = field(default_factory=dict)
+
+    def valid_under(self, stamp: int | None) -> bool:
+        """Keep the cache only while the stamp is unchanged; empty it otherwise."""
+        if stamp is None or stamp != self.stamp:
+            self.by_telegram_id.clear()
+            self.stamp = stamp
+        return stamp is not None
+
+
+async def staff_by_telegram_id(
+    session: AsyncSession, telegram_id: int, *, cache: MemberCache | None = None
+) -> Staff | None:
+    """The person's staff row; with `cache`, an active member from it while the stamp is
+    unchanged (one small read), else read (the stamp first: a row is never older than the
+    stamp it is cached under; on PostgreSQL each statement may see newer commits)."""
+    if cache is None:
+        return (await session.exec(select(Staff).where(Staff.telegram_id == telegram_id))).first()
+    stamp = await staff_stamp(session)
+    valid = cache.valid_under(stamp)
+    staff = cache.by_telegram_id.get(telegram_id) if valid else None
+    if staff is not None:
+        return staff
+    staff = (await session.exec(select(Staff).where(Staff.telegram_id == telegram_id))).first()
+    # not if another update saw the stamp move meanwhile: this row may predate that change
+    if valid and cache.stamp == stamp and staff is not None and staff.active:
+        cache.by_telegram_id[telegram_id] = staff
+    return staff
+
+
+async def staff_stamp(session: AsyncSession) -> int | None:
+    """The stamp triggers renew at every change to staff or team_leads, by any process
+    (migration 0015); None if its row is missing (then nothing may be cached)."""
+    return (await session.exec(select(StaffChanges.stamp).where(StaffChanges.id == 1))).first()
 
 
 def placeholder_name(telegram_id: int) -> str:
