@@ -6,13 +6,16 @@ handler work for a visit (gate, draft load/save with encryption, the customer pi
 location and photo answers, the summary, and saving the visit with its attachment, the
 customer's dates, history and audit entries) with python-telegram-bot's own per-update cost.
 
-    .venv/bin/python -m tests.bench.visit_steps [--rounds 30] [--repeats 3]
+`--pg-url` (default TEST_DATABASE_URL) runs it on PostgreSQL instead (`--sqlite` forces SQLite).
+
+    .venv/bin/python -m tests.bench.visit_steps [--rounds 30] [--repeats 3] [--pg-url URL]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +28,8 @@ from storage import staff as staff_store
 from storage.db import unit_of_work
 from storage.models import Staff, Visit
 from tests.auxil.fake_telegram import Person
-from tests.bench.wizard_steps import echo_rate, print_rates, start_bench_bot
+from tests.bench import wizard_steps
+from tests.bench.wizard_steps import COUNTS, echo_rate, print_rates, start_bench_bot
 
 # One visit, logged from start to finish: 16 updates, each one wizard step.
 PASS: list[tuple[str, str]] = [
@@ -89,12 +93,14 @@ async def visit_rate(rounds: int, workdir: Path) -> tuple[float, int, int]:
         )
     person = Person(app, telegram, 1)
     steps = 0
+    COUNTS.transactions = COUNTS.statements = 0
     started = time.perf_counter()
     for _ in range(rounds):
         for kind, value in (*PASS, SUBMIT):
             await _step(person, kind, value)
             steps += 1
     elapsed = time.perf_counter() - started
+    print(f"per step: {COUNTS.per(steps)}")
     async with unit_of_work(services.sessions) as session:
         saved = (await session.exec(select(func.count()).select_from(Visit))).one()
     await bench.close()
@@ -112,12 +118,15 @@ async def main(rounds: int, repeats: int) -> None:
         wizard.append(rate)
         echo.append(await echo_rate(steps))
     print(f"updates per run: {steps} ({rounds} visits saved), runs: {repeats}")
-    print_rates("/visit wizard steps/s (SQLite):  ", wizard, echo)
+    print_rates(f"/visit wizard steps/s ({wizard_steps.database()}): ", wizard, echo)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=30, help="visits logged per run")
     parser.add_argument("--repeats", type=int, default=3, help="runs to take the median of")
+    parser.add_argument("--pg-url", default=os.environ.get("TEST_DATABASE_URL"), help="PostgreSQL")
+    parser.add_argument("--sqlite", action="store_true", help="SQLite even if TEST_DATABASE_URL")
     arguments: Any = parser.parse_args()
+    wizard_steps.use_postgres(None if arguments.sqlite else arguments.pg_url)
     asyncio.run(main(arguments.rounds, arguments.repeats))

@@ -2,9 +2,11 @@
 
 Both bots run on the same fake Telegram request layer (tests/auxil/fake_telegram.py), so the figures
 compare our handler work (gate, draft load/save with encryption, validation, rendering) with
-python-telegram-bot's own per-update cost.
+python-telegram-bot's own per-update cost. It also prints the transactions and statements one
+step costs (counted with SQLAlchemy events). `--pg-url` (default TEST_DATABASE_URL) runs the
+wizard on a fresh PostgreSQL database of its own instead of SQLite.
 
-    .venv/bin/python -m tests.bench.wizard_steps [--rounds 40]
+    .venv/bin/python -m tests.bench.wizard_steps [--rounds 40] [--pg-url postgresql://...]
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import Update
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, MessageHandler, filters
@@ -65,12 +68,70 @@ class BenchBot:
     async def close(self) -> None:
         await self.app.shutdown()
         await self.engine.dispose()
+        if self.engine.url.get_backend_name() == "postgresql":
+            await _drop_postgres(self.engine.url.render_as_string(hide_password=False))
+
+
+@dataclass
+class Counts:
+    """Transactions and statements the bot's engine ran (BEGIN/PRAGMA included)."""
+
+    transactions: int = 0
+    statements: int = 0
+
+    def per(self, steps: int) -> str:
+        transactions, statements = self.transactions / steps, self.statements / steps
+        return f"{transactions:.2f} transactions, {statements:.2f} statements"
+
+
+COUNTS = Counts()
+PG_URL: str | None = None  # set by --pg-url: each bench bot gets a fresh database there
+
+
+async def _fresh_postgres(url: str) -> str:
+    """A new, empty database on the server of `url` (dropped when the bench bot closes)."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    server = make_url(url)
+    name = f"bench_{os.getpid()}_{int(time.time() * 1000)}"
+    connection = await asyncpg.connect(server.set(drivername="postgresql").render_as_string(False))
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return server.set(database=name).render_as_string(hide_password=False)
+
+
+async def _drop_postgres(url: str) -> None:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    server = parsed.set(drivername="postgresql", database="postgres")
+    connection = await asyncpg.connect(server.render_as_string(hide_password=False))
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+def _count(engine: AsyncEngine) -> None:
+    def on_begin(_connection: Any) -> None:
+        COUNTS.transactions += 1
+
+    def on_statement(*_args: Any) -> None:
+        COUNTS.statements += 1
+
+    event.listen(engine.sync_engine, "begin", on_begin)
+    event.listen(engine.sync_engine, "before_cursor_execute", on_statement)
 
 
 async def start_bench_bot(workdir: Path) -> BenchBot:
-    url = f"sqlite:///{workdir / 'bench.db'}"
+    url = await _fresh_postgres(PG_URL) if PG_URL else f"sqlite:///{workdir / 'bench.db'}"
     await upgrade_database(url)
     engine = make_engine(url)
+    _count(engine)
     settings = Settings(_env_file=None, TELEGRAM_BOT_TOKEN=TOKEN, DATA_DIR=workdir)  # type: ignore[call-arg]
     services = Services(
         settings=settings,
@@ -93,6 +154,7 @@ async def wizard_rate(rounds: int, workdir: Path) -> tuple[float, int]:
         session.add(Staff(telegram_id=1, display_name="Bench", role="salesperson", team_id=team.id))
     person = Person(app, telegram, 1)
     steps = 0
+    COUNTS.transactions = COUNTS.statements = 0
     started = time.perf_counter()
     for _ in range(rounds):
         for kind, value in PASS:
@@ -104,7 +166,9 @@ async def wizard_rate(rounds: int, workdir: Path) -> tuple[float, int]:
         await person.press("取消")
         steps += 1
     elapsed = time.perf_counter() - started
+    counted = COUNTS.per(steps)
     await bench.close()
+    print(f"per step: {counted}")
     return steps / elapsed, steps
 
 
@@ -139,7 +203,16 @@ async def main(rounds: int, repeats: int) -> None:
         wizard.append(rate)
         echo.append(await echo_rate(steps))
     print(f"updates per run: {steps}, runs: {repeats}")
-    print_rates("wizard steps/s (/new on SQLite): ", wizard, echo)
+    print_rates(f"wizard steps/s (/new on {database()}): ", wizard, echo)
+
+
+def database() -> str:
+    return "PostgreSQL" if PG_URL else "SQLite"
+
+
+def use_postgres(url: str | None) -> None:
+    global PG_URL
+    PG_URL = url or None
 
 
 def print_rates(label: str, wizard: list[float], echo: list[float]) -> None:
@@ -159,5 +232,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=40, help="passes through /new per run")
     parser.add_argument("--repeats", type=int, default=3, help="runs to take the median of")
+    parser.add_argument("--pg-url", default=os.environ.get("TEST_DATABASE_URL"), help="PostgreSQL")
+    parser.add_argument("--sqlite", action="store_true", help="SQLite even if TEST_DATABASE_URL")
     arguments: Any = parser.parse_args()
+    use_postgres(None if arguments.sqlite else arguments.pg_url)
     asyncio.run(main(arguments.rounds, arguments.repeats))
