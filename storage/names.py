@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from array import array
+from bisect import bisect_left
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
 
-from pypinyin.pinyin_dict import pinyin_dict
 from rapidfuzz import fuzz, process
 
 # edit-distance ratio (0-100) two cores need; tuned with tests/bench/similar_names.py. Chinese
@@ -272,9 +273,18 @@ def _is_cjk(text: str) -> bool:
 
 
 @cache
+def _pinyin_table() -> dict[int, str]:
+    """pypinyin's character table, imported on first use: loading it takes about 2 s, which
+    would otherwise delay the bot's start."""
+    from pypinyin.pinyin_dict import pinyin_dict  # lazy on purpose: see above
+
+    return pinyin_dict
+
+
+@cache
 def _reading(char: str) -> str:
     """A character's pinyin without tones (信 → xin); other characters as they are."""
-    readings = pinyin_dict.get(ord(char))
+    readings = _pinyin_table().get(ord(char))
     if not readings:
         return char
     spelled = unicodedata.normalize("NFKD", readings.split(",")[0])
@@ -339,6 +349,90 @@ class NameIndex:
             if self.numbers[position] != numbers:
                 continue  # N44X and N0X: another company of the same naming scheme
             found.append(self.keys[position])
+            if limit is not None and len(found) >= limit:
+                break
+        return found
+
+
+class TeamNames:
+    """One team's names cored once and kept, patched one customer at a time (storage.
+    duplicate_names keeps them in step with the database): `similar_to` gives exactly the
+    answers of a `NameIndex` built afresh from the same customers in id order.
+
+    Compact on purpose (a company may have 1,000,000 customers): per name an 8-byte id in an
+    array, kept sorted so a customer's names are found by bisection, and its core; Chinese
+    cores also under their reading, for homophones. Numbers are taken from the few candidates.
+    """
+
+    __slots__ = ("cores", "ids", "sounds")
+
+    def __init__(self) -> None:
+        self.ids: array[int] = array("q")  # ascending; a customer's name, then its short name
+        self.cores: list[str] = []
+        self.sounds: dict[str, array[int]] = {}  # reading of a Chinese core -> customer ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def put(self, customer_id: int, names_of: Iterable[str | None]) -> None:
+        """Set a customer's names (name, short name; empty ones skipped), replacing old ones."""
+        self.drop(customer_id)
+        at = bisect_left(self.ids, customer_id)
+        for name in names_of:
+            if not name:
+                continue
+            core_text = core(name)
+            self.ids.insert(at, customer_id)
+            self.cores.insert(at, core_text)
+            at += 1
+            if _is_cjk(core_text):
+                self.sounds.setdefault(sound(core_text), array("q")).append(customer_id)
+
+    def drop(self, customer_id: int) -> None:
+        """Forget a customer's names (destroyed, moved to another team, or about to change)."""
+        at = bisect_left(self.ids, customer_id)
+        while at < len(self.ids) and self.ids[at] == customer_id:
+            core_text = self.cores[at]
+            if _is_cjk(core_text):
+                reading = sound(core_text)
+                holders = self.sounds.get(reading)
+                if holders is not None and customer_id in holders:
+                    holders.remove(customer_id)
+                    if not holders:
+                        del self.sounds[reading]
+            del self.ids[at]
+            del self.cores[at]
+
+    def similar_to(self, name: str, *, limit: int | None = None) -> list[int]:
+        """Ids of the customers whose names are like `name`, as `NameIndex.similar_to`."""
+        if not self.cores:
+            return []
+        wanted = core(name)
+        numbers = _numbers(wanted)
+        cjk = _is_cjk(wanted)
+        cutoff = SIMILAR_CUTOFF_CJK if cjk else SIMILAR_CUTOFF
+        positions = [
+            position
+            for _match, _score, position in process.extract(
+                wanted, self.cores, scorer=fuzz.ratio, score_cutoff=cutoff, limit=None
+            )
+        ]
+        if cjk:  # homophones after the spelled-alike, in id order as a fresh index has them
+            reading = sound(wanted)
+            seen = set(positions)
+            homophones = []
+            for customer_id in sorted(set(self.sounds.get(reading, ()))):
+                at = bisect_left(self.ids, customer_id)
+                while at < len(self.ids) and self.ids[at] == customer_id:
+                    if at not in seen and sound(self.cores[at]) == reading:
+                        homophones.append(at)
+                    at += 1
+            positions += sorted(homophones)
+        found: list[int] = []
+        for position in positions:
+            if _numbers(self.cores[position]) != numbers:
+                continue  # N44X and N0X: another company of the same naming scheme
+            found.append(self.ids[position])
             if limit is not None and len(found) >= limit:
                 break
         return found
