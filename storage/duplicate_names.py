@@ -27,7 +27,7 @@ from storage.names import TeamNames
 from storage.types import utcnow
 
 REFRESH_MARGIN = timedelta(minutes=2)  # re-read rows this close to the newest change
-MAX_NAMES = 300_000  # names kept in all (about 35 MB); the team being checked always stays
+MAX_NAMES = 200_000  # names kept in all (about 50 MB at ~260 bytes each); the team checked stays
 MAX_DATABASES = 8  # databases kept in one process (tests open many)
 
 _COLUMNS = (
