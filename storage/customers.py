@@ -14,7 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import audit, fields, names, numbers, vault
+from storage import audit, duplicate_names, fields, names, numbers, vault
 from storage.crypto import Keyring
 from storage.db import write_soon
 from storage.errors import Refused
@@ -248,28 +248,45 @@ async def matches(
             for customer_id in rows.all():
                 found.setdefault(customer_id, kind)
     if name:
-        candidates = await session.exec(
-            select(Customer.id, Customer.name, Customer.short_name).where(
-                Customer.team_id == team_id,
-                col(Customer.status) != RecordStatus.destroyed,
-            )
-        )
-        index = names.NameIndex()
-        for cid, cname, short in candidates.all():
-            index.add(cid, cname)
-            if short:
-                index.add(cid, short)
-        for cid in index.similar_to(name, limit=5):
-            found.setdefault(int(cid), "name")  # type: ignore[call-overload]
+        team = await duplicate_names.team_names(session, team_id)
+        for cid in team.similar_to(name, limit=5):
+            found.setdefault(cid, "name")
     found.pop(exclude or 0, None)
     if not found:
         return []
-    live = await session.exec(
-        select(Customer.id)
-        .where(col(Customer.id).in_(list(found)), col(Customer.status) != RecordStatus.destroyed)
-        .order_by(col(Customer.id))
-    )
-    return [Match(cid, found[cid]) for cid in live.all() if cid is not None]
+    current = await _current(session, sorted(found))
+    return [
+        Match(cid, reason)
+        for cid, reason in sorted(found.items())
+        if cid in current and (reason != "name" or _still_alike(current[cid], team_id, name or ""))
+    ]
+
+
+async def _current(
+    session: AsyncSession, ids: list[int], chunk: int = 500
+) -> dict[int, tuple[int | None, str, str | None]]:
+    """Team, name and short name of those customers not destroyed: the in-process names only
+    propose ids, the database decides."""
+    current: dict[int, tuple[int | None, str, str | None]] = {}
+    for start in range(0, len(ids), chunk):
+        rows = await session.exec(
+            select(Customer.id, Customer.team_id, Customer.name, Customer.short_name).where(
+                col(Customer.id).in_(ids[start : start + chunk]),
+                col(Customer.status) != RecordStatus.destroyed,
+            )
+        )
+        for cid, team_id, cname, short in rows.all():
+            if cid is not None:
+                current[cid] = (team_id, cname, short)
+    return current
+
+
+def _still_alike(row: tuple[int | None, str, str | None], team_id: int | None, name: str) -> bool:
+    """Whether a customer proposed for its name is still in the team and still named alike."""
+    row_team, cname, short = row
+    if row_team != team_id:
+        return False
+    return bool(names.NameIndex.of([(0, cname), *([(0, short)] if short else [])]).similar_to(name))
 
 
 @dataclass(frozen=True)
@@ -316,31 +333,20 @@ async def matches_of_many(
         if query.name:
             by_team.setdefault(query.team_id, []).append(position)
     for team_id, positions in by_team.items():
-        candidates = await session.exec(
-            select(Customer.id, Customer.name, Customer.short_name).where(
-                Customer.team_id == team_id,
-                col(Customer.status) != RecordStatus.destroyed,
-            )
-        )
-        index = names.NameIndex()
-        for cid, cname, short in candidates.all():
-            index.add(cid, cname)
-            if short:
-                index.add(cid, short)
+        team = await duplicate_names.team_names(session, team_id)
         for position in positions:
-            for cid in index.similar_to(queries[position].name or ""):
-                found[position].setdefault(int(cid), "name")  # type: ignore[call-overload]
-    ids = sorted({cid for each in found for cid in each})
-    live: set[int] = set()
-    for start in range(0, len(ids), chunk):
-        rows = await session.exec(
-            select(Customer.id).where(
-                col(Customer.id).in_(ids[start : start + chunk]),
-                col(Customer.status) != RecordStatus.destroyed,
-            )
-        )
-        live.update(cid for cid in rows.all() if cid is not None)
-    return [[Match(cid, each[cid]) for cid in sorted(each) if cid in live] for each in found]
+            for cid in team.similar_to(queries[position].name or ""):
+                found[position].setdefault(cid, "name")
+    current = await _current(session, sorted({cid for each in found for cid in each}), chunk)
+    return [
+        [
+            Match(cid, reason)
+            for cid, reason in sorted(each.items())
+            if cid in current
+            and (reason != "name" or _still_alike(current[cid], query.team_id, query.name or ""))
+        ]
+        for each, query in zip(found, queries, strict=True)
+    ]
 
 
 async def describe(

@@ -16,13 +16,15 @@ tests/bench/similar_names.py measures the false alarms and misses on a generated
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
+from array import array
+from bisect import bisect_left
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
 
-from pypinyin.pinyin_dict import pinyin_dict
 from rapidfuzz import fuzz, process
 
 # edit-distance ratio (0-100) two cores need; tuned with tests/bench/similar_names.py. Chinese
@@ -272,9 +274,18 @@ def _is_cjk(text: str) -> bool:
 
 
 @cache
+def _pinyin_table() -> dict[int, str]:
+    """pypinyin's character table, imported on first use: loading it takes about 2 s, which
+    would otherwise delay the bot's start."""
+    from pypinyin.pinyin_dict import pinyin_dict  # lazy on purpose: see above
+
+    return pinyin_dict
+
+
+@cache
 def _reading(char: str) -> str:
     """A character's pinyin without tones (信 → xin); other characters as they are."""
-    readings = pinyin_dict.get(ord(char))
+    readings = _pinyin_table().get(ord(char))
     if not readings:
         return char
     spelled = unicodedata.normalize("NFKD", readings.split(",")[0])
@@ -339,6 +350,122 @@ class NameIndex:
             if self.numbers[position] != numbers:
                 continue  # N44X and N0X: another company of the same naming scheme
             found.append(self.keys[position])
+            if limit is not None and len(found) >= limit:
+                break
+        return found
+
+
+class _Length:
+    """The cores of one length, under sorted keys (customer id * 2, + 1 for a short name)."""
+
+    __slots__ = ("cores", "keys")
+
+    def __init__(self) -> None:
+        self.keys: array[int] = array("q")
+        self.cores: list[str] = []
+
+
+class TeamNames:
+    """One team's names cored once and kept, patched one customer at a time (storage.
+    duplicate_names keeps them in step with the database): `similar_to` gives exactly the
+    answers of a `NameIndex` built afresh from the same customers in id order.
+
+    Cores are grouped by length: an edit ratio of 90 or more needs lengths within a tenth of
+    each other (and a homophone has the length of the name it sounds like), so a check scores
+    only the few lengths that can reach the cutoff. Compact on purpose (a company may have
+    1,000,000 customers): per name an 8-byte key in an array and its core; Chinese cores also
+    under their reading. Numbers are taken from the few candidates.
+    """
+
+    __slots__ = ("lengths", "size", "sounds")
+
+    def __init__(self) -> None:
+        self.lengths: dict[int, _Length] = {}
+        self.sounds: dict[str, array[int]] = {}  # reading of a Chinese core -> keys
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def put(self, customer_id: int, names_of: Iterable[str | None]) -> None:
+        """Set a customer's names (name, short name; empty ones skipped), replacing old ones."""
+        self.drop(customer_id)
+        for slot, name in enumerate(names_of):
+            if not name:
+                continue
+            core_text = core(name)
+            key = customer_id * 2 + slot
+            group = self.lengths.get(len(core_text))
+            if group is None:
+                group = self.lengths[len(core_text)] = _Length()
+            at = bisect_left(group.keys, key)
+            group.keys.insert(at, key)
+            group.cores.insert(at, core_text)
+            self.size += 1
+            if _is_cjk(core_text):
+                self.sounds.setdefault(sound(core_text), array("q")).append(key)
+
+    def drop(self, customer_id: int) -> None:
+        """Forget a customer's names (destroyed, moved to another team, or about to change)."""
+        for group in self.lengths.values():
+            at = bisect_left(group.keys, customer_id * 2)
+            while at < len(group.keys) and group.keys[at] // 2 == customer_id:
+                core_text = group.cores[at]
+                if _is_cjk(core_text):
+                    reading = sound(core_text)
+                    holders = self.sounds.get(reading)
+                    if holders is not None and group.keys[at] in holders:
+                        holders.remove(group.keys[at])
+                        if not holders:
+                            del self.sounds[reading]
+                del group.keys[at]
+                del group.cores[at]
+                self.size -= 1
+
+    def similar_to(self, name: str, *, limit: int | None = None) -> list[int]:
+        """Ids of the customers whose names are like `name`, as `NameIndex.similar_to`."""
+        if not self.size:
+            return []
+        wanted = core(name)
+        numbers = _numbers(wanted)
+        cjk = _is_cjk(wanted)
+        cutoff = SIMILAR_CUTOFF_CJK if cjk else SIMILAR_CUTOFF
+        # ratio = 100 * (1 - distance / (a + b)) and distance >= |a - b|
+        share = (100 - cutoff) / 100
+        length = len(wanted)
+        low = math.ceil(length * (1 - share) / (1 + share))
+        high = math.floor(length * (1 + share) / (1 - share))
+        scored: list[tuple[float, int, str]] = []
+        for size in range(low, high + 1):
+            group = self.lengths.get(size)
+            if group is None:
+                continue
+            for found_core, score, at in process.extract(
+                wanted, group.cores, scorer=fuzz.ratio, score_cutoff=cutoff, limit=None
+            ):
+                scored.append((-score, group.keys[at], found_core))
+        scored.sort()  # most alike first, then in the order of a fresh index (by key)
+        candidates = [(key, found_core) for _score, key, found_core in scored]
+        if cjk:  # homophones after the spelled-alike, in the order of a fresh index
+            reading = sound(wanted)
+            seen = {key for key, _core in candidates}
+            group = self.lengths.get(length)
+            homophones = []
+            for key in sorted(set(self.sounds.get(reading, ())) - seen):
+                at = bisect_left(group.keys, key) if group is not None else 0
+                if (
+                    group is not None
+                    and at < len(group.keys)
+                    and group.keys[at] == key
+                    and sound(group.cores[at]) == reading
+                ):
+                    homophones.append((key, group.cores[at]))
+            candidates += homophones
+        found: list[int] = []
+        for key, found_core in candidates:
+            if _numbers(found_core) != numbers:
+                continue  # N44X and N0X: another company of the same naming scheme
+            found.append(key // 2)
             if limit is not None and len(found) >= limit:
                 break
         return found

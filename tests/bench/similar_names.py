@@ -10,7 +10,9 @@ a typo, with a full-width bracket. It prints
 - the miss rate: true variants not warned as similar to their company;
 
 for the scorer before issue 13 (rapidfuzz WRatio ≥ 88 on the raw names, as storage/customers.py
-had it) and for storage.names (cores compared by edit ratio, numbers must agree).
+had it), for storage.names (cores compared by edit ratio, numbers must agree), and for the kept
+team names /new's checks use since issue 14 (storage.names.TeamNames: the same rule, so the
+same rates).
 """
 
 from __future__ import annotations
@@ -294,6 +296,9 @@ def main() -> None:
     companies = corpus(rng, args.zh, args.en)
     all_names = [c.name for c in companies]
     index = names.NameIndex.of(enumerate(all_names))
+    kept = names.TeamNames()  # what /new's checks use since issue 14: must print the same
+    for position, name in enumerate(all_names):
+        kept.put(position, (name,))
     sample = rng.sample(range(len(companies)), args.sample)
     tests = [(i, kind, name) for i in sample for kind, name in variants(rng, companies[i])]
     print(f"{len(companies)} distinct companies, {len(tests)} true variants of {len(sample)}")
@@ -303,6 +308,10 @@ def main() -> None:
             f"after (storage.names: cores, ratio ≥ {names.SIMILAR_CUTOFF}, "
             f"Chinese ≥ {names.SIMILAR_CUTOFF_CJK} or the same pinyin, numbers agree)",
             lambda q: new_similar(index, q),
+        ),
+        (
+            "after, kept team names (storage.names.TeamNames, issue 14)",
+            lambda q: set(kept.similar_to(q)),
         ),
     ]
     for label, similar_to in scorers[1:] if args.after_only else scorers:
