@@ -597,6 +597,8 @@ class ReminderPlanCursor(SQLModel, table=True):
     __tablename__ = "reminder_plan_cursors"
 
     name: str = Field(primary_key=True, max_length=30)
+    # the first day it plans (days before it were told of in a catch-up), the last it planned
+    planned_from: date
     planned_through: date
     changes_seen: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_customer_id: int = 0

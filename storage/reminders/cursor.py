@@ -7,8 +7,9 @@ the cursor (`ReminderPlanCursor`) remembers the last day planned, the customers'
 `updated_at` and highest id seen, and a mark of the staff and the rules planned with. A poll
 then plans each day it has not planned yet (one day at a time, so memory holds a day's rows,
 not a million), and re-reads the window only for customers changed since the newest change it
-had seen, less `MARGIN` (a transaction that stamped an older `updated_at` and committed a little
-later is still picked up, as the name index does: storage.search). Another staff mark or rules,
+had seen, or stamped within `MARGIN` before the poll that saved it (a transaction that stamped
+an older `updated_at` and committed a little later is still picked up, as the name index does:
+storage.search). Another staff mark or rules,
 a clock that went back, or no cursor: the whole window is read, as before.
 
 Days missed while the bot was down are not replayed a day at a time: storage.reminders.catch_up
@@ -31,7 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.db import SessionFactory, unit_of_work
+from storage.db import SessionFactory, reading, unit_of_work
 from storage.models import Customer, ReminderPlanCursor, ReminderPlanRun, TeamLead
 from storage.reminders.planning import Plan, Row, dialect_of, insert_chunked
 
@@ -99,14 +100,15 @@ async def seen_now(session: AsyncSession, ctx: Plan) -> Seen:
 
 
 async def save_cursor(
-    session: AsyncSession, name: str, through: date, seen: Seen, now: datetime
+    session: AsyncSession, name: str, days: tuple[date, date], seen: Seen, now: datetime
 ) -> None:
     """Upsert the cursor (two processes may finish together; the later one wins, and either
     one's cursor only makes the next poll read as much or more)."""
     insert = sqlite.insert if dialect_of(session) == "sqlite" else postgresql.insert
     table = ReminderPlanCursor.__table__  # type: ignore[attr-defined]
     values = {
-        "planned_through": through,
+        "planned_from": days[0],
+        "planned_through": days[1],
         "changes_seen": seen.changes,
         "last_customer_id": seen.last_id,
         "mark": seen.mark,
@@ -116,13 +118,18 @@ async def save_cursor(
     await session.exec(statement.on_conflict_do_update(index_elements=["name"], set_=values))
 
 
-def changed_since(cursor: ReminderPlanCursor) -> Any:
-    """The customers changed (or added) since the cursor: ix_customers_updated_at, the id."""
+def changed_since(cursor: ReminderPlanCursor, seen: Seen) -> Any:
+    """The customers changed (or added) since the cursor, as one range of
+    ix_customers_updated_at: newer than the newest change seen, or stamped within MARGIN
+    before the poll that saved the cursor (a transaction still open then commits a little
+    later with an older stamp); and any id above the highest seen."""
     assert cursor.changes_seen is not None
-    return or_(
-        col(Customer.updated_at) >= cursor.changes_seen - MARGIN,
-        col(Customer.id) > cursor.last_customer_id,
-    )
+    recent = cursor.updated_at - MARGIN
+    stamp = col(Customer.updated_at)
+    changed = stamp > cursor.changes_seen if cursor.changes_seen < recent else stamp >= recent
+    if seen.last_id > cursor.last_customer_id:
+        return or_(changed, col(Customer.id) > cursor.last_customer_id)
+    return changed
 
 
 @dataclass(frozen=True)
@@ -134,7 +141,7 @@ class DatedPlanner:
     every: timedelta | None = None  # every poll
 
     async def run(self, sessions: SessionFactory, ctx: Plan) -> int:
-        async with unit_of_work(sessions) as session:
+        async with reading(sessions) as session:  # reads never wait for the bot's writes
             cursor = await session.get(ReminderPlanCursor, self.name)
             through = await planned_through(session, self.name, ctx)
             seen = await seen_now(session, ctx)
@@ -142,6 +149,8 @@ class DatedPlanner:
         # yesterday still gets its reminders (late rather than never) unless whole days were
         # missed: then the catch-up tells of them, and planning starts today
         lo = today if missed_days(ctx, through) else max(ctx.lo, today - DAY)
+        if cursor is not None:  # never a day the catch-up told of
+            lo = max(lo, cursor.planned_from)
         hi = ctx.hi
         usable = (
             cursor is not None
@@ -155,9 +164,9 @@ class DatedPlanner:
         if usable:
             assert cursor is not None
             if lo <= min(through, hi):  # the days planned before: changed customers only
-                async with unit_of_work(sessions) as session:
+                async with reading(sessions) as session:
                     rows = await self.find(
-                        session, ctx, lo, min(through, hi), changed_since(cursor)
+                        session, ctx, lo, min(through, hi), changed_since(cursor, seen)
                     )
                 created += await insert_chunked(sessions, rows)
             first = max(lo, through + DAY)
@@ -165,10 +174,10 @@ class DatedPlanner:
             first = lo
         day = first
         while day <= hi:  # a day at a time: a day's rows in memory, never the whole window's
-            async with unit_of_work(sessions) as session:
+            async with reading(sessions) as session:
                 rows = await self.find(session, ctx, day, day, None)
             created += await insert_chunked(sessions, rows)
             day += DAY
         async with unit_of_work(sessions) as session:
-            await save_cursor(session, self.name, hi, seen, ctx.now)
+            await save_cursor(session, self.name, (lo, hi), seen, ctx.now)
         return created

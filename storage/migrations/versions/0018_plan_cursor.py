@@ -25,6 +25,7 @@ def upgrade() -> None:
     op.create_table(
         "reminder_plan_cursors",
         sa.Column("name", sa.String(length=30), nullable=False),
+        sa.Column("planned_from", sa.Date(), nullable=False),
         sa.Column("planned_through", sa.Date(), nullable=False),
         sa.Column("changes_seen", storage.types.UTCDateTime(), nullable=True),
         sa.Column("last_customer_id", sa.Integer(), nullable=False),
