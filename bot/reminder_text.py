@@ -31,6 +31,7 @@ from conversations.callback_data import (
     POOL,
     REMINDERS,
     REVIEW,
+    TODAY,
     VISIT,
 )
 from conversations.keyboards import pager
@@ -41,7 +42,7 @@ PREFIX = REMINDERS.prefixes[0]
 LIST_PAGE = 8  # items a page of "show all"
 # kinds sent in a message of their own: a button per line of their own, or a button that edits
 # the message it is on (the pool's claim)
-ALONE = (Kind.review_digest, Kind.retention, Kind.pool_released)
+ALONE = (Kind.review_digest, Kind.retention, Kind.pool_released, Kind.catch_up)
 # the archive flow's destroy request (its `ar` codec: `ar:d:<customer id>`)
 RETENTION_REQUEST = "ar:d:"
 MAX_TEXT = 3500  # UTF-16 units of items per message (Telegram allows 4,096 in all)
@@ -65,6 +66,7 @@ KIND_ORDER = {
     kind: index
     for index, kind in enumerate(
         (
+            Kind.catch_up,
             Kind.complaint_overdue,
             Kind.complaint_soon,
             Kind.review,
@@ -171,6 +173,14 @@ def _item_text(notice: Notice, _: Translator) -> str:
         return "\n".join(lines)
     if kind == Kind.retention:
         return _retention_text(notice, _)
+    if kind == Kind.catch_up:  # what fell due while reminders were not running
+        lines = [_("reminders.item.catch_up", **values)]
+        if values.get("own"):
+            lines.append(_("catch_up.own", count=values["own"]))
+        if values.get("team"):
+            lines.append(_("catch_up.team", count=values["team"]))
+        lines.append(_("catch_up.hint"))
+        return "\n".join(lines)
     if kind == Kind.backup and values.get("failed"):
         return _("reminders.item.backup_failed", **values)
     if kind == Kind.weekly:
@@ -290,6 +300,8 @@ def actions_markup(notice: Notice, _: Translator) -> InlineKeyboardMarkup | None
         return retention_markup(notice, _)
     if notice.kind == Kind.review_digest:
         return digest_markup(notice, _)
+    if "today" in notice.actions:  # the /today plan lists what a catch-up counts
+        return InlineKeyboardMarkup([[_button(_, "reminders.act.today", TODAY.data("td", "r"))]])
     main: list[InlineKeyboardButton] = []
     later: list[InlineKeyboardButton] = []
     last: list[InlineKeyboardButton] = []
@@ -343,6 +355,8 @@ def primary(notice: Notice) -> tuple[str, str] | None:
     `reminders.act.`, its button data); None for a notice that asks nothing of anyone."""
     acts, rid, cid = notice.actions, notice.reminder_id, notice.customer_id
     kind = notice.kind
+    if "today" in acts:
+        return "today", TODAY.data("td", "r")
     if kind in (Kind.complaint_soon, Kind.complaint_overdue):
         for act in ("take", "resolve"):
             if act in acts:

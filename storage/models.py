@@ -599,6 +599,24 @@ class ReminderPlanRun(SQLModel, table=True):
     ran_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class ReminderPlanCursor(SQLModel, table=True):
+    """How far a dated planner (follow-ups, their escalation) has planned: the last day it
+    planned, the customers' newest change and highest id it had seen, and a mark of the staff
+    and rules it planned with. A poll re-reads only new days and customers changed since; a
+    staff or rules change (another mark) re-reads the whole window."""
+
+    __tablename__ = "reminder_plan_cursors"
+
+    name: str = Field(primary_key=True, max_length=30)
+    # the first day it plans (days before it were told of in a catch-up), the last it planned
+    planned_from: date
+    planned_through: date
+    changes_seen: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_customer_id: int = 0
+    mark: str = Field(max_length=64)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
 class DuplicateCheckCount(SQLModel, table=True):
     """How many duplicate look-ups a person made on a day: DUPLICATE_CHECKS_PER_DAY caps them,
     so the check cannot be used to probe the archive for phone and tax numbers."""

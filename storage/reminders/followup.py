@@ -15,20 +15,27 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Customer, Reminder, Staff
+from storage.reminders.cursor import DatedPlanner
 from storage.reminders.kinds import LIVE, Kind
-from storage.reminders.planning import Plan, Planner, Row, dialect_of, plus_days, unindexed
+from storage.reminders.planning import Plan, Row, dialect_of, plus_days, unindexed
 from storage.reminders.reading import Notice, Reader, customers_of, effective_followup, per_row
 
 ACTIONS = ("visit", "done", "snooze", "reschedule")
 
 
 def followup_sources(
-    lo: date, hi: date, cycles: dict[str, int], dialect: str
+    lo: date, hi: date, cycles: dict[str, int], dialect: str, changed: Any = None
 ) -> list[tuple[Any, list[Any]]]:
     """(follow-up date expression, conditions) for each way a follow-up date arises: the
     customer's next follow-up date (read from ix_customers_next_followup_on), or, without one,
     its class cycle after the last visit (ix_customers_last_visit_on). Either way a date range
-    of an index: a few days' worth of customers, however many there are."""
+    of an index: a few days' worth of customers, however many there are.
+
+    With `changed` (a condition on the customers changed since the planner's cursor) the
+    dates are read off the rows that condition's index finds instead."""
+    # off their index when another condition picks the few rows
+    dated = (lambda c: unindexed(c, dialect)) if changed is not None else (lambda c: c)
+    also = [changed] if changed is not None else []
     # a customer in the team pool has nobody to follow it up (storage.pool)
     live = and_(
         unindexed(col(Customer.status), dialect).in_(LIVE),
@@ -38,13 +45,14 @@ def followup_sources(
         (
             col(Customer.next_followup_on),
             [
-                col(Customer.next_followup_on) >= lo,
-                col(Customer.next_followup_on) <= hi,
+                dated(col(Customer.next_followup_on)) >= lo,
+                dated(col(Customer.next_followup_on)) <= hi,
                 or_(
                     col(Customer.last_visit_on).is_(None),
                     col(Customer.last_visit_on) < col(Customer.next_followup_on),
                 ),
                 live,
+                *also,
             ],
         )
     ]
@@ -55,9 +63,10 @@ def followup_sources(
                 [
                     unindexed(col(Customer.next_followup_on), dialect).is_(None),
                     unindexed(col(Customer.customer_class), dialect) == customer_class,
-                    col(Customer.last_visit_on) >= lo - timedelta(days=days),
-                    col(Customer.last_visit_on) <= hi - timedelta(days=days),
+                    dated(col(Customer.last_visit_on)) >= lo - timedelta(days=days),
+                    dated(col(Customer.last_visit_on)) <= hi - timedelta(days=days),
                     live,
+                    *also,
                 ],
             )
         )
@@ -74,11 +83,13 @@ def no_reminder(kind: str, on: Any, recipient: Any) -> Any:
     )
 
 
-def followup_query(lo: date, hi: date, cycles: dict[str, int], dialect: str) -> list[Any]:
+def followup_query(
+    lo: date, hi: date, cycles: dict[str, int], dialect: str, changed: Any = None
+) -> list[Any]:
     """Due-follow-up queries (one per source): customers of active owners, follow-up date in
     [lo, hi], no reminder yet. Public so the benchmark can show their plans."""
     queries = []
-    for on, conditions in followup_sources(lo, hi, cycles, dialect):
+    for on, conditions in followup_sources(lo, hi, cycles, dialect, changed):
         queries.append(
             select(Customer.id, Customer.owner_id, on)
             .join(Staff, col(Staff.id) == col(Customer.owner_id))
@@ -117,13 +128,15 @@ async def dated_rows(
     return rows
 
 
-async def find(session: AsyncSession, ctx: Plan) -> list[Row]:
-    """A reminder for the owner at FOLLOWUP_HOUR of each follow-up day."""
-    queries = followup_query(ctx.lo, ctx.hi, ctx.rules.cycles, dialect_of(session))
+async def find(
+    session: AsyncSession, ctx: Plan, lo: date, hi: date, changed: Any = None
+) -> list[Row]:
+    """A reminder for the owner at FOLLOWUP_HOUR of each follow-up day in [lo, hi]."""
+    queries = followup_query(lo, hi, ctx.rules.cycles, dialect_of(session), changed)
     return await dated_rows(session, ctx, queries, Kind.followup, ctx.rules.followup_hour)
 
 
-PLANNER = Planner("followup", find, bulk=True)
+PLANNER = DatedPlanner("followup", find)
 
 
 def still_due(reader: Reader, row: Reminder, customers: dict[int, Customer]) -> Customer | None:

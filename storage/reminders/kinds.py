@@ -25,6 +25,7 @@ class Kind(StrEnum):
     pool_assigned = "pool_assigned"  # a manager assigned it from the pool → the new owner
     backup = "backup"  # after each scheduled backup: how it went (or why it failed) → admins
     complete = "complete"  # saved with its essentials only → its owner, once, to complete it
+    catch_up = "catch_up"  # after whole days without polls: what fell due, one message a person
     retention = (
         "retention"  # monthly: archived past RETENTION_YEARS, to propose destroying → admins
     )

@@ -13,9 +13,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import permissions
 from storage.models import Customer, Reminder, Staff
+from storage.reminders.cursor import DatedPlanner
 from storage.reminders.followup import dated_rows, followup_sources, no_reminder, still_due
 from storage.reminders.kinds import Kind
-from storage.reminders.planning import Plan, Planner, Row, dialect_of
+from storage.reminders.planning import Plan, Row, dialect_of
 from storage.reminders.reading import Notice, Reader, customers_of, per_row
 from storage.reminders.rules import Rules
 
@@ -23,13 +24,13 @@ from storage.reminders.rules import Rules
 ACTIONS = ("open",)
 
 
-def overdue_query(lo: date, hi: date, rules: Rules, dialect: str) -> list[Any]:
+def overdue_query(lo: date, hi: date, rules: Rules, dialect: str, changed: Any = None) -> list[Any]:
     """Follow-ups whose date plus OVERDUE_ESCALATION_DAYS falls in [lo, hi], per manager of the
     customer's team (not the owner) who has no escalation of it yet."""
     shift = timedelta(days=rules.overdue_days)
     manager = aliased(Staff)
     queries = []
-    for on, conditions in followup_sources(lo - shift, hi - shift, rules.cycles, dialect):
+    for on, conditions in followup_sources(lo - shift, hi - shift, rules.cycles, dialect, changed):
         queries.append(
             select(Customer.id, Customer.owner_id, manager.id, on)
             .join(
@@ -48,14 +49,16 @@ def overdue_query(lo: date, hi: date, rules: Rules, dialect: str) -> list[Any]:
     return queries
 
 
-async def find(session: AsyncSession, ctx: Plan) -> list[Row]:
-    """An escalation per manager at the digest hour of the day it became overdue."""
-    queries = overdue_query(ctx.lo, ctx.hi, ctx.rules, dialect_of(session))
+async def find(
+    session: AsyncSession, ctx: Plan, lo: date, hi: date, changed: Any = None
+) -> list[Row]:
+    """An escalation per manager at the digest hour of the day it became overdue (in [lo, hi])."""
+    queries = overdue_query(lo, hi, ctx.rules, dialect_of(session), changed)
     shift = timedelta(days=ctx.rules.overdue_days)
     return await dated_rows(session, ctx, queries, Kind.overdue, ctx.rules.digest_hour, shift)
 
 
-PLANNER = Planner("overdue", find, bulk=True)
+PLANNER = DatedPlanner("overdue", find)
 
 
 async def _read(reader: Reader, row: Reminder, customers: dict[int, Customer]) -> Notice | None:

@@ -13,6 +13,7 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import Date, func, type_coerce
@@ -28,7 +29,8 @@ from storage.db import SessionFactory, unit_of_work
 from storage.models import Customer, Reminder, ReminderPlanRun, ReminderStatus, Staff
 from storage.reminders.rules import Rules, local_moment
 
-INSERT_CHUNK = 500
+INSERT_CHUNK = 500  # keys a look-up asks for at once
+WRITE_CHUNK = 5_000  # rows a bulk planner writes per transaction (a few tens of ms on SQLite)
 Row = dict[str, Any]
 
 
@@ -153,19 +155,63 @@ class ScanPlanner:
 
 
 async def add_reminders(session: AsyncSession, rows: Sequence[Row]) -> int:
-    """Insert outbox rows, skipping any whose dedup key exists; returns how many are new."""
+    """Insert outbox rows, skipping any whose dedup key exists; returns how many are new.
+
+    The values go to the driver as they are stored, without SQLAlchemy's per-value work (a
+    morning's tens of thousands of rows cost the driver's time, not the ORM's): one
+    executemany on SQLite, one INSERT ... SELECT FROM unnest(...) per chunk on PostgreSQL.
+    """
     if not rows:
         return 0
-    insert = sqlite.insert if dialect_of(session) == "sqlite" else postgresql.insert
     table = Reminder.__table__  # type: ignore[attr-defined]
-    created = 0
-    for start in range(0, len(rows), INSERT_CHUNK):
+    names = list(rows[0])
+    if any(len(r) != len(names) or any(n not in r for n in names) for r in rows):
+        raise ValueError("outbox rows of one insert must carry the same columns")
+    columns = [table.c[n] for n in names]
+    connection = await session.connection()
+    listed = ", ".join(names)
+    if dialect_of(session) == "sqlite":
         statement = (
-            insert(table).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(table.c.id)
+            f"INSERT INTO reminders ({listed}) VALUES ({', '.join('?' * len(names))}) "
+            "ON CONFLICT (dedup_key) DO NOTHING"
         )
-        result = await session.exec(statement, params=list(rows[start : start + INSERT_CHUNK]))
-        created += len(result.all())
+        stored = [tuple(_sqlite_value(r[n]) for n in names) for r in rows]
+        result = await connection.exec_driver_sql(statement, stored)
+        return int(result.rowcount)
+    dialect = session.get_bind().dialect
+    arrays = ", ".join(
+        f"${i}::{c.type.compile(dialect=dialect)}[]" for i, c in enumerate(columns, start=1)
+    )
+    statement = (
+        f"INSERT INTO reminders ({listed}) SELECT * FROM unnest({arrays}) "
+        "ON CONFLICT (dedup_key) DO NOTHING"
+    )
+    created = 0
+    for start in range(0, len(rows), BULK_CHUNK):
+        chunk = rows[start : start + BULK_CHUNK]
+        values = tuple([_plain(r[n]) for r in chunk] for n in names)
+        result = await connection.exec_driver_sql(statement, values)
+        created += int(result.rowcount)
     return created
+
+
+BULK_CHUNK = 10_000  # rows per PostgreSQL statement (its arrays stay a few MB)
+
+
+def _plain(value: Any) -> Any:
+    """A value as the driver takes it: an enum member as its string."""
+    return value.value if isinstance(value, Enum) else value
+
+
+def _sqlite_value(value: Any) -> Any:
+    """A value as SQLAlchemy stores it in SQLite (storage.types.UTCDateTime: naive UTC text)."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, date):
+        return value.isoformat()
+    return _plain(value)
 
 
 async def new_only(session: AsyncSession, rows: list[Row]) -> list[Row]:
@@ -186,9 +232,9 @@ async def new_only(session: AsyncSession, rows: list[Row]) -> list[Row]:
 async def insert_chunked(sessions: SessionFactory, rows: list[Row]) -> int:
     """Insert many rows in short transactions, so the bot's own writes never wait long."""
     created = 0
-    for start in range(0, len(rows), INSERT_CHUNK):
+    for start in range(0, len(rows), WRITE_CHUNK):
         async with unit_of_work(sessions) as session:
-            created += await add_reminders(session, rows[start : start + INSERT_CHUNK])
+            created += await add_reminders(session, rows[start : start + WRITE_CHUNK])
     return created
 
 

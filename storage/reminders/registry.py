@@ -20,6 +20,7 @@ from storage.reminders import (
     audit_head,
     backup,
     birthday,
+    catch_up,
     complaint,
     complete,
     followup,
@@ -64,6 +65,8 @@ class Registered:
 
 # in the order the planners run
 REGISTRY: tuple[Registered, ...] = (
+    # first: it reads how far the follow-ups were planned before they plan today
+    Registered(Kind.catch_up, catch_up.describe, catch_up.ACTIONS, catch_up.PLANNER),
     Registered(Kind.followup, followup.describe, followup.ACTIONS, followup.PLANNER),
     Registered(Kind.overdue, overdue.describe, (), overdue.PLANNER),
     Registered(Kind.review, review.describe, review.ACTIONS, review.PLANNER),

@@ -57,6 +57,10 @@ def sample_notice(row: Reminder) -> Notice:
         "key_persons": 30,
         "staff": 8,
         "audit": 1234,
+        "start": (row.due_at.date() - timedelta(days=7)).isoformat(),
+        "end": (row.due_at.date() - timedelta(days=1)).isoformat(),
+        "own": 12,
+        "team": 5,
     }
     lines: tuple[dict[str, Any], ...] = ()
     if row.kind == Kind.review_digest:

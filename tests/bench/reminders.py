@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
+import hashlib
 import json
 import logging
 import multiprocessing
 import os
 import random
+import shutil
 import sqlite3
 import tempfile
 import threading
@@ -382,13 +386,210 @@ async def _drop_postgres(url: str) -> None:
 # ---------------------------------------------------------------------------------------------
 # planning
 
+CACHE = Path(os.environ.get("BENCH_CACHE", "/tmp/bench-cache-poll"))
+EVERY_POLL = ("followup", "overdue", "catch_up", "reviews", "rejected", "complaints", "weekly")
+HEAVY = ("birthday", "stale", "survey")
+REF_COLUMNS = (
+    "dedup_key, kind, subject_type, subject_id, recipient_id, due_at, next_attempt_at, status, "
+    "attempts, period_on, created_at, updated_at"
+)
 
-async def _timed(label: str, run: Any) -> Any:
-    started = time.perf_counter()
-    result = await run
-    elapsed = time.perf_counter() - started
-    print(f"    {label:<58} {elapsed:8.2f} s   {result}")
-    return result
+
+def _schema_mark() -> str:
+    """The migrations the cached database was built with: another schema, another cache."""
+    versions = Path(__file__).resolve().parents[2] / "storage" / "migrations" / "versions"
+    names = ",".join(sorted(p.name for p in versions.glob("00*.py")))
+    return hashlib.sha1(names.encode()).hexdigest()[:10]
+
+
+def _populate(size: int, url: str, secret: bytes) -> None:
+    """Load the customers (in a child process, so the poller's memory is only its own)."""
+    keyring = Keyring([secret])
+    _, _, team_of = _people()
+    customers = _customers(size, team_of)
+    keys, people = _key_people(customers, keyring)
+    asyncio.run(upgrade_database(url))
+    if url.startswith("sqlite"):
+        load_sqlite(Path(make_url(url).database or ""), customers, keys, people)
+    else:
+        asyncio.run(load_postgres(url, customers, keys, people))
+
+
+def _populate_in_child(size: int, url: str, secret: bytes) -> None:
+    process = multiprocessing.get_context("spawn").Process(
+        target=_populate, args=(size, url, secret)
+    )
+    process.start()
+    process.join()
+    if process.exitcode != 0:
+        raise RuntimeError(f"loading {size:,} customers failed ({process.exitcode})")
+
+
+def _prepared_sqlite(size: int, workdir: Path, secret: bytes) -> str:
+    """A copy of the cached, loaded database (loaded first if there is none)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    cached = CACHE / f"plan-{size}-{_schema_mark()}.db"
+    if not cached.exists():
+        partial = cached.with_suffix(".loading")
+        partial.unlink(missing_ok=True)
+        _populate_in_child(size, f"sqlite:///{partial}", secret)
+        partial.rename(cached)
+    path = workdir / f"plan-{size}.db"
+    shutil.copyfile(cached, path)
+    return f"sqlite:///{path}"
+
+
+async def _prepared_postgres(size: int, server_url: str, secret: bytes) -> str:
+    """A database made from the cached, loaded template (loaded first if there is none)."""
+    import asyncpg
+
+    server = make_url(server_url).set(drivername="postgresql")
+    template = f"bench_cache_poll_{size}_{_schema_mark()}"
+    name = f"bench_reminders_{os.getpid()}"
+    connection = await asyncpg.connect(server.render_as_string(False))
+    try:
+        exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", template)
+        if not exists:
+            await connection.execute(f'CREATE DATABASE "{template}"')
+            loading = server.set(database=template).render_as_string(False)
+            try:
+                await asyncio.to_thread(_populate_in_child, size, loading, secret)
+            except BaseException:
+                await connection.execute(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+                raise
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        await connection.close()
+    return server.set(database=name).render_as_string(False)
+
+
+class PeakMemory:
+    """The process's peak RSS while a block runs (Linux: clear_refs resets VmHWM)."""
+
+    def __enter__(self) -> PeakMemory:
+        gc.collect()
+        with contextlib.suppress(OSError):
+            Path("/proc/self/clear_refs").write_text("5")
+        self.before = self._read("VmRSS")
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.peak = self._read("VmHWM")
+
+    @staticmethod
+    def _read(field: str) -> float:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+
+class Reference:
+    """The bare SQL a poll cannot do without, on the driver's own connection: the indexed
+    due-query over the poll's days, and a plain executemany insert of as many outbox rows."""
+
+    def __init__(self, url: str, dialect: str) -> None:
+        self.url, self.dialect = url, dialect
+
+    async def __aenter__(self) -> Reference:
+        if self.dialect == "sqlite":
+            self.db = sqlite3.connect(make_url(self.url).database or "", isolation_level=None)
+            self.db.execute("DROP TABLE IF EXISTS bench_ref")
+            self.db.execute("CREATE TABLE bench_ref AS SELECT * FROM reminders WHERE 0")
+            for (sql,) in self.db.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'reminders' "
+                "AND sql IS NOT NULL"
+            ).fetchall():
+                self.db.execute(
+                    sql.replace("INDEX ix_", "INDEX ref_").replace("ON reminders", "ON bench_ref")
+                )
+            self.db.execute("CREATE UNIQUE INDEX ref_dedup ON bench_ref (dedup_key)")
+        else:
+            import asyncpg
+
+            self.pg = await asyncpg.connect(
+                make_url(self.url).set(drivername="postgresql").render_as_string(False)
+            )
+            await self.pg.execute("DROP TABLE IF EXISTS bench_ref")
+            await self.pg.execute("CREATE TABLE bench_ref (LIKE reminders INCLUDING ALL)")
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self.dialect == "sqlite":
+            self.db.execute("DROP TABLE IF EXISTS bench_ref")
+            self.db.close()
+        else:
+            await self.pg.execute("DROP TABLE IF EXISTS bench_ref")
+            await self.pg.close()
+
+    async def measure(self, lo: date, hi: date, rows: int) -> float:
+        """Seconds for the due-query over [lo, hi] plus inserting `rows` outbox rows."""
+        started = time.perf_counter()
+        due = "SELECT id, owner_id, next_followup_on FROM customers WHERE next_followup_on "
+        stamp = NOW.replace(tzinfo=None)
+        records = [
+            (
+                f"ref:customer:{i}:1:x",
+                "followup",
+                "customer",
+                i,
+                1 + i % SALESPEOPLE,
+                stamp,
+                stamp,
+                "pending",
+                0,
+                TODAY,
+                stamp,
+                stamp,
+            )
+            for i in range(rows)
+        ]
+        if self.dialect == "sqlite":
+            self.db.execute(due + "BETWEEN ? AND ?", (lo.isoformat(), hi.isoformat())).fetchall()
+            text_records = [
+                (
+                    *r[:5],
+                    r[5].strftime(STAMP),
+                    r[6].strftime(STAMP),
+                    *r[7:9],
+                    r[9].isoformat(),
+                    r[10].strftime(STAMP),
+                    r[11].strftime(STAMP),
+                )
+                for r in records
+            ]
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                f"INSERT INTO bench_ref ({REF_COLUMNS}) VALUES ({','.join('?' * 12)}) "
+                "ON CONFLICT DO NOTHING",
+                text_records,
+            )
+            self.db.execute("COMMIT")
+            elapsed = time.perf_counter() - started
+            self.db.execute("DELETE FROM bench_ref")
+        else:
+            await self.pg.fetch(due + "BETWEEN $1 AND $2", lo, hi)
+            aware = [
+                (
+                    *r[:5],
+                    r[5].replace(tzinfo=UTC),
+                    r[6].replace(tzinfo=UTC),
+                    *r[7:10],
+                    r[10].replace(tzinfo=UTC),
+                    r[11].replace(tzinfo=UTC),
+                )
+                for r in records
+            ]
+            async with self.pg.transaction():
+                await self.pg.executemany(
+                    f"INSERT INTO bench_ref ({REF_COLUMNS}) VALUES "
+                    f"({','.join(f'${i}' for i in range(1, 13))}) ON CONFLICT DO NOTHING",
+                    aware,
+                )
+            elapsed = time.perf_counter() - started
+            await self.pg.execute("DELETE FROM bench_ref")
+        return elapsed
 
 
 async def _explain(sessions: Any, dialect: str) -> None:
@@ -434,47 +635,54 @@ async def _explain(sessions: Any, dialect: str) -> None:
                 print(f"        {line}")
 
 
-async def planning(size: int, url: str, keyring: Keyring, dialect: str) -> None:
+async def _outbox_size(sessions: Any) -> int:
+    async with unit_of_work(sessions) as session:
+        return int((await session.exec(select(func.count(col(Reminder.id))))).one())
+
+
+async def planning(size: int, url: str, keyring: Keyring, dialect: str, explain: bool) -> None:
     print(f"\n== planning over {size:,} customers with visits ({dialect})")
-    _, _, team_of = _people()
-    started = time.perf_counter()
-    customers = _customers(size, team_of)
-    keys, people = _key_people(customers, keyring)
-    await upgrade_database(url)
-    if dialect == "sqlite":
-        load_sqlite(Path(make_url(url).database or ""), customers, keys, people)
-    else:
-        await load_postgres(url, customers, keys, people)
-    print(
-        f"    loaded {size:,} customers, {size:,} visits, {len(people):,} key persons "
-        f"in {time.perf_counter() - started:.1f} s"
-    )
-    del customers
     engine = make_engine(url)
     sessions = make_session_factory(engine)
     rules = store.Rules(quiet_hours="")
-    every_poll = ("followup", "overdue", "reviews", "rejected", "complaints", "weekly")
-    heavy = ("birthday", "stale", "survey")
+    # (label, moment, planners, first day the poll's reference reads, last day)
+    polls = [
+        ("first poll after install (catches up 7 days)", NOW, EVERY_POLL, -8, 1),
+        ("ordinary poll, nothing new", NOW + timedelta(minutes=1), EVERY_POLL, -1, 1),
+        ("the next morning's poll (a new day)", NOW + timedelta(days=1), EVERY_POLL, 1, 1),
+        ("ordinary poll, nothing new", NOW + timedelta(days=1, minutes=1), EVERY_POLL, -1, 1),
+        ("first poll after 7 days down", NOW + timedelta(days=8), EVERY_POLL, -8, 1),
+        ("ordinary poll, nothing new", NOW + timedelta(days=8, minutes=1), EVERY_POLL, -1, 1),
+        ("daily planners: birthdays, records to re-check, surveys", NOW, HEAVY, -8, 1),
+        ("the same a day later", NOW + timedelta(days=1), HEAVY, 1, 1),
+    ]
+    print(
+        f"    {'poll':<56} {'bot':>7} {'ref':>7} {'ratio':>6} {'new rows':>9} "
+        f"{'peak RSS':>9} {'(before)':>9}"
+    )
     try:
-
-        async def plan(now: datetime, only: tuple[str, ...]) -> dict[str, int]:
-            return await store.plan(sessions, keyring=keyring, rules=rules, now=now, only=only)
-
-        await _timed("first poll after install (catches up 7 days)", plan(NOW, every_poll))
-        await _timed(
-            "next poll, nothing new (every REMINDER_POLL_SECONDS)",
-            plan(NOW + timedelta(minutes=1), every_poll),
-        )
-        await _timed(
-            "a poll the next morning (a new day's follow-ups)",
-            plan(NOW + timedelta(days=1), every_poll),
-        )
-        await _timed("daily planners: birthdays, records to re-check, surveys", plan(NOW, heavy))
-        await _timed("the same a day later", plan(NOW + timedelta(days=1), heavy))
-        async with unit_of_work(sessions) as session:
-            total = (await session.exec(select(func.count(col(Reminder.id))))).one()
-        print(f"    reminders in the outbox: {total:,}")
-        await _explain(sessions, dialect)
+        async with Reference(url, dialect) as reference:
+            for label, now, only, first, last in polls:
+                before = await _outbox_size(sessions)
+                with PeakMemory() as memory:
+                    started = time.perf_counter()
+                    created = await store.plan(
+                        sessions, keyring=keyring, rules=rules, now=now, only=only
+                    )
+                    elapsed = time.perf_counter() - started
+                new = await _outbox_size(sessions) - before
+                day = now.date()
+                ref = await reference.measure(
+                    day + timedelta(days=first), day + timedelta(days=last), new
+                )
+                print(
+                    f"    {label:<56} {elapsed:6.2f}s {ref:6.2f}s {elapsed / ref:6.1f} {new:9,} "
+                    f"{memory.peak:6.0f} MB {memory.before:6.0f} MB"
+                )
+                print(f"        {dict((k, v) for k, v in created.items() if v)}")
+        print(f"    reminders in the outbox: {await _outbox_size(sessions):,}")
+        if explain:
+            await _explain(sessions, dialect)
     finally:
         await engine.dispose()
 
@@ -590,19 +798,24 @@ async def delivery(messages: int, workdir: Path, pacer: Pacer | None, label: str
 async def main(arguments: Any) -> None:
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("telegram.ext.AIORateLimiter").setLevel(logging.CRITICAL)
-    keyring = Keyring([os.urandom(32)])
+    secret = bytes(32)  # the cached databases' key persons are sealed with it
+    keyring = Keyring([secret])
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
         if not arguments.skip_planning:
             for size in arguments.sizes:
-                await planning(size, f"sqlite:///{workdir / f'plan-{size}.db'}", keyring, "sqlite")
-                (workdir / f"plan-{size}.db").unlink(missing_ok=True)
+                if not arguments.skip_sqlite:
+                    url = _prepared_sqlite(size, workdir, secret)
+                    await planning(size, url, keyring, "sqlite", arguments.explain)
+                    os.remove(make_url(url).database or "")
                 if arguments.pg_url:
-                    url = await _fresh_postgres(arguments.pg_url)
+                    url = await _prepared_postgres(size, arguments.pg_url, secret)
                     try:
-                        await planning(size, url, keyring, "postgresql")
+                        await planning(size, url, keyring, "postgresql", arguments.explain)
                     finally:
                         await _drop_postgres(url)
+        if arguments.skip_delivery:
+            return
         await delivery(arguments.messages, workdir, None, "Sender's pacer + AIORateLimiter")
         if arguments.compare:
             unpaced = Pacer(per_window=0, chat_interval=0, gap=0)
@@ -619,6 +832,9 @@ if __name__ == "__main__":
     parser.add_argument("--pg-url", default=os.environ.get("TEST_DATABASE_URL", ""))
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--skip-planning", action="store_true")
+    parser.add_argument("--skip-delivery", action="store_true")
+    parser.add_argument("--skip-sqlite", action="store_true", help="plan on PostgreSQL only")
+    parser.add_argument("--explain", action="store_true", help="print the due-queries' plans")
     parser.add_argument(
         "--compare", action="store_true", help="also deliver with AIORateLimiter alone"
     )

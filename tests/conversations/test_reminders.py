@@ -1322,8 +1322,10 @@ async def test_planning_twice_or_at_once_creates_nothing_new(world: World, clock
     rules = store.Rules.from_settings(services.settings)
     clock.set(utc(2026, 11, 20, 0, 0))
     first = await store.plan(services.sessions, keyring=services.keyring, rules=rules, now=clock())
-    # birthdays: the day (tomorrow) and, late, the notice three days before it
-    assert first["followup"] == 5 and first["overdue"] == 5 and first["birthday"] == 10
+    # birthdays: the day (tomorrow) and, late, the notice three days before it; the follow-ups
+    # (and their escalation) fell due on days nobody planned: one catch-up each (issue 14)
+    assert first["catch_up"] == 2 and first["birthday"] == 10
+    assert first["followup"] == 0 and first["overdue"] == 0
     count = len(await rows(world))
     again = await store.plan(services.sessions, keyring=services.keyring, rules=rules, now=clock())
     assert sum(again.values()) == 0 and len(await rows(world)) == count
@@ -1345,7 +1347,7 @@ async def test_planning_twice_or_at_once_creates_nothing_new(world: World, clock
             )
         ).all()
     assert len(keys) == count and all(n == 1 for _, n in keys)
-    assert manager.staff_id in {r.recipient_id for r in await rows(world, kind=Kind.overdue)}
+    assert manager.staff_id in {r.recipient_id for r in await rows(world, kind=Kind.catch_up)}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -59,6 +59,7 @@ def test_every_kind_is_planned_by_some_planner_and_planners_have_distinct_names(
     }
     # the planners' names are what ReminderPlanRun remembers: renaming one re-plans from scratch
     assert names == [
+        "catch_up",  # issue 14: before the follow-ups plan today, the days they missed
         "followup",
         "overdue",
         "reviews",
@@ -88,6 +89,7 @@ def test_the_buttons_are_the_rows_buttons() -> None:
         Kind.pool_warning,
         Kind.pool_assigned,
         Kind.complete,
+        Kind.catch_up,  # issue 14: the /today plan (td:r), checked at its press
     }
 
 
