@@ -16,7 +16,7 @@ import storage.types
 
 # revision identifiers, used by Alembic.
 revision: str = "0018_plan_cursor"
-down_revision: str | Sequence[str] | None = "0014_review_ux"
+down_revision: str | Sequence[str] | None = "0015_staff_changes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
