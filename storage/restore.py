@@ -188,8 +188,13 @@ def copy_into_sqlite(snapshot: Path, target: Path) -> None:
         source.close()
 
 
+# Functions the migrations create (the staff stamp's trigger, 0015): a dump restores them too.
+MIGRATION_FUNCTIONS = ("renew_staff_stamp()",)
+
+
 async def drop_tables(url: str, also: set[str]) -> None:
-    """Drop the archive's tables in a PostgreSQL target (empty, or backed up under --force)."""
+    """Drop the archive's tables and functions in a PostgreSQL target (empty, or backed up
+    under --force)."""
     engine = make_engine(url)
     try:
         async with engine.begin() as connection:
@@ -199,14 +204,23 @@ async def drop_tables(url: str, also: set[str]) -> None:
             if doomed:
                 quoted = ", ".join(connection.dialect.identifier_preparer.quote(n) for n in doomed)
                 await connection.exec_driver_sql(f"DROP TABLE IF EXISTS {quoted} CASCADE")
+            for function in MIGRATION_FUNCTIONS:
+                await connection.exec_driver_sql(f"DROP FUNCTION IF EXISTS {function} CASCADE")
     finally:
         await engine.dispose()
 
 
+# Rows a migration writes into the fresh target, not copied over: the staff stamp (0015) is
+# random on purpose, so a member cache filled before the restore cannot match it.
+MIGRATION_FILLED = frozenset({"staff_changes"})
+
+
 def _copy_order(names: list[str]) -> list[str]:
-    """Foreign-key order (referenced tables first); tables the models no longer know last."""
-    known = [t.name for t in SQLModel.metadata.sorted_tables if t.name in names]
-    return known + sorted(n for n in names if n not in known and n != VERSION_TABLE)
+    """Foreign-key order (referenced tables first); tables the models no longer know last.
+    Tables the migrations fill themselves keep the target's rows."""
+    copied = [n for n in names if n != VERSION_TABLE and n not in MIGRATION_FILLED]
+    known = [t.name for t in SQLModel.metadata.sorted_tables if t.name in copied]
+    return known + sorted(n for n in copied if n not in known)
 
 
 def _typed_columns(source: sa.Table) -> list[sa.ColumnElement[object]]:
