@@ -32,7 +32,7 @@ from storage.backup import MANIFEST, backups_in
 from storage.crypto import Keyring, decode_master_key, new_master_key
 from storage.db import SessionFactory, make_engine, make_session_factory, reading, unit_of_work
 from storage.migrate import alembic_config, upgrade_database
-from storage.models import AuditEntry, Customer, DataKey
+from storage.models import AuditEntry, Customer, DataKey, Staff
 from tests.auxil.backup_helpers import (
     archive_view,
     fill,
@@ -496,6 +496,10 @@ async def test_a_sqlite_backup_restores_into_postgresql(
     assert await cli("restore", str(path)) == 0, capsys.readouterr().err
     assert "from sqlite" in capsys.readouterr().out
     assert await archive_view(database_url, keyring) == before
+    # the staff stamp the gates' member caches compare with is the target's own, not the
+    # backup's, and a staff change still renews it
+    [restored] = await staff_stamps(database_url)
+    assert [restored] != await staff_stamps(small)
     engine = make_engine(database_url)
     try:
         factory = make_session_factory(engine)
@@ -504,6 +508,24 @@ async def test_a_sqlite_backup_restores_into_postgresql(
     finally:
         await engine.dispose()
     assert added.id == 4
+    engine = make_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(update(Staff).values(active=Staff.active))
+    finally:
+        await engine.dispose()
+    [renewed] = await staff_stamps(database_url)
+    assert renewed != restored
+
+
+async def staff_stamps(url: str) -> list[float]:
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(text("SELECT stamp FROM staff_changes"))
+            return [row[0] for row in rows]
+    finally:
+        await engine.dispose()
 
 
 @postgres_only
