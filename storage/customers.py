@@ -465,16 +465,20 @@ async def duplicates(
     described = await describe(
         session, found, may_see=lambda c: can_view_customer(actor, c), team_id=actor.team_id
     )
-    for match, duplicate in described:
-        await audit.record(
-            session,
-            action="customer.duplicate",
-            actor_staff_id=actor.id,
-            actor_telegram_id=actor.telegram_id,
-            entity="customer",
-            entity_id=match.customer_id,
-            detail={"reason": match.reason, "shown": duplicate.shown, "purpose": purpose},
-        )
+    await audit.record_many(
+        session,
+        [
+            {
+                "action": "customer.duplicate",
+                "actor_staff_id": actor.id,
+                "actor_telegram_id": actor.telegram_id,
+                "entity": "customer",
+                "entity_id": match.customer_id,
+                "detail": {"reason": match.reason, "shown": duplicate.shown, "purpose": purpose},
+            }
+            for match, duplicate in described
+        ],
+    )
     return DuplicateCheck(tuple(d for _m, d in described))
 
 
