@@ -11,8 +11,6 @@ import asyncio
 import json
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,8 +28,8 @@ from storage.db import unit_of_work
 from storage.models import StaffChanges
 from tests.auxil.fake_telegram import Person
 from tests.auxil.world import World
+from tests.e2e.support import run_cli
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 STAFF_ROW = re.compile(r"\bFROM staff\b")  # the staff table, not staff_changes
 REFUSED = translate("zh", "access.deactivated")
 
@@ -71,15 +69,7 @@ def _cli(database_url: str, master_key_text: str, tmp_path: Path, *args: str) ->
         "DATA_DIR": str(tmp_path),
         "ENCRYPTION_KEYS": master_key_text,
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_cli(env, *args)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
