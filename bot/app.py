@@ -54,7 +54,7 @@ from conversations import teams as teams_led
 from conversations import today as today_plan
 from storage import search
 from storage import staff as staff_store
-from storage.db import unit_of_work
+from storage.db import reading, unit_of_work
 
 log = logging.getLogger(__name__)
 GATE_GROUP = -1
@@ -193,7 +193,7 @@ async def _post_init(application: Application[Any, BotContext, Any, Any, Any, An
 async def _warm_up_search(services: Services) -> None:
     """Build the name index in the background; a failure only costs the first search's time."""
     try:
-        async with unit_of_work(services.sessions) as session:
+        async with reading(services.sessions) as session:  # never holds SQLite's write lock
             await search.warm_up(session)
     except Exception:
         log.exception("building the name index at start failed; searches build it themselves")
