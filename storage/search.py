@@ -212,6 +212,10 @@ class _Names:
         return len(self.starts)
 
     def get(self, position: int) -> tuple[str, str]:
+        unsealed = len(self._open) - (len(self.starts) - position)
+        if unsealed >= 0 and len(self.blocks[-1]) < self.ends[-1]:  # appended, not yet joined
+            both = self._open[unsealed]
+            return both[: self.lengths[position]], both[self.lengths[position] :]
         block = self.blocks[position // self.SIZE]
         start, split, end = (
             self.starts[position],
@@ -278,6 +282,12 @@ class _Columns:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def entry(self, position: int) -> tuple[Any, ...]:
+        """What the index holds of one row, as plain values (to compare two indexes)."""
+        coded = tuple(self.coded[kind].values[self.coded[kind].codes[position]] for kind in _CODED)
+        names = self.names.get(position)
+        return (self.ids[position], self.owners[position], self.teams[position], *coded, *names)
 
     def _append(self, row: _Row) -> None:
         position = len(self.ids)
