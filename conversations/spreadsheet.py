@@ -96,12 +96,18 @@ def check_zip(data: bytes) -> None:
             raise BadFile("too_big")
 
 
+def load_workbook(*args: Any, **kwargs: Any) -> Any:
+    """openpyxl's `load_workbook`, imported at the first file read (not at the bot's start)."""
+    from openpyxl import load_workbook as load
+
+    return load(*args, **kwargs)
+
+
 def read(data: bytes) -> Sheet:
     """The first sheet's header row and data rows (blank rows skipped), values only."""
     if len(data) > MAX_FILE_BYTES:
         raise BadFile("too_big")
     check_zip(data)
-    from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
     try:
