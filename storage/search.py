@@ -178,8 +178,9 @@ class _Codes:
     def code(self, value: str | None) -> int:
         code = self.code_of.get(value)
         if code is None:
-            if len(self.values) == 255:  # more distinct values than a byte holds
-                self.codes = array("H", self.codes)
+            wider = {255: "H", 65_535: "I"}.get(len(self.values))
+            if wider is not None:  # more distinct values than the codes' width holds
+                self.codes = array(wider, self.codes)
             code = self.code_of[value] = len(self.values)
             self.values.append(value)
         return code
@@ -438,11 +439,20 @@ class _NameIndex:
     REBUILD_OVER = 2_000  # changed rows beyond which rebuilding is cheaper than patching
 
     def __init__(self) -> None:
-        self.lock = asyncio.Lock()
+        self._lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self.builds = 0  # how many times the index was read whole
         self.columns = _Columns()
         self.max_id = 0
         self.max_updated: datetime | None = None
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        """The lock of the running event loop (a process running several loops, as tests do,
+        gets one per loop: an asyncio lock cannot be waited on from another loop)."""
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock[0] is not loop:
+            self._lock = (loop, asyncio.Lock())
+        return self._lock[1]
 
     async def _build(self, session: AsyncSession) -> None:
         """Read every customer again, a slice of ids at a time (to keep the peak low)."""

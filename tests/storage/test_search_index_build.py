@@ -202,3 +202,30 @@ def test_blocks_of_names_fill_and_replace_across_their_edges() -> None:
     }
     expected[3 * size] = ("最后一个", "")
     assert {columns.ids[p]: columns.names.get(p) for p in range(len(columns))} == expected
+
+
+def test_a_filter_column_with_many_distinct_values_widens_its_codes() -> None:
+    """Free-text regions: past 255 and 65,535 distinct values the codes take more bytes."""
+    columns = _Columns()
+    rows = _rows(*((cid, f"客户{cid}") for cid in range(1, 70_002)))
+    columns.extend(row._replace(region=f"区{row.id}") for row in rows)
+    assert columns.coded["region"].codes.typecode == "I"
+    wanted = Filters(region="区69999")
+    assert columns.match("客户", None, wanted, 5) == [69_999]
+    assert columns.match("客户6999", None, Filters(region="区7"), 5) == []
+
+
+def test_the_lock_serves_each_event_loop() -> None:
+    """One process, two event loops one after the other (as tests run): each may wait on it."""
+    index = _NameIndex()
+
+    async def contended() -> None:
+        async with index.lock:
+            waiter = asyncio.create_task(index.lock.acquire())
+            await asyncio.sleep(0)
+            assert not waiter.done()
+        await waiter
+        index.lock.release()
+
+    asyncio.run(contended())
+    asyncio.run(contended())
