@@ -407,13 +407,28 @@ class _Columns:
         destroyed = statuses.code_of.get(RecordStatus.destroyed.value)
         status_codes = statuses.codes
         ids, names = self.ids, self.names
+        # `_Names.get` inlined: this loop runs for every candidate (up to 2,000 a search)
+        blocks, starts, lengths, ends, size = (
+            names.blocks,
+            names.starts,
+            names.lengths,
+            names.ends,
+            names.SIZE,
+        )
+        joined = len(names) - len(names._open)  # rows from here on are not joined yet
         ranked: list[tuple[int, float, int, int]] = []
         for position in pool:
             if status_codes[position] == destroyed:
                 continue
             if wanted and any(codes[position] != code for codes, code in wanted):
                 continue
-            name, short = names.get(position)
+            if position < joined:
+                start = starts[position]
+                split = start + lengths[position]
+                block = blocks[position // size]
+                name, short = block[start:split], block[split : ends[position]]
+            else:
+                name, short = names.get(position)
             if name.startswith(query) or short.startswith(query):
                 ranked.append((0, 0.0, len(name), ids[position]))
             elif query in name or query in short:
