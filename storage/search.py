@@ -472,7 +472,10 @@ class _NameIndex:
     async def _build(self, session: AsyncSession) -> None:
         """Read every customer again, a slice of ids at a time (to keep the peak low)."""
         self.builds += 1
-        columns = _Columns()  # the old ones answer nobody meanwhile (searches wait), then go
+        # the old columns go first, so memory never holds two: searches wait on the lock
+        # meanwhile, and a failed build leaves the index empty and marked to build again
+        self.columns = columns = _Columns()
+        self.max_id, self.max_updated = 0, None
         last = 0
         while True:
             query = (
@@ -521,11 +524,20 @@ class _NameIndex:
                     )
                 )
             ).all()
-            if len(changed) > self.REBUILD_OVER:
+            columns = self.columns
+            held: list[_Row] = []
+            new: list[_Row] = []
+            for row in map(_row, changed):
+                (new if columns._position(row.id) is None else held).append(row)
+            del changed
+            if len(held) > self.REBUILD_OVER:  # new rows (an import) are only appended
+                del columns, held, new  # nothing may keep the old columns alive
                 await self._build(session)
             else:
-                for row in changed:
-                    self.columns._patch(_row(row))
+                for row in held:
+                    columns._patch(row)
+                columns.extend(new)
+                columns.names.seal()
         self.max_id, self.max_updated = max_id, max_updated
 
 

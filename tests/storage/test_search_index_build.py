@@ -9,7 +9,9 @@ The compact columns must answer exactly as a fresh build does after any change.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import weakref
 from types import SimpleNamespace
 from typing import Any
 
@@ -229,3 +231,41 @@ def test_the_lock_serves_each_event_loop() -> None:
 
     asyncio.run(contended())
     asyncio.run(contended())
+
+
+async def test_many_new_customers_are_appended_not_rebuilt(
+    company: Company, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import of many customers adds rows; only many changed rows rebuild the index."""
+    monkeypatch.setattr(_NameIndex, "REBUILD_OVER", 2)
+    await company.customer("li", "明远机械有限公司")
+    assert await company.find("li", "明远") == ["明远机械有限公司"]
+    for n in range(5):
+        await company.customer("li", f"明远{n}号贸易")
+    found = await company.find("li", "明远")
+    assert sorted(found) == sorted(["明远机械有限公司", *(f"明远{n}号贸易" for n in range(5))])
+    assert _index().builds == 1
+    _same(_index(), await _fresh(company.sessions))
+
+
+async def test_a_rebuild_drops_the_old_columns_first(
+    company: Company, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Memory never holds two builds: while one fills its columns, the old ones are gone."""
+    monkeypatch.setattr(_NameIndex, "REBUILD_OVER", 0)
+    customer = await company.customer("li", "明远机械有限公司")
+    assert await company.find("li", "明远") == ["明远机械有限公司"]
+    old = weakref.ref(_index().columns)
+    await company.change(customer, name="东方机械")
+    extend = _Columns.extend
+    seen: list[bool] = []
+
+    def watched(self: _Columns, rows: Any) -> None:
+        gc.collect()
+        seen.append(old() is None and _index().columns is self)
+        extend(self, rows)
+
+    monkeypatch.setattr(_Columns, "extend", watched)
+    assert await company.find("li", "东方") == ["东方机械"]
+    assert seen == [True]
+    assert _index().builds == 2
