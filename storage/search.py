@@ -3,9 +3,12 @@
 Everything here is limited to what the actor may see (storage.permissions). Names are matched
 in an in-process index (one per database, refreshed from `updated_at` and the highest id before
 each search) so a search over 100,000 customers scores a few hundred candidates instead of
-loading every name. The index only proposes ids: the rows returned are always read again
-through SQL with the visibility clause and the filters, so a stale index can at worst miss a
-customer renamed a moment ago, never show one the actor may not see.
+loading every name. The index is kept as columns (about 150 bytes a customer, see `_Columns`),
+built by the bot in the background after polling starts; a search that comes before the build
+is done waits for it (one build at a time, behind the index's lock). The index only proposes
+ids: the rows returned are always read again through SQL with the visibility clause and the
+filters, so a stale index can at worst miss a customer renamed a moment ago, never show one the
+actor may not see.
 """
 
 from __future__ import annotations
