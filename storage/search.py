@@ -428,21 +428,27 @@ class _Columns:
             if position < joined:
                 start = starts[position]
                 split = start + lengths[position]
+                end = ends[position]
                 block = blocks[position // size]
-                name, short = block[start:split], block[split : ends[position]]
             else:
                 name, short = names.get(position)
-            if name.startswith(query) or short.startswith(query):
-                ranked.append((0, 0.0, len(name), ids[position]))
-            elif query in name or query in short:
-                ranked.append((1, 0.0, len(name), ids[position]))
+                block, start, split = name + short, 0, len(name)
+                end = split + len(short)
+            # looked at inside the block: no string is made unless the name is scored
+            if block.startswith(query, start, split) or block.startswith(query, split, end):
+                ranked.append((0, 0.0, split - start, ids[position]))
+            elif block.find(query, start, split) >= 0 or block.find(query, split, end) >= 0:
+                ranked.append((1, 0.0, split - start, ids[position]))
             elif fuzzy:
+                name = block[start:split]
                 score = max(
                     fuzz.WRatio(query, name, score_cutoff=NAME_CUTOFF),
-                    fuzz.WRatio(query, short, score_cutoff=NAME_CUTOFF) if short else 0,
+                    fuzz.WRatio(query, block[split:end], score_cutoff=NAME_CUTOFF)
+                    if end > split
+                    else 0,
                 )
                 if score:
-                    ranked.append((2, -score, len(name), ids[position]))
+                    ranked.append((2, -score, split - start, ids[position]))
         return [cid for *_rank, cid in heapq.nsmallest(limit, ranked)]
 
 
