@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -53,10 +54,11 @@ from conversations import teams as teams_led
 from conversations import today as today_plan
 from storage import search
 from storage import staff as staff_store
-from storage.db import unit_of_work
+from storage.db import reading, unit_of_work
 
 log = logging.getLogger(__name__)
 GATE_GROUP = -1
+WARM_UP_TASK = "search_warm_up"  # the background build of the name index (kept referenced)
 # What the bot asks Telegram for, polling or webhook: every kind a handler below takes.
 UPDATE_KINDS = ["message", "edited_message", "callback_query", "inline_query", "my_chat_member"]
 
@@ -180,9 +182,18 @@ async def _post_init(application: Application[Any, BotContext, Any, Any, Any, An
     services.bot_username = application.bot.username
     async with unit_of_work(services.sessions) as session:
         await staff_store.ensure_admins(session, services.settings.ADMIN_TELEGRAM_IDS)
-    async with unit_of_work(services.sessions) as session:
-        await search.warm_up(session)  # the name index, built now rather than on a first search
+    # the name index is built after polling starts: a search meanwhile builds or waits for it
+    application.bot_data[WARM_UP_TASK] = asyncio.create_task(_warm_up_search(services))
     # strangers' menu by default; members get their own (bot.menus)
     await menus.set_stranger_menu(application.bot, services.settings.DEFAULT_LANGUAGE)
     scheduler.install(application)
     menus.install(application)
+
+
+async def _warm_up_search(services: Services) -> None:
+    """Build the name index in the background; a failure only costs the first search's time."""
+    try:
+        async with reading(services.sessions) as session:  # never holds SQLite's write lock
+            await search.warm_up(session)
+    except Exception:
+        log.exception("building the name index at start failed; searches build it themselves")

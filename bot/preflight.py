@@ -124,7 +124,15 @@ async def check_database(url: str) -> None:
 
 
 async def migrate(url: str) -> None:
-    """Bring the schema up to date; a database that refuses (rights, a full disk) is named."""
+    """Bring the schema up to date; a database that refuses (rights, a full disk) is named.
+
+    A database already at the newest revision (every start but the first after an upgrade)
+    is left alone without loading Alembic (storage.schema_head).
+    """
+    from storage import schema_head
+
+    if await schema_head.is_current(url):
+        return
     from storage.migrate import upgrade_database
 
     try:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, datetime
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -29,7 +30,7 @@ from telegram.constants import ChatAction
 
 from bot.context import BotContext
 from bot.i18n import Translator, pick_language
-from conversations import fit, report_view
+from conversations import fit
 from conversations.callback_data import REPORT, STATS, Press
 from conversations.keyboards import button, rows_of
 from conversations.messages import edit_quietly
@@ -54,6 +55,14 @@ PERIODS = {
 }
 PERIOD_KEYS = {"w": "week", "W": "last_week", "m": "month", "M": "last_month"}
 DAY_FORMAT = "%Y%m%d"
+
+
+def _view() -> ModuleType:
+    """The report's drawing (matplotlib, openpyxl: 50 MB and most of a second) loads at the
+    first report, not at the bot's start."""
+    from conversations import report_view
+
+    return report_view
 
 
 def _data(*fields: object) -> str:
@@ -194,14 +203,14 @@ async def send_report(context: BotContext, team_id: int | None, first: date, las
         await context.bot.send_message(context.chat_id, refusal_text(_, refusal))
         return False
     await context.bot.send_chat_action(context.chat_id, ChatAction.UPLOAD_PHOTO)
-    png = await asyncio.to_thread(report_view.render_chart, report, _)
+    png = await asyncio.to_thread(_view().render_chart, report, _)
     await context.bot.send_photo(
         context.chat_id,
         InputFile(png, filename="report.png"),
-        caption=fit.caption(report_view.title(report, _)),
+        caption=fit.caption(_view().title(report, _)),
     )
     await context.bot.send_message(
-        context.chat_id, report_view.summary(report, _), reply_markup=summary_markup(_, report)
+        context.chat_id, _view().summary(report, _), reply_markup=summary_markup(_, report)
     )
     return True
 
@@ -214,7 +223,7 @@ async def send_xlsx(context: BotContext, team_id: int | None, first: date, last:
     except Refused as refusal:
         await context.bot.send_message(context.chat_id, refusal_text(_, refusal))
         return False
-    data = await asyncio.to_thread(report_view.render_xlsx, report, _)
+    data = await asyncio.to_thread(_view().render_xlsx, report, _)
     async with context.unit_of_work() as session:
         await audit.record(
             session,
@@ -231,8 +240,8 @@ async def send_xlsx(context: BotContext, team_id: int | None, first: date, last:
         )
     await context.bot.send_document(
         context.chat_id,
-        InputFile(data, filename=report_view.xlsx_name(report)),
-        caption=fit.caption(report_view.title(report, _)),
+        InputFile(data, filename=_view().xlsx_name(report)),
+        caption=fit.caption(_view().title(report, _)),
         protect_content=True,
     )
     return True
@@ -351,7 +360,7 @@ async def _stats_text(context: BotContext) -> str | None:
             )
     except Refused:
         return None
-    return report_view.stats_text(week, context._)
+    return _view().stats_text(week, context._)
 
 
 def _stats_markup(_: Translator) -> InlineKeyboardMarkup:
@@ -417,6 +426,6 @@ async def chart_message(
             )
     except Refused:
         return None
-    png = await asyncio.to_thread(report_view.render_chart, report, _)
-    caption = report_view.summary(report, _, people=False)
+    png = await asyncio.to_thread(_view().render_chart, report, _)
+    caption = _view().summary(report, _, people=False)
     return png, caption

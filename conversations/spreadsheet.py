@@ -8,6 +8,8 @@ directory is checked (members, total and per-member uncompressed size, compressi
 only the first sheet's first `MAX_COLUMNS` columns and `MAX_ROWS` rows are read, as values
 (a formula gives its cached result, never its text). Cells written back are plain strings, and
 one that a spreadsheet would take for a formula is neutralised with a leading apostrophe.
+openpyxl (with numpy and Pillow behind it, ~30 MB and a quarter of a second) is imported at
+the first file, not when the bot starts.
 """
 
 from __future__ import annotations
@@ -17,13 +19,10 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from openpyxl import Workbook, load_workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.utils import get_column_letter, quote_sheetname
-from openpyxl.utils.exceptions import InvalidFileException
-from openpyxl.worksheet.datavalidation import DataValidation
+if TYPE_CHECKING:
+    from openpyxl.cell import WriteOnlyCell
 
 MAX_FILE_BYTES = 10 * 1024 * 1024  # refused before downloading (Telegram's own limit is 20 MB)
 MAX_UNCOMPRESSED = 200 * 1024 * 1024  # the zip's members together, once inflated
@@ -97,11 +96,20 @@ def check_zip(data: bytes) -> None:
             raise BadFile("too_big")
 
 
+def load_workbook(*args: Any, **kwargs: Any) -> Any:
+    """openpyxl's `load_workbook`, imported at the first file read (not at the bot's start)."""
+    from openpyxl import load_workbook as load
+
+    return load(*args, **kwargs)
+
+
 def read(data: bytes) -> Sheet:
     """The first sheet's header row and data rows (blank rows skipped), values only."""
     if len(data) > MAX_FILE_BYTES:
         raise BadFile("too_big")
     check_zip(data)
+    from openpyxl.utils.exceptions import InvalidFileException
+
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, TypeError) as error:
@@ -142,6 +150,8 @@ def read(data: bytes) -> Sheet:
 
 def _strings(cells: Sequence[str], sheet: Any) -> list[WriteOnlyCell]:
     """Cells that stay text, whatever they start with."""
+    from openpyxl.cell import WriteOnlyCell
+
     written = []
     for value in cells:
         cell = WriteOnlyCell(sheet, value=neutralised(value) if value else None)
@@ -162,6 +172,10 @@ def template(
     """The import template: headers, one example row, and for each column in `choices` a
     drop-down list of its labels (kept on a hidden sheet: Excel's inline lists stop at 255
     characters)."""
+    from openpyxl import Workbook
+    from openpyxl.utils import get_column_letter, quote_sheetname
+    from openpyxl.worksheet.datavalidation import DataValidation
+
     book = Workbook()
     sheet = book.active
     sheet.title = sheet_title[:31]
@@ -193,6 +207,8 @@ def template(
 
 def rows_file(headers: Sequence[str], rows: Iterator[Sequence[str]], *, sheet_title: str) -> bytes:
     """A plain sheet of text rows (the rejected rows and their reasons), written streaming."""
+    from openpyxl import Workbook
+
     book = Workbook(write_only=True)
     sheet = book.create_sheet(sheet_title[:31])
     sheet.append(_strings(list(headers), sheet))

@@ -3,20 +3,24 @@
 Everything here is limited to what the actor may see (storage.permissions). Names are matched
 in an in-process index (one per database, refreshed from `updated_at` and the highest id before
 each search) so a search over 100,000 customers scores a few hundred candidates instead of
-loading every name. The index only proposes ids: the rows returned are always read again
-through SQL with the visibility clause and the filters, so a stale index can at worst miss a
-customer renamed a moment ago, never show one the actor may not see.
+loading every name. The index is kept as columns (about 150 bytes a customer, see `_Columns`),
+built by the bot in the background after polling starts; a search that comes before the build
+is done waits for it (one build at a time, behind the index's lock). The index only proposes
+ids: the rows returned are always read again through SQL with the visibility clause and the
+filters, so a stale index can at worst miss a customer renamed a moment ago, never show one the
+actor may not see.
 """
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import heapq
 import math
 import operator
 import re
-import sys
 from array import array
-from collections import Counter, OrderedDict, defaultdict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
@@ -37,7 +41,7 @@ SMALL_SCOPE = 2_000  # a scope this small is scored whole, without the bigram pr
 MAX_CANDIDATES = 2_000  # most candidates the pre-filter hands to rapidfuzz
 COMMON_SHARE = 0.2  # a bigram in more than this share of names does not narrow anything
 REFRESH_MARGIN = timedelta(minutes=2)  # re-read rows this close to the newest change
-BUILD_SLICE = 20_000  # rows read at a time when the index is built
+BUILD_SLICE = 5_000  # rows read at a time when the index is built (a lower peak)
 MAX_DATABASES = 8  # name indexes kept in one process (tests open many databases)
 NUMBER_PREFIX = "KH"
 _FULL_NUMBER = re.compile(
@@ -88,12 +92,8 @@ def _live(actor: Staff) -> list[Any]:
 # the in-process name index
 
 
-class _Entry(NamedTuple):
-    """What the index keeps of one customer: who may see it, its filters, its names.
-
-    A tuple of plain values, so the garbage collector stops tracking it: 100,000 tracked
-    objects would make every full collection (and so a search now and then) slower.
-    """
+class _Row(NamedTuple):
+    """One customer as the index reads it (only while building or patching, never kept)."""
 
     id: int
     owner_id: int
@@ -105,9 +105,6 @@ class _Entry(NamedTuple):
     region: str | None
     name: str  # lower-cased, punctuation removed (rapidfuzz's default_process)
     short: str
-
-    def grams(self) -> set[str]:
-        return _grams(self.name) | _grams(self.short)
 
 
 _COLUMNS = (
@@ -122,24 +119,20 @@ _COLUMNS = (
     Customer.name,
     Customer.short_name,
 )
+_CODED = ("status", "customer_class", "stage", "industry", "region")  # few distinct values
 
 
-def _shared(value: str | None) -> str | None:
-    """One string object per distinct value: 100,000 rows repeat the same few classes."""
-    return None if value is None else sys.intern(value)
-
-
-def _entry(row: Any) -> _Entry:
+def _row(row: Any) -> _Row:
     cid, owner, team, status, cls, stage, industry, region, name, short = row
-    return _Entry(
+    return _Row(
         cid,
         owner,
         team,
-        _shared(status) or "",
-        _shared(cls) or "",
-        _shared(stage),
-        _shared(industry),
-        _shared(region),
+        status or "",
+        cls or "",
+        stage,
+        industry,
+        region,
         utils.default_process(name or ""),
         utils.default_process(short or ""),
     )
@@ -159,48 +152,339 @@ def _grams(text: str) -> set[str]:
     return grams or ({text} if text and " " not in text else set())
 
 
-def _ids(values: Iterable[int] = ()) -> array[int]:
-    """A compact list of ids (8 bytes each, where a set spends about 40)."""
-    return array("q", values)
+def _positions(values: Iterable[int] = ()) -> array[int]:
+    """A compact list of row positions (4 bytes each, where a set of ints spends about 40)."""
+    return array("I", values)
 
 
-def _posting(postings: dict[Any, array[int]], key: Any) -> array[int]:
-    """The ids under `key`, created empty on first use."""
+def _add(postings: dict[Any, array[int]], key: Any, position: int) -> None:
     ids = postings.get(key)
     if ids is None:
-        ids = postings[key] = _ids()
-    return ids
+        postings[key] = _positions((position,))
+    else:
+        ids.append(position)
 
 
-def _drop(ids: array[int] | None, cid: int) -> None:
-    if ids is not None and cid in ids:
-        ids.remove(cid)
+def _drop(positions: array[int] | None, position: int) -> None:
+    if positions is not None and position in positions:
+        positions.remove(position)
+
+
+class _Codes:
+    """One filter column as one byte per row, coding its few distinct values."""
+
+    def __init__(self) -> None:
+        self.values: list[str | None] = []
+        self.code_of: dict[str | None, int] = {}
+        self.codes = array("B")
+
+    def code(self, value: str | None) -> int:
+        code = self.code_of.get(value)
+        if code is None:
+            wider = {255: "H", 65_535: "I"}.get(len(self.values))
+            if wider is not None:  # more distinct values than the codes' width holds
+                self.codes = array(wider, self.codes)
+            code = self.code_of[value] = len(self.values)
+            self.values.append(value)
+        return code
+
+    def set(self, position: int, value: str | None) -> None:
+        code = self.code_of.get(value)
+        if code is None:
+            code = self.code(value)
+        if position == len(self.codes):
+            self.codes.append(code)
+        else:
+            self.codes[position] = code
+
+
+class _Names:
+    """Every row's name and short name, kept in blocks of `SIZE` rows as one string each.
+
+    One string per block instead of two per customer: a Python string costs 50-70 bytes
+    beside its characters, and a million customers have two million names.
+    """
+
+    SIZE = 256
+
+    def __init__(self) -> None:
+        self.blocks: list[str] = []
+        self.starts = array("I")  # where the row's name begins in its block
+        self.lengths = array("I")  # the name's length; the short name runs to the next start
+        self.ends = array("I")  # where the row's short name ends in its block
+        self._open: list[str] = []  # the last block's rows while it fills, name + short
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def get(self, position: int) -> tuple[str, str]:
+        unsealed = len(self._open) - (len(self.starts) - position)
+        if unsealed >= 0 and len(self.blocks[-1]) < self.ends[-1]:  # appended, not yet joined
+            both = self._open[unsealed]
+            return both[: self.lengths[position]], both[self.lengths[position] :]
+        block = self.blocks[position // self.SIZE]
+        start, split, end = (
+            self.starts[position],
+            self.starts[position] + self.lengths[position],
+            self.ends[position],
+        )
+        return block[start:split], block[split:end]
+
+    def append(self, name: str, short: str) -> None:
+        position = len(self.starts)
+        if position % self.SIZE == 0:
+            self._open = []
+            self.blocks.append("")  # joined when full, or by `seal`
+        start = self.ends[-1] if position % self.SIZE else 0
+        self._open.append(name + short)
+        self.starts.append(start)
+        self.lengths.append(len(name))
+        self.ends.append(start + len(name) + len(short))
+        if len(self._open) == self.SIZE:  # the block is full: join it once
+            self.blocks[-1] = "".join(self._open)
+            self._open = []
+
+    def seal(self) -> None:
+        """Join the last, partly filled block (after appending and before reading)."""
+        if self._open:
+            self.blocks[-1] = "".join(self._open)
+
+    def replace(self, position: int, name: str, short: str) -> None:
+        """A changed row's names: its block is written again (a few hundred rows)."""
+        first = position - position % self.SIZE
+        rows = [self.get(p) for p in range(first, min(first + self.SIZE, len(self)))]
+        rows[position - first] = (name, short)
+        start = 0
+        for offset, (row_name, row_short) in enumerate(rows):
+            self.starts[first + offset] = start
+            self.lengths[first + offset] = len(row_name)
+            start += len(row_name) + len(row_short)
+            self.ends[first + offset] = start
+        joined = [n + s for n, s in rows]
+        self.blocks[first // self.SIZE] = "".join(joined)
+        if first // self.SIZE == len(self.blocks) - 1 and len(rows) < self.SIZE:
+            self._open = joined
+
+
+class _Columns:
+    """Names and visibility columns of every customer of one database, with bigram postings.
+
+    Kept as columns, not one object per customer: ids, owners and teams in 4-byte arrays, the
+    filter columns one byte each, the names in blocks of one string (`_Names`), and postings
+    of 4-byte row positions. Row positions only grow: a customer keeps its position for the
+    life of these columns.
+    """
+
+    def __init__(self) -> None:
+        self.ids = array("I")
+        self.owners = array("I")
+        self.teams = array("I")  # 0: no team (team ids start at 1)
+        self.coded = {kind: _Codes() for kind in _CODED}
+        self.names = _Names()
+        self.grams: dict[str, array[int]] = {}
+        self.by_owner: dict[int, array[int]] = {}
+        self.by_team: dict[int, array[int]] = {}
+        self.top = 0  # the highest id held
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def entry(self, position: int) -> tuple[Any, ...]:
+        """What the index holds of one row, as plain values (to compare two indexes)."""
+        coded = tuple(self.coded[kind].values[self.coded[kind].codes[position]] for kind in _CODED)
+        names = self.names.get(position)
+        return (self.ids[position], self.owners[position], self.teams[position], *coded, *names)
+
+    def _append(self, row: _Row) -> None:
+        self.extend((row,))
+
+    def extend(self, rows: Iterable[_Row]) -> None:
+        """Append new rows (the build's hot loop: a million rows go through here)."""
+        ids, owners, teams, names, grams = self.ids, self.owners, self.teams, self.names, self.grams
+        by_owner, by_team = self.by_owner, self.by_team
+        coded = [(kind, self.coded[kind]) for kind in _CODED]
+        position = len(ids)
+        for row in rows:
+            ids.append(row.id)
+            owners.append(row.owner_id)
+            team = row.team_id or 0
+            teams.append(team)
+            for kind, codes in coded:
+                codes.set(position, getattr(row, kind))
+            names.append(row.name, row.short)
+            for gram in _grams(row.name) | _grams(row.short) if row.short else _grams(row.name):
+                posting = grams.get(gram)
+                if posting is None:
+                    grams[gram] = array("I", (position,))
+                else:
+                    posting.append(position)
+            _add(by_owner, row.owner_id, position)
+            _add(by_team, team, position)
+            if row.id > self.top:
+                self.top = row.id
+            position += 1
+
+    def _position(self, cid: int) -> int | None:
+        """The row position of an id held, or None (ids are in order but for late commits)."""
+        if cid > self.top:
+            return None
+        position = bisect.bisect_left(self.ids, cid)
+        if position < len(self.ids) and self.ids[position] == cid:
+            return position
+        try:  # a row committed after a higher id was read sits out of order
+            return self.ids.index(cid)
+        except ValueError:
+            return None
+
+    def _patch(self, row: _Row) -> None:
+        """Put one new or changed row in, touching only the postings that differ."""
+        position = self._position(row.id)
+        if position is None:
+            self._append(row)
+            self.names.seal()
+            return
+        old_name, old_short = self.names.get(position)
+        before = _grams(old_name) | _grams(old_short)
+        after = _grams(row.name) | _grams(row.short)
+        for gram in before - after:
+            _drop(self.grams.get(gram), position)
+        for gram in after - before:
+            _add(self.grams, gram, position)
+        if (old_name, old_short) != (row.name, row.short):
+            self.names.replace(position, row.name, row.short)
+        if self.owners[position] != row.owner_id:
+            _drop(self.by_owner.get(self.owners[position]), position)
+            _add(self.by_owner, row.owner_id, position)
+            self.owners[position] = row.owner_id
+        if self.teams[position] != (row.team_id or 0):
+            _drop(self.by_team.get(self.teams[position]), position)
+            _add(self.by_team, row.team_id or 0, position)
+            self.teams[position] = row.team_id or 0
+        for kind in _CODED:
+            self.coded[kind].set(position, getattr(row, kind))
+
+    def scope(self, actor: Staff) -> set[int] | None:
+        """Row positions the actor may see (None: all), mirroring `customers_visible_to`."""
+        scope = view_scope(actor)
+        if scope == Scope.all:
+            return None
+        if scope == Scope.team:  # every team a manager leads
+            return set().union(*(self.by_team.get(t or 0, ()) for t in teams_of(actor)))
+        if scope == Scope.own:
+            return set(self.by_owner.get(actor.id or 0, ()))
+        return set()
+
+    def _candidates(self, query: str, scope: set[int] | None) -> Iterable[int]:
+        """Positions sharing enough bigrams with the query to be scored (one typo allowed)."""
+        common = max(50, int(len(self) * COMMON_SHARE))
+        postings = sorted((self.grams.get(g, _positions()) for g in _grams(query)), key=len)
+        selective = [p for p in postings if len(p) <= common] or postings[:1]
+        counts: Counter[int] = Counter()
+        for posting in selective:
+            counts.update(posting if scope is None else scope.intersection(posting))
+        # one wrong character spoils up to four grams; longer queries may have two
+        need = max(1, min(len(selective) - 4, math.ceil(len(selective) * 0.3)))
+        ids = self.ids
+        kept = [(n, ids[p], p) for p, n in counts.items() if n >= need]
+        if len(kept) > MAX_CANDIDATES:  # the most grams shared, then the highest ids
+            kept = heapq.nlargest(MAX_CANDIDATES, kept)
+        return (p for _n, _cid, p in kept)
+
+    def match(self, text: str, scope: set[int] | None, filters: Filters, limit: int) -> list[int]:
+        """Ids whose name or short name starts with, contains, or fuzzily matches `text`."""
+        query = utils.default_process(text)
+        if not query:
+            return []
+        if len(query) < 2 or (scope is not None and len(scope) <= SMALL_SCOPE):
+            pool: Iterable[int] = range(len(self)) if scope is None else scope
+        else:
+            pool = self._candidates(query, scope)
+        fuzzy = len(query) >= 2
+        wanted: list[tuple[array[int], int]] = []
+        for kind, value in filters.active().items():
+            code = self.coded[kind].code_of.get(value)
+            if code is None:  # no customer holds that value
+                return []
+            wanted.append((self.coded[kind].codes, code))
+        statuses = self.coded["status"]
+        destroyed = statuses.code_of.get(RecordStatus.destroyed.value)
+        status_codes = statuses.codes
+        ids, names = self.ids, self.names
+        # `_Names.get` inlined: this loop runs for every candidate (up to 2,000 a search)
+        blocks, starts, lengths, ends, size = (
+            names.blocks,
+            names.starts,
+            names.lengths,
+            names.ends,
+            names.SIZE,
+        )
+        joined = len(names) - len(names._open)  # rows from here on are not joined yet
+        ranked: list[tuple[int, float, int, int]] = []
+        for position in pool:
+            if status_codes[position] == destroyed:
+                continue
+            if wanted and any(codes[position] != code for codes, code in wanted):
+                continue
+            if position < joined:
+                start = starts[position]
+                split = start + lengths[position]
+                end = ends[position]
+                block = blocks[position // size]
+            else:
+                name, short = names.get(position)
+                block, start, split = name + short, 0, len(name)
+                end = split + len(short)
+            # looked at inside the block: no string is made unless the name is scored
+            if block.startswith(query, start, split) or block.startswith(query, split, end):
+                ranked.append((0, 0.0, split - start, ids[position]))
+            elif block.find(query, start, split) >= 0 or block.find(query, split, end) >= 0:
+                ranked.append((1, 0.0, split - start, ids[position]))
+            elif fuzzy:
+                name = block[start:split]
+                score = max(
+                    fuzz.WRatio(query, name, score_cutoff=NAME_CUTOFF),
+                    fuzz.WRatio(query, block[split:end], score_cutoff=NAME_CUTOFF)
+                    if end > split
+                    else 0,
+                )
+                if score:
+                    ranked.append((2, -score, split - start, ids[position]))
+        return [cid for *_rank, cid in heapq.nsmallest(limit, ranked)]
 
 
 class _NameIndex:
-    """Names and visibility columns of every customer of one database, with bigram postings.
+    """The name index of one database: its columns, and when they were last brought up to date.
 
-    Postings are arrays rather than sets: at 100,000 customers that is ~15 MB instead of
-    ~60 MB. Removing an id from an array is linear, so only rows whose names, owner or team
-    really changed touch them, and a refresh that sees many changed rows rebuilds instead.
+    `lock` lets one search (or the start-up build) bring the index up to date at a time: a
+    search arriving during the build waits for it instead of building a second one, so memory
+    never holds two builds.
     """
 
     REBUILD_OVER = 2_000  # changed rows beyond which rebuilding is cheaper than patching
 
     def __init__(self) -> None:
-        self.entries: dict[int, _Entry] = {}
-        self.grams: dict[str, array[int]] = {}
-        self.by_owner: dict[int, array[int]] = {}
-        self.by_team: dict[int | None, array[int]] = {}
+        self._lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self.builds = 0  # how many times the index was read whole
+        self.columns = _Columns()
         self.max_id = 0
         self.max_updated: datetime | None = None
 
+    @property
+    def lock(self) -> asyncio.Lock:
+        """The lock of the running event loop (a process running several loops, as tests do,
+        gets one per loop: an asyncio lock cannot be waited on from another loop)."""
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock[0] is not loop:
+            self._lock = (loop, asyncio.Lock())
+        return self._lock[1]
+
     async def _build(self, session: AsyncSession) -> None:
         """Read every customer again, a slice of ids at a time (to keep the peak low)."""
-        entries: dict[int, _Entry] = {}
-        grams: defaultdict[str, list[int]] = defaultdict(list)
-        owners: defaultdict[int, list[int]] = defaultdict(list)
-        teams: defaultdict[int | None, list[int]] = defaultdict(list)
+        self.builds += 1
+        # the old columns go first, so memory never holds two: searches wait on the lock
+        # meanwhile, and a failed build leaves the index empty and marked to build again
+        self.columns = columns = _Columns()
+        self.max_id, self.max_updated = 0, None
         last = 0
         while True:
             query = (
@@ -210,39 +494,13 @@ class _NameIndex:
                 .limit(BUILD_SLICE)
             )
             rows = (await session.exec(query)).all()
-            for row in rows:
-                entry = entries[row[0]] = _entry(row)
-                cid = entry.id
-                for gram in entry.grams():
-                    grams[gram].append(cid)
-                owners[entry.owner_id].append(cid)
-                teams[entry.team_id].append(cid)
+            columns.extend(map(_row, rows))
             if len(rows) < BUILD_SLICE:
                 break
             last = rows[-1][0]
-        self.entries = entries
-        self.grams = {g: _ids(ids) for g, ids in grams.items()}
-        self.by_owner = {o: _ids(ids) for o, ids in owners.items()}
-        self.by_team = {t: _ids(ids) for t, ids in teams.items()}
-
-    def _patch(self, entry: _Entry) -> None:
-        """Put one new or changed row in, touching only the postings that differ."""
-        old = self.entries.get(entry.id)
-        self.entries[entry.id] = entry
-        before = old.grams() if old is not None else set()
-        after = entry.grams()
-        for gram in before - after:
-            _drop(self.grams.get(gram), entry.id)
-        for gram in after - before:
-            _posting(self.grams, gram).append(entry.id)
-        if old is None or old.owner_id != entry.owner_id:
-            if old is not None:
-                _drop(self.by_owner.get(old.owner_id), entry.id)
-            _posting(self.by_owner, entry.owner_id).append(entry.id)
-        if old is None or old.team_id != entry.team_id:
-            if old is not None:
-                _drop(self.by_team.get(old.team_id), entry.id)
-            _posting(self.by_team, entry.team_id).append(entry.id)
+            del rows
+        columns.names.seal()
+        self.columns = columns
 
     async def refresh(self, session: AsyncSession) -> None:
         """Bring the index up to date: new rows by id, changed rows by `updated_at`.
@@ -275,75 +533,27 @@ class _NameIndex:
                     )
                 )
             ).all()
-            if len(changed) > self.REBUILD_OVER:
+            columns = self.columns
+            held: list[_Row] = []
+            new: list[_Row] = []
+            for row in map(_row, changed):
+                (new if columns._position(row.id) is None else held).append(row)
+            del changed
+            if len(held) > self.REBUILD_OVER:  # new rows (an import) are only appended
+                del columns, held, new  # nothing may keep the old columns alive
                 await self._build(session)
             else:
-                for row in changed:
-                    self._patch(_entry(row))
+                for row in held:
+                    columns._patch(row)
+                columns.extend(new)
+                columns.names.seal()
         self.max_id, self.max_updated = max_id, max_updated
-
-    def scope(self, actor: Staff) -> set[int] | None:
-        """Ids the actor may see (None: all), mirroring `customers_visible_to`."""
-        scope = view_scope(actor)
-        if scope == Scope.all:
-            return None
-        if scope == Scope.team:  # every team a manager leads
-            return set().union(*(self.by_team.get(t, ()) for t in teams_of(actor)))
-        if scope == Scope.own:
-            return set(self.by_owner.get(actor.id or 0, ()))
-        return set()
-
-    def _candidates(self, query: str, scope: set[int] | None) -> Iterable[int]:
-        """Ids sharing enough bigrams with the query to be worth scoring (one typo allowed)."""
-        common = max(50, int(len(self.entries) * COMMON_SHARE))
-        postings = sorted((self.grams.get(g, _ids()) for g in _grams(query)), key=len)
-        selective = [p for p in postings if len(p) <= common] or postings[:1]
-        counts: Counter[int] = Counter()
-        for posting in selective:
-            counts.update(posting if scope is None else scope.intersection(posting))
-        # one wrong character spoils up to four grams; longer queries may have two
-        need = max(1, min(len(selective) - 4, math.ceil(len(selective) * 0.3)))
-        kept = [(n, cid) for cid, n in counts.items() if n >= need]
-        if len(kept) > MAX_CANDIDATES:
-            kept = heapq.nlargest(MAX_CANDIDATES, kept)
-        return (cid for _n, cid in kept)
-
-    def match(self, text: str, scope: set[int] | None, filters: Filters, limit: int) -> list[int]:
-        """Ids whose name or short name starts with, contains, or fuzzily matches `text`."""
-        query = utils.default_process(text)
-        if not query:
-            return []
-        if len(query) < 2 or (scope is not None and len(scope) <= SMALL_SCOPE):
-            pool: Iterable[int] = self.entries if scope is None else scope
-        else:
-            pool = self._candidates(query, scope)
-        fuzzy = len(query) >= 2
-        wanted = tuple(filters.active().items())
-        ranked: list[tuple[int, float, int, int]] = []
-        for cid in pool:
-            entry = self.entries.get(cid)
-            if entry is None or entry.status == RecordStatus.destroyed:
-                continue
-            if wanted and any(getattr(entry, kind) != value for kind, value in wanted):
-                continue
-            if entry.name.startswith(query) or entry.short.startswith(query):
-                ranked.append((0, 0.0, len(entry.name), cid))
-            elif query in entry.name or query in entry.short:
-                ranked.append((1, 0.0, len(entry.name), cid))
-            elif fuzzy:
-                score = max(
-                    fuzz.WRatio(query, entry.name, score_cutoff=NAME_CUTOFF),
-                    fuzz.WRatio(query, entry.short, score_cutoff=NAME_CUTOFF) if entry.short else 0,
-                )
-                if score:
-                    ranked.append((2, -score, len(entry.name), cid))
-        return [cid for *_rank, cid in heapq.nsmallest(limit, ranked)]
 
 
 _INDEXES: OrderedDict[str, _NameIndex] = OrderedDict()
 
 
-async def _name_index(session: AsyncSession) -> _NameIndex:
+async def _name_index(session: AsyncSession) -> _Columns:
     """The up-to-date name index of the session's database."""
     key = session.get_bind().url.render_as_string(hide_password=True)
     index = _INDEXES.get(key)
@@ -352,8 +562,9 @@ async def _name_index(session: AsyncSession) -> _NameIndex:
         while len(_INDEXES) > MAX_DATABASES:
             _INDEXES.popitem(last=False)
     _INDEXES.move_to_end(key)
-    await index.refresh(session)
-    return index
+    async with index.lock:  # a search during a build waits for it rather than building too
+        await index.refresh(session)
+    return index.columns
 
 
 async def warm_up(session: AsyncSession) -> None:
