@@ -128,7 +128,7 @@ async def test_many_overdue_customers_of_the_longest_names_fit_one_message_the_r
     shown = [n for n in names if n in digest["text"]]
     assert len(shown) == len(listed)  # names whole, never cut
     more = translate(language, "overdue_digest.more", count=40 - len(listed))
-    assert more in digest["text"] and "/report" in more
+    assert more in digest["text"] and "/my" in more
     assert len(await overdue_rows(world)) == 1
 
 
