@@ -86,14 +86,23 @@ PLANNER = DatedPlanner("overdue", find)
 Due = dict[date, list[Customer]]
 
 
+def _followup_day(row: Reminder, rules: Any) -> date | None:
+    """The follow-up date a row escalates: its day less OVERDUE_ESCALATION_DAYS; a row of one
+    customer, planned before the digest (still pending at the upgrade), carries it itself."""
+    if row.period_on is None:
+        return None
+    if row.subject_type == "customer":
+        return row.period_on
+    return row.period_on - timedelta(days=rules.overdue_days)
+
+
 async def _due(reader: Reader, group: Sequence[Reminder]) -> Due:
     """The live customers whose follow-up falls on each of the group's days less
     OVERDUE_ESCALATION_DAYS: one indexed read a source and day, whoever the rows are for."""
-    shift = timedelta(days=reader.rules.overdue_days)
     dialect = dialect_of(reader.session)
     due: Due = {}
-    for day in {r.period_on for r in group if r.period_on is not None}:
-        on = day - shift
+    for on in {_followup_day(r, reader.rules) for r in group} - {None}:
+        assert on is not None
         customers: dict[int, Customer] = {}
         for _, conditions in followup_sources(on, on, reader.rules.cycles, dialect):
             query = select(Customer).where(*conditions).order_by(col(Customer.id))
@@ -119,13 +128,15 @@ async def _read(reader: Reader, row: Reminder, due: Due) -> Notice | None:
     """The recipient's customers still overdue since that day, in teams they still manage;
     none: no digest."""
     manager = reader.staff.get(row.recipient_id)
-    if manager is None or row.period_on is None or not reader.recipient_ok(row):
+    on = _followup_day(row, reader.rules)
+    if manager is None or on is None or not reader.recipient_ok(row):
         return None
-    on = row.period_on - timedelta(days=reader.rules.overdue_days)
+    only = row.subject_id if row.subject_type == "customer" else None
     mine = [
         c
         for c in due.get(on, [])
         if c.owner_id != manager.id
+        and (only is None or c.id == only)
         and permissions.manages_team(manager, c.team_id)
         and effective_followup(c, reader.rules.cycles) == on
     ]

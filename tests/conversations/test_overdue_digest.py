@@ -264,3 +264,33 @@ async def test_a_stale_or_forged_press_is_refused(world: World, clock: Clock) ->
     await manager.person.press_data(digest, f"cu:{customer}")
     after = world.telegram.sent_to(manager.person.id)[before:]
     assert not any("甲公司" in m.get("text", "") for m in after)
+
+
+async def test_a_per_customer_escalation_pending_at_the_upgrade_is_sent_as_a_digest_of_one(
+    world: World, clock: Clock
+) -> None:
+    owner = await member(world, timezone=SHANGHAI, name="Wang")
+    manager = await member(world, "manager", timezone=SHANGHAI, name="Zhou")
+    customer = await add_customer(world, owner, "旧行公司", next_followup_on=DUE)
+    await add_customer(world, owner, "别的公司", next_followup_on=DUE)
+    clock.set(NINE[SHANGHAI])
+    async with unit_of_work(world.services.sessions) as session:  # as the old planner wrote it
+        session.add(
+            Reminder(
+                dedup_key=f"overdue:customer:{customer}:{manager.staff_id}:{DUE.isoformat()}",
+                kind=Kind.overdue,
+                subject_type="customer",
+                subject_id=customer,
+                recipient_id=manager.staff_id,
+                due_at=clock(),
+                next_attempt_at=clock(),
+                period_on=DUE,
+                created_at=clock(),
+                updated_at=clock(),
+            )
+        )
+    await tick(world)
+    sent = world.telegram.sent_to(manager.person.id)
+    old = [m for m in sent if "共 1 位客户" in m["text"]]
+    assert len(old) == 1 and "旧行公司" in old[0]["text"] and "别的公司" not in old[0]["text"]
+    assert [d for _, d in buttons(old[0])] == [f"cu:{customer}"]
