@@ -16,6 +16,7 @@ which settles only that item.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +43,7 @@ PREFIX = REMINDERS.prefixes[0]
 LIST_PAGE = 8  # items a page of "show all"
 # kinds sent in a message of their own: a button per line of their own, or a button that edits
 # the message it is on (the pool's claim)
-ALONE = (Kind.review_digest, Kind.retention, Kind.pool_released, Kind.catch_up)
+ALONE = (Kind.review_digest, Kind.overdue, Kind.retention, Kind.pool_released, Kind.catch_up)
 # the archive flow's destroy request (its `ar` codec: `ar:d:<customer id>`)
 RETENTION_REQUEST = "ar:d:"
 MAX_TEXT = 3500  # UTF-16 units of items per message (Telegram allows 4,096 in all)
@@ -163,13 +164,14 @@ def _item_text(notice: Notice, _: Translator) -> str:
         return _(f"reminders.item.{kind}", **{**values, "severity": severity})
     if kind in (Kind.review, Kind.rejected):
         return _(f"reminders.item.{kind}", **_review_line(_, values))
-    if kind == Kind.review_digest:
-        lines = [_("reminders.item.review_digest", count=values["count"])]
+    if kind in DIGESTS:
+        style = DIGESTS[kind]
+        lines = [_(style.header, **values)]
         shown, dropped = _digest_lines(notice, _)
         lines += shown
         more = int(values.get("more") or 0) + dropped
         if more:
-            lines.append(_("reminders.digest.more", count=more))
+            lines.append(_(style.more, count=more))
         return "\n".join(lines)
     if kind == Kind.retention:
         return _retention_text(notice, _)
@@ -202,14 +204,56 @@ def _item_text(notice: Notice, _: Translator) -> str:
     return _(f"reminders.item.{kind}", **values)
 
 
+@dataclass(frozen=True)
+class Digest:
+    """How a digest kind reads: its header, a line per entry, the counted rest (with where to
+    see them all), and each line's button (its action's name and data)."""
+
+    header: str
+    line: Callable[[Translator, dict[str, Any]], str]
+    more: str
+    act: str
+    data: Callable[[dict[str, Any]], str | None]
+
+
+def _review_data(line: dict[str, Any]) -> str | None:
+    review_id = line.get("review_id")
+    return REVIEW.data("rv", "o", review_id) if isinstance(review_id, int) else None
+
+
+def _card_data(line: dict[str, Any]) -> str | None:
+    customer_id = line.get("customer_id")
+    return _card(customer_id) if isinstance(customer_id, int) else None
+
+
+DIGESTS: dict[str, Digest] = {
+    Kind.review_digest: Digest(
+        "reminders.item.review_digest",
+        lambda _, line: _("reminders.digest.line", **_review_line(_, line)),
+        "reminders.digest.more",
+        "open_review",
+        _review_data,
+    ),
+    # the managers' morning list of follow-ups overdue since that day
+    Kind.overdue: Digest(
+        "overdue_digest.header",
+        lambda _, line: _("overdue_digest.line", **line),
+        "overdue_digest.more",
+        "open",
+        _card_data,
+    ),
+}
+
+
 def _digest_lines(notice: Notice, _: Translator) -> tuple[list[str], int]:
-    """The digest's numbered review lines, names whole, as many as fit one message; and how
-    many of the listed did not fit (counted with the rest, /review shows them)."""
+    """The digest's numbered lines, names whole, as many as fit one message; and how many of
+    the listed did not fit (counted with the rest, where the kind's `more` line points)."""
+    style = DIGESTS[notice.kind]
     room = MAX_TEXT
     lines: list[str] = []
     for number, line in enumerate(notice.lines, start=1):
         line = {**_sample_values(_), **line} if notice.sample else _fitted(line)
-        text = _("reminders.digest.line", **_review_line(_, line)).removeprefix("• ")
+        text = style.line(_, line).removeprefix("• ")
         room -= fit.units(text) + 5
         if room < 0:
             break
@@ -298,7 +342,7 @@ def actions_markup(notice: Notice, _: Translator) -> InlineKeyboardMarkup | None
     rid = notice.reminder_id
     if notice.kind == Kind.retention:
         return retention_markup(notice, _)
-    if notice.kind == Kind.review_digest:
+    if notice.kind in DIGESTS:
         return digest_markup(notice, _)
     if "today" in notice.actions:  # the /today plan lists what a catch-up counts
         return InlineKeyboardMarkup([[_button(_, "reminders.act.today", TODAY.data("td", "r"))]])
@@ -404,25 +448,21 @@ def item_button(notice: Notice, number: int, _: Translator) -> InlineKeyboardBut
 
 
 def digest_markup(notice: Notice, _: Translator) -> InlineKeyboardMarkup | None:
-    """A button per listed review (its numbered line), opening its review card."""
+    """A button per listed line (its number), opening what it is about: a review's card, or a
+    customer's (each checks everything again at the press)."""
+    style = DIGESTS[notice.kind]
     rows = []
     shown, _dropped = _digest_lines(notice, _)
     for number, line in enumerate(notice.lines[: len(shown)], start=1):
-        review_id = line.get("review_id")
-        if not isinstance(review_id, int):
+        data = style.data(line)
+        if data is None:
             continue
         name = _("reminders.sample.customer") if notice.sample else str(line.get("customer", ""))
-        verb = _("reminders.act.open_review")
+        verb = _(f"reminders.act.{style.act}")
         label = _("reminders.act.item", n=number, act=verb, name=name)
         if fit.units(label) > fit.LABEL_LIMIT:
             label = _("reminders.act.numbered", n=number, act=verb)
-        rows.append(
-            [
-                InlineKeyboardButton(
-                    fit.label(label), callback_data=REVIEW.data("rv", "o", review_id)
-                )
-            ]
-        )
+        rows.append([InlineKeyboardButton(fit.label(label), callback_data=data)])
     return InlineKeyboardMarkup(rows) if rows else None
 
 

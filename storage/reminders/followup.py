@@ -7,7 +7,7 @@ entries and writes nothing when nothing is new.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, or_
@@ -114,14 +114,20 @@ async def dated_rows(
     ends with the recipient and the day), due at `hour` on that day plus `shift`, in the
     recipient's zone."""
     rows = []
+    moments: dict[tuple[int, date], tuple[datetime, str]] = {}  # a few hundred, for many rows
     for query in queries:
         for record in (await session.exec(query)).all():
             customer_id, recipient_id, on = record[0], record[-2], record[-1]
             recipient = ctx.active(recipient_id)
             if recipient is None or on is None:
                 continue
-            due = ctx.at(recipient, on + shift, hour)
-            period = on.isoformat()
+            known = moments.get((recipient_id, on))
+            if known is None:
+                known = moments[(recipient_id, on)] = (
+                    ctx.at(recipient, on + shift, hour),
+                    on.isoformat(),
+                )
+            due, period = known
             rows.append(
                 ctx.row(kind, "customer", customer_id, recipient_id, period, due, period_on=on)
             )

@@ -175,7 +175,8 @@ async def add_reminders(session: AsyncSession, rows: Sequence[Row]) -> int:
             f"INSERT INTO reminders ({listed}) VALUES ({', '.join('?' * len(names))}) "
             "ON CONFLICT (dedup_key) DO NOTHING"
         )
-        stored = [tuple(_sqlite_value(r[n]) for n in names) for r in rows]
+        stored_value = _remembered(_sqlite_value)
+        stored = [tuple(stored_value(r[n]) for n in names) for r in rows]
         result = await connection.exec_driver_sql(statement, stored)
         return int(result.rowcount)
     dialect = session.get_bind().dialect
@@ -187,15 +188,34 @@ async def add_reminders(session: AsyncSession, rows: Sequence[Row]) -> int:
         "ON CONFLICT (dedup_key) DO NOTHING"
     )
     created = 0
+    plain = _remembered(_plain)
     for start in range(0, len(rows), BULK_CHUNK):
         chunk = rows[start : start + BULK_CHUNK]
-        values = tuple([_plain(r[n]) for r in chunk] for n in names)
+        values = tuple([plain(r[n]) for r in chunk] for n in names)
         result = await connection.exec_driver_sql(statement, values)
         created += int(result.rowcount)
     return created
 
 
 BULK_CHUNK = 10_000  # rows per PostgreSQL statement (its arrays stay a few MB)
+
+
+def _remembered(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`convert` run once per distinct value of an insert: a morning's rows share a few
+    hundred due times and one status, and converting each again was most of the insert."""
+    converted: dict[tuple[type, Any], Any] = {}
+
+    def one(value: Any) -> Any:
+        kind = type(value)
+        if value is None or kind is int or kind is str:
+            return value
+        key = (kind, value)
+        found = converted.get(key, converted)
+        if found is converted:
+            found = converted[key] = convert(value)
+        return found
+
+    return one
 
 
 def _plain(value: Any) -> Any:

@@ -63,7 +63,7 @@ def sample_notice(row: Reminder) -> Notice:
         "team": 5,
     }
     lines: tuple[dict[str, Any], ...] = ()
-    if row.kind == Kind.review_digest:
+    if row.kind in (Kind.review_digest, Kind.overdue):  # digests: two sample lines
         lines = (dict(values), dict(values))
     harmless = ("done", "snooze", "confirm")
     actions = tuple(a for a in ACTIONS.get(row.kind, ()) if a in harmless)

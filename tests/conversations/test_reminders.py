@@ -484,17 +484,23 @@ async def test_a_follow_up_overdue_by_three_days_reaches_each_manager_in_a_morni
     assert texts(world, manager_sh) == []
     clock.set(utc(2026, 11, 23, 1, 0))  # 09:00 in Shanghai, three days after
     await tick(world)
+    # one digest row per manager and day (issue 14), its customers listed at delivery
     [digest] = texts(world, manager_sh)
-    assert digest.startswith("🔔 2 条提醒")
-    assert "⚠️ Wang 的客户 甲公司（KH-2026-000001）跟进已逾期 3 天（原定 2026-11-20）" in digest
+    assert digest.startswith("⚠️ 团队跟进已逾期 3 天（原定 2026-11-20）：共 2 位客户")
+    assert "1. 甲公司（KH-2026-000001），Wang 的客户" in digest
     assert "乙公司" in digest and "丙公司" not in digest
     assert texts(world, manager_de) == [] and texts(world, other_team) == []
     clock.set(utc(2026, 11, 23, 8, 0))  # 09:00 in Berlin
     await tick(world)
     [digest_de] = texts(world, manager_de)
-    assert "Wang's customer 甲公司 (KH-2026-000001): follow-up 3 days overdue" in digest_de
+    assert digest_de.startswith("⚠️ Follow-ups 3 days overdue in your teams (due 2026-11-20): 2")
+    assert "1. 甲公司 (KH-2026-000001), Wang's customer" in digest_de
     assert texts(world, other_team) == []
-    assert {r.subject_id for r in await rows(world, kind=Kind.overdue)} == {first, first + 1}
+    escalated = await rows(world, kind=Kind.overdue)
+    assert sorted((r.subject_type, r.subject_id) for r in escalated) == sorted(
+        ("staff", m.staff_id) for m in (manager_sh, manager_de)
+    )
+    assert first  # listed by name above
 
 
 # ---------------------------------------------------------------------------------------------

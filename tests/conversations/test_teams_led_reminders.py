@@ -113,13 +113,14 @@ async def test_overdue_follow_ups_and_review_reminders_of_a_led_team_reach_its_d
 
     clock.set(utc(2026, 11, 23, 1, 0))  # three days overdue, 09:00 in Shanghai
     await tick(world)
-    # the overdue follow-up and the review in one message; the review digest (a button per
-    # review) in its own
-    grouped, review_digest = texts(world, zhou)
-    digest = f"{grouped}\n{review_digest}"
-    assert review_digest.startswith("🗂")
-    assert "⚠️ Qian 的客户 乙公司" in digest and "跟进已逾期 3 天" in digest
-    assert "乙公司" in digest
+    # the review reminder; the review digest and the overdue digest (a button per line) each
+    # in its own message (issue 14: the escalation is one digest per manager and day)
+    sent = texts(world, zhou)
+    assert len(sent) == 3
+    assert any(t.startswith("🗂 待审核汇总") for t in sent)
+    [overdue_digest] = [t for t in sent if t.startswith("⚠️")]
+    assert "跟进已逾期 3 天" in overdue_digest
+    assert "1. 乙公司（KH-2026-000001），Qian 的客户" in overdue_digest
     assert texts(world, chen) == []
     assert {r.recipient_id for r in await rows(world, kind="overdue")} == {zhou.staff_id}
     assert {r.recipient_id for r in await rows(world, kind="review")} == {zhou.staff_id}
@@ -131,4 +132,4 @@ async def test_overdue_follow_ups_and_review_reminders_of_a_led_team_reach_its_d
         session.add(staff)
     clock.set(utc(2026, 11, 24, 1, 0))
     await tick(world)
-    assert len(texts(world, zhou)) == 2
+    assert len(texts(world, zhou)) == 3
