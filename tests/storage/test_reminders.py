@@ -362,13 +362,18 @@ async def test_the_follow_up_queries_read_a_date_range_of_an_index_and_the_remin
             else:
                 rows = (await session.exec(text(f"EXPLAIN QUERY PLAN {sql}"))).all()
                 plans.append("\n".join(r[3] for r in rows))
-    for plan, index in zip(
-        plans,
-        ["ix_customers_next_followup_on", "ix_customers_last_visit_on"] * 2,
-        strict=True,
+    for number, (plan, index) in enumerate(
+        zip(
+            plans,
+            ["ix_customers_next_followup_on", "ix_customers_last_visit_on"] * 2,
+            strict=True,
+        )
     ):
         assert index in plan, plan
         assert "ix_customers_status" not in plan, plan
+        if number >= 2:  # the overdue digest's (team, owner, day): no anti-join (issue 14)
+            assert "reminders" not in plan, plan
+            continue
         # the anti-join probes an index of reminders; on empty tables PostgreSQL may pick any
         # (tests/bench/reminders.py shows the plan over a million customers)
         reminder_index = "ix_reminders_" if IS_POSTGRES else "ix_reminders_subject"
