@@ -26,7 +26,6 @@ import logging
 import multiprocessing
 import os
 import random
-import shutil
 import sqlite3
 import tempfile
 import threading
@@ -52,6 +51,7 @@ from storage.db import make_engine, make_session_factory, unit_of_work
 from storage.migrate import upgrade_database
 from storage.models import Reminder
 from tests.auxil.fake_telegram import TOKEN
+from tests.bench.cached_db import fresh_copy
 from tests.e2e.fake_bot_api import _PATH_RE, FakeBotApi
 
 NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
@@ -427,16 +427,10 @@ def _populate_in_child(size: int, url: str, secret: bytes) -> None:
 
 def _prepared_sqlite(size: int, workdir: Path, secret: bytes) -> str:
     """A copy of the cached, loaded database (loaded first if there is none)."""
-    CACHE.mkdir(parents=True, exist_ok=True)
     cached = CACHE / f"plan-{size}-{_schema_mark()}.db"
-    if not cached.exists():
-        partial = cached.with_suffix(".loading")
-        partial.unlink(missing_ok=True)
-        _populate_in_child(size, f"sqlite:///{partial}", secret)
-        partial.rename(cached)
-    path = workdir / f"plan-{size}.db"
-    shutil.copyfile(cached, path)
-    return f"sqlite:///{path}"
+    return fresh_copy(
+        cached, workdir / f"plan-{size}.db", lambda url: _populate_in_child(size, url, secret)
+    )
 
 
 async def _prepared_postgres(size: int, server_url: str, secret: bytes) -> str:

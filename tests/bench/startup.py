@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import base64
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from tests.bench.cached_db import fresh_copy
 from tests.e2e.fake_bot_api import FakeBotApi
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -123,16 +123,8 @@ def _populate(code: Path, url: str, customers: int) -> None:
 
 def sqlite_database(code: Path, customers: int, workdir: Path) -> str:
     """A fresh copy of the cached, populated SQLite file (populated on first use)."""
-    CACHE.mkdir(parents=True, exist_ok=True)
     cached = CACHE / f"customers-{customers}-{head_revision(code)}.db"
-    if not cached.exists():
-        partial = cached.with_suffix(".partial")
-        partial.unlink(missing_ok=True)
-        _populate(code, f"sqlite:///{partial}", customers)
-        partial.rename(cached)
-    copy = workdir / "bot.db"
-    shutil.copyfile(cached, copy)
-    return f"sqlite:///{copy}"
+    return fresh_copy(cached, workdir / "bot.db", lambda url: _populate(code, url, customers))
 
 
 def postgres_database(code: Path, customers: int, server_url: str) -> str:
