@@ -301,12 +301,31 @@ class BlindIndex(SQLModel, table=True):
     key_person_id: int | None = Field(default=None, foreign_key="key_persons.id", index=True)
 
 
+# the columns of the planners' covering indexes: a follow-up date range (or a class cycle after
+# the last visit) first, then what the planners filter on and read (id for PostgreSQL's
+# index-only scans; SQLite's indexes hold the rowid anyway)
+FOLLOWUP_DUE = (
+    "next_followup_on", "status", "pooled_at", "last_visit_on", "owner_id", "team_id", "id"
+)  # fmt: skip
+VISIT_DUE = (
+    "last_visit_on", "next_followup_on", "customer_class", "status", "pooled_at", "owner_id",
+    "team_id", "id",
+)  # fmt: skip
+
+
 class Customer(Timestamped, table=True):
     """客户档案. Clear columns are what lists and filters need; the rest is sealed."""
 
     __tablename__ = "customers"
-    # recent customers, and the search index's "what changed since" (storage.search)
-    __table_args__ = (Index("ix_customers_updated_at", "updated_at"),)
+    # recent customers, and the search index's "what changed since" (storage.search); the
+    # reminder planners' date ranges (storage.reminders.followup), read from the index alone:
+    # over a million customers a week of them is 70,000 rows, each a look-up in the table
+    # otherwise (issue 14)
+    __table_args__ = (
+        Index("ix_customers_updated_at", "updated_at"),
+        Index("ix_customers_followup_due", *FOLLOWUP_DUE),
+        Index("ix_customers_visit_due", *VISIT_DUE),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     customer_no: str = Field(max_length=20, unique=True, index=True)
@@ -331,8 +350,8 @@ class Customer(Timestamped, table=True):
     owner_id: int = Field(foreign_key="staff.id", index=True)
     team_id: int | None = Field(default=None, foreign_key="teams.id", index=True)
     status: str = Field(default=RecordStatus.draft, max_length=20, index=True)
-    next_followup_on: date | None = Field(default=None, index=True)
-    last_visit_on: date | None = Field(default=None, index=True)
+    next_followup_on: date | None = Field(default=None)  # ix_customers_followup_due
+    last_visit_on: date | None = Field(default=None)  # ix_customers_visit_due
     last_checked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     submitted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     approved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

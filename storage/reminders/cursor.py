@@ -15,6 +15,12 @@ a clock that went back, or no cursor: the whole window is read, as before.
 Days missed while the bot was down are not replayed a day at a time: storage.reminders.catch_up
 sends each person one summary of them, and the dated planners start at today.
 
+A poll reads one whole day, and the next only while it is within `DAY_BUDGET`: over a million
+customers a day takes half a second, so after days down (today and tomorrow to plan) or a staff
+change (the whole window again) the rest waits for the next poll, a minute later, and no poll
+holds the database for seconds. The cursor then says how far it got, so the next poll goes on
+from there; days come in order, today before tomorrow. A small archive plans them all at once.
+
 Exactly once is still the outbox's unique key (ON CONFLICT DO NOTHING): two processes planning
 at once, or a cursor moved back by a slower one, only ever make a poll read more.
 """
@@ -22,6 +28,7 @@ at once, or a cursor moved back by a slower one, only ever make a poll read more
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -38,6 +45,7 @@ from storage.reminders.planning import Plan, Row, dialect_of, insert_chunked
 
 MARGIN = timedelta(minutes=5)  # customers changed this long before the newest seen: re-read
 DAY = timedelta(days=1)
+DAY_BUDGET = 0.25  # seconds: after a whole day read, a poll reads another only within this
 
 # a dated planner's query: its rows for the planning days [lo, hi], of `changed` customers only
 DatedFind = Callable[[AsyncSession, Plan, date, date, Any], Awaitable[list[Row]]]
@@ -172,12 +180,15 @@ class DatedPlanner:
             first = max(lo, through + DAY)
         else:
             first = lo
-        day = first
+        day, started = first, time.monotonic()
         while day <= hi:  # a day at a time: a day's rows in memory, never the whole window's
+            if day > first and time.monotonic() - started > DAY_BUDGET:
+                break  # the next poll goes on from `day` (the cursor says so)
             async with reading(sessions) as session:
                 rows = await self.find(session, ctx, day, day, None)
             created += await insert_chunked(sessions, rows)
             day += DAY
+        planned = hi if day > hi else day - DAY  # the last day read whole, in order
         async with unit_of_work(sessions) as session:
-            await save_cursor(session, self.name, (lo, hi), seen, ctx.now)
+            await save_cursor(session, self.name, (lo, planned), seen, ctx.now)
         return created

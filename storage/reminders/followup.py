@@ -27,8 +27,8 @@ def followup_sources(
     lo: date, hi: date, cycles: dict[str, int], dialect: str, changed: Any = None
 ) -> list[tuple[Any, list[Any]]]:
     """(follow-up date expression, conditions) for each way a follow-up date arises: the
-    customer's next follow-up date (read from ix_customers_next_followup_on), or, without one,
-    its class cycle after the last visit (ix_customers_last_visit_on). Either way a date range
+    customer's next follow-up date (read from ix_customers_followup_due), or, without one,
+    its class cycle after the last visit (ix_customers_visit_due). Either way a date range
     of an index: a few days' worth of customers, however many there are.
 
     With `changed` (a condition on the customers changed since the planner's cursor) the

@@ -25,7 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import permissions
 from storage.crypto import Keyring
-from storage.db import SessionFactory, unit_of_work
+from storage.db import SessionFactory, reading, unit_of_work
 from storage.models import Customer, Reminder, ReminderPlanRun, ReminderStatus, Staff
 from storage.reminders.rules import Rules, local_moment
 
@@ -116,9 +116,11 @@ Scan = Callable[[AsyncSession, Plan, int], Awaitable[tuple[list[Row], int | None
 class Planner:
     """The planner skeleton: read what is due in one unit of work, then write the new rows.
 
-    `bulk` planners (follow-ups and their escalation over every customer) find only what has no
-    row yet themselves and insert in short transactions of their own, so the bot's own writes
-    never wait long; the others read the keys first, so a poll with nothing new writes nothing.
+    `bulk` planners (over every customer: records to re-check, surveys) find only what has no
+    row yet themselves, reading without SQLite's write lock (over a million customers the
+    finding takes seconds, and the bot's own writes, a wizard's draft among them, must not wait
+    for it), and insert in short transactions of their own; the others read the keys first, so
+    a poll with nothing new writes nothing.
     """
 
     name: str  # its ReminderPlanRun mark
@@ -127,11 +129,13 @@ class Planner:
     bulk: bool = False
 
     async def run(self, sessions: SessionFactory, ctx: Plan) -> int:
+        if self.bulk:
+            async with reading(sessions) as session:
+                rows = await self.find(session, ctx)
+            return await insert_chunked(sessions, rows)
         async with unit_of_work(sessions) as session:
             rows = await self.find(session, ctx)
-            if not self.bulk:
-                return await add_reminders(session, await new_only(session, rows))
-        return await insert_chunked(sessions, rows)
+            return await add_reminders(session, await new_only(session, rows))
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ at once still write each reminder once."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import date, timedelta
 from typing import Any
 
@@ -17,8 +18,9 @@ from bot.i18n import translate
 from storage import reminders as store
 from storage.db import unit_of_work
 from storage.models import Customer, Reminder
-from storage.reminders import Kind
+from storage.reminders import Kind, cursor, registry, stale
 from tests.auxil.fake_telegram import buttons
+from tests.auxil.flow_helpers import draft_of
 from tests.auxil.world import World
 from tests.conversations import test_reminders as base
 from tests.conversations.test_reminders import (
@@ -36,6 +38,7 @@ settings, clock, services, pacing = base.settings, base.clock, base.services, ba
 fake_pacing, fresh_numbers = base.fake_pacing, base.fresh_numbers
 
 LONG_NAME = "宝" * 200  # customers.name at its longest
+PATIENCE = 5.0  # seconds; SQLite's busy timeout is 10, so a write that queued would exceed it
 
 
 async def plan(world: World, clock: Clock) -> dict[str, int]:
@@ -200,3 +203,76 @@ async def test_two_pollers_at_once_write_each_reminder_and_each_catch_up_once(
     assert keys and all(n == 1 for _, n in keys)
     again = await plan(world, clock)
     assert sum(again.values()) == 0
+
+
+async def test_a_poll_over_a_large_archive_plans_one_whole_day_and_the_next_goes_on(
+    world: World, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As over a million customers, where one day's read takes longer than the budget: after
+    days down, today is planned first and tomorrow at the next poll; after a staff change the
+    window is read again a day a poll; nothing is planned twice, nothing is left out."""
+    monkeypatch.setattr(cursor, "DAY_BUDGET", -1.0)  # never time for a second whole day
+    owner = await member(world, timezone=SHANGHAI)
+    clock.set(utc(2026, 11, 12, 2, 0))
+    await plan(world, clock)
+    missed = await add_customer(world, owner, "错过", next_followup_on=date(2026, 11, 16))
+    today = await add_customer(world, owner, "今天", next_followup_on=date(2026, 11, 20))
+    tomorrow = await add_customer(world, owner, "明天", next_followup_on=date(2026, 11, 21))
+    clock.set(utc(2026, 11, 20, 0, 30))  # back after eight days, before the follow-up hour
+    first = await plan(world, clock)
+    assert first["catch_up"] == 1
+    assert {r.subject_id for r in await rows(world, kind=Kind.followup)} == {today}
+    clock.advance(minutes=1)
+    second = await plan(world, clock)
+    assert second.get("catch_up", 0) == 0
+    assert {r.subject_id for r in await rows(world, kind=Kind.followup)} == {today, tomorrow}
+    assert missed not in {r.subject_id for r in await rows(world, kind=Kind.followup)}
+    # a staff change: the whole window again, one day a poll, and nothing doubled
+    await member(world, "manager", timezone=SHANGHAI, name="Wu")
+    for _ in range(2):
+        clock.advance(minutes=1)
+        with Statements(world) as sql:
+            await plan(world, clock)
+        whole = [
+            s
+            for s in sql.seen
+            if "FROM customers" in s and "next_followup_on" in s and "updated_at" not in s
+        ]
+        assert whole, "each of these polls reads one whole day"
+    clock.advance(minutes=1)
+    with Statements(world) as sql:
+        assert sum((await plan(world, clock)).values()) == 0
+    windows = [s for s in sql.seen if "FROM customers" in s and "next_followup_on" in s]
+    assert windows and all("customers.updated_at >" in s for s in windows)
+    followups = await rows(world, kind=Kind.followup)
+    assert sorted(r.subject_id for r in followups) == sorted([today, tomorrow])
+    assert len(await rows(world, kind=Kind.catch_up)) == 1
+
+
+async def test_a_wizard_step_goes_on_while_the_daily_planners_look_for_records_to_recheck(
+    world: World, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over a million customers finding the records to re-check takes seconds: the member's
+    draft is saved meanwhile (on SQLite the finding holds no write lock)."""
+    owner = await member(world, timezone=SHANGHAI)
+    inside, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_find(session: Any, ctx: Any) -> Any:
+        rows = await stale.find(session, ctx)
+        inside.set()
+        await release.wait()  # still in the planner's transaction
+        return rows
+
+    slow = dataclasses.replace(stale.PLANNER, find=slow_find)
+    monkeypatch.setattr(registry, "PLANNERS", (slow,))
+    clock.set(utc(2026, 11, 20, 2, 0))
+    planning = asyncio.create_task(plan(world, clock))
+    await asyncio.wait_for(inside.wait(), PATIENCE)
+    try:
+        reply = await asyncio.wait_for(owner.person.send("/new"), PATIENCE)
+        assert reply, "the wizard answered while the planner was finding"
+        draft = await draft_of(world.services.sessions, owner.person.id)
+        assert draft is not None and draft.flow == "new"
+    finally:
+        release.set()
+        await planning
