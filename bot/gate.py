@@ -24,7 +24,7 @@ from bot.context import LANGUAGE_KEY, BotContext
 from bot.i18n import pick_language, translate
 from conversations.inline import CACHE_SECONDS, card_link_target
 from storage import staff as staff_store
-from storage.db import reading, unit_of_work
+from storage.db import unit_of_work
 from storage.models import Staff
 
 log = logging.getLogger(__name__)
@@ -86,10 +86,9 @@ async def _recognise(update: Update, context: BotContext) -> None:
     if user is None or user.is_bot:
         raise ApplicationHandlerStop
     services = context.services
-    async with reading(services.sessions) as session:
-        staff = await staff_store.staff_by_telegram_id(
-            session, user.id, cache=members_of(context.bot_data)
-        )
+    staff = await staff_store.recognised(
+        services.sessions, user.id, cache=members_of(context.bot_data)
+    )
     context.use_language(
         pick_language(
             staff.language if staff else None,

@@ -36,7 +36,7 @@ from conversations.keyboards import pager, with_pager
 from conversations.messages import close_buttons
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step, place_text
 from storage import audit, drafts, outbox, validation
-from storage.db import reading, unit_of_work
+from storage.db import unit_of_work
 from storage.drafts import DraftMode, DraftState
 from storage.errors import Refused
 from storage.validation import Invalid
@@ -348,14 +348,10 @@ async def _all_warnings(env: FlowEnv, flow: Flow, data: dict[str, Any]) -> list[
 async def _save_under_new_token(context: BotContext, state: DraftState) -> None:
     """Save the draft with a new prompt token: buttons of every earlier prompt are now stale."""
     state.token += 1
-    async with unit_of_work(context.services.sessions) as session:
-        await drafts.save(
-            session,
-            context.services.keyring,
-            context.member.id or 0,
-            state,
-            now=context.services.clock(),
-        )
+    services = context.services
+    await drafts.save_alone(
+        services.sessions, services.keyring, context.member.id or 0, state, now=services.clock()
+    )
 
 
 async def _show(
@@ -373,8 +369,7 @@ async def _show(
 
 async def _mark_shown(context: BotContext, state: DraftState) -> None:
     """Telegram accepted the prompt: from now on an answer may be taken for it."""
-    async with unit_of_work(context.services.sessions) as session:
-        await drafts.mark_shown(session, context.member.id or 0, state.token)
+    await drafts.mark_shown_alone(context.services.sessions, context.member.id or 0, state.token)
     state.shown = state.token
 
 
@@ -424,8 +419,9 @@ async def _load(context: BotContext) -> tuple[Flow, DraftState] | None:
     """The member's draft and its flow; an expired one is deleted and the member told once."""
     services, staff_id = context.services, context.member.id or 0
     cutoff = services.draft_cutoff()
-    async with reading(services.sessions) as session:
-        state, expired = await drafts.peek(session, services.keyring, staff_id, not_before=cutoff)
+    state, expired = await drafts.peek_alone(
+        services.sessions, services.keyring, staff_id, not_before=cutoff
+    )
     if expired:
         await _forget_expired(context, cutoff)
     if state is None:

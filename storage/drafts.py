@@ -8,18 +8,21 @@ keeping a tombstone without answers so the member can be told once what expired
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, or_, update
+from sqlalchemy import bindparam, delete, or_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage import quick_lane
 from storage.crypto import Keyring
+from storage.db import SessionFactory, reading, unit_of_work
 from storage.models import Draft
 from storage.types import utcnow
 
@@ -51,6 +54,9 @@ class DraftState:
     def unseen(self) -> bool:
         """The current question never reached the user (its send failed)."""
         return self.shown != self.token
+
+
+_TABLE = Draft.__table__  # type: ignore[attr-defined]  # the quick lane reads rows, not objects
 
 
 def _context(staff_id: int) -> str:
@@ -86,6 +92,31 @@ async def peek(
     """The member's draft and whether an expired one (or its tombstone) waits to be told of,
     in one statement: a member has at most one draft row (`load` and `has_expired` at once)."""
     row = (await session.exec(select(Draft).where(Draft.staff_id == staff_id))).first()
+    return _peeked(keyring, staff_id, row, not_before)
+
+
+async def peek_alone(
+    sessions: SessionFactory, keyring: Keyring, staff_id: int, *, not_before: datetime
+) -> tuple[DraftState | None, bool]:
+    """`peek` as a unit of its own: on SQLite's quick lane when it can, else a reading unit."""
+    lane = quick_lane.of(sessions)
+    if lane is not None:
+        try:
+            row = lane.first(_PEEK, {"staff_id": staff_id})
+        except quick_lane.Busy:
+            pass
+        else:
+            return _peeked(keyring, staff_id, row, not_before)
+    async with reading(sessions) as session:
+        return await peek(session, keyring, staff_id, not_before=not_before)
+
+
+_PEEK = select(_TABLE).where(_TABLE.c.staff_id == bindparam("staff_id"))
+
+
+def _peeked(
+    keyring: Keyring, staff_id: int, row: Any, not_before: datetime
+) -> tuple[DraftState | None, bool]:
     if row is None:
         return None, False
     if _is_expired(row, not_before):
@@ -93,11 +124,12 @@ async def peek(
     return _state(keyring, staff_id, row), False
 
 
-def _is_expired(row: Draft, not_before: datetime | None) -> bool:
+def _is_expired(row: Any, not_before: datetime | None) -> bool:
+    """`row`: a Draft, or a row of its table (the quick lane's)."""
     return row.mode == EXPIRED or (not_before is not None and row.updated_at < not_before)
 
 
-def _state(keyring: Keyring, staff_id: int, row: Draft) -> DraftState:
+def _state(keyring: Keyring, staff_id: int, row: Any) -> DraftState:
     data = keyring.open_json(row.sealed, context=_context(staff_id)) if row.sealed else {}
     shown = row.token if row.shown_token is None else row.shown_token
     return DraftState(
@@ -153,8 +185,54 @@ async def save(
     now: datetime | None = None,
 ) -> None:
     """Keep the draft; `now` (the app's clock) starts its time to expiry afresh."""
+    upsert = _upsert(session.bind.dialect.name)
+    await session.exec(upsert, params=_values(keyring, staff_id, state, now))
+
+
+async def save_alone(
+    sessions: SessionFactory,
+    keyring: Keyring,
+    staff_id: int,
+    state: DraftState,
+    *,
+    now: datetime | None = None,
+) -> None:
+    """`save` as a unit of its own: on SQLite's quick lane when the write lock is free, else
+    an ordinary unit of work (which waits for it off the event loop)."""
+    values = _values(keyring, staff_id, state, now)
+    lane = quick_lane.of(sessions)
+    if lane is not None:
+        try:
+            lane.write(_upsert("sqlite"), values)
+            return
+        except quick_lane.Busy:
+            pass
+    async with unit_of_work(sessions) as session:
+        await session.exec(_upsert(session.bind.dialect.name), params=values)
+
+
+_SAVED = ("flow", "step", "mode", "token", "shown_token", "sealed", "updated_at")
+
+
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    """One statement, no SELECT first: a member has at most one draft (unique staff_id). Built
+    once, with its values as parameters (`_values`), so a step spends nothing on building it."""
+    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    columns = ("staff_id", "created_at", *_SAVED)
+    upsert = insert(_TABLE).values({name: bindparam(name) for name in columns})
+    return upsert.on_conflict_do_update(
+        index_elements=[_TABLE.c.staff_id], set_={name: upsert.excluded[name] for name in _SAVED}
+    )
+
+
+def _values(
+    keyring: Keyring, staff_id: int, state: DraftState, now: datetime | None
+) -> dict[str, Any]:
     saved_at = now or utcnow()
-    values = {
+    return {
+        "staff_id": staff_id,
+        "created_at": saved_at,
         "flow": state.flow,
         "step": state.step,
         "mode": str(state.mode),
@@ -163,22 +241,31 @@ async def save(
         "sealed": keyring.seal_json(state.data, context=_context(staff_id)),
         "updated_at": saved_at,
     }
-    # one statement, no SELECT first: a member has at most one draft (unique staff_id)
-    insert = sqlite_insert if session.bind.dialect.name == "sqlite" else postgresql_insert
-    upsert = insert(Draft).values(staff_id=staff_id, created_at=saved_at, **values)
-    await session.exec(
-        upsert.on_conflict_do_update(index_elements=[col(Draft.staff_id)], set_=values)
-    )
 
 
 async def mark_shown(session: AsyncSession, staff_id: int, token: int) -> bool:
     """Record that the prompt with `token` reached the user, unless the draft moved on."""
-    result = await session.exec(
-        update(Draft)
-        .where(col(Draft.staff_id) == staff_id, col(Draft.token) == token)
-        .values(shown_token=token)
-    )
+    result = await session.exec(_MARK, params={"staff": staff_id, "shown": token})
     return bool(result.rowcount)
+
+
+async def mark_shown_alone(sessions: SessionFactory, staff_id: int, token: int) -> bool:
+    """`mark_shown` as a unit of its own (on SQLite's quick lane when it can)."""
+    lane = quick_lane.of(sessions)
+    if lane is not None:
+        try:
+            return bool(lane.write(_MARK, {"staff": staff_id, "shown": token}))
+        except quick_lane.Busy:
+            pass
+    async with unit_of_work(sessions) as session:
+        return await mark_shown(session, staff_id, token)
+
+
+_MARK = (
+    update(_TABLE)
+    .where(_TABLE.c.staff_id == bindparam("staff"), _TABLE.c.token == bindparam("shown"))
+    .values(shown_token=bindparam("shown"))
+)
 
 
 async def discard(session: AsyncSession, staff_id: int) -> bool:

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
-from storage import audit
+from storage import audit, quick_lane
 from storage import staff as staff_store
 from storage.db import unit_of_work
 from storage.models import AuditEntry
@@ -33,6 +33,13 @@ def _locked(*args: Any, **kwargs: Any) -> Any:
         (123,),
         sqlite3.OperationalError("database is locked"),
     )
+
+
+def _database_locked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every way the gate reads the database fails: SQLite's quick lane (storage.quick_lane)
+    and the ordinary reading unit behind it."""
+    monkeypatch.setattr(quick_lane.QuickLane, "_conn", _locked)
+    monkeypatch.setattr(staff_store, "staff_by_telegram_id", _locked)
 
 
 @pytest.fixture
@@ -81,7 +88,7 @@ async def test_a_stranger_gets_only_try_again_when_the_database_is_locked(
 ) -> None:
     stranger = world.person(123_456, "Stranger", language)
     await stranger.send("/start")
-    monkeypatch.setattr(staff_store, "staff_by_telegram_id", _locked)
+    _database_locked(monkeypatch)
     with caplog.at_level(logging.INFO):
         await _each_kind_of_update(world, stranger, sorry)
     assert errors == []  # the gate answered itself; no handler, not even the error handler
@@ -96,7 +103,7 @@ async def test_a_member_gets_only_try_again_and_their_draft_is_untouched(
     await sales.send("/new")
     await sales.press("Company")
     before = await draft_of(world.services.sessions, sales.id)
-    monkeypatch.setattr(staff_store, "staff_by_telegram_id", _locked)
+    _database_locked(monkeypatch)
     await _each_kind_of_update(world, sales, SORRY_EN)
     monkeypatch.undo()
     after = await draft_of(world.services.sessions, sales.id)

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.commands import commands_for
 from bot.i18n import translate
+from storage import quick_lane
 from storage import staff as staff_store
 from storage.db import unit_of_work
 from storage.models import StaffChanges
@@ -36,17 +37,21 @@ REFUSED = translate("zh", "access.deactivated")
 
 @contextmanager
 def statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    """Every statement the engine runs inside the block."""
+    """Every statement the engine runs inside the block, and SQLite's quick lane beside it."""
     seen: list[str] = []
 
     def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         seen.append(statement)
 
-    event.listen(engine.sync_engine, "before_cursor_execute", note)
+    lane = quick_lane.of_engine(engine)
+    engines = [engine.sync_engine, *([lane.engine] if lane is not None else [])]
+    for each in engines:
+        event.listen(each, "before_cursor_execute", note)
     try:
         yield seen
     finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", note)
+        for each in engines:
+            event.remove(each, "before_cursor_execute", note)
 
 
 def staff_reads(seen: list[str]) -> int:
@@ -169,6 +174,11 @@ async def test_an_unreadable_stamp_refuses_the_update(
     async def locked(*args: Any, **kwargs: Any) -> Any:
         raise OperationalError("SELECT staff_changes.stamp", (), Exception("database is locked"))
 
+    def lane_locked(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("SELECT staff_changes.stamp", (), Exception("database is locked"))
+
+    # SQLite's quick lane fails over to the reading unit, whose stamp read fails: refused
+    monkeypatch.setattr(quick_lane.QuickLane, "_conn", lane_locked)
     monkeypatch.setattr(staff_store, "staff_stamp", locked)
     replies = await sales.send("/help")
     assert [m["text"] for m in replies] == [translate("en", "error.try_again")]

@@ -16,6 +16,7 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from storage import quick_lane
 from storage.db import is_reading, reading, unit_of_work
 from storage.models import Team
 from tests.auxil.customer_factory import add_customer, staff_of
@@ -72,19 +73,22 @@ class LongWriter:
 
 
 class Statements:
-    """The statements the bot's engine completed while the writer held its transaction."""
+    """The statements the bot's engines completed while the writer held its transaction."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine.sync_engine
+        lane = quick_lane.of_engine(engine)  # SQLite's quick lane beside it, if any
+        self.engines = [engine.sync_engine, *([lane.engine] if lane is not None else [])]
         self.while_held: list[str] = []
         self.held = False
 
     def __enter__(self) -> Statements:
-        event.listen(self.engine, "after_cursor_execute", self._seen)
+        for engine in self.engines:
+            event.listen(engine, "after_cursor_execute", self._seen)
         return self
 
     def __exit__(self, *_: object) -> None:
-        event.remove(self.engine, "after_cursor_execute", self._seen)
+        for engine in self.engines:
+            event.remove(engine, "after_cursor_execute", self._seen)
 
     def _seen(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         if self.held:
