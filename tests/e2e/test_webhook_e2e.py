@@ -1,5 +1,6 @@
 """Webhook mode: the bot registers its webhook and only accepts updates with the secret header;
-the same port answers GET /healthz and GET /metrics (bot.web)."""
+the same port answers GET /healthz and GET /metrics (bot.web), and METRICS_PORT does beside
+long polling."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.i18n import translate
 from tests.e2e.fake_bot_api import FakeBotApi
 from tests.e2e.harness import BotProcess
-from tests.e2e.support import TOKEN, run_async, stop_cleanly
+from tests.e2e.support import ADMIN_ID, TOKEN, Person, run_async, stop_cleanly
 from tests.e2e.test_health_e2e import set_revision
 
 SECRET = "webhook-secret-0123456789"
@@ -202,3 +203,28 @@ def test_webhook_port_serves_health_and_metrics_that_count_updates(
     finally:
         log = stop_cleanly(bot)
     assert TOKEN not in log and SECRET not in log
+
+
+def test_long_polling_serves_health_and_metrics_on_metrics_port(
+    api: FakeBotApi, bot_env: dict[str, str], tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {**bot_env, "METRICS_PORT": str(port), "METRICS_LISTEN": "127.0.0.1"}
+    bot = BotProcess(env, log_dir=tmp_path)
+    try:
+        bot.start().wait_until_polling(api)
+        status, _, body = get(port, "/healthz")
+        assert status == 200 and json.loads(body)["status"] == "ok", body
+        admin = Person(api, bot, api.user(ADMIN_ID, "Boss"))
+        admin.say("/help", "/invite")
+        admin.say("/help", "/invite")
+        latency = ("archive_bot_update_seconds_count", ())
+        deadline = time.monotonic() + 10  # counted once the last handler has returned
+        while samples(port).get(latency, 0) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        found = samples(port)
+        assert found["archive_bot_updates_total", (("kind", "message"),)] == 2
+        assert found[latency] == 2
+        assert get(port, "/telegram")[0] == 404  # no webhook in polling mode
+    finally:
+        stop_cleanly(bot)
