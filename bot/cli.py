@@ -101,22 +101,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.info(
             "starting in webhook mode on %s:%s", settings.WEBHOOK_LISTEN, settings.WEBHOOK_PORT
         )
-        try:
-            asyncio.run(web.serve_webhook(application, UPDATE_KINDS))
-        except OSError as error:  # the port is taken, or the address is not this machine's
-            refuse(f"WEBHOOK_PORT: cannot listen ({preflight.reason(error)}); {_PORTS}")
+        checked(lambda: asyncio.run(web.serve_webhook(application, UPDATE_KINDS)))
     else:
         log.info("starting with long polling against %s", _redact(settings.TELEGRAM_BASE_URL))
         web.serve_beside_polling(application)
-        application.run_polling(
-            allowed_updates=UPDATE_KINDS,
-            poll_interval=0.0,
-            timeout=30,
+        checked(
+            lambda: application.run_polling(
+                allowed_updates=UPDATE_KINDS, poll_interval=0.0, timeout=30
+            )
         )
     return 0
-
-
-_PORTS = "check WEBHOOK_LISTEN, WEBHOOK_PORT and METRICS_PORT, and that no other process uses them"
 
 
 def cmd_health(args: argparse.Namespace) -> int:

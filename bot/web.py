@@ -129,9 +129,17 @@ def make_app(application: App, *, webhook: bool) -> QuietApplication:
     return QuietApplication(routes)
 
 
-def listen(app: tornado.web.Application, port: int, address: str) -> HTTPServer:
-    server = HTTPServer(app, xheaders=False)
-    server.listen(port, address=address)
+def listen(app: tornado.web.Application, port: int, address: str, setting: str) -> HTTPServer:
+    """Serve `app`; a port taken or an address not this machine's names `setting`."""
+    server = HTTPServer(app)
+    try:
+        server.listen(port, address=address)
+    except OSError as error:
+        raise preflight.StartupRefused(
+            setting,
+            f"cannot listen on {address}:{port} ({preflight.reason(error)}); choose a free port "
+            "(and an address of this machine), or stop the process that uses it",
+        ) from None
     return server
 
 
@@ -160,7 +168,10 @@ async def serve_webhook(application: App, allowed_updates: list[str]) -> None:
         await _hook(application.post_init, application)
         servers.append(
             listen(
-                make_app(application, webhook=True), settings.WEBHOOK_PORT, settings.WEBHOOK_LISTEN
+                make_app(application, webhook=True),
+                settings.WEBHOOK_PORT,
+                settings.WEBHOOK_LISTEN,
+                "WEBHOOK_PORT",
             )
         )
         if settings.METRICS_PORT and settings.METRICS_PORT != settings.WEBHOOK_PORT:
@@ -169,6 +180,7 @@ async def serve_webhook(application: App, allowed_updates: list[str]) -> None:
                     make_app(application, webhook=False),
                     settings.METRICS_PORT,
                     settings.METRICS_LISTEN,
+                    "METRICS_PORT",
                 )
             )
         await application.bot.set_webhook(
@@ -202,7 +214,9 @@ def serve_beside_polling(application: App) -> None:
     async def start(app: App) -> None:
         await _hook(post_init, app)
         port = settings.METRICS_PORT or 0
-        app.bot_data[SERVER] = listen(make_app(app, webhook=False), port, settings.METRICS_LISTEN)
+        app.bot_data[SERVER] = listen(
+            make_app(app, webhook=False), port, settings.METRICS_LISTEN, "METRICS_PORT"
+        )
         log.info("serving /healthz and /metrics on %s:%s", settings.METRICS_LISTEN, port)
 
     async def stopped(app: App) -> None:

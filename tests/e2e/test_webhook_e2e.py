@@ -228,3 +228,33 @@ def test_long_polling_serves_health_and_metrics_on_metrics_port(
         assert get(port, "/telegram")[0] == 404  # no webhook in polling mode
     finally:
         stop_cleanly(bot)
+
+
+def test_a_webhook_port_in_use_stops_the_bot_with_one_line(
+    api: FakeBotApi, database_url: str, tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        bot = BotProcess(
+            {
+                "TELEGRAM_BOT_TOKEN": TOKEN,
+                "TELEGRAM_BASE_URL": api.base_url,
+                "DATABASE_URL": database_url,
+                "DATA_DIR": str(tmp_path / "data"),
+                "WEBHOOK_URL": "https://bot.example.invalid/telegram",
+                "WEBHOOK_SECRET": SECRET,
+                "WEBHOOK_LISTEN": "127.0.0.1",
+                "WEBHOOK_PORT": str(port),
+            },
+            log_dir=tmp_path,
+        )
+        bot.start()
+        assert bot.proc is not None
+        assert bot.proc.wait(60) == 2
+        bot.stop()
+    log = bot.log_text()
+    assert f"The bot cannot start: WEBHOOK_PORT: cannot listen on 127.0.0.1:{port}" in log
+    assert "Traceback" not in log and TOKEN not in log
+    assert "setWebhook" not in [name for name, _ in api.calls]  # refused before registering
