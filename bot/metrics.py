@@ -16,6 +16,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     generate_latest,
 )
 from telegram import Update
@@ -25,7 +26,9 @@ from telegram.ext import AIORateLimiter, Application
 T = TypeVar("T")
 JSONDict = dict[str, Any]  # what a Bot API request answers (PTB's own alias is private)
 PREFIX = "archive_bot"
-REGISTRY = CollectorRegistry()  # this process's own: the default one adds process_* series twice
+# the bot's own registry: every series prefixed, none from whatever else imports the library
+REGISTRY = CollectorRegistry()
+ProcessCollector(namespace=PREFIX, registry=REGISTRY)  # memory, CPU, open files (on Linux)
 
 UPDATES = Counter(
     f"{PREFIX}_updates",

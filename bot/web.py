@@ -62,9 +62,10 @@ class WebhookHandler(tornado.web.RequestHandler):
         except Exception:  # never log the body: it holds what a person typed
             log.warning("refused a webhook request whose body is not an update")
             raise tornado.web.HTTPError(HTTPStatus.BAD_REQUEST) from None
-        if isinstance(self.bot_app.bot, ExtBot):
-            self.bot_app.bot.insert_callback_data(update)
-        await self.bot_app.update_queue.put(update)
+        if update is not None:  # as PTB's handler: `null` is taken and ignored
+            if isinstance(self.bot_app.bot, ExtBot):
+                self.bot_app.bot.insert_callback_data(update)
+            await self.bot_app.update_queue.put(update)
         self.set_status(HTTPStatus.OK)
 
 

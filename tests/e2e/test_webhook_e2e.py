@@ -175,6 +175,7 @@ def test_webhook_port_serves_health_and_metrics_that_count_updates(
 
         stranger = api.user(4321, "Stranger", language_code="en")
         assert post(port, message(1, stranger, "hello"), secret="wrong-secret-value-123") == 403
+        assert post(port, {"not": "an update"}, secret=SECRET) == 400
         assert post(port, message(2, stranger, "hello"), secret=SECRET) == 200
         api.wait_for_message(4321, timeout=20)
         deadline = time.monotonic() + 10  # the answer is sent before the handler returns
