@@ -8,7 +8,6 @@ from typing import Any
 
 from telegram import Update
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
@@ -22,7 +21,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot import commands, menus, scheduler
+from bot import commands, menus, metrics, scheduler
 from bot.context import BotContext, Services
 from bot.errors import on_error
 from bot.gate import recognise
@@ -81,6 +80,7 @@ def build_application(
         .token(settings.TELEGRAM_BOT_TOKEN.get_secret_value())
         .base_url(settings.TELEGRAM_BASE_URL)
         .base_file_url(file_url(settings.TELEGRAM_BASE_URL))
+        .application_class(metrics.MeasuredApplication)  # counts and times every update
         .context_types(ContextTypes(context=BotContext))
         .post_init(_post_init)
         .post_stop(scheduler.stop)  # give back unsent claims, for the next process at once
@@ -88,7 +88,7 @@ def build_application(
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
     if rate_limit:
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
+        builder = builder.rate_limiter(metrics.CountingRateLimiter(max_retries=3))
     application = builder.build()
     application.bot_data["services"] = services
     add_handlers(application)

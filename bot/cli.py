@@ -8,7 +8,6 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn, TypeVar
-from urllib.parse import urlparse
 
 from pydantic import ValidationError
 
@@ -50,6 +49,7 @@ def load_settings() -> Settings:
         refuse(str(error))
     secret = settings.WEBHOOK_SECRET.get_secret_value() if settings.WEBHOOK_SECRET else None
     logs.keep_secret(settings.TELEGRAM_BOT_TOKEN.get_secret_value(), secret)
+    logs.use_format(settings.LOG_FORMAT)
     return settings
 
 
@@ -92,31 +92,36 @@ async def _prepare_run(settings: Settings) -> Keyring:
 def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings()
     keyring = checked(lambda: asyncio.run(_prepare_run(settings)))
+    from bot import web
     from bot.app import UPDATE_KINDS, build_application
     from bot.services import build_services
 
     application = build_application(build_services(settings, keyring=keyring))
     if settings.WEBHOOK_URL:
-        secret = settings.WEBHOOK_SECRET.get_secret_value() if settings.WEBHOOK_SECRET else None
         log.info(
             "starting in webhook mode on %s:%s", settings.WEBHOOK_LISTEN, settings.WEBHOOK_PORT
         )
-        application.run_webhook(
-            listen=settings.WEBHOOK_LISTEN,
-            port=settings.WEBHOOK_PORT,
-            url_path=urlparse(settings.WEBHOOK_URL).path.lstrip("/"),
-            webhook_url=settings.WEBHOOK_URL,
-            secret_token=secret,
-            allowed_updates=UPDATE_KINDS,
-        )
+        checked(lambda: asyncio.run(web.serve_webhook(application, UPDATE_KINDS)))
     else:
         log.info("starting with long polling against %s", _redact(settings.TELEGRAM_BASE_URL))
-        application.run_polling(
-            allowed_updates=UPDATE_KINDS,
-            poll_interval=0.0,
-            timeout=30,
+        web.serve_beside_polling(application)
+        checked(
+            lambda: application.run_polling(
+                allowed_updates=UPDATE_KINDS, poll_interval=0.0, timeout=30
+            )
         )
     return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Exit 0 when the database answers, its schema is at head and the keys open the data;
+    else 1 and one line naming what failed (a container's HEALTHCHECK, in either mode)."""
+    from bot.health import check
+
+    settings = load_settings()
+    result = asyncio.run(check(settings))
+    print(result.line(), file=sys.stdout if result.ok else sys.stderr)
+    return 0 if result.ok else 1
 
 
 def _redact(url: str) -> str:
@@ -348,6 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("run", help="run the bot (default; long polling, or webhook if WEBHOOK_URL)")
     sub.add_parser("migrate", help="bring the database schema up to date")
+    sub.add_parser(
+        "health",
+        help="exit 0 if the database answers, the schema is at head and the keys open the data",
+    )
     invite = sub.add_parser("invite", help="print a one-time invite link")
     invite.add_argument("--role", required=True, choices=["salesperson", "manager", "admin"])
     invite.add_argument("--team", help="team name (created if new); required except for admins")
@@ -383,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
 HANDLERS = {
     "run": cmd_run,
     "migrate": cmd_migrate,
+    "health": cmd_health,
     "invite": cmd_invite,
     "rotate-keys": cmd_rotate_keys,
     "verify-audit": cmd_verify_audit,

@@ -7,6 +7,7 @@ import logging
 from telegram import Update
 from telegram.error import BadRequest, Forbidden, NetworkError
 
+from bot import metrics
 from bot.context import LANGUAGE_KEY, BotContext
 from bot.i18n import pick_language
 
@@ -33,7 +34,9 @@ async def on_error(update: object, context: BotContext) -> None:
         update_id = update.update_id
         user_id = update.effective_user.id if update.effective_user else None
         chat_id = update.effective_chat.id if update.effective_chat else None
-    if isinstance(error, NetworkError) and not isinstance(error, Forbidden):
+    network = isinstance(error, NetworkError) and not isinstance(error, Forbidden)
+    metrics.ERRORS.labels("network" if network else "handler").inc()
+    if network:
         log.warning("network error on update %s: %s", update_id, type(error).__name__)
     else:
         log.error(

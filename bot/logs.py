@@ -4,14 +4,20 @@ python-telegram-bot and httpx log request URLs, which hold the token (`/bot<toke
 at DEBUG the parameters and answers of every call, which hold clear values (a phone being
 revealed). Their loggers are pinned above those levels, and every record and every uncaught
 traceback is passed through `redact` as a last line of defence.
+
+LOG_FORMAT=json writes one JSON object per line for a log shipper. Its formatter takes the text
+the filter already redacted and never formats the exception again from `exc_info` (a library
+JSON formatter would, and bring the token back in a traceback).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
 import traceback
+from datetime import UTC, datetime
 from types import TracebackType
 
 # bot tokens look like 123456:AA... ; in URLs they follow /bot
@@ -26,6 +32,7 @@ PINNED = {
     "aiosqlite": logging.WARNING,  # every statement and its parameters, at DEBUG
     "asyncio": logging.WARNING,
     "alembic.runtime.plugins": logging.WARNING,
+    "tornado.access": logging.WARNING,  # every request's path, which may hold the token
 }
 
 
@@ -55,20 +62,65 @@ class RedactFilter(logging.Filter):
         return True
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC), level, logger, message, and exception or stack."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        if record.exc_info and not record.exc_text:  # a handler without RedactFilter
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = redact(record.exc_text)
+        if record.stack_info:
+            entry["stack"] = redact(record.stack_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+PLAIN = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+FORMATS = ("plain", "json")
+_format = "plain"
+
+
 def _excepthook(
     kind: type[BaseException], error: BaseException, trace: TracebackType | None
 ) -> None:
-    sys.stderr.write(redact("".join(traceback.format_exception(kind, error, trace))))
+    text = redact("".join(traceback.format_exception(kind, error, trace)))
+    if _format == "json":
+        record = logging.LogRecord(
+            "uncaught", logging.CRITICAL, "", 0, "uncaught exception", (), None
+        )
+        record.exc_text = text
+        text = JsonFormatter().format(record) + "\n"
+    sys.stderr.write(text)
 
 
-def configure(level: int = logging.INFO) -> None:
-    """Plain logs on stderr, every handler of the root logger redacting, chatty libraries pinned."""
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=level)
+def use_format(name: str) -> None:
+    """Format every root handler's lines as `plain` text or `json` (LOG_FORMAT)."""
+    global _format
+    if name not in FORMATS:
+        raise ValueError(f"unknown log format {name!r}")
+    if name == _format == "plain":
+        return  # as logging.basicConfig made them (and a test runner's own handlers stay)
+    _format = name
+    formatter = JsonFormatter() if name == "json" else logging.Formatter(PLAIN)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(formatter)
+
+
+def configure(level: int = logging.INFO, fmt: str = "plain") -> None:
+    """Logs on stderr, every handler of the root logger redacting, chatty libraries pinned."""
+    logging.basicConfig(format=PLAIN, level=level)
     root = logging.getLogger()
     root.setLevel(level)
     for handler in root.handlers:
         if not any(isinstance(f, RedactFilter) for f in handler.filters):
             handler.addFilter(RedactFilter())
+    use_format(fmt)
     for name, floor in PINNED.items():
         logging.getLogger(name).setLevel(max(level, floor))
     sys.excepthook = _excepthook

@@ -45,7 +45,7 @@ class StartupRefused(Exception):
         return f"{self.setting}: {self.message}"
 
 
-def _reason(error: BaseException) -> str:
+def reason(error: BaseException) -> str:
     """A short cause without SQL, parameters or secrets: the driver's first line."""
     if isinstance(error, DBAPIError) and error.orig is not None:
         error = error.orig
@@ -80,14 +80,14 @@ def check_data_dir(settings: Settings, *, keys: bool = True, create: bool = True
             folder.mkdir(mode=0o700, parents=True)
         except OSError as error:
             raise StartupRefused(
-                "DATA_DIR", f"cannot create {folder} ({_reason(error)}); {what_to_do}"
+                "DATA_DIR", f"cannot create {folder} ({reason(error)}); {what_to_do}"
             ) from None
     try:  # os.access says yes to root everywhere; writing a file is the real test
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as error:
         raise StartupRefused(
-            "DATA_DIR", f"cannot write in {folder} ({_reason(error)}); {what_to_do}"
+            "DATA_DIR", f"cannot write in {folder} ({reason(error)}); {what_to_do}"
         ) from None
 
 
@@ -107,7 +107,7 @@ async def check_database(url: str) -> None:
         folder = Path(make_url(url).database or "").parent
         raise StartupRefused(
             "DATABASE_URL",
-            f"cannot create the folder {folder} of the SQLite file ({_reason(error)}); "
+            f"cannot create the folder {folder} of the SQLite file ({reason(error)}); "
             "point DATABASE_URL at a folder the bot's user may write",
         ) from None
     try:
@@ -116,7 +116,7 @@ async def check_database(url: str) -> None:
     except (SQLAlchemyError, OSError, TimeoutError) as error:
         raise StartupRefused(
             "DATABASE_URL",
-            f"cannot connect to {shown_url(url)} ({_reason(error)}); check that the database "
+            f"cannot connect to {shown_url(url)} ({reason(error)}); check that the database "
             "server is running and that DATABASE_URL names it, its user and password",
         ) from None
     finally:
@@ -140,7 +140,7 @@ async def migrate(url: str) -> None:
     except (SQLAlchemyError, OSError) as error:
         raise StartupRefused(
             "DATABASE_URL",
-            f"cannot bring the schema of {shown_url(url)} up to date ({_reason(error)}); check "
+            f"cannot bring the schema of {shown_url(url)} up to date ({reason(error)}); check "
             "that its user may create tables, and the disk",
         ) from None
 
@@ -166,7 +166,7 @@ def load_keyring(settings: Settings, *, create: bool = False) -> tuple[Keyring, 
         keys, created = load_or_create_keys(configured, key_file)
     except OSError as error:
         raise StartupRefused(
-            "DATA_DIR", f"cannot read or write the key file {key_file} ({_reason(error)})"
+            "DATA_DIR", f"cannot read or write the key file {key_file} ({reason(error)})"
         ) from None
     except ValueError as error:
         raise StartupRefused("DATA_DIR", f"{error}; restore the key file from its backup") from None
@@ -259,12 +259,12 @@ async def check_bot_api(settings: Settings) -> str:
     except (NetworkError, TimeoutError, OSError) as error:
         raise StartupRefused(
             "TELEGRAM_BASE_URL",
-            f"cannot reach the Bot API at {where} ({_reason(error)}); check the network, a "
+            f"cannot reach the Bot API at {where} ({reason(error)}); check the network, a "
             "proxy or TELEGRAM_BASE_URL",
         ) from None
     except TelegramError as error:
         raise StartupRefused(
-            "TELEGRAM_BASE_URL", f"the Bot API at {where} answered {_reason(error)}"
+            "TELEGRAM_BASE_URL", f"the Bot API at {where} answered {reason(error)}"
         ) from None
     finally:
         with contextlib.suppress(TelegramError):

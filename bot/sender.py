@@ -56,6 +56,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from telegram import InlineKeyboardMarkup, InputFile, Message
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
+from bot import metrics
 from bot.i18n import Translator, pick_language
 from bot.reminder_text import Outgoing, render
 from conversations import report as report_chat
@@ -261,6 +262,7 @@ class Sender:
                 return await self.deliver_messages(services, bot, ids)
             except SQLAlchemyError:
                 log.exception("background delivery failed; the next poll retries")
+                metrics.ERRORS.labels("delivery").inc()
                 return Report(errors=["database"])
 
         task = asyncio.get_running_loop().create_task(run(), name="outbox-delivery")
@@ -410,6 +412,7 @@ class Sender:
             if isinstance(result, BaseException):
                 # the rows stay claimed; their lease runs out and they are tried again
                 log.error("delivering reminders failed", exc_info=result)
+                metrics.ERRORS.labels("delivery").inc()
                 report.errors.append(type(result).__name__)
             else:
                 report.add(result)
@@ -453,6 +456,7 @@ class Sender:
                     )
                 report.deferred += deferred
                 report.failed += failed
+                metrics.REMINDERS_FAILED.inc(failed)
                 log.warning(
                     "reminders for staff %s deferred after %s", person.id, type(error).__name__
                 )
@@ -467,6 +471,7 @@ class Sender:
                 )
             report.messages += 1
             report.sent += len(outgoing.reminder_ids)
+            metrics.REMINDERS_SENT.inc(len(outgoing.reminder_ids))
         return report
 
     # -----------------------------------------------------------------------------------------
@@ -515,6 +520,7 @@ class Sender:
                 if isinstance(result, BaseException):
                     # the row stays claimed; its lease runs out and it is tried again
                     log.error("delivering an outbox message failed", exc_info=result)
+                    metrics.ERRORS.labels("delivery").inc()
                     report.errors.append(type(result).__name__)
                 else:
                     report.add(result[0])
@@ -668,6 +674,7 @@ class Sender:
                 )
             report.deferred += deferred
             report.failed += failed
+            metrics.REMINDERS_FAILED.inc(failed)
             log.warning("outbox message %s deferred after %s", message.id, type(error).__name__)
             return report, []
         async with unit_of_work(services.sessions) as session:
@@ -680,6 +687,7 @@ class Sender:
             )
         report.messages += 1
         report.sent += 1
+        metrics.REMINDERS_SENT.inc()
         return report, []
 
     async def _refused(
@@ -751,6 +759,7 @@ class Sender:
         async with unit_of_work(services.sessions) as session:
             await store.fail(session, ids=ids, error=error, now=services.clock())
         report.failed += len(ids)
+        metrics.REMINDERS_FAILED.inc(len(ids))
         whom = f"staff {person.id}" if person is not None else "a group chat"
         log.warning("reminders %s for %s failed: %s", ids, whom, error.split(":")[0])
 

@@ -118,6 +118,11 @@ class Settings(BaseSettings):
     WEBHOOK_SECRET: SecretStr | None = Field(default=None, validate_default=True)
     WEBHOOK_LISTEN: str = "0.0.0.0"
     WEBHOOK_PORT: int = 8443
+    # operations (bot.web, bot.logs): /healthz and /metrics beside long polling (in webhook mode
+    # they are on WEBHOOK_PORT), and log lines as JSON for a log shipper
+    METRICS_PORT: int | None = None
+    METRICS_LISTEN: str = "127.0.0.1"
+    LOG_FORMAT: str = "plain"
 
     @field_validator("TELEGRAM_BOT_TOKEN")
     @classmethod
@@ -360,6 +365,38 @@ class Settings(BaseSettings):
                 "must be a sqlite:///path/file.db or postgresql://user:password@host/db URL"
             ) from None
         return value.strip()
+
+    @field_validator("WEBHOOK_PORT")
+    @classmethod
+    def _webhook_port(cls, value: int) -> int:
+        if not 1 <= value <= 65535:
+            raise ValueError("must be a TCP port from 1 to 65535")
+        return value
+
+    @field_validator("METRICS_PORT", mode="before")
+    @classmethod
+    def _metrics_port(cls, value: object) -> object:
+        """A TCP port, or empty / `off` for none (webhook mode serves them on WEBHOOK_PORT)."""
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if value in ("", "off", "none"):
+                return None
+            if not value.isdigit():
+                raise ValueError("must be a TCP port from 1 to 65535, or off")
+            value = int(value)
+        if value is not None and not (
+            isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
+        ):
+            raise ValueError("must be a TCP port from 1 to 65535, or off")
+        return value
+
+    @field_validator("LOG_FORMAT")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ("plain", "json"):
+            raise ValueError("must be plain or json (one JSON object per line)")
+        return value
 
     @field_validator("WEBHOOK_URL")
     @classmethod

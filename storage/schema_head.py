@@ -40,17 +40,22 @@ def head_revision(versions: Path = VERSIONS_DIR) -> str | None:
     return heads.pop() if len(heads) == 1 else None
 
 
-async def is_current(database_url: str) -> bool:
-    """True when the database is at the single head revision (nothing to migrate)."""
-    head = head_revision()
-    if head is None:
-        return False
+async def database_revisions(database_url: str) -> list[str] | None:
+    """The revisions in the database's `alembic_version`; None when it has no such table."""
     engine = make_engine(database_url)
     try:
         async with engine.connect() as connection:
             rows = (await connection.execute(text("SELECT version_num FROM alembic_version"))).all()
     except (SQLAlchemyError, OSError):
-        return False  # no version table yet (a new database), or unreadable: Alembic says
+        return None  # no version table yet (a new database), or unreadable: Alembic says
     finally:
         await engine.dispose()
-    return [row[0] for row in rows] == [head]
+    return sorted(row[0] for row in rows)
+
+
+async def is_current(database_url: str) -> bool:
+    """True when the database is at the single head revision (nothing to migrate)."""
+    head = head_revision()
+    if head is None:
+        return False
+    return await database_revisions(database_url) == [head]

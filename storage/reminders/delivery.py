@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, update
+from sqlalchemy import and_, delete, func, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -412,3 +412,10 @@ class Purge:
         if removed:
             log.info("purged %d finished reminders", removed)
         return 0
+
+
+async def depth(session: AsyncSession) -> int:
+    """Rows waiting or being sent, due or not (the outbox depth a dashboard watches)."""
+    waiting = col(Reminder.status).in_((ReminderStatus.pending, ReminderStatus.sending))
+    query = select(func.count()).select_from(Reminder).where(waiting)
+    return int((await session.exec(query)).one())

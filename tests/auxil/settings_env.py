@@ -36,6 +36,9 @@ SETTINGS_ENV = (
     "PG_BIN",
     "ERASURE_LEDGER",
     "RETENTION_YEARS",
+    "METRICS_PORT",
+    "METRICS_LISTEN",
+    "LOG_FORMAT",
 )
 
 

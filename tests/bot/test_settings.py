@@ -50,6 +50,10 @@ def _refused(capsys: pytest.CaptureFixture[str]) -> tuple[list[str], str]:
         ("FOLLOWUP_CYCLES", "A=7,B=14", "each class"),
         ("INVITE_TTL_HOURS", "0", "positive"),
         ("TELEGRAM_BASE_URL", "ftp://example.org", "http"),
+        ("LOG_FORMAT", "xml", "plain or json"),
+        ("METRICS_PORT", "70000", "1 to 65535"),
+        ("METRICS_PORT", "nine", "1 to 65535"),
+        ("WEBHOOK_PORT", "0", "1 to 65535"),
     ],
 )
 def test_bad_setting_stops_with_one_line_naming_it(
@@ -231,3 +235,17 @@ def test_webhook_secret_is_listed_with_the_other_bad_settings(
     lines, _ = _refused(capsys)
     assert any(line.startswith("  FOLLOWUP_HOUR:") for line in lines)
     assert any("WEBHOOK_SECRET" in line for line in lines), lines
+
+
+def test_operations_settings(env: pytest.MonkeyPatch) -> None:
+    settings = Settings()  # type: ignore[call-arg]
+    assert (settings.LOG_FORMAT, settings.METRICS_PORT, settings.METRICS_LISTEN) == (
+        "plain",
+        None,
+        "127.0.0.1",
+    )
+    env.setenv("LOG_FORMAT", " JSON ")
+    env.setenv("METRICS_PORT", "9464")
+    assert (Settings().LOG_FORMAT, Settings().METRICS_PORT) == ("json", 9464)  # type: ignore[call-arg]
+    env.setenv("METRICS_PORT", "off")
+    assert Settings().METRICS_PORT is None  # type: ignore[call-arg]

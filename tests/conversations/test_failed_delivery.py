@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot import metrics
 from storage import drafts
 from storage.db import unit_of_work
 from tests.auxil.fake_telegram import FakeTelegram, Person, buttons
@@ -12,6 +13,7 @@ from tests.auxil.flow_helpers import question
 from tests.auxil.world import World, start_app
 
 SORRY = "Sorry, something went wrong. Please try again; your answers so far are kept."
+NETWORK = {"source": "network"}
 AGAIN = "This question did not reach you earlier, so nothing was taken yet. Here it is:"
 
 
@@ -36,8 +38,11 @@ async def test_a_failed_question_is_shown_again_before_any_answer_is_taken(world
     assert question(sales) == "Short name?"
 
     world.telegram.fail_next["sendMessage"] = 1  # the industry question gets a 502
+    network_errors = metrics.REGISTRY.get_sample_value("archive_bot_errors_total", NETWORK)
     await sales.send("Mingyuan")
     assert sales.last_text() == SORRY  # in English, though the error handler's context is new
+    after = metrics.REGISTRY.get_sample_value("archive_bot_errors_total", NETWORK)
+    assert (after or 0) - (network_errors or 0) == 1  # counted for /metrics, as a network error
     assert "industry" not in await answers(world, sales)
 
     await sales.send("Machinery")  # meant for the short name they saw: not the industry

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from bot import scheduler
+from bot import metrics, scheduler
 from bot.context import Services
 from bot.i18n import translate
 from bot.sender import Pacer, Sender
@@ -1194,6 +1194,11 @@ class FloodedTelegram(FakeTelegram):
         return super()._answer(name, params)
 
 
+def metric(name: str) -> float:
+    """A counter of /metrics (bot.metrics), this process's total so far."""
+    return metrics.REGISTRY.get_sample_value(f"archive_bot_{name}_total") or 0.0
+
+
 @dataclass
 class BlockedTelegram(FakeTelegram):
     """Users who blocked the bot: Telegram answers 403 Forbidden to any message for them."""
@@ -1275,8 +1280,10 @@ async def test_a_person_who_blocked_the_bot_is_recorded_and_not_retried_forever(
     await add_customer(world, blocked, "屏蔽公司", next_followup_on=date(2026, 11, 21))
     await add_customer(world, fine, "正常公司", next_followup_on=date(2026, 11, 21))
     clock.set(utc(2026, 11, 21, 1, 0))
+    sent, failed = metric("reminders_sent"), metric("reminders_failed")
     await tick(world)
     assert len(texts(world, fine)) == 1
+    assert (metric("reminders_sent") - sent, metric("reminders_failed") - failed) == (1, 1)
     statuses = {r.recipient_id: (r.status, r.last_error) for r in await rows(world)}
     assert statuses[blocked.staff_id] == (
         "failed",

@@ -7,6 +7,7 @@ python-telegram-bot logs every call's parameters and answers at DEBUG, httpx eve
 from __future__ import annotations
 
 import io
+import json
 import logging
 import sys
 from collections.abc import Iterator
@@ -76,3 +77,53 @@ def test_pinned_libraries_stay_quiet_at_debug(captured: io.StringIO) -> None:
     logging.getLogger("httpcore.http11").debug("send_request_body.started")
     logging.getLogger("bot.app").debug("ours still shows")
     assert captured.getvalue().splitlines() == ["ours still shows"]
+
+
+def json_lines(log: str) -> list[dict[str, str]]:
+    """Every line the bot wrote, each parsed as JSON (the harness's own `=====` lines aside)."""
+    entries = []
+    for line in log.splitlines():
+        if line.startswith("===== start"):
+            continue
+        entry = json.loads(line)  # fails the test on a line that is not JSON
+        assert {"time", "level", "logger", "message"} <= set(entry), line
+        entries.append(entry)
+    return entries
+
+
+def test_json_logs_of_a_running_bot_parse_and_hold_no_token_and_no_message_text(
+    api: FakeBotApi, bot_env: dict[str, str], tmp_path: Path
+) -> None:
+    argv = [sys.executable, "-m", "bot", "--log-level", "DEBUG", "run"]
+    bot = BotProcess({**bot_env, "LOG_FORMAT": "json"}, log_dir=tmp_path, argv=argv)
+    try:
+        bot.start().wait_until_polling(api)
+        admin = Person(api, bot, api.user(ADMIN_ID, "Boss"))
+        admin.say("/help", "/invite")
+        admin.say(f"my phone is {PHONE}", "/help")
+    finally:
+        log = stop_cleanly(bot)
+    entries = json_lines(log)
+    assert any(e["level"] == "DEBUG" for e in entries)  # the level really was DEBUG
+    assert any(e["message"].startswith("starting with long polling") for e in entries)
+    assert TOKEN not in log and TOKEN.split(":")[1] not in log
+    assert PHONE not in log
+
+
+def test_a_json_line_carries_the_redacted_traceback(captured: io.StringIO) -> None:
+    logs.use_format("json")
+    try:
+        try:
+            raise RuntimeError(f"The token `{TOKEN}` was rejected by the server.")
+        except RuntimeError:
+            logging.getLogger("telegram.ext").exception("start failed for %s", TOKEN)
+        logging.getLogger("bot").warning("短信 %d", 1)
+    finally:
+        logs.use_format("plain")
+    text = captured.getvalue()
+    assert TOKEN not in text and TOKEN.split(":")[1] not in text
+    failed, warned = (json.loads(line) for line in text.splitlines())
+    assert failed["level"] == "ERROR" and failed["logger"] == "telegram.ext"
+    assert failed["message"] == "start failed for <secret>"
+    assert "RuntimeError: The token `<secret>` was rejected" in failed["exception"]
+    assert warned["message"] == "短信 1"
