@@ -20,7 +20,7 @@ from storage import vault
 from storage.crypto import Keyring
 from storage.db import SessionFactory, unit_of_work
 from storage.models import Customer, Reminder, Staff, Team
-from storage.reminders import Kind, Rules
+from storage.reminders import Kind, Rules, birthday
 from tests.auxil.fake_telegram import TOKEN
 from tests.conftest import IS_POSTGRES
 
@@ -414,3 +414,20 @@ def test_a_bad_reminder_setting_is_named_and_explained(
     with pytest.raises(ValidationError) as error:
         Settings(_env_file=None, TELEGRAM_BOT_TOKEN=TOKEN, DATA_DIR=tmp_path, **{name: value})  # type: ignore[arg-type]
     assert name in str(error.value) and message in str(error.value)
+
+
+@pytest.mark.skipif(IS_POSTGRES, reason="SQLite's planner, which has no statistics")
+async def test_the_birthday_scan_reads_key_persons_in_order_and_looks_their_customers_up(
+    session_factory: SessionFactory,
+) -> None:
+    """Over a million customers and twenty thousand key persons, driving the scan from the
+    customers (every one is out of the pool) took half a second a chunk: 4.8 s a run."""
+    query = birthday.chunk_query(0, None, "sqlite")
+    async with unit_of_work(session_factory) as session:
+        dialect = session.get_bind().dialect
+        sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        steps = [r[3] for r in (await session.exec(text(f"EXPLAIN QUERY PLAN {sql}"))).all()]
+    assert "key_persons" in steps[0] and "customers" not in steps[0], steps
+    customers = next(s for s in steps if "customers" in s)
+    assert "PRIMARY KEY" in customers, steps  # each key person's customer, by its id
+    assert not any("ix_customers" in s for s in steps), steps
