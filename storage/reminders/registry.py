@@ -6,6 +6,7 @@ its messages (reminders.item.<kind> in bot/locale).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -98,6 +99,9 @@ PLANNERS: tuple[Planning, ...] = (
 )
 
 
+PERIODIC_BUDGET = 0.5  # seconds into a poll after which another periodic planner waits
+
+
 async def plan(
     sessions: SessionFactory,
     *,
@@ -110,13 +114,17 @@ async def plan(
 
     Several short transactions, not one: a long one would keep SQLite's write lock from the
     people using the bot. A planner that fails leaves its last-run mark alone and is retried
-    at the next poll.
+    at the next poll. Of the planners that run every few hours (birthdays, records to re-check,
+    surveys: over a million customers a second or more each) a poll runs one, and the next only
+    while it is within PERIODIC_BUDGET; the others wait for the next poll, a minute later, so
+    no poll holds the scheduler for seconds.
     """
     async with unit_of_work(sessions) as session:
         staff = {s.id: s for s in (await session.exec(select(Staff))).all() if s.id is not None}
         runs = {r.name: r.ran_at for r in (await session.exec(select(ReminderPlanRun))).all()}
     created: dict[str, int] = {}
     limit = now - timedelta(days=rules.catchup_days)
+    started, periodic_ran = time.monotonic(), False
     for planner in PLANNERS:
         name, every = planner.name, planner.every
         if only is not None and name not in only:
@@ -124,6 +132,10 @@ async def plan(
         last = runs.get(name)
         if every is not None and last is not None and last <= now < last + every:
             continue
+        if every is not None:
+            if periodic_ran and time.monotonic() - started > PERIODIC_BUDGET:
+                continue  # due still: the next poll runs it
+            periodic_ran = True
         since = min(now, max(last or limit, limit))
         ctx = Plan(rules=rules, keyring=keyring, now=now, since=since, staff=staff)
         created[name] = await planner.run(sessions, ctx)

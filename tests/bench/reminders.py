@@ -5,8 +5,8 @@ with --pg-url or TEST_DATABASE_URL), then the planners run as the scheduler runs
 run after install (catching up a week) and the poll after it (tomorrow's rows, when the first had
 no time for them), a poll with nothing new (what every REMINDER_POLL_SECONDS costs), the next
 morning, the first poll after a week down, and the heavy planners (birthdays, records to
-re-check, surveys) that run every few hours. The plans of the due-queries are printed, to show
-they read indexes.
+re-check, surveys) that run every few hours, one a poll when each takes long. The plans of the
+due-queries are printed, to show they read indexes.
 
 Delivery: 1,000 reminders for 1,000 people go through the real application (AIORateLimiter) and
 `bot.sender` to a fake Bot API on 127.0.0.1 that answers 429 with retry_after once more than 30
@@ -394,6 +394,8 @@ HEAVY = ("birthday", "stale", "survey")
 # a poll reads one whole day when a day takes longer than storage.reminders.cursor.DAY_BUDGET:
 # after install or days down, tomorrow waits for the poll after
 AFTER = "the poll after it (tomorrow, if it waited)"
+# a poll runs one planner of HEAVY, and the next only within registry.PERIODIC_BUDGET
+NEXT_PERIODIC = "the poll after it (the next daily planner)"
 REF_COLUMNS = (
     "dedup_key, kind, subject_type, subject_id, recipient_id, due_at, next_attempt_at, status, "
     "attempts, period_on, created_at, updated_at"
@@ -655,7 +657,11 @@ async def planning(size: int, url: str, keyring: Keyring, dialect: str, explain:
         (AFTER, NOW + timedelta(days=8, minutes=1), EVERY_POLL, 1, 1),
         ("ordinary poll, nothing new", NOW + timedelta(days=8, minutes=2), EVERY_POLL, -1, 1),
         ("daily planners: birthdays, records to re-check, surveys", NOW, HEAVY, -8, 1),
+        (NEXT_PERIODIC, NOW + timedelta(minutes=1), HEAVY, 1, 1),
+        (NEXT_PERIODIC, NOW + timedelta(minutes=2), HEAVY, 1, 1),
         ("the same a day later", NOW + timedelta(days=1), HEAVY, 1, 1),
+        (NEXT_PERIODIC, NOW + timedelta(days=1, minutes=1), HEAVY, 1, 1),
+        (NEXT_PERIODIC, NOW + timedelta(days=1, minutes=2), HEAVY, 1, 1),
     ]
     print(
         f"    {'poll':<56} {'bot':>7} {'ref':>7} {'ratio':>6} {'new rows':>9} "

@@ -276,3 +276,30 @@ async def test_a_wizard_step_goes_on_while_the_daily_planners_look_for_records_t
     finally:
         release.set()
         await planning
+
+
+async def test_a_poll_runs_one_periodic_planner_when_it_has_no_time_for_more(
+    world: World, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As over a million customers, where records to re-check alone take a second: the planners
+    that run every few hours go one a poll, each once; the every-poll planners run every poll."""
+    monkeypatch.setattr(registry, "PERIODIC_BUDGET", -1.0)
+    periodic = {p.name for p in registry.PLANNERS if p.every is not None}
+    assert {"birthday", "stale", "survey"} <= periodic
+    await member(world, timezone=SHANGHAI)
+    clock.set(utc(2026, 11, 20, 2, 0))
+    seen: list[str] = []
+    for _ in range(len(periodic)):
+        ran = await plan(world, clock)
+        assert "followup" in ran and "overdue" in ran  # every poll
+        now_periodic = [name for name in ran if name in periodic]
+        assert len(now_periodic) == 1, ran
+        seen += now_periodic
+        clock.advance(minutes=1)
+    assert sorted(seen) == sorted(periodic)  # each once, in turn
+    assert not [name for name in await plan(world, clock) if name in periodic]
+    # with time to spare (a small archive) they all run in one poll, as before
+    monkeypatch.setattr(registry, "PERIODIC_BUDGET", 60.0)
+    clock.advance(days=1)
+    ran = await plan(world, clock)
+    assert {"stale", "survey"} <= set(ran)
