@@ -453,11 +453,28 @@ async def _forget_expired(context: BotContext, cutoff: datetime) -> None:
 
 
 async def _discard(context: BotContext) -> bool:
-    async with unit_of_work(context.services.sessions) as session:
-        return await drafts.discard(session, context.member.id or 0)
+    return await drafts.discard_alone(context.services.sessions, context.member.id or 0)
 
 
 OUTER = "_outer"  # a nested flow's data: the draft it was started over, back when it ends
+
+
+def _held(state: DraftState | None) -> tuple[Flow, dict[str, Any]] | None:
+    """The draft a nested one was started over, and its flow, if any."""
+    kept = state.data.get(OUTER) if state is not None else None
+    flow = FLOWS.get(kept.get("flow", "")) if isinstance(kept, dict) else None
+    return None if flow is None or not isinstance(kept, dict) else (flow, kept)
+
+
+async def _end_alone(
+    context: BotContext, state: DraftState | None
+) -> tuple[Flow, DraftState] | None:
+    """`_end` as a unit of its own (a cancel): a plain discard on SQLite's quick lane."""
+    if _held(state) is None:
+        await drafts.discard_alone(context.services.sessions, context.member.id or 0)
+        return None
+    async with unit_of_work(context.services.sessions) as session:
+        return await _end(context, session, state)
 
 
 async def _end(
@@ -465,11 +482,11 @@ async def _end(
 ) -> tuple[Flow, DraftState] | None:
     """Drop a finished (or cancelled) draft; a nested one gives back the draft it held."""
     staff_id = context.member.id or 0
-    kept = state.data.get(OUTER) if state is not None else None
-    flow = FLOWS.get(kept.get("flow", "")) if isinstance(kept, dict) else None
-    if flow is None or not isinstance(kept, dict):
+    held = _held(state)
+    if held is None:
         await drafts.discard(session, staff_id)
         return None
+    flow, kept = held
     outer = DraftState(
         flow=flow.name,
         step=kept.get("step"),
@@ -908,8 +925,7 @@ async def _on_cancel(
 ) -> None:
     await query.answer()
     await close_buttons(query.message, context._("flow.cancelled"))
-    async with unit_of_work(context.services.sessions) as session:
-        outer = await _end(context, session, state)
+    outer = await _end_alone(context, state)
     await context.bot.send_message(chat_id, context._("flow.cancelled"))
     await _back_to(context, chat_id, outer)
 

@@ -24,9 +24,28 @@ from storage.crypto import Keyring, decode_master_key, new_master_key
 from storage.db import SessionFactory, make_engine, make_session_factory
 from storage.erasure_ledger import Ledger
 from storage.migrate import upgrade_database
+from storage.reminders import cursor, registry
 from tests.auxil.fake_telegram import TOKEN, FakeTelegram
 from tests.auxil.settings_env import clean_settings_env
 from tests.auxil.world import ADMIN_ID, NOW, World, start_app
+
+# ---------------------------------------------------------------------------------------------
+# Planning is not sliced by the clock in tests
+#
+# Over a million customers a poll plans one whole day, and one of the planners that run every
+# few hours, when it has no time for more (storage.reminders.cursor.DAY_BUDGET,
+# storage.reminders.registry.PERIODIC_BUDGET). On the tests' few rows it always has time, but
+# on a loaded machine a poll can still take long enough to defer one; so the tests' polls never
+# do, and the tests of the slicing set the budgets themselves (tests/conversations/
+# test_catch_up.py).
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _planning_never_sliced_by_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cursor, "DAY_BUDGET", float("inf"))
+    monkeypatch.setattr(registry, "PERIODIC_BUDGET", float("inf"))
+
 
 # ---------------------------------------------------------------------------------------------
 # Database
