@@ -97,7 +97,7 @@ class LoadBalancer:
         self.config = workdir / "haproxy.cfg"
         self.log_path = workdir / "haproxy.log"
         servers = "\n".join(
-            f"    server bot{n} 127.0.0.1:{port} check inter 300ms fall 2 rise 2"
+            f"    server bot{n} 127.0.0.1:{port} check inter 500ms fall 3 rise 2"
             for n, port in enumerate(backends, 1)
         )
         self.config.write_text(
@@ -109,6 +109,8 @@ defaults
     timeout connect 1s
     timeout client 30s
     timeout server 30s
+    # /healthz reads the database: a loaded test machine may take a while to answer it
+    timeout check 3s
     retries 3
     option redispatch 1
 
