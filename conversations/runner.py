@@ -9,10 +9,13 @@ list the server made, never a record id the client could forge.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
+import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 from telegram import (
@@ -47,6 +50,13 @@ SUMMARY_VALUE_LIMIT = 80
 MAX_ATTACHMENTS = 20
 FLOWS: dict[str, Flow] = {}
 _CHOICE_KINDS = (Kind.CHOICE, Kind.YES_NO)
+# How long an answer to a prompt not yet marked shown waits for the mark: with several
+# instances, the one that sent the prompt may still be writing it when the answer reaches
+# another (a prompt whose send failed costs this wait before it is shown again)
+UNSEEN_GRACE_SECONDS = 1.5
+MOVED_RETRIES = 3  # updates of one member at the same moment, taken again in turn
+T = TypeVar("T")
+_UNSEEN_POLL_SECONDS = 0.05
 
 
 def register(flow: Flow) -> Flow:
@@ -376,10 +386,28 @@ async def _mark_shown(context: BotContext, state: DraftState) -> None:
 async def _shown_again(context: BotContext, chat_id: int, flow: Flow, state: DraftState) -> bool:
     """If the current question never reached the user (a failed send), show it now instead of
     taking what they sent: it was meant for a question they saw earlier. True if it did."""
-    if not state.unseen:
+    if not state.unseen or await _marked_meanwhile(context, state):
         return False
     await _show(context, chat_id, flow, state, notice=context._("flow.shown_again"))
     return True
+
+
+async def _marked_meanwhile(context: BotContext, state: DraftState) -> bool:
+    """Whether the current prompt is marked shown within UNSEEN_GRACE_SECONDS (by the
+    instance that sent it, finishing its step); if so `state` says so too."""
+    services, staff_id = context.services, context.member.id or 0
+    deadline = time.monotonic() + UNSEEN_GRACE_SECONDS
+    while time.monotonic() < deadline:
+        await asyncio.sleep(_UNSEEN_POLL_SECONDS)
+        now, _expired = await drafts.peek_alone(
+            services.sessions, services.keyring, staff_id, not_before=services.draft_cutoff()
+        )
+        if now is None or now.token != state.token:
+            return False  # the draft moved on meanwhile: the prompt is not the current one
+        if not now.unseen:
+            state.shown = now.shown
+            return True
+    return False
 
 
 async def on_edited(update: Update, context: BotContext) -> bool:
@@ -388,6 +416,48 @@ async def on_edited(update: Update, context: BotContext) -> bool:
         return False
     await context.bot.send_message(chat_id_of(update), context._("flow.edit_not_taken"))
     return True
+
+
+async def _afresh(handle: Callable[[], Awaitable[T]]) -> T:
+    """Run `handle`; while another update of the member saved the draft after `handle` read it
+    (another instance, at the same moment), run it again on the draft as it is now."""
+    for _attempt in range(MOVED_RETRIES):
+        try:
+            return await handle()
+        except drafts.DraftMoved:
+            log.info("the draft moved under an update; taking the update again")
+    return await handle()
+
+
+async def on_text(update: Update, context: BotContext) -> bool:
+    """Take a typed answer for the current question; False when the user has no draft."""
+    return await _afresh(lambda: _on_text(update, context))
+
+
+async def on_other(update: Update, context: BotContext) -> bool:
+    """Take a location, contact, photo or other non-text message; False without a draft."""
+    return await _afresh(lambda: _on_other(update, context))
+
+
+async def on_callback(update: Update, context: BotContext) -> None:
+    """Handle a flow button; a press that lost to another update of the member at the same
+    moment stops (its query is answered; the other update's prompt is the current one)."""
+    try:
+        await _on_callback(update, context)
+    except drafts.DraftMoved:
+        log.info("the draft moved under a button press; the other update stands")
+
+
+async def start(
+    update: Update,
+    context: BotContext,
+    flow: Flow,
+    initial: dict[str, Any] | None = None,
+    *,
+    nest: bool = False,
+) -> None:
+    """Begin `flow`, or offer to continue a draft the user has (see `_start`)."""
+    await _afresh(lambda: _start(update, context, flow, initial, nest=nest))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -508,7 +578,7 @@ async def _back_to(
         await _show(context, chat_id, outer[0], outer[1], notice=context._("flow.resumed"))
 
 
-async def start(
+async def _start(
     update: Update,
     context: BotContext,
     flow: Flow,
@@ -662,7 +732,7 @@ def _invalid_text(_: Translator, step: Step, error: Invalid) -> str:
     return _("flow.invalid", reason=reason, example=_(example_key))
 
 
-async def on_text(update: Update, context: BotContext) -> bool:
+async def _on_text(update: Update, context: BotContext) -> bool:
     """Take a typed answer for the current question; False when the user has no draft."""
     message = update.effective_message
     if message is None or message.text is None:
@@ -770,7 +840,7 @@ def _reply_labels(_: Translator) -> tuple[str, ...]:
     return (_("button.back"), _("button.skip"), _("button.cancel"))
 
 
-async def on_other(update: Update, context: BotContext) -> bool:
+async def _on_other(update: Update, context: BotContext) -> bool:
     """A photo, file, voice note, location or sticker: an answer if the question wants one."""
     message = update.effective_message
     loaded = await _load(context)
@@ -889,7 +959,7 @@ def _attachment(message: Message) -> dict[str, str] | None:
     return None
 
 
-async def on_callback(update: Update, context: BotContext) -> None:
+async def _on_callback(update: Update, context: BotContext) -> None:
     """Handle a press on any flow button, refusing stale ones."""
     query = update.callback_query
     assert query is not None and query.data is not None

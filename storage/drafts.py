@@ -8,6 +8,7 @@ keeping a tombstone without answers so the member can be told once what expired
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -49,6 +50,7 @@ class DraftState:
     token: int = 1
     data: dict[str, Any] = field(default_factory=dict)
     shown: int = 0  # token of the last prompt Telegram accepted
+    stored: int | None = None  # the token the row held when read (None: not read from it)
 
     @property
     def unseen(self) -> bool:
@@ -139,6 +141,7 @@ def _state(keyring: Keyring, staff_id: int, row: Any) -> DraftState:
         token=row.token,
         data=data,
         shown=shown,
+        stored=row.token,
     )
 
 
@@ -189,6 +192,11 @@ async def save(
     await session.exec(upsert, params=_values(keyring, staff_id, state, now))
 
 
+class DraftMoved(Exception):
+    """The draft was saved by another update since it was read (another instance took an
+    answer of the same member at the same moment): this update must read it again."""
+
+
 async def save_alone(
     sessions: SessionFactory,
     keyring: Keyring,
@@ -198,31 +206,44 @@ async def save_alone(
     now: datetime | None = None,
 ) -> None:
     """`save` as a unit of its own: on SQLite's quick lane when the write lock is free, else
-    an ordinary unit of work (which waits for it off the event loop)."""
+    an ordinary unit of work (which waits for it off the event loop).
+
+    A state read from the database is saved only over the row it was read from (its token
+    unchanged), else DraftMoved: of two answers taken at once, the second is taken afresh.
+    """
     values = _values(keyring, staff_id, state, now)
+    checked = state.stored is not None
+    if checked:
+        values["stored"] = state.stored
     lane = quick_lane.of(sessions)
+    saved: int | None = None
     if lane is not None:
-        try:
-            lane.write(_upsert("sqlite"), values)
-            return
-        except quick_lane.Busy:
-            pass
-    async with unit_of_work(sessions) as session:
-        await session.exec(_upsert(session.bind.dialect.name), params=values)
+        with contextlib.suppress(quick_lane.Busy):  # busy: the ordinary path below
+            saved = lane.write(_upsert("sqlite", checked), values)
+    if saved is None:
+        async with unit_of_work(sessions) as session:
+            result = await session.exec(_upsert(session.bind.dialect.name, checked), params=values)
+            saved = result.rowcount
+    if checked and not saved:
+        raise DraftMoved
+    state.stored = state.token
 
 
 _SAVED = ("flow", "step", "mode", "token", "shown_token", "sealed", "updated_at")
 
 
 @functools.cache
-def _upsert(dialect: str) -> Any:
+def _upsert(dialect: str, checked: bool = False) -> Any:
     """One statement, no SELECT first: a member has at most one draft (unique staff_id). Built
-    once, with its values as parameters (`_values`), so a step spends nothing on building it."""
+    once, with its values as parameters (`_values`), so a step spends nothing on building it.
+    `checked`: an existing row is only overwritten while its token is still `stored`."""
     insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
     columns = ("staff_id", "created_at", *_SAVED)
     upsert = insert(_TABLE).values({name: bindparam(name) for name in columns})
     return upsert.on_conflict_do_update(
-        index_elements=[_TABLE.c.staff_id], set_={name: upsert.excluded[name] for name in _SAVED}
+        index_elements=[_TABLE.c.staff_id],
+        set_={name: upsert.excluded[name] for name in _SAVED},
+        where=(_TABLE.c.token == bindparam("stored")) if checked else None,
     )
 
 

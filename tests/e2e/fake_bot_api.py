@@ -15,6 +15,12 @@ Conventions for tests:
   and callback answers, empty texts, button data over 64 bytes), with Telegram's 400 and its
   description; every refusal is kept in `refused`. `flood.enabled = True` turns on flood
   control (429 with retry_after when a chat or the bot sends too fast).
+- With `webhook_address` set, once the bot set a webhook the fake POSTs each queued update
+  there as Telegram does to the webhook's URL (the bot must register https://, so the test
+  names the plain-HTTP address that URL reaches, TLS ending at a load balancer): JSON, the
+  X-Telegram-Bot-Api-Secret-Token header, each update on a connection of its own (two queued
+  at once arrive at the same moment), and an update without a 200 is sent again until one
+  answers it; every attempt is kept in `deliveries`.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ import re
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -54,6 +62,19 @@ class ApiError(Exception):
     def __init__(self, code: int, description: str, **parameters: Any) -> None:
         super().__init__(description)
         self.code, self.description, self.parameters = code, description, parameters
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One POST of an update to the webhook: its HTTP status (0: no answer) and when."""
+
+    update_id: int
+    status: int
+    started: float  # time.monotonic()
+    took: float  # seconds
+
+
+PUSH_RETRY_SECONDS = 0.5  # Telegram retries a failed webhook delivery later; here soon
 
 
 @dataclass
@@ -150,6 +171,13 @@ class FakeBotApi:
         self._seq = 0
         self._counter = itertools.count(1)  # update ids, file ids, callback query ids
         self._webhook_url = ""
+        self._webhook_secret: str | None = None
+        # where Telegram's POSTs to the registered webhook URL land (see the module's notes)
+        self.webhook_address: str | None = None
+        self.deliveries: list[Delivery] = []
+        self.updates_queued = 0
+        self._pushing: set[int] = set()  # update ids on their way to the webhook
+        self._pusher: threading.Thread | None = None
         self._commands: dict[str, list[JSON]] = {}
         self._stopping = False
         self._held_method: str | None = None  # calls of this method wait for release()
@@ -219,6 +247,12 @@ class FakeBotApi:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    @property
+    def webhook_url(self) -> str:
+        """The URL the bot registered with setWebhook ("" after deleteWebhook)."""
+        with self._cond:
+            return self._webhook_url
 
     @property
     def base_url(self) -> str:
@@ -305,9 +339,64 @@ class FakeBotApi:
 
     def _set_webhook(self, params: JSON) -> bool:
         self._webhook_url = params.get("url", "")
+        self._webhook_secret = params.get("secret_token") or None
         if params.get("drop_pending_updates"):
             self._pending.clear()
+        if self.webhook_address and self._webhook_url and self._pusher is None:
+            self._pusher = threading.Thread(target=self._push_updates, daemon=True)
+            self._pusher.start()
         return True
+
+    # ------------------------------------------------------- webhook delivery
+    def _push_updates(self) -> None:
+        """Start a delivery for every queued update not already on its way (Telegram keeps up
+        to max_connections requests open; the tests queue few updates at a time)."""
+        with self._cond:
+            while not self._stopping and self._webhook_url:
+                waiting = [u for u in self._pending if u["update_id"] not in self._pushing]
+                for update in waiting:
+                    self._pushing.add(update["update_id"])
+                    threading.Thread(target=self._deliver, args=(update,), daemon=True).start()
+                self._cond.wait(0.2)
+            self._pusher = None
+
+    def _deliver(self, update: JSON) -> None:
+        """POST one update until the webhook answers 200 (or the fake stops)."""
+        body = json.dumps(update, ensure_ascii=False).encode()
+        while True:
+            with self._cond:
+                url, secret = self.webhook_address, self._webhook_secret
+                if self._stopping or not url or not self._webhook_url:
+                    self._pushing.discard(update["update_id"])
+                    return
+            request = urllib.request.Request(
+                url, data=body, method="POST", headers={"Content-Type": "application/json"}
+            )
+            if secret is not None:
+                request.add_header("X-Telegram-Bot-Api-Secret-Token", secret)
+            started = time.monotonic()
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    status = int(response.status)
+            except urllib.error.HTTPError as error:
+                status = int(error.code)
+            except (urllib.error.URLError, OSError):
+                status = 0
+            with self._cond:
+                self.deliveries.append(
+                    Delivery(update["update_id"], status, started, time.monotonic() - started)
+                )
+                if status == 200:
+                    self._pending = [u for u in self._pending if u is not update]
+                    self._pushing.discard(update["update_id"])
+                    self._cond.notify_all()
+                    return
+            time.sleep(PUSH_RETRY_SECONDS)
+
+    def send_at_once(self, *queue: Callable[[], int]) -> list[int]:
+        """Queue several updates under one lock: pushed to the webhook, they leave together."""
+        with self._cond:
+            return [put() for put in queue]
 
     def _set_commands(self, params: JSON) -> bool:
         """setMyCommands, or deleteMyCommands (no `commands` parameter)."""
@@ -429,6 +518,7 @@ class FakeBotApi:
 
     def _queue(self, update: JSON) -> int:
         update_id = next(self._counter)
+        self.updates_queued += 1
         self._pending.append({"update_id": update_id, **update})
         self._cond.notify_all()
         return update_id

@@ -1,0 +1,175 @@
+"""Several bot instances on one PostgreSQL behind haproxy, for end-to-end tests (issue 15).
+
+Why real programs: what must hold between instances (drafts, claims, leases, the gate's stamp)
+lives in PostgreSQL and in how a load balancer spreads requests, so the test runs the server
+(tests/pg_server.sh), Debian's haproxy in round robin and `python -m bot run` processes in
+webhook mode, with the fake Bot API pushing updates through haproxy as Telegram would.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.e2e.harness import REPO_ROOT
+
+HAPROXY = "haproxy"
+
+
+def needed(tool: str | None, why: str) -> str:
+    """The tool's path; without it the test is skipped, except under CI=true (a failure there,
+    as .ci/run treats missing PostgreSQL binaries)."""
+    if tool:
+        return tool
+    if os.environ.get("CI") == "true":
+        pytest.fail(why)
+    pytest.skip(why)
+
+
+def haproxy_binary() -> str:
+    """Debian's haproxy (in /usr/sbin, often off a user's PATH), or skip / fail as `needed`."""
+    found = shutil.which(HAPROXY) or shutil.which(HAPROXY, path="/usr/sbin:/sbin")
+    return needed(found, "no haproxy: apt-get install -y haproxy")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_listening(port: int, timeout: float, what: str, log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if time.monotonic() > deadline:
+            text = log.read_text(errors="replace")[-5000:] if log and log.exists() else ""
+            raise AssertionError(f"{what} not listening on {port} after {timeout}s\n{text}")
+        time.sleep(0.1)
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL server (tests/pg_server.sh); yields the URL of its database."""
+    script = REPO_ROOT / "tests" / "pg_server.sh"
+    found = subprocess.run(
+        ["bash", "-c", f"source {script} && pg_server_bin"], capture_output=True, text=True
+    )
+    needed(
+        found.stdout.strip() if found.returncode == 0 else None,
+        "no PostgreSQL binaries (looked in /usr/lib/postgresql/*/bin): apt-get install postgresql",
+    )
+    started = subprocess.run(
+        ["bash", str(script), "start"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert started.returncode == 0, started.stderr
+    exports = dict(
+        line.removeprefix("export ").replace("'", "").split("=", 1)
+        for line in started.stdout.splitlines()
+        if line.startswith("export ")
+    )
+    try:
+        yield exports["TEST_DATABASE_URL"]
+    finally:
+        subprocess.run(["bash", str(script), "stop", exports["PG_SERVER_DIR"]], check=False)
+
+
+class LoadBalancer:
+    """haproxy in HTTP mode, round robin over the instances' webhook ports, checking /healthz;
+    a request refused by a dead instance is sent again to the next one (redispatch)."""
+
+    def __init__(self, backends: list[int], workdir: Path) -> None:
+        self.binary = haproxy_binary()
+        self.port = free_port()
+        self.config = workdir / "haproxy.cfg"
+        self.log_path = workdir / "haproxy.log"
+        servers = "\n".join(
+            f"    server bot{n} 127.0.0.1:{port} check inter 500ms fall 3 rise 2"
+            for n, port in enumerate(backends, 1)
+        )
+        self.config.write_text(
+            f"""global
+    maxconn 200
+
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 30s
+    timeout server 30s
+    # /healthz reads the database: a loaded test machine may take a while to answer it
+    timeout check 3s
+    retries 3
+    option redispatch 1
+
+frontend telegram
+    bind 127.0.0.1:{self.port}
+    default_backend bots
+
+backend bots
+    balance roundrobin
+    option httpchk GET /healthz
+{servers}
+"""
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> LoadBalancer:
+        checked = subprocess.run(
+            [self.binary, "-c", "-f", str(self.config)], capture_output=True, text=True
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [self.binary, "-db", "-f", str(self.config)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_listening(self.port, 15, "haproxy", self.log_path)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    @property
+    def address(self) -> str:
+        return f"http://127.0.0.1:{self.port}/telegram"
+
+
+def healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+            return int(response.status) == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def updates_handled(port: int) -> float:
+    """How many updates the instance on `port` took, from its own /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        body = response.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(body)
+        for sample in family.samples
+        if sample.name == "archive_bot_updates_total"
+    )
