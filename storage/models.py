@@ -12,7 +12,17 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint, event, false
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+    event,
+    false,
+    text,
+)
 from sqlalchemy.orm import Mapped, relationship
 from sqlmodel import Field, Relationship, SQLModel
 
@@ -311,6 +321,10 @@ VISIT_DUE = (
     "last_visit_on", "next_followup_on", "customer_class", "status", "pooled_at", "owner_id",
     "team_id", "id",
 )  # fmt: skip
+# an approved record out of the pool, per owner, oldest first: re-check prompts by the day it was
+# last checked (or approved), survey prompts by the day it was approved
+OWNER_DUE = ("owner_id", "status", "pooled_at")
+RECHECK_BASIS = "coalesce(last_checked_at, approved_at)"
 
 
 class Customer(Timestamped, table=True):
@@ -325,6 +339,9 @@ class Customer(Timestamped, table=True):
         Index("ix_customers_updated_at", "updated_at"),
         Index("ix_customers_followup_due", *FOLLOWUP_DUE),
         Index("ix_customers_visit_due", *VISIT_DUE),
+        # the daily planners' "oldest few per owner" (storage.reminders.planning.first_per_owner)
+        Index("ix_customers_recheck_due", *OWNER_DUE, text(RECHECK_BASIS)),
+        Index("ix_customers_survey_due", *OWNER_DUE, "approved_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -16,8 +16,9 @@ from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Date, func, type_coerce
+from sqlalchemy import Date, func, true, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import UnaryExpression
 from sqlmodel import col, select
@@ -299,9 +300,39 @@ def unindexed(column: Any, dialect: str) -> Any:
     return UnaryExpression(column, operator=operators.custom_op("+"), type_=column.type)
 
 
-def capped_per_owner(query: Any, order: Any, limit: int) -> Any:
-    """Keep at most `limit` rows per owner, in `order`: a backlog arrives a few at a time."""
-    ranked = query.add_columns(
-        func.row_number().over(partition_by=col(Customer.owner_id), order_by=order).label("rank")
-    ).subquery()
-    return select(*(c for c in ranked.c if c.name != "rank")).where(ranked.c.rank <= limit)
+OWNERS_CHUNK = 500  # owners a first_per_owner statement asks for at once
+# (columns, conditions, order) of a per-owner pick, over Customer or an alias of it
+Shape = Callable[[Any], tuple[Sequence[Any], Sequence[Any], Any]]
+
+
+def first_per_owner(owners: Sequence[int], shape: Shape, limit: int, dialect: str) -> Any:
+    """The first `limit` customers of each owner in `shape`'s order: a backlog arrives a few at
+    a time. Each owner's few are an index seek (ix_customers_recheck_due, ix_customers_survey_due)
+    instead of a rank over every approved customer (1.1 to 1.7 s at a million; issue 14).
+
+    PostgreSQL reads them through LATERAL. SQLite has none, so it joins each owner to the ids of
+    their few (a correlated IN, which SQLite answers per owner by rowid); the owners are listed
+    by id, so SQLite, without statistics, still starts from them rather than from customers.
+    """
+    owner_ids = col(Staff.id).in_(list(owners))
+    if dialect == "postgresql":
+        columns, conditions, order = shape(Customer)
+        picked = (
+            select(*columns)
+            .where(col(Customer.owner_id) == col(Staff.id), *conditions)
+            .order_by(order)
+            .limit(limit)
+            .lateral("picked")
+        )
+        return select(*picked.c).select_from(Staff).join(picked, true()).where(owner_ids)
+    _, conditions, order = shape(Customer)
+    ids = (
+        select(col(Customer.id))
+        .where(col(Customer.owner_id) == col(Staff.id), *conditions)
+        .order_by(order)
+        .limit(limit)
+        .correlate(Staff)
+    )
+    outer = aliased(Customer, name="picked")
+    columns, _, _ = shape(outer)
+    return select(*columns).select_from(Staff).join(outer, col(outer.id).in_(ids)).where(owner_ids)

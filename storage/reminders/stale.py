@@ -8,12 +8,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import exists, func
-from sqlmodel import col, select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import Customer, RecordStatus, Reminder, Staff
+from storage.models import Customer, RecordStatus, Reminder
 from storage.reminders.kinds import Kind
-from storage.reminders.planning import Plan, Planner, Row, capped_per_owner
+from storage.reminders.planning import OWNERS_CHUNK, Plan, Planner, Row, Shape, first_per_owner
 from storage.reminders.reading import Notice, Reader, customers_of, per_row
 
 ACTIONS = ("confirm", "snooze")
@@ -24,47 +24,55 @@ PER_OWNER_PER_RUN = 5  # prompts per person a day, so a backlog trickles in
 async def prompts_per_owner(
     session: AsyncSession,
     ctx: Plan,
-    query: Any,
-    order: Any,
+    shape: Shape,
     kind: Kind,
     period_of: Callable[[Any, Plan], str],
 ) -> list[Row]:
-    """A prompt per customer `query` finds (its rows: customer id, owner id, basis), at most
-    PER_OWNER_PER_RUN per owner in `order`, each due at the owner's next morning; the period
-    comes from the basis."""
+    """A prompt per customer `shape` picks (its columns: customer id, owner id, basis), at most
+    PER_OWNER_PER_RUN per active owner, each due at the owner's next morning; the period comes
+    from the basis."""
+    owners = [s.id for s in ctx.staff.values() if s.active and s.id is not None]
+    dialect = session.get_bind().dialect.name
     rows = []
-    for record in (await session.exec(capped_per_owner(query, order, PER_OWNER_PER_RUN))).all():
-        customer_id, owner_id, basis = record[0], record[1], record[2]
-        owner = ctx.active(owner_id)
-        if owner is None or basis is None:
-            continue
-        period = period_of(basis, ctx)
-        rows.append(
-            ctx.row(kind, "customer", customer_id, owner_id, period, ctx.next_morning(owner))
-        )
+    for start in range(0, len(owners), OWNERS_CHUNK):
+        chunk = owners[start : start + OWNERS_CHUNK]
+        query = first_per_owner(chunk, shape, PER_OWNER_PER_RUN, dialect)
+        for customer_id, owner_id, basis in (await session.exec(query)).all():
+            owner = ctx.active(owner_id)
+            if owner is None or basis is None:
+                continue
+            period = period_of(basis, ctx)
+            rows.append(
+                ctx.row(kind, "customer", customer_id, owner_id, period, ctx.next_morning(owner))
+            )
     return rows
 
 
 async def find(session: AsyncSession, ctx: Plan) -> list[Row]:
     """Approved records nobody confirmed for STALE_RECORD_DAYS → the owner, a few a day."""
-    basis = func.coalesce(col(Customer.last_checked_at), col(Customer.approved_at))
     cutoff = ctx.now - timedelta(days=ctx.rules.stale_days)
-    query = (
-        select(Customer.id, Customer.owner_id, basis.label("basis"))
-        .join(Staff, col(Staff.id) == col(Customer.owner_id))
-        .where(
-            col(Customer.status) == RecordStatus.approved,
-            col(Customer.pooled_at).is_(None),  # in the team pool: nobody's to confirm
-            col(Staff.active).is_(True),
+    return await prompts_per_owner(session, ctx, pick(cutoff), Kind.stale, _checked_on)
+
+
+def pick(cutoff: datetime) -> Shape:
+    """Approved records out of the pool last checked (or approved) by `cutoff`, oldest first,
+    not prompted since; the order is ix_customers_recheck_due's expression, so it is a seek."""
+
+    def shape(customer: Any) -> tuple[list[Any], list[Any], Any]:
+        basis = func.coalesce(col(customer.last_checked_at), col(customer.approved_at))
+        conditions = [
+            col(customer.status) == RecordStatus.approved,
+            col(customer.pooled_at).is_(None),  # in the team pool: nobody's to confirm
             basis <= cutoff,
             ~exists().where(
-                col(Reminder.subject_id) == col(Customer.id),
+                col(Reminder.subject_id) == col(customer.id),
                 col(Reminder.kind) == Kind.stale,
                 col(Reminder.created_at) >= basis,
             ),
-        )
-    )
-    return await prompts_per_owner(session, ctx, query, basis, Kind.stale, _checked_on)
+        ]
+        return [customer.id, customer.owner_id, basis.label("basis")], conditions, basis
+
+    return shape
 
 
 def _checked_on(checked: Any, ctx: Plan) -> str:

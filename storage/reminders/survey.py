@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import exists
-from sqlmodel import col, select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import Customer, RecordStatus, Reminder, Staff
+from storage.models import Customer, RecordStatus, Reminder
 from storage.reminders.kinds import Kind
-from storage.reminders.planning import Plan, Planner, Row
+from storage.reminders.planning import Plan, Planner, Row, Shape
 from storage.reminders.reading import Notice, Reader, customers_of, per_row
 from storage.reminders.stale import DAILY, prompts_per_owner
 
@@ -21,23 +21,28 @@ ACTIONS = ("done", "snooze")
 async def find(session: AsyncSession, ctx: Plan) -> list[Row]:
     """A satisfaction-survey prompt per approved customer every SURVEY_INTERVAL_DAYS."""
     interval = timedelta(days=ctx.rules.survey_days)
-    query = (
-        select(Customer.id, Customer.owner_id, Customer.approved_at)
-        .join(Staff, col(Staff.id) == col(Customer.owner_id))
-        .where(
-            col(Customer.status) == RecordStatus.approved,
-            col(Customer.pooled_at).is_(None),  # in the team pool: nobody's to ask
-            col(Staff.active).is_(True),
-            col(Customer.approved_at) <= ctx.now - interval,
+    return await prompts_per_owner(session, ctx, pick(ctx.now, interval), Kind.survey, _cycle)
+
+
+def pick(now: datetime, interval: timedelta) -> Shape:
+    """Approved records out of the pool approved `interval` ago or more, not asked within it,
+    oldest first (ix_customers_survey_due)."""
+
+    def shape(customer: Any) -> tuple[list[Any], list[Any], Any]:
+        approved = col(customer.approved_at)
+        conditions = [
+            col(customer.status) == RecordStatus.approved,
+            col(customer.pooled_at).is_(None),  # in the team pool: nobody's to ask
+            approved <= now - interval,
             ~exists().where(
-                col(Reminder.subject_id) == col(Customer.id),
+                col(Reminder.subject_id) == col(customer.id),
                 col(Reminder.kind) == Kind.survey,
-                col(Reminder.created_at) > ctx.now - interval,
+                col(Reminder.created_at) > now - interval,
             ),
-        )
-    )
-    order = col(Customer.approved_at)
-    return await prompts_per_owner(session, ctx, query, order, Kind.survey, _cycle)
+        ]
+        return [customer.id, customer.owner_id, approved], conditions, approved
+
+    return shape
 
 
 def _cycle(approved_at: Any, ctx: Plan) -> str:

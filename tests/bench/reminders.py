@@ -52,6 +52,8 @@ from storage.crypto import Keyring
 from storage.db import make_engine, make_session_factory, unit_of_work
 from storage.migrate import upgrade_database
 from storage.models import Reminder
+from storage.reminders import stale
+from storage.reminders.planning import first_per_owner
 from tests.auxil.fake_telegram import TOKEN
 from tests.bench.cached_db import fresh_copy
 from tests.e2e.fake_bot_api import _PATH_RE, FakeBotApi
@@ -609,6 +611,10 @@ async def _explain(sessions: Any, dialect: str) -> None:
         (
             "overdue escalation (next follow-up date)",
             store.overdue_query(lo, hi, rules, dialect)[0],
+        ),
+        (
+            "records to re-check, each owner's oldest five (the first 500 staff ids)",
+            first_per_owner(list(range(1, 501)), stale.pick(NOW - timedelta(days=180)), 5, dialect),
         ),
         (
             "delivery: what is due now",

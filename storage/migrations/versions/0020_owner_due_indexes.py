@@ -1,0 +1,36 @@
+"""owner_due_indexes: the daily planners pick each owner's oldest few records from an index
+
+Re-check prompts (定期更新) and survey prompts go to each owner a few a day, oldest first. The
+planners ranked every approved customer per owner to keep five each: over a million customers a
+window over 900,000 rows, 1.1 to 1.7 s a run. With these indexes each owner's few are an index
+seek: 0.02 s for 1,100 owners (issue 14).
+
+Revision ID: 0020_owner_due_indexes
+Revises: 0019_due_indexes
+Create Date: 2026-12-02 22:50:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+# revision identifiers, used by Alembic.
+revision: str = "0020_owner_due_indexes"
+down_revision: str | Sequence[str] | None = "0019_due_indexes"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+# as in storage.models (OWNER_DUE, RECHECK_BASIS) when this migration was written
+OWNER_DUE = ["owner_id", "status", "pooled_at"]
+RECHECK_BASIS = "coalesce(last_checked_at, approved_at)"
+
+
+def upgrade() -> None:
+    op.create_index("ix_customers_recheck_due", "customers", [*OWNER_DUE, sa.text(RECHECK_BASIS)])
+    op.create_index("ix_customers_survey_due", "customers", [*OWNER_DUE, "approved_at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_customers_survey_due", table_name="customers")
+    op.drop_index("ix_customers_recheck_due", table_name="customers")
