@@ -22,6 +22,7 @@ from storage.db import async_url, make_engine
 from storage.migrate import migration_options
 
 config = context.config
+MIGRATION_LOCK = 0x0C05_7A8C  # the advisory lock every `upgrade` on PostgreSQL takes first
 target_metadata = SQLModel.metadata
 
 
@@ -61,6 +62,11 @@ def do_run_migrations(connection: Connection) -> None:
         **migration_options(connection.dialect.name),
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # instances started together on a new database would otherwise each create the
+            # tables and block on one another's; the lock ends with the transaction, and the
+            # next one in then finds the schema at head (SQLite's BEGIN takes its write lock)
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         context.run_migrations()
         if connection.dialect.name == "sqlite":
             broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import warnings
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -156,3 +157,30 @@ def test_async_url(url: str, expected: str) -> None:
 def test_async_url_refuses_other_databases(url: str) -> None:
     with pytest.raises(ValueError, match="unsupported database"):
         async_url(url)
+
+
+async def test_two_instances_migrating_an_empty_database_at_once_both_start(
+    database_url: str,
+) -> None:
+    """Instances started together on a new database each run `upgrade` first, each its own
+    process: on PostgreSQL they used to block on one another's new tables for ever. Now the
+    later ones wait for the first and find nothing to do (issue 15)."""
+    command_line = [sys.executable, "-m", "storage.migrate", "upgrade", "--url", database_url]
+    runs = [
+        await asyncio.create_subprocess_exec(
+            *command_line, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        for _ in range(3)
+    ]
+    outputs = await asyncio.wait_for(asyncio.gather(*(run.communicate() for run in runs)), 120)
+    assert [run.returncode for run in runs] == [0, 0, 0], [out for out, _ in outputs]
+    engine = make_engine(database_url)
+    try:
+        assert await _run(engine, _differences) == []
+        versions = await _run(
+            engine, lambda c: c.execute(text("SELECT version_num FROM alembic_version")).all()
+        )
+        head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
+        assert [row[0] for row in versions] == [head]
+    finally:
+        await engine.dispose()
