@@ -223,7 +223,7 @@ def _copy_order(names: list[str]) -> list[str]:
     return known + sorted(n for n in copied if n not in known)
 
 
-def _typed_columns(source: sa.Table) -> list[sa.ColumnElement[object]]:
+def _typed_columns(source: sa.TableClause) -> list[sa.ColumnElement[object]]:
     """The snapshot's columns read as the models' types (SQLite keeps dates and flags as text
     and numbers; PostgreSQL's COPY wants datetimes, dates and booleans)."""
     model = SQLModel.metadata.tables.get(source.name)
@@ -243,10 +243,14 @@ async def copy_sqlite_into_postgres(snapshot: Path, url: str, batch: int = COPY_
     dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     target = await asyncpg.connect(dsn)
     try:
-        names = inspect(source).get_table_names()
+        inspector = inspect(source)
+        names = inspector.get_table_names()
         async with target.transaction():
             for name in _copy_order(names):
-                table = sa.Table(name, sa.MetaData(), autoload_with=source)
+                # columns only: reflecting a whole table warns on (and skips) expression indexes
+                table = sa.table(
+                    name, *(sa.column(c["name"], c["type"]) for c in inspector.get_columns(name))
+                )
                 columns = [c.name for c in table.columns]
                 with source.connect() as reader:
                     result = reader.execution_options(stream_results=True).execute(

@@ -258,7 +258,11 @@ async def test_a_rejected_archive_leaves_the_customer_and_reactivation_brings_it
     await _decide(session_factory, keyring, company.chief, back.id or 0)
     again = await _customer(session_factory, cid)
     assert again.status == RecordStatus.approved and again.archived_at is None
-    assert again.next_followup_on == NOW.date()
+    async with unit_of_work(session_factory) as session:
+        decided = await session.get(Review, back.id)
+    assert decided is not None and decided.decided_at is not None
+    # due the day it is decided (the real clock, not the test's NOW: decide() reads utcnow)
+    assert again.next_followup_on == decided.decided_at.date()
 
 
 async def _fill(sessions: SessionFactory, keyring: Keyring, company: Company) -> None:
