@@ -322,8 +322,11 @@ VISIT_DUE = (
     "team_id", "id",
 )  # fmt: skip
 # an approved record out of the pool, per owner, oldest first: re-check prompts by the day it was
-# last checked (or approved), survey prompts by the day it was approved
-OWNER_DUE = ("owner_id", "status", "pooled_at")
+# last checked (or approved), survey prompts by the day it was approved. Partial (out of the pool
+# only): PostgreSQL reads `pooled_at IS NULL` as a filter, not an equality, so with pooled_at a
+# column it sorted each owner's rows instead of reading them in the index's order.
+OWNER_DUE = ("owner_id", "status")
+OUT_OF_POOL = "pooled_at IS NULL"
 RECHECK_BASIS = "coalesce(last_checked_at, approved_at)"
 
 
@@ -340,8 +343,20 @@ class Customer(Timestamped, table=True):
         Index("ix_customers_followup_due", *FOLLOWUP_DUE),
         Index("ix_customers_visit_due", *VISIT_DUE),
         # the daily planners' "oldest few per owner" (storage.reminders.planning.first_per_owner)
-        Index("ix_customers_recheck_due", *OWNER_DUE, text(RECHECK_BASIS)),
-        Index("ix_customers_survey_due", *OWNER_DUE, "approved_at"),
+        Index(
+            "ix_customers_recheck_due",
+            *OWNER_DUE,
+            text(RECHECK_BASIS),
+            sqlite_where=text(OUT_OF_POOL),
+            postgresql_where=text(OUT_OF_POOL),
+        ),
+        Index(
+            "ix_customers_survey_due",
+            *OWNER_DUE,
+            "approved_at",
+            sqlite_where=text(OUT_OF_POOL),
+            postgresql_where=text(OUT_OF_POOL),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -82,7 +82,11 @@ async def test_expression_indexes_are_built_as_the_models_say(engine: AsyncEngin
             expression = EXPRESSION_INDEXES[index.name]
             assert expression in str(list(index.expressions)[-1]), index.expressions
             assert expression.replace(" ", "") in built[index.name].replace(" ", "").lower(), built
-            assert "(owner_id, status, pooled_at," in built[index.name], built
+            assert "(owner_id, status," in built[index.name], built
+    for name in ("ix_customers_recheck_due", "ix_customers_survey_due"):
+        # partial: the models' WHERE is the one built (autogenerate does not compare it)
+        bare = built[name].lower().replace("(", "").replace(")", "")
+        assert bare.endswith("where pooled_at is null"), built[name]
 
 
 async def test_downgrade_to_base_and_upgrade_again(database_url: str) -> None:

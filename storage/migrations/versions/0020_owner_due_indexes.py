@@ -21,14 +21,22 @@ down_revision: str | Sequence[str] | None = "0019_due_indexes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# as in storage.models (OWNER_DUE, RECHECK_BASIS) when this migration was written
-OWNER_DUE = ["owner_id", "status", "pooled_at"]
+# as in storage.models (OWNER_DUE, OUT_OF_POOL, RECHECK_BASIS) when this migration was written;
+# partial, out of the pool only: PostgreSQL does not read rows in index order past a column
+# filtered by IS NULL, and sorted each owner's rows
+OWNER_DUE = ["owner_id", "status"]
+OUT_OF_POOL = "pooled_at IS NULL"
 RECHECK_BASIS = "coalesce(last_checked_at, approved_at)"
 
 
+def _partial(name: str, columns: list[str | sa.TextClause]) -> None:
+    where = sa.text(OUT_OF_POOL)
+    op.create_index(name, "customers", columns, sqlite_where=where, postgresql_where=where)
+
+
 def upgrade() -> None:
-    op.create_index("ix_customers_recheck_due", "customers", [*OWNER_DUE, sa.text(RECHECK_BASIS)])
-    op.create_index("ix_customers_survey_due", "customers", [*OWNER_DUE, "approved_at"])
+    _partial("ix_customers_recheck_due", [*OWNER_DUE, sa.text(RECHECK_BASIS)])
+    _partial("ix_customers_survey_due", [*OWNER_DUE, "approved_at"])
 
 
 def downgrade() -> None:
