@@ -25,6 +25,7 @@ from bot import commands, menus, metrics, scheduler
 from bot.context import BotContext, Services
 from bot.errors import on_error
 from bot.gate import recognise
+from bot.rate_limits import SharedRateLimiter
 from conversations import callback_data as buttons
 from conversations import (
     card,
@@ -88,7 +89,7 @@ def build_application(
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
     if rate_limit:
-        builder = builder.rate_limiter(metrics.CountingRateLimiter(max_retries=3))
+        builder = builder.rate_limiter(SharedRateLimiter(max_retries=3))
     application = builder.build()
     application.bot_data["services"] = services
     add_handlers(application)

@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from telegram.ext import Application
 
 from bot.context import OUTBOX_DELIVERY, REMINDER_DELIVERY, BotContext, Services
+from bot.rate_limits import SharedRateLimiter
 from bot.sender import HEARTBEAT, Report, Sender
 from bot.settings import Settings
 from storage import drafts, pool, reminders
@@ -130,6 +131,9 @@ async def beat(application: AnyApplication) -> int:
     except SQLAlchemyError:
         log.exception("the sender's heartbeat failed; retrying at the next beat")
         return 0
+    limiter = application.bot.rate_limiter
+    if isinstance(limiter, SharedRateLimiter):  # the handlers' answers share the budget too
+        limiter.share(sender.instances)
     if released:
         sender.kick(services, application.bot)
     return released

@@ -58,6 +58,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot import metrics
 from bot.i18n import Translator, pick_language
+from bot.rate_limits import share_of
 from bot.reminder_text import Outgoing, render
 from conversations import report as report_chat
 from conversations import review_card as review_chat
@@ -116,6 +117,7 @@ class Pacer:
         self.chat_interval, self.gap = chat_interval, gap
         self.per_group, self.group_window = per_group, group_window
         self.reserve = reserve
+        self._budgets = (per_window, reserve, per_group)  # for the whole bot (see `share`)
         self._groups: dict[int, deque[float]] = {}
         self._sleep, self._clock = sleep, clock
         self._lock = asyncio.Lock()
@@ -175,6 +177,16 @@ class Pacer:
         finally:
             entry[0] = max(entry[0], self._clock())
 
+    def share(self, instances: int) -> None:
+        """n instances send for the bot (Telegram counts per token): this one keeps within 1/n
+        of the window and of each group's minute from now on (bot.rate_limits)."""
+        per_window, reserve, per_group = self._budgets
+        if per_window > 0:
+            self.per_window = share_of(per_window, instances)
+            self.reserve = min(reserve // max(1, instances), self.per_window - 1)
+        if per_group > 0:
+            self.per_group = share_of(per_group, instances)
+
     def hold(self, seconds: float) -> None:
         """Flood control: nobody sends for `seconds`."""
         self._held_until = max(self._held_until, self._clock() + seconds)
@@ -222,6 +234,7 @@ class Sender:
         self.max_attempts = max_attempts
         self.max_batches = max_batches
         self.instance = secrets.token_hex(16)  # this process's claims carry it
+        self.instances = 1  # live instances at the last heartbeat: they share the rate limits
         self._beaten_at: datetime | None = None
         self._kicked: set[asyncio.Task[Report]] = set()
 
@@ -235,7 +248,9 @@ class Sender:
         async with unit_of_work(services.sessions) as session:
             await store.beat(session, token=self.instance, now=now)
             released = await store.release_orphans(session, now=now)
+            self.instances = await store.live_instances(session, now=now)
         self._beaten_at = now
+        self.pacer.share(self.instances)
         if released:
             log.warning("%d reminders claimed by a stopped bot process are due again", released)
         return released

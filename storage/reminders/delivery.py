@@ -196,6 +196,17 @@ async def release_orphans(
     return result.rowcount or 0  # type: ignore[attr-defined]
 
 
+async def live_instances(session: AsyncSession, *, now: datetime) -> int:
+    """How many instances beat within INSTANCE_STALE (at least this one): they share the bot's
+    rate limits, which Telegram counts per token (bot.rate_limits)."""
+    found = await session.exec(
+        select(func.count())
+        .select_from(SenderInstance)
+        .where(col(SenderInstance.seen_at) >= now - INSTANCE_STALE)
+    )
+    return max(1, int(found.one()))
+
+
 async def retire(session: AsyncSession, *, token: str, now: datetime) -> int:
     """A clean shutdown: this instance's unsent claims are due again now, its row removed."""
     result = await session.exec(

@@ -1,0 +1,140 @@
+"""Telegram's limits for the bot as a whole, however many instances run it (issue 15).
+
+Telegram counts per bot token: about 30 messages a second over all chats and 20 a minute in a
+group, whichever process sends them. Each instance therefore takes its share of those budgets,
+1/n with n the live instances (the `sender_instances` rows beating within INSTANCE_STALE), read
+again at every heartbeat: two instances send at most 15 a second each; when one is gone, the
+other takes the whole budget back within a heartbeat or two.
+
+PTB's AIORateLimiter counts with a leaky bucket (a full bucket after a pause, then a steady
+drip, which together exceed the rate within one second), and its rates are fixed when it is
+built. `SharedRateLimiter` keeps PTB's handling of RetryAfter (retries, everyone paused) and
+counts itself with sliding windows whose limit can change: at most `limit` requests that have
+a chat in any `window` seconds, as Telegram counts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+from bot.metrics import CountingRateLimiter, JSONDict
+
+T = TypeVar("T")
+OVERALL_PER_SECOND = 30  # Telegram's messages a second for one bot, over all chats
+GROUP_PER_MINUTE = 20  # and in one group chat
+# a little over a second: a request may reach Telegram a few milliseconds after the one before
+OVERALL_WINDOW = 1.05
+GROUP_WINDOW = 61.0
+MAX_GROUPS = 512  # group windows kept; idle ones are forgotten beyond this
+
+
+def share_of(budget: int, instances: int) -> int:
+    """This instance's part of a budget for the whole bot (at least one)."""
+    return max(1, budget // max(1, instances))
+
+
+class SlidingWindow:
+    """At most `limit` acquisitions in any `window` seconds; the limit may change at any time."""
+
+    def __init__(
+        self,
+        limit: int,
+        window: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        self.limit, self.window = limit, window
+        self._clock, self._sleep = clock, sleep
+        self._times: deque[float] = deque()
+        self._lock = asyncio.Lock()
+
+    def _wait(self, now: float) -> float:
+        while self._times and self._times[0] <= now - self.window:
+            self._times.popleft()
+        if len(self._times) < self.limit:
+            return 0.0
+        return self._times[len(self._times) - self.limit] + self.window - now
+
+    async def acquire(self) -> None:
+        async with self._lock:  # first come, first served: a waiter keeps its place
+            while (wait := self._wait(self._clock())) > 0:
+                await self._sleep(wait)
+            self._times.append(self._clock())
+
+    def idle(self) -> bool:
+        """Nothing counted within the window (it may be forgotten)."""
+        self._wait(self._clock())
+        return not self._times
+
+
+class SharedRateLimiter(CountingRateLimiter):
+    """PTB's rate limiter (retries after RetryAfter, 429s counted) with bot-wide budgets shared
+    among the live instances (`share`); requests without a chat are not counted, as in PTB."""
+
+    def __init__(
+        self,
+        *,
+        max_retries: int = 3,
+        overall: int = OVERALL_PER_SECOND,
+        per_group: int = GROUP_PER_MINUTE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        # PTB's own buckets off: the windows below count instead
+        super().__init__(overall_max_rate=0, group_max_rate=0, max_retries=max_retries)
+        self.overall_budget, self.group_budget = overall, per_group
+        self.instances = 1
+        self._clock = clock
+        self.overall = SlidingWindow(overall, OVERALL_WINDOW, clock=clock)
+        self._groups: dict[int | str, SlidingWindow] = {}
+
+    def share(self, instances: int) -> None:
+        """n instances run the bot: this one keeps within 1/n of each budget from now on."""
+        self.instances = max(1, instances)
+        self.overall.limit = share_of(self.overall_budget, self.instances)
+        for window in self._groups.values():
+            window.limit = share_of(self.group_budget, self.instances)
+
+    def _group(self, chat: int | str) -> SlidingWindow:
+        window = self._groups.get(chat)
+        if window is None:
+            if len(self._groups) > MAX_GROUPS:
+                self._groups = {k: w for k, w in self._groups.items() if not w.idle()}
+            limit = share_of(self.group_budget, self.instances)
+            window = self._groups[chat] = SlidingWindow(limit, GROUP_WINDOW, clock=self._clock)
+        return window
+
+    def _counted(
+        self, callback: Callable[..., Coroutine[Any, Any, T]], chat: Any
+    ) -> Callable[..., Coroutine[Any, Any, T]]:
+        """`callback`, each attempt waiting for its turn in the group's and the bot's window."""
+        with_chat = chat is not None
+        with contextlib.suppress(TypeError, ValueError):
+            chat = int(chat)
+        group = chat if (isinstance(chat, int) and chat < 0) or isinstance(chat, str) else None
+
+        async def request(*args: Any, **kwargs: Any) -> T:
+            if group is not None:
+                await self._group(group).acquire()
+            if with_chat:
+                await self.overall.acquire()
+            return await callback(*args, **kwargs)
+
+        return request
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> bool | JSONDict | list[JSONDict]:
+        counted = self._counted(callback, data.get("chat_id"))
+        return await super().process_request(counted, args, kwargs, endpoint, data, rate_limit_args)
