@@ -51,21 +51,28 @@ class SlidingWindow:
     ) -> None:
         self.limit, self.window = limit, window
         self._clock, self._sleep = clock, sleep
-        self._times: deque[float] = deque()
+        self._times: deque[list[float]] = deque()  # [left, or answered, at]
         self._lock = asyncio.Lock()
 
     def _wait(self, now: float) -> float:
-        while self._times and self._times[0] <= now - self.window:
-            self._times.popleft()
+        self._times = deque(t for t in self._times if t[0] > now - self.window)
         if len(self._times) < self.limit:
             return 0.0
-        return self._times[len(self._times) - self.limit] + self.window - now
+        times = sorted(t[0] for t in self._times)
+        return times[len(times) - self.limit] + self.window - now
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> list[float]:
+        """Wait for a turn; the turn counts from now until `done` with it (the request may
+        reach Telegram later than it left: counted until its answer, nothing bunches up)."""
         async with self._lock:  # first come, first served: a waiter keeps its place
             while (wait := self._wait(self._clock())) > 0:
                 await self._sleep(wait)
-            self._times.append(self._clock())
+            turn = [self._clock()]
+            self._times.append(turn)
+            return turn
+
+    def done(self, turn: list[float]) -> None:
+        turn[0] = max(turn[0], self._clock())
 
     def idle(self) -> bool:
         """Nothing counted within the window (it may be forgotten)."""
@@ -119,11 +126,17 @@ class SharedRateLimiter(CountingRateLimiter):
         group = chat if (isinstance(chat, int) and chat < 0) or isinstance(chat, str) else None
 
         async def request(*args: Any, **kwargs: Any) -> T:
+            turns = []
             if group is not None:
-                await self._group(group).acquire()
+                window = self._group(group)
+                turns.append((window, await window.acquire()))
             if with_chat:
-                await self.overall.acquire()
-            return await callback(*args, **kwargs)
+                turns.append((self.overall, await self.overall.acquire()))
+            try:
+                return await callback(*args, **kwargs)
+            finally:
+                for window, turn in turns:
+                    window.done(turn)
 
         return request
 

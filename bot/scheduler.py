@@ -7,7 +7,9 @@ delivers (bot.sender), so a restart loses nothing and repeats nothing. All time 
 
 A second job beats every HEARTBEAT (bot.sender): it tells other bot processes this one lives
 and takes back, for sending at once, what a crashed process had claimed. It runs apart from the
-tick, so a long delivery never stops the heartbeat.
+tick, so a long delivery never stops the heartbeat. A third counts the live instances every
+SHARE_SECONDS, a read only: they share Telegram's limits for the bot (bot.rate_limits), and an
+instance that has just started must not wait a whole heartbeat for the others to make room.
 """
 
 from __future__ import annotations
@@ -31,13 +33,15 @@ from bot.settings import Settings
 from storage import drafts, pool, reminders
 from storage.backup import BackupError, BackupResult, create_backup, prune
 from storage.crypto import Keyring
-from storage.db import unit_of_work
+from storage.db import reading, unit_of_work
 from storage.erasure_ledger import Ledger
 from storage.reminders import backup as backup_report
 
 log = logging.getLogger(__name__)
 JOB_NAME = "reminders"
 HEARTBEAT_JOB = "sender-heartbeat"
+SHARE_JOB = "rate-limit-share"
+SHARE_SECONDS = 2.0  # how soon the others make room for an instance that has just started
 BACKUP_JOB = "backups"
 BACKUP_POLL_SECONDS = 60  # how often the backup job asks whether today's BACKUP_HOUR has come
 SENDER_KEY = "reminder_sender"
@@ -92,6 +96,13 @@ def install(application: AnyApplication) -> None:
         name=HEARTBEAT_JOB,
         job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
     )
+    queue.run_repeating(
+        share_limits_job,
+        interval=SHARE_SECONDS,
+        first=SHARE_SECONDS,
+        name=SHARE_JOB,
+        job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+    )
     if services.settings.BACKUP_HOUR is not None and not queue.get_jobs_by_name(BACKUP_JOB):
         queue.run_repeating(
             backup_tick,
@@ -131,12 +142,37 @@ async def beat(application: AnyApplication) -> int:
     except SQLAlchemyError:
         log.exception("the sender's heartbeat failed; retrying at the next beat")
         return 0
-    limiter = application.bot.rate_limiter
-    if isinstance(limiter, SharedRateLimiter):  # the handlers' answers share the budget too
-        limiter.share(sender.instances)
+    share(application, sender.instances)
     if released:
         sender.kick(services, application.bot)
     return released
+
+
+def share(application: AnyApplication, instances: int) -> None:
+    """`instances` live: this one's background sends and handlers' answers take 1/n of the
+    bot's budgets from now on."""
+    sender_of(application).share(instances)
+    limiter = application.bot.rate_limiter
+    if isinstance(limiter, SharedRateLimiter):
+        limiter.share(instances)
+
+
+async def share_limits(application: AnyApplication) -> int:
+    """Count the live instances and take this one's share; returns the count."""
+    services: Services = application.bot_data["services"]
+    try:
+        async with reading(services.sessions) as session:
+            instances = await reminders.live_instances(session, now=services.clock())
+    except SQLAlchemyError:
+        log.warning("could not count the bot's instances; keeping the last share")
+        return sender_of(application).instances
+    share(application, instances)
+    return instances
+
+
+async def share_limits_job(context: BotContext) -> None:
+    """The job: the others may have started or stopped since the last count."""
+    await share_limits(context.application)
 
 
 async def settle(application: AnyApplication) -> Report:

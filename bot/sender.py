@@ -248,12 +248,17 @@ class Sender:
         async with unit_of_work(services.sessions) as session:
             await store.beat(session, token=self.instance, now=now)
             released = await store.release_orphans(session, now=now)
-            self.instances = await store.live_instances(session, now=now)
+            instances = await store.live_instances(session, now=now)
         self._beaten_at = now
-        self.pacer.share(self.instances)
+        self.share(instances)
         if released:
             log.warning("%d reminders claimed by a stopped bot process are due again", released)
         return released
+
+    def share(self, instances: int) -> None:
+        """`instances` send for the bot: background sends keep within 1/n of its budget."""
+        self.instances = max(1, instances)
+        self.pacer.share(self.instances)
 
     async def _alive(self, services: Services) -> None:
         """Beat before claiming, so no other instance takes this one's claims for orphans."""

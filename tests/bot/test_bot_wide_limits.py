@@ -57,8 +57,12 @@ async def test_two_instances_share_the_budget_and_telegram_refuses_nothing(
     first, second = await bot_process(services, telegram), await bot_process(services, telegram)
     try:
         await scheduler.beat(first)
-        await scheduler.beat(second)
-        await scheduler.beat(first)  # the first now sees the second's heartbeat too
+        assert limiter_of(first).overall.limit == 30  # alone so far
+        await scheduler.beat(second)  # the second starts: it counts two at its first beat
+        assert limiter_of(second).overall.limit == 15
+        # the first makes room within SHARE_SECONDS (a count), not at its next heartbeat
+        assert first.job_queue.get_jobs_by_name(scheduler.SHARE_JOB)
+        assert await scheduler.share_limits(first) == 2
         for app in (first, second):
             assert scheduler.sender_of(app).instances == 2
             assert limiter_of(app).overall.limit == 15

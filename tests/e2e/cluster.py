@@ -15,14 +15,17 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.harness import REPO_ROOT
+from storage.crypto import new_master_key
+from tests.e2e.fake_bot_api import FakeBotApi
+from tests.e2e.harness import REPO_ROOT, BotProcess
+from tests.e2e.support import WAIT, bot_settings, run_cli
 
 HAPROXY = "haproxy"
 
@@ -91,7 +94,7 @@ class LoadBalancer:
     """haproxy in HTTP mode, round robin over the instances' webhook ports, checking /healthz;
     a request refused by a dead instance is sent again to the next one (redispatch)."""
 
-    def __init__(self, backends: list[int], workdir: Path) -> None:
+    def __init__(self, backends: list[int], workdir: Path, health: str | None = "/healthz") -> None:
         self.binary = haproxy_binary()
         self.port = free_port()
         self.config = workdir / "haproxy.cfg"
@@ -120,7 +123,7 @@ frontend telegram
 
 backend bots
     balance roundrobin
-    option httpchk GET /healthz
+{f"    option httpchk GET {health}" if health else "    # checked by connecting only"}
 {servers}
 """
         )
@@ -154,6 +157,18 @@ backend bots
     def address(self) -> str:
         return f"http://127.0.0.1:{self.port}/telegram"
 
+    def routes(self) -> bool:
+        """haproxy has a backend up: a request without the webhook's secret reaches an instance
+        (which refuses it) instead of haproxy's 503."""
+        request = urllib.request.Request(self.address, data=b"{}", method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=5):
+                return True
+        except urllib.error.HTTPError as error:
+            return error.code != 503
+        except (urllib.error.URLError, OSError):
+            return False
+
 
 def healthy(port: int) -> bool:
     try:
@@ -173,3 +188,90 @@ def updates_handled(port: int) -> float:
         for sample in family.samples
         if sample.name == "archive_bot_updates_total"
     )
+
+
+SECRET = "cluster-webhook-secret-0123456789"
+REGISTERED = "https://bot.example.invalid/telegram"  # what the bots tell Telegram
+
+
+class Cluster:
+    """`instances` bot processes on one database, their webhook ports, and haproxy in front;
+    `argv` runs another program in their place (the load test's bare echo bot)."""
+
+    def __init__(
+        self,
+        api: FakeBotApi,
+        url: str,
+        workdir: Path,
+        *,
+        instances: int = 2,
+        extra: dict[str, str] | None = None,
+        argv: list[str] | None = None,
+    ) -> None:
+        self.key = new_master_key()  # every instance opens the same data
+        self.ports = [free_port() for _ in range(instances)]
+        self.bots: list[BotProcess] = []
+        self.env: dict[str, str] = {}
+        for n, port in enumerate(self.ports):
+            folder = workdir / f"bot{n + 1}"
+            folder.mkdir()
+            env = bot_settings(api, url, folder, language="en")
+            env.update(
+                ENCRYPTION_KEYS=self.key,
+                WEBHOOK_URL=REGISTERED,
+                WEBHOOK_SECRET=SECRET,
+                WEBHOOK_LISTEN="127.0.0.1",
+                WEBHOOK_PORT=str(port),
+                REMINDER_POLL_SECONDS="1",
+                QUIET_HOURS="",
+            )
+            env.update(extra or {})
+            self.env = self.env or env
+            self.bots.append(BotProcess(env, log_dir=folder, argv=argv))
+        self.is_bot = argv is None  # another program has no /healthz and no migrations
+        self.balancer = LoadBalancer(self.ports, workdir, "/healthz" if self.is_bot else None)
+
+    def start(self, api: FakeBotApi) -> None:
+        if self.is_bot:
+            migrated = run_cli(self.env, "migrate")
+            assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+        self.balancer.start()
+        api.webhook_address = self.balancer.address  # Telegram's POSTs land on haproxy
+        for bot, port in zip(self.bots, self.ports, strict=True):
+            bot.start()  # one after the other: the first has the older sender_instances row
+            if self.is_bot:
+                wait_for(lambda port=port: healthy(port), f"instance on {port} healthy", bot)
+            else:
+                wait_listening(port, 60, "the program", bot.log_path)
+        wait_for(lambda: api.webhook_url == REGISTERED, "the webhook registered")
+        wait_for(self.balancer.routes, "haproxy routing to the instances")
+
+    def handled(self, api: FakeBotApi) -> list[float]:
+        """Updates each instance took, once every update queued so far is counted (an update
+        is counted when its last handler returns, a moment after its answer)."""
+        delivered = api.updates_queued
+        deadline = time.monotonic() + WAIT
+        while sum(counts := [updates_handled(port) for port in self.ports]) < delivered:
+            assert time.monotonic() < deadline, f"{counts} counted of {delivered} delivered"
+            time.sleep(0.05)
+        return counts
+
+    def stop(self) -> None:
+        for bot in self.bots:
+            bot.stop()
+        self.balancer.stop()
+
+
+def wait_for(
+    ready: Callable[[], bool], what: str, bot: BotProcess | None = None, timeout: float = 60
+) -> float:
+    """Seconds until `ready()` is true; fails after `timeout` with the bot's log."""
+    start = time.monotonic()
+    while not ready():
+        if bot is not None and not bot.running:
+            raise AssertionError(f"bot exited before {what}:\n{bot.log_text()}")
+        if time.monotonic() - start > timeout:
+            log = bot.log_text() if bot is not None else ""
+            raise AssertionError(f"not {what} within {timeout}s\n{log}")
+        time.sleep(0.05)
+    return time.monotonic() - start

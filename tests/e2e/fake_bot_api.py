@@ -175,6 +175,9 @@ class FakeBotApi:
         # where Telegram's POSTs to the registered webhook URL land (see the module's notes)
         self.webhook_address: str | None = None
         self.deliveries: list[Delivery] = []
+        # called with every message event (sent or edited): a load test's hundreds of waiting
+        # people cannot each scan every event (wait_for_message) at every notification
+        self.listeners: list[Callable[[JSON], None]] = []
         self.updates_queued = 0
         self._pushing: set[int] = set()  # update ids on their way to the webhook
         self._pusher: threading.Thread | None = None
@@ -498,7 +501,10 @@ class FakeBotApi:
     def _emit(self, msg: JSON, event: str) -> None:
         self._seq += 1
         msg["seq"] = self._seq
-        self._events.append({**copy.deepcopy(msg), "event": event})
+        happened = {**copy.deepcopy(msg), "event": event}
+        self._events.append(happened)
+        for listener in self.listeners:  # under the lock: they must only hand the event on
+            listener(happened)
         self._cond.notify_all()
 
     @staticmethod

@@ -11,7 +11,7 @@ with both schedulers polling every second, and kill -9 of an instance while it h
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,26 +19,16 @@ import pytest
 from sqlmodel import col, select
 
 from bot.i18n import translate
-from storage.crypto import new_master_key
 from storage.db import make_engine, make_session_factory
 from storage.models import Customer, Reminder, SenderInstance
-from tests.e2e.cluster import (
-    LoadBalancer,
-    free_port,
-    haproxy_binary,
-    healthy,
-    postgres_server,
-    updates_handled,
-)
+from tests.e2e.cluster import Cluster, haproxy_binary, postgres_server
 from tests.e2e.fake_bot_api import FakeBotApi
-from tests.e2e.harness import BotProcess
 from tests.e2e.support import (
     LINK,
     WAIT,
     Person,
     assert_audit_intact,
     assert_no_apologies,
-    bot_settings,
     read_rows,
     run_async,
     run_cli,
@@ -46,8 +36,6 @@ from tests.e2e.support import (
 )
 
 LI_ID, WANG_ID, CHEN_ID = 730_001, 730_002, 730_003
-SECRET = "two-instances-secret-0123456789"
-REGISTERED = "https://bot.example.invalid/telegram"  # what the bots tell Telegram
 CONFIRMATION = "submitted for review as"
 CARD = "🔔 Review · new customer"
 LEASE_WAIT = 90.0  # INSTANCE_STALE (30 s) and a beat (10 s), with room for a loaded machine
@@ -61,72 +49,6 @@ def cluster_url() -> Iterator[str]:
     haproxy_binary()
     with postgres_server() as url:
         yield url
-
-
-class Cluster:
-    """The two instances, their webhook ports, and the load balancer in front of them."""
-
-    def __init__(self, api: FakeBotApi, url: str, tmp_path: Path) -> None:
-        key = new_master_key()  # every instance opens the same data
-        self.ports = [free_port(), free_port()]
-        self.bots: list[BotProcess] = []
-        self.env: dict[str, str] = {}
-        for n, port in enumerate(self.ports):
-            folder = tmp_path / f"bot{n + 1}"
-            folder.mkdir()
-            env = bot_settings(api, url, folder, language="en")
-            env.update(
-                ENCRYPTION_KEYS=key,
-                WEBHOOK_URL=REGISTERED,
-                WEBHOOK_SECRET=SECRET,
-                WEBHOOK_LISTEN="127.0.0.1",
-                WEBHOOK_PORT=str(port),
-                REMINDER_POLL_SECONDS="1",
-                QUIET_HOURS="",
-            )
-            self.env = self.env or env
-            self.bots.append(BotProcess(env, log_dir=folder))
-        self.balancer = LoadBalancer(self.ports, tmp_path)
-
-    def start(self, api: FakeBotApi) -> None:
-        migrated = run_cli(self.env, "migrate")
-        assert migrated.returncode == 0, migrated.stdout + migrated.stderr
-        self.balancer.start()
-        api.webhook_address = self.balancer.address  # Telegram's POSTs land on haproxy
-        for bot, port in zip(self.bots, self.ports, strict=True):
-            bot.start()  # one after the other: the first has the older sender_instances row
-            wait_for(lambda port=port: healthy(port), f"instance on {port} healthy", bot)
-        assert api.webhook_url == REGISTERED
-
-    def handled(self, api: FakeBotApi) -> list[float]:
-        """Updates each instance took, once every update queued so far is counted (an update
-        is counted when its last handler returns, a moment after its answer)."""
-        delivered = api.updates_queued
-        deadline = time.monotonic() + WAIT
-        while sum(counts := [updates_handled(port) for port in self.ports]) < delivered:
-            assert time.monotonic() < deadline, f"{counts} counted of {delivered} delivered"
-            time.sleep(0.05)
-        return counts
-
-    def stop(self) -> None:
-        for bot in self.bots:
-            bot.stop()
-        self.balancer.stop()
-
-
-def wait_for(
-    ready: Callable[[], bool], what: str, bot: BotProcess | None = None, timeout: float = 60
-) -> float:
-    """Seconds until `ready()` is true; fails after `timeout` with the bot's log."""
-    start = time.monotonic()
-    while not ready():
-        if bot is not None and not bot.running:
-            raise AssertionError(f"bot exited before {what}:\n{bot.log_text()}")
-        if time.monotonic() - start > timeout:
-            log = bot.log_text() if bot is not None else ""
-            raise AssertionError(f"not {what} within {timeout}s\n{log}")
-        time.sleep(0.05)
-    return time.monotonic() - start
 
 
 async def card_holder(database_url: str) -> tuple[list[str], str]:
