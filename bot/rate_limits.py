@@ -1,7 +1,8 @@
 """Telegram's limits for the bot as a whole, however many instances run it (issue 15).
 
 Telegram counts per bot token: about 30 messages a second over all chats and 20 a minute in a
-group, whichever process sends them. Each instance therefore takes its share of those budgets,
+group, whichever process sends them, and refuses more than a short burst in one chat (about one
+message a second, a few at once). Each instance therefore takes its share of those budgets,
 1/n with n the live instances (the `sender_instances` rows beating within INSTANCE_STALE), read
 again at every heartbeat: two instances send at most 15 a second each; when one is gone, the
 other takes the whole budget back within a heartbeat or two.
@@ -11,6 +12,11 @@ drip, which together exceed the rate within one second), and its rates are fixed
 built. `SharedRateLimiter` keeps PTB's handling of RetryAfter (retries, everyone paused) and
 counts itself with sliding windows whose limit can change: at most `limit` requests that have
 a chat in any `window` seconds, as Telegram counts them.
+
+A private chat's window is this instance's alone and is not divided: a wizard step costs two
+messages in the person's chat (the answered question edited, the next one sent), so a share of
+a chat's burst would hold back every quick second tap. Two instances answering one person in the
+same second may still meet Telegram's 429; PTB's retry after it delivers the message.
 """
 
 from __future__ import annotations
@@ -27,10 +33,12 @@ from bot.metrics import CountingRateLimiter, JSONDict
 T = TypeVar("T")
 OVERALL_PER_SECOND = 30  # Telegram's messages a second for one bot, over all chats
 GROUP_PER_MINUTE = 20  # and in one group chat
+PER_CHAT_BURST = 3  # and in one private chat in a second (Telegram asks for one, lets a few pass)
 # a little over a second: a request may reach Telegram a few milliseconds after the one before
 OVERALL_WINDOW = 1.05
 GROUP_WINDOW = 61.0
-MAX_GROUPS = 512  # group windows kept; idle ones are forgotten beyond this
+CHAT_WINDOW = 1.05
+MAX_CHATS = 512  # windows of chats kept; idle ones are forgotten beyond this
 
 
 def share_of(budget: int, instances: int) -> int:
@@ -82,7 +90,8 @@ class SlidingWindow:
 
 class SharedRateLimiter(CountingRateLimiter):
     """PTB's rate limiter (retries after RetryAfter, 429s counted) with bot-wide budgets shared
-    among the live instances (`share`); requests without a chat are not counted, as in PTB."""
+    among the live instances (`share`) and a burst limit in each private chat; requests without
+    a chat are not counted, as in PTB."""
 
     def __init__(
         self,
@@ -90,15 +99,17 @@ class SharedRateLimiter(CountingRateLimiter):
         max_retries: int = 3,
         overall: int = OVERALL_PER_SECOND,
         per_group: int = GROUP_PER_MINUTE,
+        per_chat: int = PER_CHAT_BURST,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         # PTB's own buckets off: the windows below count instead
         super().__init__(overall_max_rate=0, group_max_rate=0, max_retries=max_retries)
-        self.overall_budget, self.group_budget = overall, per_group
+        self.overall_budget, self.group_budget, self.per_chat = overall, per_group, per_chat
         self.instances = 1
         self._clock = clock
         self.overall = SlidingWindow(overall, OVERALL_WINDOW, clock=clock)
         self._groups: dict[int | str, SlidingWindow] = {}
+        self._chats: dict[int, SlidingWindow] = {}
 
     def share(self, instances: int) -> None:
         """n instances run the bot: this one keeps within 1/n of each budget from now on."""
@@ -107,31 +118,37 @@ class SharedRateLimiter(CountingRateLimiter):
         for window in self._groups.values():
             window.limit = share_of(self.group_budget, self.instances)
 
-    def _group(self, chat: int | str) -> SlidingWindow:
-        window = self._groups.get(chat)
+    def _window(
+        self, windows: dict[Any, SlidingWindow], chat: int | str, limit: int, seconds: float
+    ) -> SlidingWindow:
+        window = windows.get(chat)
         if window is None:
-            if len(self._groups) > MAX_GROUPS:
-                self._groups = {k: w for k, w in self._groups.items() if not w.idle()}
-            limit = share_of(self.group_budget, self.instances)
-            window = self._groups[chat] = SlidingWindow(limit, GROUP_WINDOW, clock=self._clock)
+            if len(windows) > MAX_CHATS:
+                for key in [k for k, w in windows.items() if w.idle()]:
+                    del windows[key]
+            window = windows[chat] = SlidingWindow(limit, seconds, clock=self._clock)
         return window
+
+    def _chat_window(self, chat: int | str) -> SlidingWindow:
+        if isinstance(chat, str) or chat < 0:  # a group or a channel (@name): the shared minute
+            limit = share_of(self.group_budget, self.instances)
+            return self._window(self._groups, chat, limit, GROUP_WINDOW)
+        return self._window(self._chats, chat, self.per_chat, CHAT_WINDOW)
 
     def _counted(
         self, callback: Callable[..., Coroutine[Any, Any, T]], chat: Any
     ) -> Callable[..., Coroutine[Any, Any, T]]:
-        """`callback`, each attempt waiting for its turn in the group's and the bot's window."""
-        with_chat = chat is not None
+        """`callback`, each attempt waiting for its turn in the chat's and the bot's window."""
         with contextlib.suppress(TypeError, ValueError):
             chat = int(chat)
-        group = chat if (isinstance(chat, int) and chat < 0) or isinstance(chat, str) else None
+        if not isinstance(chat, int | str) or isinstance(chat, bool):
+            return callback
 
         async def request(*args: Any, **kwargs: Any) -> T:
             turns = []
-            if group is not None:
-                window = self._group(group)
-                turns.append((window, await window.acquire()))
-            if with_chat:
-                turns.append((self.overall, await self.overall.acquire()))
+            window = self._chat_window(chat)
+            turns.append((window, await window.acquire()))
+            turns.append((self.overall, await self.overall.acquire()))
             try:
                 return await callback(*args, **kwargs)
             finally:

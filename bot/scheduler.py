@@ -166,7 +166,12 @@ async def share_limits(application: AnyApplication) -> int:
     except SQLAlchemyError:
         log.warning("could not count the bot's instances; keeping the last share")
         return sender_of(application).instances
-    share(application, instances)
+    if instances < sender_of(application).instances:
+        # one went silent for INSTANCE_STALE just now: send what it had claimed at once,
+        # not at this instance's next beat (the beat shares the limits too)
+        await beat(application)
+    else:
+        share(application, instances)
     return instances
 
 

@@ -74,7 +74,7 @@ if TYPE_CHECKING:
     from bot.context import Services
 
 log = logging.getLogger(__name__)
-HEARTBEAT = timedelta(seconds=10)  # how often an instance says it lives (INSTANCE_STALE: 30 s)
+HEARTBEAT = timedelta(seconds=5)  # how often an instance says it lives (INSTANCE_STALE: 20 s)
 # sent before the handler answers: the person pressing waits for these; the rest is kicked
 WAITED_FOR = frozenset({outbox.Kind.confirmation, outbox.Kind.delete})
 Card = tuple[str, InlineKeyboardMarkup | None] | None  # a review card's text and buttons

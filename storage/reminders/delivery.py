@@ -46,7 +46,9 @@ from storage.reminders.rules import Rules
 
 log = logging.getLogger(__name__)
 QUIET_HOLD = "held: quiet hours"  # last_error of a row held back for quiet hours
-INSTANCE_STALE = timedelta(seconds=30)  # no heartbeat for this long: the instance is gone
+# no heartbeat for this long (four beats missed): the instance is gone; the others notice within
+# a count of the instances (bot.scheduler, every 2 s) and send what it had claimed
+INSTANCE_STALE = timedelta(seconds=20)
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,12 @@
 """Load test (issue 15, item 4): hundreds of staff at once against one or two bot instances.
 
-Each run starts a throwaway PostgreSQL server, haproxy in round robin and `python -m bot run`
-processes in webhook mode (tests/e2e/cluster.py), with the fake Bot API pushing every update
-through haproxy as Telegram does and refusing what Telegram refuses (429 beyond 30 messages a
-second for the bot, or 3 a second in one chat). Staff are seeded in teams of 20: a manager and 19
-salespeople, each salesperson with one customer of their own waiting for review. Then for
-`--seconds` every simulated person works as people do, one step every `--think` seconds or so:
+Each run starts a throwaway PostgreSQL server, haproxy balancing as deploy/haproxy.cfg does
+(each person's updates to one instance) and `python -m bot run` processes in webhook mode
+(tests/e2e/cluster.py), with the fake Bot API pushing every update through haproxy as Telegram
+does and refusing what Telegram refuses (429 beyond 30 messages a second for the bot, or 3 a
+second in one chat). Staff are seeded in teams of 20: a manager and 19 salespeople, each
+salesperson with one customer of their own waiting for review. Then for `--seconds` every
+simulated person works as people do, one step every `--think` seconds or so:
 
 - salespeople pick a flow at random: /new to the end (8 updates), /visit to the end with a
   location (13), or /find of their customer (1);
@@ -193,11 +194,12 @@ class SimulatedPerson:
         self.chat_id = int(user["id"])
         self.first = True
 
-    async def pause(self) -> None:
-        """Think before the next step; the very first wait spreads everyone's start."""
-        low = 0.0 if self.first else 0.5
+    async def pause(self, until: float) -> None:
+        """Think before the next step (not past the end); the first wait spreads the starts."""
+        low, high = (0.0, 1.0) if self.first else (0.5, 1.5)  # mean `think` once going
         self.first = False
-        await asyncio.sleep(self.rng.uniform(low, 1.5) * self.think)
+        thinking = self.rng.uniform(low, high) * self.think
+        await asyncio.sleep(max(0.0, min(thinking, until - time.monotonic())))
 
     def _message_with(self, label: str) -> JSON | None:
         for message in reversed(self.api.sent_messages(self.chat_id)):
@@ -258,7 +260,7 @@ class SimulatedPerson:
 
     async def play(self, flow_name: str, steps: list[Step], until: float) -> None:
         for step in steps:
-            await self.pause()
+            await self.pause(until)
             if time.monotonic() >= until:
                 return
             answer = await self.step(step)
@@ -339,7 +341,13 @@ def running(
     argv = [sys.executable, "-m", "tests.bench.echo_webhook"] if echo else None
     # the bots' own schedulers run as in production; the reminder poll every 30 s
     cluster = Cluster(
-        api, url, workdir, instances=instances, argv=argv, extra={"REMINDER_POLL_SECONDS": "30"}
+        api,
+        url,
+        workdir,
+        instances=instances,
+        argv=argv,
+        extra={"REMINDER_POLL_SECONDS": "30"},
+        by_person=True,  # as deploy/haproxy.cfg: a person's quick taps paced by one instance
     )
     try:
         cluster.start(api)

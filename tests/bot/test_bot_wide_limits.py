@@ -107,10 +107,37 @@ async def test_a_group_chat_shares_its_twenty_a_minute(services: Services) -> No
     clock = FakeClock()
     limiter = SharedRateLimiter(clock=clock)
     limiter.share(2)
-    window = limiter._group(-100)
+    window = limiter._chat_window(-100)
     assert window.limit == 10
     limiter.share(1)
-    assert window.limit == 20 and limiter._group(-200).limit == 20
+    assert window.limit == 20 and limiter._chat_window(-200).limit == 20
+
+
+async def test_quick_taps_in_one_chat_wait_their_turn_instead_of_meeting_a_429(
+    services: Services,
+) -> None:
+    """Each wizard step sends two messages to the person; three quick taps would be six in a
+    second, more than Telegram lets through in one chat (the fake: 3 a second). The fourth
+    waits for the chat's window; other chats are not held up; nothing is refused."""
+    telegram = FakeTelegram()
+    telegram.flood = FloodControl(enabled=True, per_chat=3, overall=30, retry_after=1)
+    app = await bot_process(services, telegram)
+    try:
+        started = time.monotonic()
+        busy = asyncio.gather(*(app.bot.send_message(777, f"step {n}") for n in range(6)))
+        await app.bot.send_message(778, "someone else")
+        other_done = time.monotonic() - started
+        await busy
+        elapsed = time.monotonic() - started
+        assert telegram.flood.refused == 0
+        texts = [c[1]["text"] for c in telegram.calls if c[0] == "sendMessage"]
+        assert sorted(t for t in texts if t.startswith("step")) == [f"step {n}" for n in range(6)]
+        assert other_done < 0.5  # the other person's chat had its own window
+        assert 1.0 <= elapsed < 2.9  # the second three a window later, not after a retry
+        limiter_of(app).share(2)
+        assert limiter_of(app)._chat_window(777).limit == 3  # a person's burst is not divided
+    finally:
+        await app.shutdown()
 
 
 async def test_a_sliding_window_lets_no_more_than_its_limit_through_in_any_window() -> None:

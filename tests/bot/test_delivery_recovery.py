@@ -19,7 +19,7 @@ import pytest
 
 from bot import scheduler
 from bot.context import Services
-from bot.sender import Pacer, Sender
+from bot.sender import HEARTBEAT, Pacer, Sender
 from bot.settings import Settings
 from storage import reminders as store
 from storage.crypto import Keyring
@@ -167,6 +167,41 @@ async def test_after_a_kill_the_restart_sends_the_rest_once_and_the_answered_nev
         assert set(received(telegram, people).values()) == {1}
     finally:
         await second.shutdown()
+        await first.shutdown()
+
+
+async def test_a_live_process_sends_a_killed_ones_claims_when_it_counts_it_gone(
+    world: World, services: Services, clock: Clock
+) -> None:
+    """Another process already running counts the instances every SHARE_SECONDS: the moment
+    the killed one is INSTANCE_STALE silent it sends its claims, not at its own next beat."""
+    people = await salespeople_due(world)
+    telegram = StallingTelegram(answer=ANSWERED)
+    first = await bot_process(services, telegram)
+    survivor = await bot_process(services, telegram)
+    try:
+        await kill_after_answers(first, telegram)  # its last beat: when its delivery began
+        killed_at = clock()
+        telegram.resume()
+        assert await scheduler.beat(survivor) == 0  # the killed one beat just now: alive
+        assert scheduler.sender_of(survivor).instances == 2
+        beat, count = int(HEARTBEAT.total_seconds()), int(scheduler.SHARE_SECONDS)
+        sent_by = None
+        for second in range(1, 40):
+            clock.advance(seconds=1)
+            if second % beat == 0 and await scheduler.beat(survivor):  # its own beats go on
+                sent_by = sent_by or "beat"
+            if second % count == 0 and await scheduler.share_limits(survivor) == 1:
+                sent_by = sent_by or "count"
+            await scheduler.settle(survivor)
+            if sum(received(telegram, people).values()) == PEOPLE:
+                break
+        assert sent_by == "count", sent_by  # at the count, before the survivor's next beat
+        assert clock() - killed_at <= store.INSTANCE_STALE + timedelta(seconds=count)
+        assert set(received(telegram, people).values()) == {1}  # each exactly once
+        assert scheduler.sender_of(survivor).instances == 1  # and it has the whole budget
+    finally:
+        await survivor.shutdown()
         await first.shutdown()
 
 

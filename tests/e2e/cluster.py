@@ -90,11 +90,35 @@ def postgres_server() -> Iterator[str]:
         subprocess.run(["bash", str(script), "stop", exports["PG_SERVER_DIR"]], check=False)
 
 
-class LoadBalancer:
-    """haproxy in HTTP mode, round robin over the instances' webhook ports, checking /healthz;
-    a request refused by a dead instance is sent again to the next one (redispatch)."""
+DEPLOYED_CONFIG = REPO_ROOT / "deploy" / "haproxy.cfg"
+BY_PERSON = ("option http-buffer-request", "balance hash ", "hash-type ")
 
-    def __init__(self, backends: list[int], workdir: Path, health: str | None = "/healthz") -> None:
+
+def by_person_balancing() -> str:
+    """The deployed example's lines that send each person's updates to one instance."""
+    lines = [
+        line
+        for line in DEPLOYED_CONFIG.read_text(encoding="utf-8").splitlines()
+        if line.strip().startswith(BY_PERSON)
+    ]
+    assert len(lines) == len(BY_PERSON), lines
+    return "\n".join(lines)
+
+
+class LoadBalancer:
+    """haproxy in HTTP mode over the instances' webhook ports, checking /healthz: in round robin
+    (any update to any instance, the harder case), or `by_person` as deploy/haproxy.cfg balances
+    (a person's updates to one instance); a request refused by a dead instance is sent again to
+    another one (redispatch)."""
+
+    def __init__(
+        self,
+        backends: list[int],
+        workdir: Path,
+        health: str | None = "/healthz",
+        *,
+        by_person: bool = False,
+    ) -> None:
         self.binary = haproxy_binary()
         self.port = free_port()
         self.config = workdir / "haproxy.cfg"
@@ -122,7 +146,7 @@ frontend telegram
     default_backend bots
 
 backend bots
-    balance roundrobin
+{by_person_balancing() if by_person else "    balance roundrobin"}
 {f"    option httpchk GET {health}" if health else "    # checked by connecting only"}
 {servers}
 """
@@ -196,7 +220,8 @@ REGISTERED = "https://bot.example.invalid/telegram"  # what the bots tell Telegr
 
 class Cluster:
     """`instances` bot processes on one database, their webhook ports, and haproxy in front;
-    `argv` runs another program in their place (the load test's bare echo bot)."""
+    `argv` runs another program in their place (the load test's bare echo bot); `by_person`
+    balances as deploy/haproxy.cfg does."""
 
     def __init__(
         self,
@@ -207,6 +232,7 @@ class Cluster:
         instances: int = 2,
         extra: dict[str, str] | None = None,
         argv: list[str] | None = None,
+        by_person: bool = False,
     ) -> None:
         self.key = new_master_key()  # every instance opens the same data
         self.ports = [free_port() for _ in range(instances)]
@@ -229,7 +255,8 @@ class Cluster:
             self.env = self.env or env
             self.bots.append(BotProcess(env, log_dir=folder, argv=argv))
         self.is_bot = argv is None  # another program has no /healthz and no migrations
-        self.balancer = LoadBalancer(self.ports, workdir, "/healthz" if self.is_bot else None)
+        health = "/healthz" if self.is_bot else None
+        self.balancer = LoadBalancer(self.ports, workdir, health, by_person=by_person)
 
     def start(self, api: FakeBotApi) -> None:
         if self.is_bot:

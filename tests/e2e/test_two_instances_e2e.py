@@ -38,7 +38,7 @@ from tests.e2e.support import (
 LI_ID, WANG_ID, CHEN_ID = 730_001, 730_002, 730_003
 CONFIRMATION = "submitted for review as"
 CARD = "🔔 Review · new customer"
-LEASE_WAIT = 90.0  # INSTANCE_STALE (30 s) and a beat (10 s), with room for a loaded machine
+LEASE_WAIT = 90.0  # INSTANCE_STALE (20 s) and a count (2 s), with room for a loaded machine
 NAME_QUESTION = "What is the customer's full name?"
 
 
