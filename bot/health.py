@@ -8,11 +8,17 @@ Nothing here creates anything: no SQLite file, no key file, no migration.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import logs, preflight
 from bot.settings import Settings
@@ -20,6 +26,9 @@ from storage import schema_head
 from storage.db import async_url
 
 MIGRATE = "run `python -m bot migrate` (or start the bot, which migrates)"
+# a running bot re-counts the keys of the stored data at most this often (a balancer asks for
+# /healthz every second or two; the count reads every data key's id, a million at a large company)
+KEYS_RECHECK_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -86,8 +95,12 @@ async def _database(settings: Settings) -> Check:
 
 
 async def _schema(settings: Settings) -> Check:
+    return _schema_verdict(await schema_head.database_revisions(settings.database_url))
+
+
+def _schema_verdict(found: list[str] | None) -> Check:
+    """What the database's revisions (None: no version table) say about its schema."""
     head = schema_head.head_revision()
-    found = await schema_head.database_revisions(settings.database_url)
     if head is None:
         return Check("schema", False, "the migrations of this code have no single head revision")
     if found == [head]:
@@ -124,3 +137,52 @@ async def check(settings: Settings) -> Health:
         if not outcome.ok:
             break
     return Health(tuple(checks))
+
+
+class LiveHealth:
+    """GET /healthz of a running bot, asked every second or two by a load balancer.
+
+    The database and its schema are read every time, through the bot's own connection pool
+    (`python -m bot health` opens connections of its own: three a check would be three new
+    PostgreSQL backends a second). The keys check counts the key ids of all stored data, so its
+    outcome is kept for KEYS_RECHECK_SECONDS while it holds; a failed one is checked again at
+    the next request.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings, self.engine, self.clock = settings, engine, clock
+        self._keys: tuple[float, Check] | None = None
+
+    async def _database_and_schema(self) -> list[Check]:
+        url = preflight.shown_url(self.settings.database_url)
+        found: list[str] | None = None
+        try:
+            async with asyncio.timeout(preflight.CONNECT_TIMEOUT), self.engine.connect() as db:
+                await db.exec_driver_sql("SELECT 1")
+                with contextlib.suppress(SQLAlchemyError):  # no version table: no schema yet
+                    versions = await db.execute(text("SELECT version_num FROM alembic_version"))
+                    found = sorted(row[0] for row in versions)
+        except (SQLAlchemyError, OSError, TimeoutError) as error:
+            return [Check("database", False, f"cannot reach {url} ({preflight.reason(error)})")]
+        return [Check("database", True, f"database {url} answers"), _schema_verdict(found)]
+
+    async def check(self) -> Health:
+        checks = await self._database_and_schema()
+        if not all(c.ok for c in checks):
+            return Health(tuple(checks))
+        now = self.clock()
+        if self._keys is None or now - self._keys[0] >= KEYS_RECHECK_SECONDS:
+            try:
+                keys = await _keys(self.settings)
+            except (SQLAlchemyError, OSError, TimeoutError) as error:
+                keys = Check("keys", False, preflight.reason(error))
+            self._keys = (now, keys) if keys.ok else None
+        else:
+            keys = self._keys[1]
+        return Health((*checks, keys))

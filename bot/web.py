@@ -72,11 +72,11 @@ class WebhookHandler(tornado.web.RequestHandler):
 class HealthHandler(tornado.web.RequestHandler):
     """200 and the checks as JSON when healthy; 503 naming the failing check otherwise."""
 
-    def initialize(self, settings: Settings) -> None:
-        self.settings_ = settings
+    def initialize(self, live: health.LiveHealth) -> None:
+        self.live = live
 
     async def get(self) -> None:
-        result = await health.check(self.settings_)
+        result = await self.live.check()
         if not result.ok:
             log.warning("%s", result.line())
         self.set_status(HTTPStatus.OK if result.ok else HTTPStatus.SERVICE_UNAVAILABLE)
@@ -118,8 +118,9 @@ def webhook_path(settings: Settings) -> str:
 def make_app(application: App, *, webhook: bool) -> QuietApplication:
     """/healthz and /metrics, and with `webhook` Telegram's path."""
     services: Services = application.bot_data["services"]
+    engine = services.sessions.kw["bind"]
     routes: list[Any] = [
-        (r"/healthz", HealthHandler, {"settings": services.settings}),
+        (r"/healthz", HealthHandler, {"live": health.LiveHealth(services.settings, engine)}),
         (r"/metrics", MetricsHandler, {"services": services}),
     ]
     if webhook:

@@ -131,6 +131,7 @@ class Figures:
     """What one run measured."""
 
     latencies: list[float] = field(default_factory=list)
+    by_step: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: int = 0
     lost: int = 0
     off_script: int = 0
@@ -157,6 +158,18 @@ class Figures:
             f"{self.too_many}, webhook {self.webhook_failures})  lost {self.lost}  "
             f"off script {self.off_script}  updates {len(self.latencies)}  messages "
             f"{self.sent / self.seconds if self.seconds else 0:.1f}/s"
+        )
+
+    def slowest_steps(self, count: int = 4) -> str:
+        """The steps with the highest p95: where the tail comes from."""
+        p95 = {
+            name: sorted(times)[int(0.95 * (len(times) - 1))] * 1000
+            for name, times in self.by_step.items()
+            if len(times) >= 5
+        }
+        worst = sorted(p95, key=p95.__getitem__, reverse=True)[:count]
+        return ", ".join(
+            f"{name} {p95[name]:.0f} ms (n={len(self.by_step[name])})" for name in worst
         )
 
 
@@ -246,7 +259,9 @@ class SimulatedPerson:
             if (event["event"] == "sent" or step.edited or self.echo) and (
                 self.echo or any(w in text for w in wanted)
             ):
-                self.figures.latencies.append(time.perf_counter() - started)
+                took = time.perf_counter() - started
+                self.figures.latencies.append(took)
+                self.figures.by_step[f"{step.kind} {step.value[:20]!r}"].append(took)
                 return text
         if answered:
             self.figures.off_script += 1
@@ -462,6 +477,7 @@ def main() -> None:
                     f"{figures.queued}, flows done {dict(figures.flows)}",
                     flush=True,
                 )
+                print(f"      slowest steps (p95): {figures.slowest_steps()}", flush=True)
             ordered = sorted(figures.latencies) or [0.0]
             p95s[label].append(ordered[int(0.95 * (len(ordered) - 1))] * 1000)
         if run < args.runs - 1:

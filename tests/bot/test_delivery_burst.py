@@ -21,6 +21,7 @@ import pytest
 from bot import scheduler
 from bot.app import _post_init, build_application
 from bot.context import Services
+from bot.rate_limits import SharedRateLimiter
 from bot.sender import Pacer
 from storage.db import unit_of_work
 from storage.models import Reminder
@@ -51,15 +52,20 @@ async def limited(services: Services) -> AsyncIterator[World]:
         await app.shutdown()
 
 
-def timed(person: Person, flood: FloodControl) -> list[float]:
+def timed(person: Person, world: World) -> list[float]:
     """How long each update of `person` took the bot to handle (without background sends).
-    A person taps about once a second, not six times: Telegram's clock moves a second on at
-    each of their updates (and with real time between them)."""
+    A person taps about once a second, not six times: Telegram's clock, and the rate limiter's
+    that keeps to a chat's burst, move a second on at each of their updates (and with real time
+    between them)."""
     person.settle = False
     durations: list[float] = []
     feed = person._feed
     taps = [0.0]
+    flood = world.telegram.flood
     flood.clock = lambda: time.monotonic() + taps[0]
+    limiter = world.app.bot.rate_limiter
+    assert isinstance(limiter, SharedRateLimiter)
+    limiter._clock = limiter.overall._clock = flood.clock  # chats' windows read it when made
 
     async def measured(payload: dict[str, Any]) -> list[dict[str, Any]]:
         taps[0] += 1.0
@@ -79,7 +85,7 @@ async def test_a_submission_to_69_managers_answers_at_once_and_draws_no_429(
     world = limited
     managers = [await world.member("manager", "East", f"经理{n}") for n in range(MANAGERS)]
     sales = await world.member("salesperson", "East", "Li")
-    durations = timed(sales, world.telegram.flood)
+    durations = timed(sales, world)
     await submit_customer(sales)  # its last step asserts the submitter's confirmation arrived
     assert durations[-1] < 1.0, durations[-1]  # 69 paced sends take over 3 seconds
     assert sum(len(cards(world, m.id)) for m in managers) < MANAGERS  # still on their way
@@ -99,7 +105,7 @@ async def test_managers_chatting_while_the_cards_go_out_draw_no_429_either(
     world = limited
     managers = [await world.member("manager", "East", f"经理{n}") for n in range(MANAGERS)]
     sales = await world.member("salesperson", "East", "Li")
-    timed(sales, world.telegram.flood)
+    timed(sales, world)
     await submit_customer(sales)
     chatting = managers[:5]  # five managers type /help in the same instant
     for manager in chatting:

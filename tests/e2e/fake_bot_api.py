@@ -123,6 +123,9 @@ def _parse_multipart(body: bytes, content_type: str) -> JSON:
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+    # connections kept open between requests, as Telegram's are (HTTP/1.0 would make the bot
+    # open a connection for each request: a cost no real deployment pays)
+    protocol_version = "HTTP/1.1"
 
     def do_POST(self) -> None:
         self.server.api._handle(self)
