@@ -126,6 +126,9 @@ class _Handler(BaseHTTPRequestHandler):
     # connections kept open between requests, as Telegram's are (HTTP/1.0 would make the bot
     # open a connection for each request: a cost no real deployment pays)
     protocol_version = "HTTP/1.1"
+    # and each answer leaves at once: headers and body are two writes, and on a kept-open
+    # connection Nagle's algorithm would hold the body for the client's delayed ACK (40 ms)
+    disable_nagle_algorithm = True
 
     def do_POST(self) -> None:
         self.server.api._handle(self)
