@@ -26,6 +26,7 @@ from bot.context import BotContext, Services
 from bot.errors import on_error
 from bot.gate import recognise
 from bot.rate_limits import SharedRateLimiter
+from bot.update_order import PerPersonProcessor, default_concurrency
 from conversations import callback_data as buttons
 from conversations import (
     card,
@@ -90,6 +91,9 @@ def build_application(
         builder = builder.request(request).get_updates_request(request)
     if rate_limit:
         builder = builder.rate_limiter(SharedRateLimiter(max_retries=3))
+    concurrency = settings.CONCURRENT_UPDATES or default_concurrency(settings.database_url)
+    if concurrency > 1:
+        builder = builder.concurrent_updates(PerPersonProcessor(concurrency))
     application = builder.build()
     application.bot_data["services"] = services
     add_handlers(application)

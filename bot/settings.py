@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     FOLLOWUP_HOUR: int = 9
     QUIET_HOURS: str = "21-8"
     REMINDER_POLL_SECONDS: int = 60
+    # updates of different people handled at once (a person's own always one after the other);
+    # unset: 1 on SQLite, 32 on PostgreSQL (bot.update_order)
+    CONCURRENT_UPDATES: int | None = None
     OUTBOX_LEASE_SECONDS: int = 120  # a message being sent is tried again after this (a crash)
     INVITE_TTL_HOURS: int = 72
     DUPLICATE_CHECKS_PER_DAY: int = 100
@@ -302,10 +305,10 @@ class Settings(BaseSettings):
             raise ValueError("must look like 21-8 (from hour-to hour), or be empty")
         return value
 
-    @field_validator("REMINDER_POLL_SECONDS", "INVITE_TTL_HOURS")
+    @field_validator("REMINDER_POLL_SECONDS", "INVITE_TTL_HOURS", "CONCURRENT_UPDATES")
     @classmethod
-    def _positive(cls, value: int) -> int:
-        if value <= 0:
+    def _positive(cls, value: int | None) -> int | None:
+        if value is not None and value <= 0:
             raise ValueError("must be a positive number")
         return value
 

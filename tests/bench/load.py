@@ -41,12 +41,15 @@ import string
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from storage import audit, customers
 from storage import staff as staff_store
@@ -143,6 +146,7 @@ class Figures:
     queued: int = 0
     refusals: list[tuple[str, str]] = field(default_factory=list)
     sent: int = 0  # messages sent or edited: what Telegram's 30 a second counts
+    in_handler: str = ""  # the instances' own handler latency (their /metrics)
 
     def line(self, label: str) -> str:
         ordered = sorted(self.latencies) or [0.0]
@@ -181,6 +185,7 @@ class Chats:
         self.queues: dict[int, asyncio.Queue[JSON]] = defaultdict(asyncio.Queue)
 
     def listener(self, event: JSON) -> None:
+        event["reached_telegram"] = time.perf_counter()  # now, not when our busy loop gets to it
         self.loop.call_soon_threadsafe(self._put, event)
 
     def _put(self, event: JSON) -> None:
@@ -259,7 +264,7 @@ class SimulatedPerson:
             if (event["event"] == "sent" or step.edited or self.echo) and (
                 self.echo or any(w in text for w in wanted)
             ):
-                took = time.perf_counter() - started
+                took = event.get("reached_telegram", time.perf_counter()) - started
                 self.figures.latencies.append(took)
                 self.figures.by_step[f"{step.kind} {step.value[:20]!r}"].append(took)
                 return text
@@ -351,7 +356,12 @@ async def seed(url: str, key: str, staff: int) -> dict[int, str]:
 
 @contextmanager
 def running(
-    api: FakeBotApi, url: str, workdir: Path, instances: int, echo: bool
+    api: FakeBotApi,
+    url: str,
+    workdir: Path,
+    instances: int,
+    echo: bool,
+    extra: dict[str, str] | None = None,
 ) -> Iterator[Cluster]:
     argv = [sys.executable, "-m", "tests.bench.echo_webhook"] if echo else None
     # the bots' own schedulers run as in production; the reminder poll every 30 s
@@ -361,7 +371,7 @@ def running(
         workdir,
         instances=instances,
         argv=argv,
-        extra={"REMINDER_POLL_SECONDS": "30"},
+        extra={"REMINDER_POLL_SECONDS": "30", **(extra or {})},
         by_person=True,  # as deploy/haproxy.cfg: a person's quick taps paced by one instance
     )
     try:
@@ -409,6 +419,34 @@ async def drive(
     return figures
 
 
+def handler_buckets(port: int) -> dict[float, float]:
+    """The instance's own handler-latency histogram: cumulative updates per bucket bound."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        body = response.read().decode()
+    return {
+        float(sample.labels["le"]): sample.value
+        for family in text_string_to_metric_families(body)
+        for sample in family.samples
+        if sample.name == "archive_bot_update_seconds_bucket"
+    }
+
+
+def handler_p95(buckets: list[dict[float, float]]) -> str:
+    """The bucket bound under which 95% of the handlers finished, over all instances: the time
+    inside the bot, without the webhook, haproxy, the queue and Telegram's side."""
+    merged: dict[float, float] = defaultdict(float)
+    for one in buckets:
+        for bound, count in one.items():
+            merged[bound] += count
+    total = merged.get(float("inf"), 0.0)
+    if not total:
+        return "none"
+    bound = next(b for b in sorted(merged) if merged[b] >= 0.95 * total)
+    within = {b: merged[b] / total for b in (0.05, 0.1, 0.25) if b in merged}
+    shares = ", ".join(f"{share:.0%} within {b * 1000:.0f} ms" for b, share in within.items())
+    return f"p95 under {bound * 1000:.0f} ms ({shares})"
+
+
 def watch_refusals(api: FakeBotApi) -> list[tuple[str, str]]:
     """Each 429 the fake answers, as (method, "overall" or "chat"): which limit was hit."""
     refusals: list[tuple[str, str]] = []
@@ -426,7 +464,15 @@ def watch_refusals(api: FakeBotApi) -> list[tuple[str, str]]:
     return refusals
 
 
-def one_run(staff: int, seconds: float, think: float, instances: int, echo: bool) -> Figures:
+def one_run(
+    staff: int,
+    seconds: float,
+    think: float,
+    instances: int,
+    echo: bool,
+    round_trip: float = 0.0,
+    extra: dict[str, str] | None = None,
+) -> Figures:
     timeout = 15.0
     with (
         tempfile.TemporaryDirectory(prefix="load-") as scratch,
@@ -434,13 +480,15 @@ def one_run(staff: int, seconds: float, think: float, instances: int, echo: bool
         FakeBotApi(TOKEN) as api,
     ):
         api.flood.enabled = True  # Telegram's limits: 30 a second for the bot, 3 in a chat
+        api.round_trip = round_trip
         refusals = watch_refusals(api)
-        with running(api, url, Path(scratch), instances, echo) as cluster:
+        with running(api, url, Path(scratch), instances, echo, extra) as cluster:
             own = {} if echo else asyncio.run(seed(url, cluster.key, staff))
             figures = asyncio.run(drive(api, own, staff, seconds, think, timeout, echo))
             time.sleep(1)  # the last updates counted by the instances
             if not echo:
                 figures.handled = [updates_handled(port) for port in cluster.ports]
+                figures.in_handler = handler_p95([handler_buckets(p) for p in cluster.ports])
             figures.queued = api.updates_queued
             figures.too_many = api.flood.refused
             figures.refusals = refusals
@@ -457,17 +505,33 @@ def main() -> None:
     parser.add_argument("--instances", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument(
+        "--round-trip-ms", type=float, default=0.0, help="each Telegram call's round trip"
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="a bot setting"
+    )
     args = parser.parse_args()
     print(
         f"== {args.staff} staff for {args.seconds:.0f} s, a step every {args.think:.0f} s or "
-        f"so (offered {args.staff / args.think:.0f} updates/s); PostgreSQL, haproxy, webhook"
+        f"so (offered {args.staff / args.think:.0f} updates/s); PostgreSQL, haproxy, webhook; "
+        f"Telegram round trip {args.round_trip_ms:.0f} ms; settings {args.set or 'as shipped'}"
     )
     p95s: dict[str, list[float]] = defaultdict(list)
     for run in range(args.runs):
         configs = [] if args.no_reference else [("echo (PTB alone)", 1, True)]
         configs += [(f"bot x{n}", n, False) for n in args.instances]
         for label, instances, echo in configs:
-            figures = one_run(args.staff, args.seconds, args.think, instances, echo)
+            extra = dict(item.split("=", 1) for item in args.set)
+            figures = one_run(
+                args.staff,
+                args.seconds,
+                args.think,
+                instances,
+                echo,
+                round_trip=args.round_trip_ms / 1000,
+                extra=extra,
+            )
             print(figures.line(label), flush=True)
             if figures.refusals:
                 print(f"      429s (method, limit): {figures.refusals[:10]}")
@@ -478,6 +542,7 @@ def main() -> None:
                     flush=True,
                 )
                 print(f"      slowest steps (p95): {figures.slowest_steps()}", flush=True)
+                print(f"      inside the handlers: {figures.in_handler}", flush=True)
             ordered = sorted(figures.latencies) or [0.0]
             p95s[label].append(ordered[int(0.95 * (len(ordered) - 1))] * 1000)
         if run < args.runs - 1:

@@ -184,6 +184,9 @@ class FakeBotApi:
         # called with every message event (sent or edited): a load test's hundreds of waiting
         # people cannot each scan every event (wait_for_message) at every notification
         self.listeners: list[Callable[[JSON], None]] = []
+        # seconds each request takes before it is answered: the round trip to Telegram's
+        # servers, which a bot pays for every call (0: a fake next door)
+        self.round_trip = 0.0
         self.updates_queued = 0
         self._pushing: set[int] = set()  # update ids on their way to the webhook
         self._pusher: threading.Thread | None = None
@@ -270,6 +273,8 @@ class FakeBotApi:
 
     # ----------------------------------------------------------------- HTTP side
     def _handle(self, handler: _Handler) -> None:
+        if self.round_trip:
+            time.sleep(self.round_trip)  # this request's own thread: others are not held
         url = urlsplit(handler.path)
         match = _PATH_RE.fullmatch(url.path)
         try:
