@@ -3,9 +3,10 @@
 Telegram counts per bot token: about 30 messages a second over all chats and 20 a minute in a
 group, whichever process sends them, and refuses more than a short burst in one chat (about one
 message a second, a few at once). Each instance therefore takes its share of those budgets,
-1/n with n the live instances (the `sender_instances` rows beating within INSTANCE_STALE), read
-again at every heartbeat: two instances send at most 15 a second each; when one is gone, the
-other takes the whole budget back within a heartbeat or two.
+1/n with n the live instances (the `sender_instances` rows beating within INSTANCE_STALE),
+counted again every 2 s (bot.scheduler SHARE_JOB): two instances send at most 15 a second each;
+when one stops cleanly the other takes the whole budget back at its next count, when one is
+killed once its heartbeat is INSTANCE_STALE old.
 
 PTB's AIORateLimiter counts with a leaky bucket (a full bucket after a pause, then a steady
 drip, which together exceed the rate within one second), and its rates are fixed when it is
