@@ -10,6 +10,7 @@ a record's field is declared once in the catalogue (storage.fields).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -127,7 +128,15 @@ class Flow:
         return next((s for s in self.steps if s.field == name), None)
 
     def index(self, name: str | None) -> int:
-        return next((i for i, s in enumerate(self.steps) if s.field == name), -1)
+        return self._positions.get(name, -1)
+
+    @functools.cached_property
+    def _positions(self) -> dict[str | None, int]:
+        """Each field's place, the first step asking it (a summary asks one per field)."""
+        positions: dict[str | None, int] = {}
+        for place, step in enumerate(self.steps):
+            positions.setdefault(step.field, place)
+        return positions
 
     def applicable(self, data: dict[str, Any]) -> list[Step]:
         return [s for s in self.steps if s.applies(data)]

@@ -41,6 +41,45 @@ class Upload:
     field: str = "document"  # the call's field that carried it: document, photo, ...
 
 
+EDITABLE = ("text", "caption", "reply_markup")  # what the edit methods change
+
+
+class ChatMessages(dict[tuple[int, int], dict[str, Any]]):
+    """Messages by (chat id, message id), also indexed by chat: a benchmark's `press` reads a
+    chat's newest message on every step, and scanning every chat's messages for it made the
+    fake's own bookkeeping a tenth of the measured time as the run went on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_chat: dict[int, dict[int, dict[str, Any]]] = {}
+
+    def __setitem__(self, key: tuple[int, int], message: dict[str, Any]) -> None:
+        super().__setitem__(key, message)
+        chat = self.by_chat.setdefault(key[0], {})
+        out_of_order = bool(chat) and key[1] < next(reversed(chat))
+        chat[key[1]] = message
+        if out_of_order:  # kept in the order of the ids, so the newest is the last
+            self.by_chat[key[0]] = dict(sorted(chat.items()))
+
+    def __delitem__(self, key: tuple[int, int]) -> None:
+        super().__delitem__(key)
+        del self.by_chat[key[0]][key[1]]
+
+    def pop(self, key: tuple[int, int], *default: Any) -> Any:
+        if key in self:
+            del self.by_chat[key[0]][key[1]]
+        return super().pop(key, *default)
+
+    def of_chat(self, chat_id: int) -> list[dict[str, Any]]:
+        """A chat's messages in the order of their ids."""
+        return list(self.by_chat.get(chat_id, {}).values())
+
+    def newest(self, chat_id: int) -> dict[str, Any] | None:
+        """The chat's message with the highest id."""
+        mine = self.by_chat.get(chat_id)
+        return mine[next(reversed(mine))] if mine else None
+
+
 @dataclass
 class FakeTelegram(BaseRequest):
     """Records every call and answers like the Bot API; messages are kept with their edits.
@@ -51,7 +90,7 @@ class FakeTelegram(BaseRequest):
     """
 
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    messages: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+    messages: ChatMessages = field(default_factory=ChatMessages)
     reply_keyboards: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
     fail_methods: set[str] = field(default_factory=set)
     # method → how many of its next calls fail with a 502 Bad Gateway, as Telegram's do at times
@@ -249,7 +288,7 @@ class FakeTelegram(BaseRequest):
                         "description": "Bad Request: message to edit not found",
                     }
                 ).encode()
-            before = json.dumps(message, sort_keys=True)
+            before = {field: message.get(field) for field in EDITABLE}
             if name == "editMessageText":
                 message["text"] = params["text"]
             if name == "editMessageCaption":
@@ -258,7 +297,7 @@ class FakeTelegram(BaseRequest):
                 message["reply_markup"] = params["reply_markup"]
             else:
                 message.pop("reply_markup", None)
-            if json.dumps(message, sort_keys=True) == before:
+            if {field: message.get(field) for field in EDITABLE} == before:
                 return 400, json.dumps(
                     {
                         "ok": False,
@@ -332,7 +371,7 @@ class FakeTelegram(BaseRequest):
     # -- what the bot did -------------------------------------------------------------------
     def sent_to(self, chat_id: int) -> list[dict[str, Any]]:
         """Messages the bot sent to a chat, in order, as they look now (edits applied)."""
-        return [m for (c, _), m in sorted(self.messages.items()) if c == chat_id]
+        return self.messages.of_chat(chat_id)
 
     def reply_keyboard(self, chat_id: int) -> dict[str, Any] | None:
         """The reply keyboard (location button, ...) of the newest message that had one."""
@@ -525,9 +564,9 @@ class Person:
         raise AssertionError(f"no button {label!r} in {buttons(message)}: {message.get('text')}")
 
     def last_message(self) -> dict[str, Any]:
-        sent = self.telegram.sent_to(self.id)
-        assert sent, "the bot sent nothing"
-        return sent[-1]
+        newest = self.telegram.messages.newest(self.id)
+        assert newest is not None, "the bot sent nothing"
+        return newest
 
     def last_text(self) -> str:
         return str(self.last_message().get("text", ""))

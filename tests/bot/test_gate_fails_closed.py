@@ -35,10 +35,14 @@ def _locked(*args: Any, **kwargs: Any) -> Any:
     )
 
 
+def _lane_locked(*args: Any, **kwargs: Any) -> Any:
+    raise sqlite3.OperationalError("database is locked")
+
+
 def _database_locked(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every way the gate reads the database fails: SQLite's quick lane (storage.quick_lane)
     and the ordinary reading unit behind it."""
-    monkeypatch.setattr(quick_lane.QuickLane, "_conn", _locked)
+    monkeypatch.setattr(quick_lane.QuickLane, "_conn", _lane_locked)
     monkeypatch.setattr(staff_store, "staff_by_telegram_id", _locked)
 
 

@@ -6,6 +6,7 @@ writes still queue and succeed once it commits. A write inside a reading unit fa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Awaitable
 from typing import Any, TypeVar
@@ -76,21 +77,26 @@ class Statements:
     """The statements the bot's engines completed while the writer held its transaction."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        lane = quick_lane.of_engine(engine)  # SQLite's quick lane beside it, if any
-        self.engines = [engine.sync_engine, *([lane.engine] if lane is not None else [])]
+        self.engine = engine.sync_engine
+        self.lane = quick_lane.of_engine(engine)  # SQLite's quick lane beside it, if any
         self.while_held: list[str] = []
         self.held = False
+        self._watching = contextlib.ExitStack()
 
     def __enter__(self) -> Statements:
-        for engine in self.engines:
-            event.listen(engine, "after_cursor_execute", self._seen)
+        event.listen(self.engine, "after_cursor_execute", self._seen)
+        if self.lane is not None:  # the lane tells of each statement as sqlite3 starts it
+            self._watching.enter_context(self.lane.watching(self._seen_on_lane))
         return self
 
     def __exit__(self, *_: object) -> None:
-        for engine in self.engines:
-            event.remove(engine, "after_cursor_execute", self._seen)
+        event.remove(self.engine, "after_cursor_execute", self._seen)
+        self._watching.close()
 
     def _seen(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        self._seen_on_lane(statement)
+
+    def _seen_on_lane(self, statement: str) -> None:
         if self.held:
             self.while_held.append(statement)
 
