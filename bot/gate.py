@@ -98,13 +98,13 @@ async def _recognise(update: Update, context: BotContext) -> None:
     )
     if staff is not None and staff.active:
         await _remember(context, staff)
-        await menus.ensure(context.application, staff)  # their own menu (usually no call)
+        menus.ensure(context.application, staff)  # their own menu (usually nothing to do)
         if staff_store.has_placeholder_name(staff):  # a configured admin's first update
             await _learn_name(context, staff, user.full_name or f"@{user.username or ''}")
         context.staff = staff
         return
     if staff is not None:  # deactivated: back to the stranger's menu
-        await menus.ensure(context.application, staff)
+        menus.ensure(context.application, staff)
     if is_join_attempt(update):
         return
     reason = "deactivated" if staff is not None else "unregistered"

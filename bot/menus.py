@@ -11,7 +11,9 @@ Menus follow the records, never the other way round, so no change can be lost:
   new language) the person's menu is set again (`refresh`);
 - whenever a member writes, the gate checks that the menu this process last set for them is
   still the one their record asks for (`ensure`, a dictionary look-up on most updates), which
-  catches changes made on the command line and the first message after a restart;
+  catches changes made on the command line and the first message after a restart; a menu to
+  set then is set in the background, so no answer waits for Telegram's setMyCommands (after
+  a restart, every person's first update did), one person's menu calls in their order;
 - a repeating job (`sync_all`, soon after start and every SYNC_SECONDS) walks everyone, paced,
   so a person deactivated or promoted on the command line sees it without writing first.
 Telegram errors (a person who blocked the bot) are logged and never stop anything.
@@ -39,6 +41,7 @@ from storage.models import Staff
 log = logging.getLogger(__name__)
 STRANGER_COMMANDS = ("start", "help")
 MENUS_KEY = "command_menus"  # bot_data: what this process last set for each person
+PENDING_KEY = "command_menus_pending"  # bot_data: menus being set in the background
 SYNC_JOB = "command_menus"
 SYNC_SECONDS = 300  # how often everyone's menu is compared with their record
 FIRST_SYNC_SECONDS = 10
@@ -124,16 +127,61 @@ async def _bring_up_to_date(
     return True
 
 
-async def ensure(application: AnyApplication, staff: Staff) -> None:
-    """The gate's check on every update of a known person: usually no call at all."""
+def _pending(application: AnyApplication) -> dict[int, tuple[Menu, asyncio.Task[None]]]:
+    """telegram id → the menu being set for them in the background, and its task."""
+    pending = application.bot_data.get(PENDING_KEY)
+    if not isinstance(pending, dict):
+        pending = application.bot_data[PENDING_KEY] = {}
+    return pending
+
+
+def ensure(application: AnyApplication, staff: Staff) -> None:
+    """The gate's check on every update of a known person: usually nothing to do; otherwise
+    the menu is set in the background, after any call for them still under way."""
     services: Services = application.bot_data["services"]
+    telegram_id = staff.telegram_id
     menu = menu_of(staff, services.settings.DEFAULT_LANGUAGE)
-    await _bring_up_to_date(application, staff.telegram_id, menu, writing=True)
+    last = _memo(application).get(telegram_id)
+    pending = _pending(application)
+    if last is not None and last == (menu, False) and telegram_id not in pending:
+        return
+    under_way = pending.get(telegram_id)
+    if under_way is not None and under_way[0] == menu:
+        return
+    before = under_way[1] if under_way is not None else None
+
+    async def set_it() -> None:
+        if before is not None:
+            await asyncio.wait([before])
+        try:
+            await _bring_up_to_date(application, telegram_id, menu, writing=True)
+        except Exception:  # a background task: nobody else would hear of it
+            log.exception("menu of %s not set", telegram_id)
+
+    task = asyncio.get_running_loop().create_task(set_it(), name="command-menu")
+    pending[telegram_id] = (menu, task)
+
+    def done(finished: asyncio.Task[None]) -> None:
+        if pending.get(telegram_id, (None, None))[1] is finished:
+            del pending[telegram_id]
+
+    task.add_done_callback(done)
+
+
+async def settle(application: AnyApplication) -> None:
+    """Wait until the menus being set in the background are (tests; a clean stop)."""
+    pending = _pending(application)
+    while pending:
+        await asyncio.wait([task for _menu, task in list(pending.values())])
 
 
 async def refresh(application: AnyApplication, telegram_id: int) -> None:
-    """Set a person's menu from their record as it is now committed (after a change)."""
+    """Set a person's menu from their record as it is now committed (after a change), after
+    any call for them still under way in the background."""
     services: Services = application.bot_data["services"]
+    under_way = _pending(application).get(telegram_id)
+    if under_way is not None:
+        await asyncio.wait([under_way[1]])
     async with reading(services.sessions) as session:
         staff = (await session.exec(select(Staff).where(Staff.telegram_id == telegram_id))).first()
     if staff is None:

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import SQLAlchemyError
 from telegram.ext import Application
 
+from bot import menus
 from bot.context import OUTBOX_DELIVERY, REMINDER_DELIVERY, BotContext, Services
 from bot.rate_limits import SharedRateLimiter
 from bot.sender import HEARTBEAT, Report, Sender
@@ -45,6 +46,7 @@ SHARE_SECONDS = 2.0  # how soon the others make room for an instance that has ju
 BACKUP_JOB = "backups"
 BACKUP_POLL_SECONDS = 60  # how often the backup job asks whether today's BACKUP_HOUR has come
 SENDER_KEY = "reminder_sender"
+MENUS_AT_STOP = 5  # seconds a clean stop waits for command menus being set
 FIRST_RUN_SECONDS = 5  # soon after start: whatever fell due while the bot was down goes out
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
@@ -181,7 +183,9 @@ async def share_limits_job(context: BotContext) -> None:
 
 
 async def settle(application: AnyApplication) -> Report:
-    """Wait for the background deliveries this process started (tests, a clean stop)."""
+    """Wait for the background work this process started: deliveries and command menus (tests,
+    a clean stop)."""
+    await menus.settle(application)
     return await sender_of(application).settle()
 
 
@@ -190,6 +194,10 @@ async def stop(application: AnyApplication) -> None:
     the next process sends them at once."""
     services: Services = application.bot_data["services"]
     sender = sender_of(application)
+    try:
+        await asyncio.wait_for(menus.settle(application), timeout=MENUS_AT_STOP)
+    except TimeoutError:
+        log.warning("command menus still being set at stop; the next start sets them")
     try:
         await asyncio.wait_for(sender.settle(), timeout=10)
     except TimeoutError:

@@ -7,11 +7,14 @@ chat or on the command line, a deactivation and a change of language.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import select
 
-from bot import menus
+from bot import menus, scheduler
 from bot.commands import commands_for
 from bot.i18n import translate
 from storage import staff as staff_store
@@ -19,7 +22,7 @@ from storage.db import SessionFactory, unit_of_work
 from storage.models import Staff
 from tests.auxil.cli_helpers import run_cli
 from tests.auxil.customer_factory import staff_of
-from tests.auxil.fake_telegram import Person
+from tests.auxil.fake_telegram import FakeTelegram, Person
 from tests.auxil.world import ADMIN_ID, World, start_app
 
 STRANGER = ["start", "help"]
@@ -189,3 +192,57 @@ async def test_after_a_restart_everyones_menu_is_set_again_paced(world: World) -
         count = len((await session.exec(select(Staff))).all())
     assert count == 3
     assert menus.SYNC_JOB in [j.name for j in world.app.job_queue.jobs()]
+
+
+class MenusHeld(FakeTelegram):
+    """Telegram taking a chat's own menu only once `release` is set (a slow setMyCommands)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def do_request(self, url: str, method: str, request_data: Any = None, **kw: Any) -> Any:
+        params = request_data.parameters if request_data is not None else {}
+        scope = params.get("scope") or {}
+        if isinstance(scope, str):
+            scope = json.loads(scope)
+        if url.endswith("/setMyCommands") and scope.get("type") == "chat":
+            await self.release.wait()
+        return await super().do_request(url, method, request_data, **kw)
+
+
+def chat_menus_set(telegram: FakeTelegram, person: Person) -> list[list[str]]:
+    """The commands of each setMyCommands call for the person's own chat, in order."""
+    sets = []
+    for name, params in telegram.calls:
+        scope = params.get("scope") or {}
+        if name == "setMyCommands" and scope.get("chat_id") == person.id:
+            sets.append([command["command"] for command in params["commands"]])
+    return sets
+
+
+async def test_an_answer_never_waits_for_telegram_to_take_the_menu(world: World) -> None:
+    li = await world.member("salesperson", name="Li")
+    await world.app.shutdown()
+    telegram = MenusHeld()
+    world.app = await start_app(world.services, telegram)  # a restart: nobody's menu is known
+    li = Person(world.app, telegram, li.id, "Li")
+    li.settle = False  # settling would wait for the held menu
+    await asyncio.wait_for(li.send("/help"), 5)  # answered while Telegram holds the menu
+    assert "/new" in li.last_text()
+    await asyncio.wait_for(li.send("/help"), 5)  # again: no second call for the same menu
+    assert telegram.menu_shown(li.id, "zh") == STRANGER  # not yet taken
+    async with unit_of_work(world.services.sessions) as session:  # promoted on the command line
+        row = await staff_store.staff_by_telegram_id(session, li.id)
+        assert row is not None
+        row.role = "manager"
+    await asyncio.wait_for(li.send("/help"), 5)  # the gate sees the new role: a second menu
+    assert "/review" in li.last_text()
+    telegram.release.set()
+    await scheduler.settle(world.app)
+    menus_set = chat_menus_set(telegram, li)
+    assert len(menus_set) == 2 and "review" not in menus_set[0]  # in the order asked
+    assert {"review", "invite"} <= set(telegram.menu_shown(li.id, "zh"))
+    await li.send("/help")  # nothing more to set
+    await scheduler.settle(world.app)
+    assert len(chat_menus_set(telegram, li)) == 2
