@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 STRANGER_COMMANDS = ("start", "help")
 MENUS_KEY = "command_menus"  # bot_data: what this process last set for each person
 PENDING_KEY = "command_menus_pending"  # bot_data: menus being set in the background
+CHECKED_KEY = "command_menus_checked"  # bot_data: the records last found up to date
 SYNC_JOB = "command_menus"
 SYNC_SECONDS = 300  # how often everyone's menu is compared with their record
 FIRST_SYNC_SECONDS = 10
@@ -135,15 +136,36 @@ def _pending(application: AnyApplication) -> dict[int, tuple[Menu, asyncio.Task[
     return pending
 
 
+def _checked(application: AnyApplication) -> dict[int, tuple[Staff, str | None, object]]:
+    """telegram id → the record (object), its language and the memo entry last found to match:
+    most updates carry the gate's same cached record, whose menu need not be worked out again."""
+    checked = application.bot_data.get(CHECKED_KEY)
+    if not isinstance(checked, dict):
+        checked = application.bot_data[CHECKED_KEY] = {}
+    return checked
+
+
 def ensure(application: AnyApplication, staff: Staff) -> None:
     """The gate's check on every update of a known person: usually nothing to do; otherwise
     the menu is set in the background, after any call for them still under way."""
-    services: Services = application.bot_data["services"]
     telegram_id = staff.telegram_id
+    memo, pending = _memo(application), _pending(application)
+    checked = _checked(application)
+    last = memo.get(telegram_id)
+    seen = checked.get(telegram_id)
+    if (
+        seen is not None
+        and seen[0] is staff  # the gate's cached record: a staff change brings a new one
+        and seen[1] == staff.language
+        and seen[2] is last
+        and last is not None
+        and telegram_id not in pending
+    ):
+        return  # this very record was found up to date: nothing to work out again
+    services: Services = application.bot_data["services"]
     menu = menu_of(staff, services.settings.DEFAULT_LANGUAGE)
-    last = _memo(application).get(telegram_id)
-    pending = _pending(application)
     if last is not None and last == (menu, False) and telegram_id not in pending:
+        checked[telegram_id] = (staff, staff.language, last)
         return
     under_way = pending.get(telegram_id)
     if under_way is not None and under_way[0] == menu:

@@ -28,8 +28,8 @@ from conversations.keyboards import button
 from conversations.life_cycle import read_only
 from conversations.lists import ListPage, show_records_page
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step, Submitted
-from storage import checkin, visits
 from storage import fields as catalogue
+from storage import visits
 from storage.errors import NotFound, Refused
 from storage.models import Attachment, RecordStatus, Staff, Stage, Visit, VisitKind
 
@@ -190,9 +190,8 @@ async def submit(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> S
         "checked_in_at": checkin_view.checked_in_at(data),
     }
     radius = env.services.settings.CHECKIN_RADIUS_M
-    had_location = await checkin.has_location(session, customer_id)
     try:
-        visit = await visits.log_visit(
+        logged = await visits.record_visit(
             session,
             keyring=env.services.keyring,
             actor=env.staff,
@@ -210,11 +209,11 @@ async def submit(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> S
             return Submitted(env._("visit.customer_archived"))
         raise
     _ = env._
-    customer = await visits.visit_customer(session, actor=env.staff, customer_id=customer_id)
+    visit, customer = logged.visit, logged.customer
     lines = [
         _(
             "visit.saved",
-            customer=f"{customer.name} · {customer.customer_no}" if customer else "",
+            customer=f"{customer.name} · {customer.customer_no}",
             when=local_text(visit.visited_at, env_zone(env)),
         )
     ]
@@ -222,7 +221,7 @@ async def submit(env: FlowEnv, session: AsyncSession, data: dict[str, Any]) -> S
         lines.append(_("visit.saved_stage", stage=_(f"choice.stage.{visit.stage_change}")))
     if visit.next_followup_on:
         lines.append(_("visit.saved_followup", date=visit.next_followup_on.isoformat()))
-    if visit.checkin_distance_m is not None and not had_location:
+    if logged.placed_customer:
         lines.append(_("checkin.customer_placed"))
     lines += checkin_view.visit_lines(_, visit, radius, env_zone(env))
     rows = [

@@ -45,6 +45,7 @@ GENESIS = "0" * 64
 _PG_AUDIT_LOCK = 0x41554449  # "AUDI": serialises appenders on PostgreSQL
 _INFO = "audit.keys"  # the session.info entry that carries the keyring and the opened key
 _KEY_ROW = 1
+_TAIL = "audit.tail"  # session info: (transaction, entry, key) of the last entry it appended
 
 
 class AuditKeyError(RuntimeError):
@@ -178,14 +179,19 @@ async def record(
 ) -> AuditEntry:
     """Append one entry in the caller's transaction. `detail` must hold no personal data."""
     keys = _keys(session)
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        await session.exec(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=_PG_AUDIT_LOCK))
-    last = (
-        await session.exec(select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(1))
-    ).first()
-    opened = await _open_key(session, keys)
-    key = opened[0] if opened is not None else await _create_key(session, keys, last)
+    tail = _tail_of_this_transaction(session)
+    if tail is not None:  # this transaction appended already: it holds the log's end
+        last, key = tail
+    else:
+        if session.get_bind().dialect.name == "postgresql":
+            await session.exec(
+                text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=_PG_AUDIT_LOCK)
+            )
+        last = (
+            await session.exec(select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(1))
+        ).first()
+        opened = await _open_key(session, keys)
+        key = opened[0] if opened is not None else await _create_key(session, keys, last)
     entry = AuditEntry(
         id=(last.id + 1) if last and last.id else 1,
         at=utcnow(),
@@ -201,7 +207,24 @@ async def record(
     entry.hash = _entry_mac(key, entry)
     session.add(entry)
     await session.flush()
+    session.info[_TAIL] = (session.sync_session.get_transaction(), entry, key)
     return entry
+
+
+def _tail_of_this_transaction(session: AsyncSession) -> tuple[AuditEntry, bytes] | None:
+    """The entry this transaction appended last, and the key it was signed with: the log's end
+    for as long as the transaction lasts, since appenders queue (SQLite's writer lock, the
+    advisory lock on PostgreSQL). An action that audits three times reads the end once.
+    None once the transaction is another, or the entry left the session (a savepoint that
+    added it rolled back)."""
+    held = session.info.get(_TAIL)
+    if held is None:
+        return None
+    transaction, entry, key = held
+    if transaction is not session.sync_session.get_transaction() or entry not in session:
+        session.info.pop(_TAIL, None)
+        return None
+    return entry, key
 
 
 async def record_many(
@@ -243,6 +266,7 @@ async def record_many(
         # instances cost seconds)
         row["hash"] = prev = _entry_mac(key, SimpleNamespace(**row))  # type: ignore[arg-type]
         rows.append(row)
+    session.info.pop(_TAIL, None)  # the end is now one of these rows
     table = AuditEntry.__table__  # type: ignore[attr-defined]
     for start in range(0, len(rows), chunk):
         await session.exec(insert(table), params=rows[start : start + chunk])  # type: ignore[call-overload]

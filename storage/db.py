@@ -11,14 +11,17 @@ is READ ONLY, which changes nothing for real reads and refuses the same mistakes
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.sql.expression import Executable
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 SessionFactory = async_sessionmaker[AsyncSession]
@@ -27,6 +30,8 @@ Work = Callable[[AsyncSession], Awaitable[Any]]
 _READING = "archive_reading"  # connection execution option: this transaction only reads
 _QUERY_ONLY = "archive_query_only"  # connection info: the PRAGMA query_only now in force
 _AFTER_READING = "archive_after_reading"  # session info: writes a reading unit asked for
+_RETURNED_AT = "archive_returned_at"  # connection record info: when it went back to the pool
+IDLE_BEFORE_PING = 10.0  # seconds in the pool after which a connection is pinged before use
 
 
 def async_url(url: str) -> str:
@@ -92,13 +97,44 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             _private_sqlite_file(database)
         kwargs["connect_args"] = {"timeout": 10}
     else:
-        kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+        kwargs.update(pool_size=10, max_overflow=10)
     engine = create_async_engine(full, **kwargs)
+    if parsed.get_backend_name() != "sqlite":
+        _ping_when_idle(engine)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_no_implicit_begin)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Ping a pooled connection before use only if it sat idle: a server restart or a failover
+    drops idle connections, and the pool then hands out a fresh one instead of an error.
+
+    SQLAlchemy's `pool_pre_ping` pings at every checkout, which on asyncpg is three round trips
+    (BEGIN, a ping, ROLLBACK) before each transaction: more than a wizard step's own work. A
+    connection in steady use needs none; should one still break, the statement's error marks
+    the whole pool invalid (SQLAlchemy's disconnect handling) and the next unit reconnects.
+    """
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    def on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_RETURNED_AT] = time.monotonic()
+
+    def on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.pop(_RETURNED_AT, None)
+        if returned is None or time.monotonic() - returned < IDLE_BEFORE_PING:
+            return  # new, or in use a moment ago
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as error:  # gone: the pool retries with a new connection
+            raise exc.DisconnectionError() from error
+
+    event.listen(pool, "checkin", on_checkin)
+    event.listen(pool, "checkout", on_checkout)
 
 
 def make_session_factory(engine: AsyncEngine) -> SessionFactory:
@@ -131,6 +167,47 @@ async def reading(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
     for work in after:
         async with unit_of_work(factory) as session:
             await work(session)
+
+
+@dataclass(frozen=True)
+class Lone:
+    """What a statement run `alone` gave: its rows (none for a write) and its row count."""
+
+    rows: list[Any]
+    rowcount: int
+
+    def first(self) -> Any:
+        return self.rows[0] if self.rows else None
+
+    def scalar(self) -> Any:
+        return self.rows[0][0] if self.rows else None
+
+
+def on_postgresql(factory: SessionFactory) -> bool:
+    bind = factory.kw.get("bind")
+    return isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql"
+
+
+async def alone(
+    factory: SessionFactory, statement: Executable, params: dict[str, Any], *, reads: bool
+) -> Lone:
+    """One fixed statement (a module constant: a keyed read, an upsert) as a unit of its own.
+
+    On PostgreSQL it runs in autocommit: the server makes a lone statement atomic by itself,
+    and BEGIN and COMMIT would be two more round trips of three, each a socket write, the most
+    of what a wizard step costs there. Elsewhere it is an ordinary unit (`reading` when it
+    `reads`). The statement is the caller's own constant, so a read cannot write by mistake.
+    """
+    bind = factory.kw.get("bind")
+    if isinstance(bind, AsyncEngine) and on_postgresql(factory):
+        async with bind.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            result = await connection.execute(statement, params)
+            return Lone(list(result.all()) if result.returns_rows else [], result.rowcount)
+    unit = reading if reads else unit_of_work
+    async with unit(factory) as session:
+        result = await session.exec(statement, params=params)  # type: ignore[call-overload]
+        return Lone(list(result.all()) if result.returns_rows else [], result.rowcount)
 
 
 def is_reading(session: AsyncSession) -> bool:

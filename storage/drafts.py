@@ -23,7 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import quick_lane
 from storage.crypto import Keyring
-from storage.db import SessionFactory, reading, unit_of_work
+from storage.db import SessionFactory, alone
 from storage.models import Draft
 from storage.types import utcnow
 
@@ -109,8 +109,8 @@ async def peek_alone(
             pass
         else:
             return _peeked(keyring, staff_id, row, not_before)
-    async with reading(sessions) as session:
-        return await peek(session, keyring, staff_id, not_before=not_before)
+    found = await alone(sessions, _PEEK, {"staff_id": staff_id}, reads=True)
+    return _peeked(keyring, staff_id, found.first(), not_before)
 
 
 _PEEK = select(_TABLE).where(_TABLE.c.staff_id == bindparam("staff_id"))
@@ -221,12 +221,16 @@ async def save_alone(
         with contextlib.suppress(quick_lane.Busy):  # busy: the ordinary path below
             saved = lane.write(_upsert("sqlite", checked), values)
     if saved is None:
-        async with unit_of_work(sessions) as session:
-            result = await session.exec(_upsert(session.bind.dialect.name, checked), params=values)
-            saved = result.rowcount
+        dialect = "sqlite" if lane is not None else _dialect(sessions)
+        saved = (await alone(sessions, _upsert(dialect, checked), values, reads=False)).rowcount
     if checked and not saved:
         raise DraftMoved
     state.stored = state.token
+
+
+def _dialect(sessions: SessionFactory) -> str:
+    bind = sessions.kw.get("bind")
+    return bind.dialect.name if bind is not None else "sqlite"
 
 
 _SAVED = ("flow", "step", "mode", "token", "shown_token", "sealed", "updated_at")
@@ -278,8 +282,8 @@ async def mark_shown_alone(sessions: SessionFactory, staff_id: int, token: int) 
             return bool(lane.write(_MARK, {"staff": staff_id, "shown": token}))
         except quick_lane.Busy:
             pass
-    async with unit_of_work(sessions) as session:
-        return await mark_shown(session, staff_id, token)
+    marked = await alone(sessions, _MARK, {"staff": staff_id, "shown": token}, reads=False)
+    return bool(marked.rowcount)
 
 
 _MARK = (
@@ -297,20 +301,16 @@ async def discard_alone(sessions: SessionFactory, staff_id: int) -> bool:
             return bool(lane.write(_DISCARD, {"staff": staff_id}))
         except quick_lane.Busy:
             pass
-    async with unit_of_work(sessions) as session:
-        return await discard(session, staff_id)
+    return bool((await alone(sessions, _DISCARD, {"staff": staff_id}, reads=False)).rowcount)
 
 
 _DISCARD = delete(_TABLE).where(_TABLE.c.staff_id == bindparam("staff"))
 
 
 async def discard(session: AsyncSession, staff_id: int) -> bool:
-    row = (await session.exec(select(Draft).where(Draft.staff_id == staff_id))).first()
-    if row is None:
-        return False
-    await session.delete(row)
-    await session.flush()
-    return True
+    """Drop the person's draft, if any: one DELETE (a submit has just read it)."""
+    done = await session.exec(_DISCARD, params={"staff": staff_id})  # type: ignore[call-overload]
+    return bool(done.rowcount)
 
 
 async def reseal_all(session: AsyncSession, keyring: Keyring) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -15,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage import audit, drafts, permissions, quick_lane, team_leads
 from storage import handover as handover_store
 from storage.crypto import random_token
-from storage.db import SessionFactory, reading
+from storage.db import SessionFactory, alone, on_postgresql, reading
 from storage.errors import NotFound, Refused
 from storage.models import (
     AuditEntry,
@@ -80,18 +81,20 @@ async def recognised(
     sessions: SessionFactory, telegram_id: int, *, cache: MemberCache
 ) -> Staff | None:
     """The gate's look-up, a unit of its own: a cached active member after one read of the
-    stamp on SQLite's quick lane (storage.quick_lane) when it can; otherwise, or for anyone
-    not cached, `staff_by_telegram_id` in a reading unit."""
+    stamp, on SQLite's quick lane (storage.quick_lane) when it can, on PostgreSQL `alone`;
+    otherwise, or for anyone not cached, `staff_by_telegram_id` in a reading unit."""
     lane = quick_lane.of(sessions)
+    stamp: int | None = None
+    read = False
     if lane is not None:
-        try:
-            stamp = lane.scalar(_STAMP)
-        except quick_lane.Busy:
-            pass
-        else:
-            staff = cache.by_telegram_id.get(telegram_id) if cache.valid_under(stamp) else None
-            if staff is not None:
-                return staff
+        with contextlib.suppress(quick_lane.Busy):
+            stamp, read = lane.scalar(_STAMP), True
+    elif on_postgresql(sessions):  # one autocommit read: no BEGIN and COMMIT around it
+        stamp, read = (await alone(sessions, _STAMP, {}, reads=True)).scalar(), True
+    if read:
+        staff = cache.by_telegram_id.get(telegram_id) if cache.valid_under(stamp) else None
+        if staff is not None:
+            return staff
     async with reading(sessions) as session:
         return await staff_by_telegram_id(session, telegram_id, cache=cache)
 

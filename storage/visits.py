@@ -59,6 +59,16 @@ class VisitCustomer:
 
 
 @dataclass(frozen=True)
+class LoggedVisit:
+    """A saved visit, its customer as the visit left it, and whether the visit gave the
+    customer its place (the confirmation says so): what the flow tells without reading again."""
+
+    visit: Visit
+    customer: VisitCustomer
+    placed_customer: bool
+
+
+@dataclass(frozen=True)
 class VisitEntry:
     visit: Visit
     salesperson_name: str
@@ -105,8 +115,12 @@ async def visit_customer(
     )
     if customer is None or customer.id is None:
         return None
+    return _facts(customer)
+
+
+def _facts(customer: Customer) -> VisitCustomer:
     return VisitCustomer(
-        id=customer.id,
+        id=customer.id or 0,
         name=customer.name,
         customer_no=customer.customer_no,
         customer_class=customer.customer_class,
@@ -180,6 +194,33 @@ async def log_visit(
     followup_cycles: dict[str, int],
     checkin_radius_m: int = checkin.DEFAULT_RADIUS_M,
 ) -> Visit:
+    """`record_visit`'s visit alone."""
+    logged = await record_visit(
+        session,
+        keyring=keyring,
+        actor=actor,
+        customer_id=customer_id,
+        values=values,
+        now=now,
+        timezone=timezone,
+        followup_cycles=followup_cycles,
+        checkin_radius_m=checkin_radius_m,
+    )
+    return logged.visit
+
+
+async def record_visit(
+    session: AsyncSession,
+    *,
+    keyring: Keyring,
+    actor: Staff,
+    customer_id: int,
+    values: dict[str, Any],
+    now: datetime,
+    timezone: str,
+    followup_cycles: dict[str, int],
+    checkin_radius_m: int = checkin.DEFAULT_RADIUS_M,
+) -> LoggedVisit:
     """Save a visit with its attachments and bring the customer's dates (and stage) up to date.
 
     `values`: kind, visited_at (aware datetime or ISO text; None = now), location
@@ -194,7 +235,9 @@ async def log_visit(
     )
     checked = _checked_values(values, now)
     # take the customer's row for the update: a concurrent edit waits instead of being lost
-    await session.refresh(customer, with_for_update=True)
+    # (SQLite's writer holds the whole database from BEGIN: nobody can have changed it)
+    if session.get_bind().dialect.name != "sqlite":
+        await session.refresh(customer, with_for_update=True)
     assert customer.id is not None
     tz = ZoneInfo(timezone)
     today = now.astimezone(tz).date()
@@ -318,7 +361,7 @@ async def log_visit(
             entity_id=customer.id,
             detail={"fields": sorted(changes), "via": "visit", "visit_id": visit.id},
         )
-    return visit
+    return LoggedVisit(visit, _facts(customer), verdict.placed)
 
 
 async def visits_of(

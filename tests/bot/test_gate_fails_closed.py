@@ -39,10 +39,15 @@ def _lane_locked(*args: Any, **kwargs: Any) -> Any:
     raise sqlite3.OperationalError("database is locked")
 
 
+async def _alone_locked(*args: Any, **kwargs: Any) -> Any:
+    _locked()
+
+
 def _database_locked(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every way the gate reads the database fails: SQLite's quick lane (storage.quick_lane)
-    and the ordinary reading unit behind it."""
+    """Every way the gate reads the database fails: SQLite's quick lane (storage.quick_lane),
+    PostgreSQL's lone autocommit read (storage.db.alone) and the reading unit behind them."""
     monkeypatch.setattr(quick_lane.QuickLane, "_conn", _lane_locked)
+    monkeypatch.setattr(staff_store, "alone", _alone_locked)
     monkeypatch.setattr(staff_store, "staff_by_telegram_id", _locked)
 
 

@@ -176,8 +176,10 @@ async def test_an_unreadable_stamp_refuses_the_update(
     def lane_locked(*args: Any, **kwargs: Any) -> Any:
         raise sqlite3.OperationalError("database is locked")
 
-    # SQLite's quick lane fails over to the reading unit, whose stamp read fails: refused
+    # SQLite's quick lane fails over to the reading unit, whose stamp read fails: refused;
+    # PostgreSQL reads the stamp alone (storage.db.alone), and that fails: refused
     monkeypatch.setattr(quick_lane.QuickLane, "_conn", lane_locked)
+    monkeypatch.setattr(staff_store, "alone", locked)
     monkeypatch.setattr(staff_store, "staff_stamp", locked)
     replies = await sales.send("/help")
     assert [m["text"] for m in replies] == [translate("en", "error.try_again")]

@@ -7,7 +7,7 @@ import itertools
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlmodel import col, select
 
 from bot.cli import main
@@ -175,6 +175,52 @@ async def test_rolled_back_append_leaves_no_trace(session_factory: SessionFactor
     entries = await _entries(session_factory)
     assert [e.action for e in entries].count("doomed") == 0
     assert await _verify(session_factory) == audit.ChainReport(ok=True, checked=3)
+
+
+async def test_one_transaction_reads_the_log_end_once_and_chains_every_entry(
+    session_factory: SessionFactory,
+) -> None:
+    """An action that audits several times reads the newest entry and the key once; its
+    entries still chain on each other and on what other transactions appended meanwhile."""
+    await _record_some(session_factory, 2)
+    async with unit_of_work(session_factory) as session:
+        statements: list[str] = []
+
+        def seen(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+            statements.append(statement)
+
+        engine = session.get_bind()
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            for n in range(3):
+                await audit.record(session, action="visit.create", entity_id=n)
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len([s for s in reads if "audit_log" in s]) == 1
+    assert len([s for s in reads if "audit_keys" in s]) == 1
+    await _record_some(session_factory, 1)  # a later transaction reads the end afresh
+    entries = await _entries(session_factory)
+    assert [e.id for e in entries] == [1, 2, 3, 4, 5, 6]
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
+    assert await _verify(session_factory) == audit.ChainReport(ok=True, checked=6)
+
+
+async def test_an_entry_of_a_rolled_back_savepoint_is_not_chained_on(
+    session_factory: SessionFactory,
+) -> None:
+    async with unit_of_work(session_factory) as session:
+        kept = await audit.record(session, action="kept")
+        with pytest.raises(RuntimeError):
+            async with session.begin_nested():
+                await audit.record(session, action="doomed")
+                raise RuntimeError("two admins at once: this one lost")
+        after = await audit.record(session, action="after")
+        assert after.prev_hash == kept.hash
+        assert after.id == (kept.id or 0) + 1
+    entries = await _entries(session_factory)
+    assert [e.action for e in entries] == ["kept", "after"]
+    assert await _verify(session_factory) == audit.ChainReport(ok=True, checked=2)
 
 
 # --- python -m bot verify-audit --------------------------------------------------------------
