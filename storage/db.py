@@ -176,6 +176,11 @@ class Lone:
     rows: list[Any]
     rowcount: int
 
+    @classmethod
+    def of(cls, result: Any) -> Lone:
+        """Taken while the connection is still held."""
+        return cls(list(result.all()) if result.returns_rows else [], result.rowcount)
+
     def first(self) -> Any:
         return self.rows[0] if self.rows else None
 
@@ -198,16 +203,12 @@ async def alone(
     of what a wizard step costs there. Elsewhere it is an ordinary unit (`reading` when it
     `reads`). The statement is the caller's own constant, so a read cannot write by mistake.
     """
-    bind = factory.kw.get("bind")
-    if isinstance(bind, AsyncEngine) and on_postgresql(factory):
-        async with bind.connect() as connection:
+    if on_postgresql(factory):
+        async with factory.kw["bind"].connect() as connection:
             await connection.execution_options(isolation_level="AUTOCOMMIT")
-            result = await connection.execute(statement, params)
-            return Lone(list(result.all()) if result.returns_rows else [], result.rowcount)
-    unit = reading if reads else unit_of_work
-    async with unit(factory) as session:
-        result = await session.exec(statement, params=params)  # type: ignore[call-overload]
-        return Lone(list(result.all()) if result.returns_rows else [], result.rowcount)
+            return Lone.of(await connection.execute(statement, params))
+    async with (reading if reads else unit_of_work)(factory) as session:
+        return Lone.of(await session.exec(statement, params=params))  # type: ignore[call-overload]
 
 
 def is_reading(session: AsyncSession) -> bool:

@@ -23,7 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import quick_lane
 from storage.crypto import Keyring
-from storage.db import SessionFactory, alone
+from storage.db import SessionFactory, alone, on_postgresql
 from storage.models import Draft
 from storage.types import utcnow
 
@@ -221,16 +221,11 @@ async def save_alone(
         with contextlib.suppress(quick_lane.Busy):  # busy: the ordinary path below
             saved = lane.write(_upsert("sqlite", checked), values)
     if saved is None:
-        dialect = "sqlite" if lane is not None else _dialect(sessions)
+        dialect = "postgresql" if on_postgresql(sessions) else "sqlite"
         saved = (await alone(sessions, _upsert(dialect, checked), values, reads=False)).rowcount
     if checked and not saved:
         raise DraftMoved
     state.stored = state.token
-
-
-def _dialect(sessions: SessionFactory) -> str:
-    bind = sessions.kw.get("bind")
-    return bind.dialect.name if bind is not None else "sqlite"
 
 
 _SAVED = ("flow", "step", "mode", "token", "shown_token", "sealed", "updated_at")
