@@ -7,7 +7,7 @@ import logging
 from telegram import Update
 from telegram.error import BadRequest, Forbidden, NetworkError
 
-from bot import metrics
+from bot import metrics, side_calls
 from bot.context import LANGUAGE_KEY, BotContext
 from bot.i18n import pick_language
 
@@ -49,6 +49,7 @@ async def on_error(update: object, context: BotContext) -> None:
         return
     context.language = answer_language(update, context)
     text = context._("error.try_again")
+    await side_calls.settled()  # the press's own answer first: the apology is what stays
     try:
         if isinstance(update, Update) and update.callback_query is not None:
             try:

@@ -23,6 +23,8 @@ from telegram import Update
 from telegram.error import RetryAfter
 from telegram.ext import AIORateLimiter, Application
 
+from bot import side_calls
+
 T = TypeVar("T")
 JSONDict = dict[str, Any]  # what a Bot API request answers (PTB's own alias is private)
 PREFIX = "archive_bot"
@@ -99,13 +101,15 @@ class MeasuredApplication(Application):  # type: ignore[type-arg]
     """PTB's Application, counting every update it handles and timing all its handlers.
 
     Wrapping `process_update` (ApplicationBuilder.application_class) times the whole update,
-    every handler group included, which a handler of its own could not see the end of.
+    every handler group included, which a handler of its own could not see the end of; its
+    side calls (bot.side_calls) are part of it.
     """
 
     async def process_update(self, update: object) -> None:
         started = perf_counter()
         try:
-            await super().process_update(update)
+            async with side_calls.collected():
+                await super().process_update(update)
         finally:
             UPDATE_SECONDS.observe(perf_counter() - started)
             UPDATES.labels(update_kind(update)).inc()

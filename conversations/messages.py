@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from telegram import InlineKeyboardMarkup, Message
+from telegram import CallbackQuery, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest
 
+from bot.side_calls import meanwhile
 from conversations import fit
 
 HARMLESS_EDIT_ERRORS = ("not modified", "can't be edited", "not found")
@@ -30,6 +31,13 @@ async def close_buttons(message: object, note: str | None = None) -> None:
     except BadRequest as error:
         if not is_harmless_edit_error(error):
             raise
+
+
+async def press_taken(query: CallbackQuery, note: str | None = None) -> None:
+    """The press is taken: its spinner stops and its buttons close (`→ note`), beside the
+    handler's answer (bot.side_calls), so the person waits for the next question alone."""
+    await meanwhile(query.answer())
+    await meanwhile(close_buttons(query.message, note))
 
 
 async def edit_quietly(

@@ -31,12 +31,13 @@ from telegram import (
 
 from bot.context import BotContext, chat_id_of
 from bot.i18n import Translator
+from bot.side_calls import meanwhile
 from conversations import callback_data as buttons
 from conversations import fit
 from conversations.callback_data import parse_id
 from conversations.fit import Slot
 from conversations.keyboards import pager, with_pager
-from conversations.messages import close_buttons
+from conversations.messages import close_buttons, press_taken
 from conversations.steps import Flow, FlowEnv, Kind, Option, Step, place_text
 from storage import audit, drafts, outbox, validation
 from storage.db import unit_of_work
@@ -993,8 +994,7 @@ async def _on_callback(update: Update, context: BotContext) -> None:
 async def _on_cancel(
     query: CallbackQuery, context: BotContext, chat_id: int, flow: Flow, state: DraftState, arg: str
 ) -> None:
-    await query.answer()
-    await close_buttons(query.message, context._("flow.cancelled"))
+    await press_taken(query, context._("flow.cancelled"))
     outer = await _end_alone(context, state)
     await context.bot.send_message(chat_id, context._("flow.cancelled"))
     await _back_to(context, chat_id, outer)
@@ -1003,8 +1003,7 @@ async def _on_cancel(
 async def _on_resume(
     query: CallbackQuery, context: BotContext, chat_id: int, flow: Flow, state: DraftState, arg: str
 ) -> None:
-    await query.answer()
-    await close_buttons(query.message)
+    await press_taken(query)
     state.data.pop("_then", None)
     await _show(context, chat_id, flow, state)
 
@@ -1013,7 +1012,6 @@ async def _on_discard(
     query: CallbackQuery, context: BotContext, chat_id: int, flow: Flow, state: DraftState, arg: str
 ) -> None:
     """Drop the unfinished draft and start what the user asked for instead."""
-    await query.answer()
     then = state.data.get("_then") or {}
     next_flow = FLOWS.get(then.get("flow", ""))
     _ = context._
@@ -1021,7 +1019,7 @@ async def _on_discard(
         done = _("entry.discarded", old=_(f"{flow.name}.title"), new=_(f"{next_flow.name}.title"))
     else:
         done = _("flow.discarded")
-    await close_buttons(query.message, done)
+    await press_taken(query, done)
     await _discard(context)
     initial = dict(then.get("initial") or {})
     if OUTER in state.data:  # a nested draft's held draft is not the user's to lose here
@@ -1041,8 +1039,7 @@ async def _on_edit(
     if not step.editable or not step.applies(state.data):
         await query.answer(context._("button.expired"), show_alert=True)
         return
-    await query.answer()
-    await close_buttons(query.message)
+    await press_taken(query)
     state.mode, state.step = DraftMode.edit, step.field
     await _show(context, chat_id, flow, state)
 
@@ -1053,7 +1050,7 @@ async def _on_submit(
     if state.mode != DraftMode.summary:
         await query.answer(context._("button.expired"), show_alert=True)
         return
-    await query.answer()
+    await meanwhile(query.answer())
     await _submit(context, chat_id, flow, state, query)
 
 
@@ -1068,8 +1065,7 @@ async def _on_back(
     if step is None:
         await query.answer(context._("button.expired"), show_alert=True)
         return
-    await query.answer()
-    await close_buttons(query.message)
+    await press_taken(query)
     await _go_back(context, chat_id, flow, state, step)
 
 
@@ -1104,13 +1100,11 @@ async def _on_skip(
         await query.answer(context._("flow.required"), show_alert=True)
         return
     if _keeps_answer(flow, step, state):  # a Skip the question did not offer: keep, go back
-        await query.answer()
-        await close_buttons(query.message, context._("entry.kept"))
+        await press_taken(query, context._("entry.kept"))
         await _go_back(context, chat_id, flow, state, step)
         return
-    await query.answer()
     kept = flow.skip_keeps
-    await close_buttons(query.message, context._("entry.kept" if kept else "flow.skipped"))
+    await press_taken(query, context._("entry.kept" if kept else "flow.skipped"))
     if kept:
         state.data["cleared"] = [f for f in state.data.get("cleared", []) if f != step.field]
     await _accept(context, chat_id, flow, state, step, None)
@@ -1124,8 +1118,7 @@ async def _on_clear(
     if step is None or not _clearable(flow, step, state):
         await query.answer(context._("button.expired"), show_alert=True)
         return
-    await query.answer()
-    await close_buttons(query.message, context._("entry.cleared"))
+    await press_taken(query, context._("entry.cleared"))
     if flow.skip_keeps:  # told to the flow's submit: an empty answer there means "keep"
         cleared = [f for f in state.data.get("cleared", []) if f != step.field]
         state.data["cleared"] = [*cleared, step.field]
@@ -1139,8 +1132,7 @@ async def _on_skip_rest(
     if step is None or step.required:
         await query.answer(context._("button.expired"), show_alert=True)
         return
-    await query.answer()
-    await close_buttons(query.message, context._("flow.skipped_rest"))
+    await press_taken(query, context._("flow.skipped_rest"))
     for later in flow.steps[flow.index(step.field) + 1 :]:
         if not later.required and later.applies(state.data) and later.field not in state.data:
             state.data[later.field] = None
@@ -1158,8 +1150,7 @@ async def _on_choose(
         return
     option = options[index]
     label = option_label(context._, option)
-    await query.answer()
-    await close_buttons(query.message, label)
+    await press_taken(query, label)
     await _accept(
         context, chat_id, flow, state, step, option.value, None if option.translate else label
     )
@@ -1175,8 +1166,7 @@ async def _on_page(
         await query.answer(context._("button.expired"), show_alert=True)
         return
     page = min(wanted, max(0, (len(options) - 1) // step.page_size))
-    await query.answer()
-    await close_buttons(query.message)
+    await press_taken(query)
     state.data["_offered"]["page"] = page
     await _show(context, chat_id, flow, state)
 
@@ -1192,8 +1182,7 @@ async def _on_media_done(
     if step.required and not collected:
         await query.answer(context._("flow.required"), show_alert=True)
         return
-    await query.answer()
-    await close_buttons(query.message, context._("flow.attachments_count", count=len(collected)))
+    await press_taken(query, context._("flow.attachments_count", count=len(collected)))
     await _accept(context, chat_id, flow, state, step, collected or None)
 
 
@@ -1276,7 +1265,7 @@ async def _submit(
         return
     await context.send_queued(queued)  # the confirmation, and any notice the flow queued
     if query is not None:
-        await close_buttons(query.message, _("flow.submitted"))
+        await meanwhile(close_buttons(query.message, _("flow.submitted")))
     if done.after is not None:
         await done.after(context, chat_id)
     await _back_to(context, chat_id, outer)

@@ -6,6 +6,7 @@ own test suite). Each Bot API call is recorded and answered the way Telegram wou
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -113,6 +114,10 @@ class FakeTelegram(BaseRequest):
     # command menus by (scope, language code): "default", "chat:<id>"; "" is every language
     menus: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     unreachable: set[int] = field(default_factory=set)  # chats Telegram cannot find (blocked)
+    # method → seconds each of its calls takes to come back, as over a network (none: at once);
+    # `returned` lists the calls in the order their answers came back
+    round_trip: dict[str, float] = field(default_factory=dict)
+    returned: list[str] = field(default_factory=list)
 
     def add_file(self, content: bytes, name: str, *, size: int | None = None) -> dict[str, Any]:
         """A document a person sends: kept for getFile and download, as Telegram keeps it.
@@ -189,6 +194,20 @@ class FakeTelegram(BaseRequest):
         if upload is not None:  # the file's name stands in for it (kept in `documents`)
             params["document"] = f"upload:{upload['filename']}"
         self.calls.append((name, params))
+        if self.round_trip.get(name):
+            await asyncio.sleep(self.round_trip[name])
+        try:
+            return self._request(name, params, files, upload)
+        finally:
+            self.returned.append(name)
+
+    def _request(
+        self,
+        name: str,
+        params: dict[str, Any],
+        files: dict[str, tuple[str, bytes]],
+        upload: dict[str, Any] | None,
+    ) -> tuple[int, bytes]:
         if name in self.fail_methods:
             from telegram.error import NetworkError
 
