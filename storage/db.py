@@ -208,7 +208,10 @@ async def alone(
             await connection.execution_options(isolation_level="AUTOCOMMIT")
             return Lone.of(await connection.execute(statement, params))
     async with (reading if reads else unit_of_work)(factory) as session:
-        return Lone.of(await session.exec(statement, params=params))  # type: ignore[call-overload]
+        # On the unit's connection, not SQLModel's `exec`: a select must come back as rows (a
+        # Result, with its row count), the shape the autocommit branch gives, not as scalars.
+        connection = await session.connection()
+        return Lone.of(await connection.execute(statement, params))
 
 
 def is_reading(session: AsyncSession) -> bool:
